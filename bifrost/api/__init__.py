@@ -1,0 +1,1 @@
+"""Pydantic models of the resources bifrost reads and writes."""

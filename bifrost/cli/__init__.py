@@ -1,0 +1,1 @@
+"""The bifrost and bifrost-admin command-line entry points."""

@@ -1,0 +1,14 @@
+"""The ``bifrost`` command: the controller's entry points (db, dev, run, demo)."""
+
+from __future__ import annotations
+
+import typer
+
+from bifrost.cli import db, dev
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="bifrost controller")
+app.add_typer(db.app, name="db", help="Database schema: upgrade, current, downgrade.")
+dev.register(app)
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

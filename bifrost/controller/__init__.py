@@ -1,0 +1,1 @@
+"""Watch, queue, observe, trigger; leader election; scheduler; composition root."""

@@ -1,0 +1,1 @@
+"""A local Kubernetes-compatible API server on loopback plus simulated peer controllers."""

@@ -1,0 +1,1 @@
+"""The Kubernetes edge: the only importer of the kubernetes client."""

@@ -1,0 +1,1 @@
+"""Declarative machine specs: states, ordered steps, triggers. Pure data, no I/O."""

@@ -1,0 +1,1 @@
+"""Value merging, sandboxed templates, readiness and status expressions."""

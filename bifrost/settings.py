@@ -1,0 +1,36 @@
+"""Process-wide settings, read from the environment (``BIFROST_*``) by pydantic-settings.
+
+The same settings drive the controller and ``bifrost-admin`` so both open the same store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BIFROST_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".bifrost"),
+        description="Directory for the default SQLite database and other local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; default: SQLite file <data_dir>/bifrost.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    journal_cap_per_gateway: int = Field(
+        default=5000, ge=10, description="Journal rows kept per gateway; older rows are pruned."
+    )
+    migrate_on_start: bool = Field(
+        default=True, description="Run 'bifrost db upgrade' when the controller starts."
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'bifrost.db').as_posix()}"

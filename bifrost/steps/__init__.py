@@ -1,0 +1,1 @@
+"""Idempotent step implementations (children, certificates, status, teardown)."""

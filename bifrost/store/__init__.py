@@ -1,0 +1,1 @@
+"""SQLAlchemy persistence: tables, repositories returning pydantic records, units of work."""

@@ -1,0 +1,157 @@
+"""Records: the pydantic models the store takes and returns.
+
+No ORM row ever leaves ``bifrost.store``; callers see these frozen models only. Persisted names
+(machine, state, step, status, outcome) are stable strings: renaming one needs a migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OperationStatus(StrEnum):
+    PENDING = "pending"  # created, not yet started; due at next_run_at
+    RUNNING = "running"  # a step is in flight (a runner holds, or held, the lease)
+    WAITING = "waiting"  # a step said Wait/Retry; due again at next_run_at
+    PAUSED = "paused"  # an operator paused it; never claimed until resumed
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        return self in ACTIVE_STATUSES
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+ACTIVE_STATUSES = frozenset(
+    {OperationStatus.PENDING, OperationStatus.RUNNING, OperationStatus.WAITING, OperationStatus.PAUSED}
+)
+TERMINAL_STATUSES = frozenset(
+    {OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.CANCELLED}
+)
+CLAIMABLE_STATUSES = frozenset(
+    {OperationStatus.PENDING, OperationStatus.RUNNING, OperationStatus.WAITING}
+)
+
+
+class Outcome(StrEnum):
+    """What a journal row records."""
+
+    STARTED = "started"  # write-ahead: entering a step attempt
+    DONE = "done"
+    WAIT = "wait"
+    RETRY = "retry"
+    FAILED = "failed"
+    TRANSITION = "transition"  # a state change not caused by a step (trigger, compensation)
+    ADMIN = "admin"  # pause / resume / cancel / retry / renew by an operator
+
+
+class GatewayRecord(Frozen):
+    uid: str
+    namespace: str
+    name: str
+    lifecycle_state: str = "pending"
+    gateway_class: str | None = None
+    generation: int | None = None
+    last_error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewOperation(Frozen):
+    gateway_uid: str
+    namespace: str
+    name: str
+    machine: str
+    machine_version: int
+    state: str
+    lane: str = "default"
+    context: dict[str, Any] = Field(default_factory=dict)
+    next_run_at: datetime | None = None  # None: due now
+
+
+class OperationRecord(Frozen):
+    id: int
+    gateway_uid: str
+    namespace: str
+    name: str
+    machine: str
+    machine_version: int
+    lane: str
+    state: str
+    status: OperationStatus
+    context: dict[str, Any] | None  # None when the stored JSON is unreadable
+    context_raw: str  # the stored JSON text, kept so a corrupt context can be shown
+    step: str | None  # the step in flight (write-ahead), if any
+    attempt: int  # attempt number of ``step`` (1-based); 0 when none in flight
+    next_run_at: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    version: int  # optimistic lock; bumped by every write to the row
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class JournalRecord(Frozen):
+    id: int
+    operation_id: int
+    gateway_uid: str
+    sequence: int  # strictly increasing per operation, no gaps
+    state: str
+    step: str | None
+    attempt: int
+    outcome: Outcome
+    message: str | None
+    output: dict[str, Any] | None
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class CertificateRecord(Frozen):
+    """A certificate bifrost manages for a gateway listener; never key material."""
+
+    gateway_uid: str
+    listener: str
+    object_name: str  # the certificate object (e.g. cert-manager Certificate) name
+    secret_name: str | None
+    serial: str | None
+    fingerprint_sha256: str | None
+    dns_names: tuple[str, ...] = ()
+    not_before: datetime | None
+    not_after: datetime | None
+    renewal_at: datetime | None
+    attached: bool
+    state: str  # requested / issued / attached / detaching / deleted
+    updated_at: datetime
+
+
+class ChildRecord(Frozen):
+    """One resource bifrost applied for a gateway (inventory; cluster-scoped ones too)."""
+
+    gateway_uid: str
+    child_id: str  # stable id from the blueprint template
+    api_version: str
+    kind: str
+    namespace: str | None  # None for cluster-scoped
+    name: str
+    uid: str | None
+    route_key: str | None = None  # namespace/name of the HTTPRoute for per-route children
+    applied_hash: str | None
+    ready: bool
+    delete_order: int = 0
+    updated_at: datetime
