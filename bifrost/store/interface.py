@@ -47,7 +47,9 @@ class OperationStore(Protocol):
         limit: int = 100,
     ) -> list[OperationRecord]: ...
 
-    def active_operation(self, gateway_uid: str, lane: str = "default") -> OperationRecord | None: ...
+    def active_operation(
+        self, gateway_uid: str, lane: str = "default"
+    ) -> OperationRecord | None: ...
 
     def claim_due(
         self, *, owner: str, now: datetime, lease_for: timedelta, limit: int = 1
@@ -182,7 +184,9 @@ class OperationStore(Protocol):
 
     def delete_certificate(self, gateway_uid: str, object_name: str) -> None: ...
 
-    def due_renewals(self, *, before: datetime | None = None, limit: int = 1000) -> list[CertificateRecord]:
+    def due_renewals(
+        self, *, before: datetime | None = None, limit: int = 1000
+    ) -> list[CertificateRecord]:
         """Attached certificates by renewal_at ascending (optionally only those before a time)."""
         ...
 
@@ -191,4 +195,6 @@ class OperationStore(Protocol):
 
     def list_children(self, gateway_uid: str) -> list[ChildRecord]: ...
 
-    def delete_child(self, gateway_uid: str, child_id: str, *, route_key: str | None = None) -> None: ...
+    def delete_child(
+        self, gateway_uid: str, child_id: str, *, route_key: str | None = None
+    ) -> None: ...

@@ -36,7 +36,12 @@ class OperationStatus(StrEnum):
 
 
 ACTIVE_STATUSES = frozenset(
-    {OperationStatus.PENDING, OperationStatus.RUNNING, OperationStatus.WAITING, OperationStatus.PAUSED}
+    {
+        OperationStatus.PENDING,
+        OperationStatus.RUNNING,
+        OperationStatus.WAITING,
+        OperationStatus.PAUSED,
+    }
 )
 TERMINAL_STATUSES = frozenset(
     {OperationStatus.SUCCEEDED, OperationStatus.FAILED, OperationStatus.CANCELLED}

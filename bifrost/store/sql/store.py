@@ -1,0 +1,978 @@
+"""``SqlStore``: the one implementation of ``OperationStore``, on SQLite and PostgreSQL.
+
+It speaks SQLAlchemy Core and hands out frozen records only, never rows. Each public method is
+one transaction. Writes that belong to a running operation are fenced: a single
+``UPDATE … WHERE id AND version AND lease_owner AND lease_expires_at > now`` that must hit exactly
+one row, else ``LeaseLost`` and the transaction is rolled back, so nothing else is written.
+Journal sequences come from a counter on the operation row, bumped in the same transaction
+after that row is updated (so under its row lock, or SQLite's write lock).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    RowMapping,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+
+from bifrost.store.errors import (
+    LeaseLost,
+    NotFound,
+    OperationConflict,
+    StoreUnavailable,
+)
+from bifrost.store.interface import OperationStore
+from bifrost.store.records import (
+    ACTIVE_STATUSES,
+    CLAIMABLE_STATUSES,
+    CertificateRecord,
+    ChildRecord,
+    GatewayRecord,
+    JournalRecord,
+    NewOperation,
+    OperationRecord,
+    OperationStatus,
+    Outcome,
+)
+from bifrost.store.sql.backend import Backend, describe_error, safe_url
+from bifrost.store.sql.sqlite import WRITE_OPTION
+from bifrost.store.sql.tables import certificates, children, gateways, journal, operations
+
+_OP = operations.c
+_J = journal.c
+_GW = gateways.c
+_CERT = certificates.c
+_CH = children.c
+
+
+def _dump_json(value: Any, *, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from exc
+
+
+def _load_json_object(raw: str | None) -> dict[str, Any] | None:
+    """Parse a stored JSON object; ``None`` when absent or unreadable (never raises)."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError) or bool(exc.connection_invalidated)
+
+
+def _operation(row: RowMapping) -> OperationRecord:
+    raw = row["context"]
+    return OperationRecord(
+        id=row["id"],
+        gateway_uid=row["gateway_uid"],
+        namespace=row["namespace"],
+        name=row["name"],
+        machine=row["machine"],
+        machine_version=row["machine_version"],
+        lane=row["lane"],
+        state=row["state"],
+        status=OperationStatus(row["status"]),
+        context=_load_json_object(raw),
+        context_raw=raw,
+        step=row["step"],
+        attempt=row["attempt"],
+        next_run_at=row["next_run_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        version=row["version"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _journal(row: RowMapping) -> JournalRecord:
+    return JournalRecord(
+        id=row["id"],
+        operation_id=row["operation_id"],
+        gateway_uid=row["gateway_uid"],
+        sequence=row["sequence"],
+        state=row["state"],
+        step=row["step"],
+        attempt=row["attempt"],
+        outcome=Outcome(row["outcome"]),
+        message=row["message"],
+        output=_load_json_object(row["output"]),
+        actor=row["actor"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _gateway(row: RowMapping) -> GatewayRecord:
+    return GatewayRecord(
+        uid=row["uid"],
+        namespace=row["namespace"],
+        name=row["name"],
+        lifecycle_state=row["lifecycle_state"],
+        gateway_class=row["gateway_class"],
+        generation=row["generation"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _certificate(row: RowMapping) -> CertificateRecord:
+    try:
+        names = json.loads(row["dns_names"])
+        dns_names = tuple(str(n) for n in names) if isinstance(names, list) else ()
+    except (ValueError, TypeError):
+        dns_names = ()
+    return CertificateRecord(
+        gateway_uid=row["gateway_uid"],
+        listener=row["listener"],
+        object_name=row["object_name"],
+        secret_name=row["secret_name"],
+        serial=row["serial"],
+        fingerprint_sha256=row["fingerprint_sha256"],
+        dns_names=dns_names,
+        not_before=row["not_before"],
+        not_after=row["not_after"],
+        renewal_at=row["renewal_at"],
+        attached=bool(row["attached"]),
+        state=row["state"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _child(row: RowMapping) -> ChildRecord:
+    return ChildRecord(
+        gateway_uid=row["gateway_uid"],
+        child_id=row["child_id"],
+        api_version=row["api_version"],
+        kind=row["kind"],
+        namespace=row["namespace"],
+        name=row["name"],
+        uid=row["uid"],
+        route_key=row["route_key"] or None,
+        applied_hash=row["applied_hash"],
+        ready=bool(row["ready"]),
+        delete_order=row["delete_order"],
+        updated_at=row["updated_at"],
+    )
+
+
+class SqlStore:
+    """``OperationStore`` over a SQLAlchemy engine. Build it with ``bifrost.store.open_store``.
+
+    Thread-safe: each call takes its own pooled connection.
+    """
+
+    def __init__(self, engine: Engine, backend: Backend) -> None:
+        self._engine = engine
+        self._backend = backend
+
+    # --- plumbing -------------------------------------------------------------------------------
+    @property
+    def backend_name(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._backend.name
+
+    @property
+    def url(self) -> str:
+        """The database URL, without its password."""
+        return safe_url(self._engine.url)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Connection]:
+        """One transaction; database errors that mean "not now" become StoreUnavailable."""
+        try:
+            with self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except DBAPIError as exc:
+            if _is_unavailable(exc):
+                raise StoreUnavailable(
+                    f"database at {self.url} is unavailable: {describe_error(exc)}"
+                ) from exc
+            raise
+        except StatementError as exc:
+            # A value refused before it reached the database (e.g. a naive datetime).
+            if isinstance(exc.orig, ValueError | TypeError):
+                raise exc.orig from exc
+            raise
+
+    def _fetch_operation(self, conn: Connection, operation_id: int) -> OperationRecord:
+        row = conn.execute(select(operations).where(_OP.id == operation_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"operation {operation_id} does not exist")
+        return _operation(row)
+
+    def _fenced_update(
+        self,
+        conn: Connection,
+        operation_id: int,
+        *,
+        owner: str,
+        version: int,
+        now: datetime,
+        values: Mapping[str, Any],
+    ) -> None:
+        result = conn.execute(
+            update(operations)
+            .where(
+                _OP.id == operation_id,
+                _OP.version == version,
+                _OP.lease_owner == owner,
+                _OP.lease_expires_at > now,
+            )
+            .values(version=_OP.version + 1, updated_at=now, **values)
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(
+                f"operation {operation_id}: {owner!r} no longer holds the lease at version "
+                f"{version}; drop the work"
+            )
+
+    def _append_journal(
+        self,
+        conn: Connection,
+        operation_id: int,
+        *,
+        state: str,
+        step: str | None,
+        attempt: int,
+        outcome: Outcome,
+        message: str | None,
+        output: dict[str, Any] | None,
+        actor: str,
+        started_at: datetime,
+        finished_at: datetime | None,
+    ) -> None:
+        """Append one journal row. Must run after the operation row was updated (or inserted) in
+        this transaction, so that the row is locked and the sequence counter is ours."""
+        row = (
+            conn.execute(
+                update(operations)
+                .where(_OP.id == operation_id)
+                .values(last_sequence=_OP.last_sequence + 1)
+                .returning(_OP.last_sequence, _OP.gateway_uid)
+            )
+            .mappings()
+            .one()
+        )
+        conn.execute(
+            journal.insert().values(
+                operation_id=operation_id,
+                gateway_uid=row["gateway_uid"],
+                sequence=row["last_sequence"],
+                state=state,
+                step=step,
+                attempt=attempt,
+                outcome=outcome.value,
+                message=message,
+                output=None if output is None else _dump_json(output, what="journal output"),
+                actor=actor,
+                started_at=started_at,
+                finished_at=finished_at,
+            )
+        )
+
+    # --- operations -----------------------------------------------------------------------------
+    def create_operation(self, new: NewOperation, *, now: datetime, actor: str) -> OperationRecord:
+        """Insert a pending operation and its 'created' journal row.
+
+        The gateway row is created (lifecycle ``pending``) if the store does not know the uid yet;
+        an existing one is left as it is.
+        """
+        context = _dump_json(new.context, what="operation context")
+        try:
+            with self._tx(write=True) as conn:
+                conn.execute(
+                    self._backend.insert(gateways)
+                    .values(
+                        uid=new.gateway_uid,
+                        namespace=new.namespace,
+                        name=new.name,
+                        lifecycle_state="pending",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=[_GW.uid])
+                )
+                operation_id = conn.execute(
+                    operations.insert()
+                    .values(
+                        gateway_uid=new.gateway_uid,
+                        namespace=new.namespace,
+                        name=new.name,
+                        machine=new.machine,
+                        machine_version=new.machine_version,
+                        lane=new.lane,
+                        state=new.state,
+                        status=OperationStatus.PENDING.value,
+                        context=context,
+                        step=None,
+                        attempt=0,
+                        next_run_at=new.next_run_at,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        version=1,
+                        last_sequence=0,
+                        last_error=None,
+                        created_at=now,
+                        updated_at=now,
+                        finished_at=None,
+                    )
+                    .returning(_OP.id)
+                ).scalar_one()
+                self._append_journal(
+                    conn,
+                    operation_id,
+                    state=new.state,
+                    step=None,
+                    attempt=0,
+                    outcome=Outcome.TRANSITION,
+                    message="created",
+                    output=None,
+                    actor=actor,
+                    started_at=now,
+                    finished_at=now,
+                )
+                return self._fetch_operation(conn, operation_id)
+        except IntegrityError as exc:
+            raise OperationConflict(
+                f"gateway {new.namespace}/{new.name} (uid {new.gateway_uid}) already has an "
+                f"active operation in lane {new.lane!r}"
+            ) from exc
+
+    def get_operation(self, operation_id: int) -> OperationRecord:
+        with self._tx(write=False) as conn:
+            return self._fetch_operation(conn, operation_id)
+
+    def list_operations(
+        self,
+        *,
+        gateway_uid: str | None = None,
+        statuses: Sequence[OperationStatus] | None = None,
+        limit: int = 100,
+    ) -> list[OperationRecord]:
+        """Operations, newest (highest id) first."""
+        stmt = select(operations).order_by(_OP.id.desc()).limit(limit)
+        if gateway_uid is not None:
+            stmt = stmt.where(_OP.gateway_uid == gateway_uid)
+        if statuses is not None:
+            stmt = stmt.where(_OP.status.in_([OperationStatus(s).value for s in statuses]))
+        with self._tx(write=False) as conn:
+            return [_operation(r) for r in conn.execute(stmt).mappings()]
+
+    def active_operation(self, gateway_uid: str, lane: str = "default") -> OperationRecord | None:
+        stmt = select(operations).where(
+            _OP.gateway_uid == gateway_uid,
+            _OP.lane == lane,
+            _OP.status.in_([s.value for s in ACTIVE_STATUSES]),
+        )
+        with self._tx(write=False) as conn:
+            row = conn.execute(stmt).mappings().first()
+            return None if row is None else _operation(row)
+
+    def claim_due(
+        self, *, owner: str, now: datetime, lease_for: timedelta, limit: int = 1
+    ) -> list[OperationRecord]:
+        """Atomically take up to ``limit`` due operations (earliest next_run_at first, never-
+        scheduled ones first of all, then by id)."""
+        if limit < 1:
+            return []
+        order = (_OP.next_run_at.asc().nulls_first(), _OP.id.asc())
+        due: Any = (
+            select(_OP.id)
+            .where(
+                _OP.status.in_([s.value for s in CLAIMABLE_STATUSES]),
+                or_(_OP.next_run_at.is_(None), _OP.next_run_at <= now),
+                or_(_OP.lease_owner.is_(None), _OP.lease_expires_at <= now),
+            )
+            .order_by(*order)
+            .limit(limit)
+        )
+        with self._tx(write=True) as conn:
+            ids = list(conn.execute(self._backend.lock_due(due)).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                update(operations)
+                .where(_OP.id.in_(ids))
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=now + lease_for,
+                    version=_OP.version + 1,
+                    updated_at=now,
+                )
+            )
+            rows = conn.execute(select(operations).where(_OP.id.in_(ids)).order_by(*order))
+            return [_operation(r) for r in rows.mappings()]
+
+    def renew_lease(
+        self, operation_id: int, *, owner: str, version: int, now: datetime, lease_for: timedelta
+    ) -> OperationRecord:
+        with self._tx(write=True) as conn:
+            self._fenced_update(
+                conn,
+                operation_id,
+                owner=owner,
+                version=version,
+                now=now,
+                values={"lease_expires_at": now + lease_for},
+            )
+            return self._fetch_operation(conn, operation_id)
+
+    def begin_step(
+        self,
+        operation_id: int,
+        *,
+        owner: str,
+        version: int,
+        now: datetime,
+        step: str,
+        attempt: int,
+    ) -> OperationRecord:
+        """Write-ahead: status=running, step/attempt recorded, a STARTED journal row."""
+        with self._tx(write=True) as conn:
+            self._fenced_update(
+                conn,
+                operation_id,
+                owner=owner,
+                version=version,
+                now=now,
+                values={
+                    "status": OperationStatus.RUNNING.value,
+                    "step": step,
+                    "attempt": attempt,
+                },
+            )
+            record = self._fetch_operation(conn, operation_id)
+            self._append_journal(
+                conn,
+                operation_id,
+                state=record.state,
+                step=step,
+                attempt=attempt,
+                outcome=Outcome.STARTED,
+                message=None,
+                output=None,
+                actor=owner,
+                started_at=now,
+                finished_at=None,
+            )
+            return record
+
+    def finish_step(
+        self,
+        operation_id: int,
+        *,
+        owner: str,
+        version: int,
+        now: datetime,
+        outcome: Outcome,
+        state: str,
+        status: OperationStatus,
+        context: dict[str, Any],
+        next_run_at: datetime | None,
+        message: str | None = None,
+        output: dict[str, Any] | None = None,
+        last_error: str | None = None,
+        release_lease: bool = True,
+    ) -> OperationRecord:
+        """Commit a step's outcome with its journal row.
+
+        The journal row carries the step/attempt that was in flight, the new ``state``, and
+        ``started_at`` of the matching STARTED row when there is one (else ``now``).
+        """
+        status = OperationStatus(status)
+        outcome = Outcome(outcome)
+        context_json = _dump_json(context, what="operation context")
+        with self._tx(write=True) as conn:
+            before = conn.execute(
+                select(_OP.step, _OP.attempt).where(_OP.id == operation_id)
+            ).first()
+            values: dict[str, Any] = {
+                "state": state,
+                "status": status.value,
+                "context": context_json,
+                "next_run_at": next_run_at,
+                "last_error": last_error,
+                "finished_at": now if status.terminal else None,
+            }
+            if outcome in (Outcome.DONE, Outcome.FAILED):
+                values.update(step=None, attempt=0)
+            if release_lease:
+                values.update(lease_owner=None, lease_expires_at=None)
+            self._fenced_update(
+                conn, operation_id, owner=owner, version=version, now=now, values=values
+            )
+            assert before is not None  # the fenced update found the row
+            step, attempt = before.step, before.attempt
+            started_at = now
+            if step is not None:
+                started = conn.execute(
+                    select(_J.started_at)
+                    .where(
+                        _J.operation_id == operation_id,
+                        _J.outcome == Outcome.STARTED.value,
+                        _J.step == step,
+                        _J.attempt == attempt,
+                    )
+                    .order_by(_J.sequence.desc())
+                    .limit(1)
+                ).scalar_one_or_none()
+                if started is not None:
+                    started_at = started
+            self._append_journal(
+                conn,
+                operation_id,
+                state=state,
+                step=step,
+                attempt=attempt,
+                outcome=outcome,
+                message=message,
+                output=output,
+                actor=owner,
+                started_at=started_at,
+                finished_at=now,
+            )
+            return self._fetch_operation(conn, operation_id)
+
+    def fail_operation(
+        self, operation_id: int, *, now: datetime, message: str, actor: str
+    ) -> OperationRecord:
+        """Mark an active operation failed without a lease (poison operations).
+
+        Raises NotFound for an unknown id and OperationConflict when it is already terminal.
+        """
+        with self._tx(write=True) as conn:
+            current = self._fetch_operation(conn, operation_id)
+            result = conn.execute(
+                update(operations)
+                .where(
+                    _OP.id == operation_id,
+                    _OP.status.in_([s.value for s in ACTIVE_STATUSES]),
+                )
+                .values(
+                    status=OperationStatus.FAILED.value,
+                    step=None,
+                    attempt=0,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    next_run_at=None,
+                    last_error=message,
+                    finished_at=now,
+                    updated_at=now,
+                    version=_OP.version + 1,
+                )
+            )
+            if result.rowcount != 1:
+                raise OperationConflict(
+                    f"operation {operation_id} is already {current.status.value}; not failing it"
+                )
+            self._append_journal(
+                conn,
+                operation_id,
+                state=current.state,
+                step=current.step,
+                attempt=current.attempt,
+                outcome=Outcome.FAILED,
+                message=message,
+                output=None,
+                actor=actor,
+                started_at=now,
+                finished_at=now,
+            )
+            return self._fetch_operation(conn, operation_id)
+
+    def admin_transition(
+        self,
+        operation_id: int,
+        *,
+        now: datetime,
+        actor: str,
+        expected_statuses: Sequence[OperationStatus],
+        status: OperationStatus,
+        message: str,
+        next_run_at: datetime | None = None,
+        reset_attempt: bool = False,
+        state: str | None = None,
+    ) -> OperationRecord:
+        """Pause / resume / cancel / retry (see the Protocol). ``next_run_at`` is written as given
+        (None: due now). ``reset_attempt`` sets attempt to 0 and keeps ``step``. A terminal target
+        status sets ``finished_at``, an active one clears it. Moving a finished operation back to
+        an active status while its lane is taken raises OperationConflict."""
+        status = OperationStatus(status)
+        expected = [OperationStatus(s).value for s in expected_statuses]
+        try:
+            with self._tx(write=True) as conn:
+                current = self._fetch_operation(conn, operation_id)
+                values: dict[str, Any] = {
+                    "status": status.value,
+                    "next_run_at": next_run_at,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "finished_at": now if status.terminal else None,
+                    "updated_at": now,
+                    "version": _OP.version + 1,
+                }
+                if reset_attempt:
+                    values["attempt"] = 0
+                if state is not None:
+                    values["state"] = state
+                result = conn.execute(
+                    update(operations)
+                    .where(_OP.id == operation_id, _OP.status.in_(expected))
+                    .values(**values)
+                )
+                if result.rowcount != 1:
+                    raise OperationConflict(
+                        f"operation {operation_id} is {current.status.value}, expected one of "
+                        f"{', '.join(expected) or '(none)'}; nothing changed"
+                    )
+                after = self._fetch_operation(conn, operation_id)
+                self._append_journal(
+                    conn,
+                    operation_id,
+                    state=after.state,
+                    step=after.step,
+                    attempt=after.attempt,
+                    outcome=Outcome.ADMIN,
+                    message=message,
+                    output={"from": current.status.value, "to": status.value},
+                    actor=actor,
+                    started_at=now,
+                    finished_at=now,
+                )
+                return after
+        except IntegrityError as exc:
+            raise OperationConflict(
+                f"operation {operation_id}: another operation is already active in its lane; "
+                "finish or cancel that one first"
+            ) from exc
+
+    # --- journal --------------------------------------------------------------------------------
+    def journal(
+        self,
+        *,
+        operation_id: int | None = None,
+        gateway_uid: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+    ) -> list[JournalRecord]:
+        """Journal rows in commit order (oldest first unless ``newest_first``). With a limit and
+        oldest-first, the oldest ``limit`` rows."""
+        stmt = select(journal).order_by(_J.id.desc() if newest_first else _J.id.asc()).limit(limit)
+        if operation_id is not None:
+            stmt = stmt.where(_J.operation_id == operation_id)
+        if gateway_uid is not None:
+            stmt = stmt.where(_J.gateway_uid == gateway_uid)
+        with self._tx(write=False) as conn:
+            return [_journal(r) for r in conn.execute(stmt).mappings()]
+
+    def prune_journal(self, gateway_uid: str, *, keep: int) -> int:
+        if keep < 0:
+            raise ValueError("keep must be >= 0")
+        with self._tx(write=True) as conn:
+            threshold = conn.execute(
+                select(_J.id)
+                .where(_J.gateway_uid == gateway_uid)
+                .order_by(_J.id.desc())
+                .offset(keep)
+                .limit(1)
+            ).scalar_one_or_none()
+            if threshold is None:
+                return 0
+            result = conn.execute(
+                delete(journal).where(_J.gateway_uid == gateway_uid, _J.id <= threshold)
+            )
+            return int(result.rowcount)
+
+    # --- gateways -------------------------------------------------------------------------------
+    def upsert_gateway(
+        self,
+        *,
+        uid: str,
+        namespace: str,
+        name: str,
+        now: datetime,
+        gateway_class: str | None = None,
+        generation: int | None = None,
+    ) -> GatewayRecord:
+        """Insert or update a gateway. On update, a ``None`` class or generation keeps the stored
+        value; lifecycle_state and last_error are left alone (see ``set_gateway_state``)."""
+        stmt = self._backend.insert(gateways).values(
+            uid=uid,
+            namespace=namespace,
+            name=name,
+            lifecycle_state="pending",
+            gateway_class=gateway_class,
+            generation=generation,
+            created_at=now,
+            updated_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_GW.uid],
+            set_={
+                "namespace": stmt.excluded.namespace,
+                "name": stmt.excluded.name,
+                "gateway_class": func.coalesce(stmt.excluded.gateway_class, _GW.gateway_class),
+                "generation": func.coalesce(stmt.excluded.generation, _GW.generation),
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        with self._tx(write=True) as conn:
+            conn.execute(stmt)
+            return self._fetch_gateway(conn, uid)
+
+    def _fetch_gateway(self, conn: Connection, uid: str) -> GatewayRecord:
+        row = conn.execute(select(gateways).where(_GW.uid == uid)).mappings().first()
+        if row is None:
+            raise NotFound(f"gateway with uid {uid} is not in the store")
+        return _gateway(row)
+
+    def get_gateway(self, uid: str) -> GatewayRecord:
+        with self._tx(write=False) as conn:
+            return self._fetch_gateway(conn, uid)
+
+    def find_gateways(self, namespace: str, name: str) -> list[GatewayRecord]:
+        stmt = (
+            select(gateways)
+            .where(_GW.namespace == namespace, _GW.name == name)
+            .order_by(_GW.created_at.desc(), _GW.uid)
+        )
+        with self._tx(write=False) as conn:
+            return [_gateway(r) for r in conn.execute(stmt).mappings()]
+
+    def list_gateways(
+        self,
+        *,
+        namespace: str | None = None,
+        gateway_class: str | None = None,
+        lifecycle_state: str | None = None,
+        limit: int | None = None,
+    ) -> list[GatewayRecord]:
+        """Gateways by namespace, name, then creation time."""
+        stmt = select(gateways).order_by(_GW.namespace, _GW.name, _GW.created_at, _GW.uid)
+        if namespace is not None:
+            stmt = stmt.where(_GW.namespace == namespace)
+        if gateway_class is not None:
+            stmt = stmt.where(_GW.gateway_class == gateway_class)
+        if lifecycle_state is not None:
+            stmt = stmt.where(_GW.lifecycle_state == lifecycle_state)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self._tx(write=False) as conn:
+            return [_gateway(r) for r in conn.execute(stmt).mappings()]
+
+    def set_gateway_state(
+        self, uid: str, *, lifecycle_state: str, now: datetime, last_error: str | None = None
+    ) -> GatewayRecord:
+        with self._tx(write=True) as conn:
+            result = conn.execute(
+                update(gateways)
+                .where(_GW.uid == uid)
+                .values(lifecycle_state=lifecycle_state, last_error=last_error, updated_at=now)
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"gateway with uid {uid} is not in the store")
+            return self._fetch_gateway(conn, uid)
+
+    def delete_gateway(self, uid: str) -> None:
+        """Remove a gateway and everything keyed by it; a no-op for an unknown uid."""
+        with self._tx(write=True) as conn:
+            # Explicit, child tables first: correct even where foreign keys are not enforced.
+            conn.execute(delete(journal).where(_J.gateway_uid == uid))
+            conn.execute(delete(operations).where(_OP.gateway_uid == uid))
+            conn.execute(delete(certificates).where(_CERT.gateway_uid == uid))
+            conn.execute(delete(children).where(_CH.gateway_uid == uid))
+            conn.execute(delete(gateways).where(_GW.uid == uid))
+
+    # --- certificates ---------------------------------------------------------------------------
+    def upsert_certificate(self, record: CertificateRecord) -> CertificateRecord:
+        """Insert or replace by (gateway_uid, object_name). NotFound if the gateway is unknown."""
+        values: dict[str, Any] = {
+            "gateway_uid": record.gateway_uid,
+            "object_name": record.object_name,
+            "listener": record.listener,
+            "secret_name": record.secret_name,
+            "serial": record.serial,
+            "fingerprint_sha256": record.fingerprint_sha256,
+            "dns_names": _dump_json(list(record.dns_names), what="dns_names"),
+            "not_before": record.not_before,
+            "not_after": record.not_after,
+            "renewal_at": record.renewal_at,
+            "attached": record.attached,
+            "state": record.state,
+            "updated_at": record.updated_at,
+        }
+        stmt = self._backend.insert(certificates).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_CERT.gateway_uid, _CERT.object_name],
+            set_={k: v for k, v in values.items() if k not in ("gateway_uid", "object_name")},
+        )
+        with self._tx(write=True) as conn:
+            self._require_gateway(conn, record.gateway_uid)
+            conn.execute(stmt)
+            row = (
+                conn.execute(
+                    select(certificates).where(
+                        _CERT.gateway_uid == record.gateway_uid,
+                        _CERT.object_name == record.object_name,
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            return _certificate(row)
+
+    def _require_gateway(self, conn: Connection, uid: str) -> None:
+        if conn.execute(select(_GW.uid).where(_GW.uid == uid)).first() is None:
+            raise NotFound(f"gateway with uid {uid} is not in the store; upsert_gateway first")
+
+    def list_certificates(self, *, gateway_uid: str | None = None) -> list[CertificateRecord]:
+        stmt = select(certificates).order_by(_CERT.gateway_uid, _CERT.listener, _CERT.object_name)
+        if gateway_uid is not None:
+            stmt = stmt.where(_CERT.gateway_uid == gateway_uid)
+        with self._tx(write=False) as conn:
+            return [_certificate(r) for r in conn.execute(stmt).mappings()]
+
+    def delete_certificate(self, gateway_uid: str, object_name: str) -> None:
+        """A no-op when the certificate is not recorded."""
+        with self._tx(write=True) as conn:
+            conn.execute(
+                delete(certificates).where(
+                    _CERT.gateway_uid == gateway_uid, _CERT.object_name == object_name
+                )
+            )
+
+    def due_renewals(
+        self, *, before: datetime | None = None, limit: int = 1000
+    ) -> list[CertificateRecord]:
+        """Attached certificates with a renewal time, earliest first; with ``before``, only those
+        whose renewal_at <= before."""
+        conditions: list[ColumnElement[bool]] = [
+            _CERT.attached.is_(True),
+            _CERT.renewal_at.is_not(None),
+        ]
+        if before is not None:
+            conditions.append(_CERT.renewal_at <= before)
+        stmt = (
+            select(certificates)
+            .where(and_(*conditions))
+            .order_by(_CERT.renewal_at, _CERT.gateway_uid, _CERT.object_name)
+            .limit(limit)
+        )
+        with self._tx(write=False) as conn:
+            return [_certificate(r) for r in conn.execute(stmt).mappings()]
+
+    # --- child inventory ------------------------------------------------------------------------
+    def upsert_child(self, record: ChildRecord) -> ChildRecord:
+        """Insert or replace by (gateway_uid, child_id, route_key). NotFound if the gateway is
+        unknown."""
+        values: dict[str, Any] = {
+            "gateway_uid": record.gateway_uid,
+            "child_id": record.child_id,
+            "route_key": record.route_key or "",
+            "api_version": record.api_version,
+            "kind": record.kind,
+            "namespace": record.namespace,
+            "name": record.name,
+            "uid": record.uid,
+            "applied_hash": record.applied_hash,
+            "ready": record.ready,
+            "delete_order": record.delete_order,
+            "updated_at": record.updated_at,
+        }
+        key = ("gateway_uid", "child_id", "route_key")
+        stmt = self._backend.insert(children).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_CH.gateway_uid, _CH.child_id, _CH.route_key],
+            set_={k: v for k, v in values.items() if k not in key},
+        )
+        with self._tx(write=True) as conn:
+            self._require_gateway(conn, record.gateway_uid)
+            conn.execute(stmt)
+            row = (
+                conn.execute(
+                    select(children).where(
+                        _CH.gateway_uid == record.gateway_uid,
+                        _CH.child_id == record.child_id,
+                        _CH.route_key == values["route_key"],
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            return _child(row)
+
+    def list_children(self, gateway_uid: str) -> list[ChildRecord]:
+        """A gateway's children by delete_order, then child_id, then route_key."""
+        stmt = (
+            select(children)
+            .where(_CH.gateway_uid == gateway_uid)
+            .order_by(_CH.delete_order, _CH.child_id, _CH.route_key)
+        )
+        with self._tx(write=False) as conn:
+            return [_child(r) for r in conn.execute(stmt).mappings()]
+
+    def delete_child(
+        self, gateway_uid: str, child_id: str, *, route_key: str | None = None
+    ) -> None:
+        """A no-op when the child is not recorded."""
+        with self._tx(write=True) as conn:
+            conn.execute(
+                delete(children).where(
+                    _CH.gateway_uid == gateway_uid,
+                    _CH.child_id == child_id,
+                    _CH.route_key == (route_key or ""),
+                )
+            )
+
+
+__all__ = ["SqlStore"]
+
+
+def _conforms(store: SqlStore) -> OperationStore:
+    """Type-check only: ``SqlStore`` satisfies the ``OperationStore`` Protocol."""
+    return store

@@ -1,0 +1,176 @@
+"""Migrations: upgrade to head matches the tables exactly (drift check), downgrade works, and a
+database from a newer bifrost is refused with a clear message — through the CLI too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from typer.testing import CliRunner
+
+from bifrost.cli.main import app
+from bifrost.store import SchemaMismatch, migrate, open_store
+from bifrost.store.sql import connect
+from bifrost.store.sql.tables import metadata
+
+runner = CliRunner()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.db'}"
+    else:
+        yield request.getfixturevalue("fresh_postgres_url")
+
+
+def _tables(url: str) -> set[str]:
+    engine, _ = connect(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _set_revision(url: str, revision: str) -> None:
+    engine, _ = connect(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_to_head_has_no_drift_from_the_tables(empty_url: str) -> None:
+    assert migrate.current(empty_url) is None
+    migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == migrate.head() == "0001"
+    engine, _ = connect(empty_url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            diffs = compare_metadata(ctx, metadata)
+    finally:
+        engine.dispose()
+    assert diffs == []
+    assert {"gateways", "operations", "journal", "certificates", "children"} <= _tables(empty_url)
+    engine, _ = connect(empty_url)
+    try:
+        indexes = {i["name"]: i for i in inspect(engine).get_indexes("operations")}
+    finally:
+        engine.dispose()
+    lane = indexes["uq_operations_active_lane"]
+    assert lane["unique"] and lane["column_names"] == ["gateway_uid", "lane"]
+    migrate.check(empty_url)
+    migrate.upgrade(empty_url)  # idempotent
+    assert migrate.current(empty_url) == "0001"
+
+
+def test_drift_check_detects_a_difference(empty_url: str) -> None:
+    """The drift check is not vacuous: a column missing from the database shows up."""
+    migrate.upgrade(empty_url)
+    engine, _ = connect(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE gateways DROP COLUMN last_error"))
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn), metadata)
+    finally:
+        engine.dispose()
+    assert [d[0] for d in diffs] == ["add_column"]
+
+
+def test_downgrade_to_base_removes_everything(empty_url: str) -> None:
+    migrate.upgrade(empty_url)
+    migrate.downgrade(empty_url, "base")
+    assert migrate.current(empty_url) is None
+    assert _tables(empty_url) <= {"alembic_version"}
+    migrate.upgrade(empty_url)
+    assert migrate.current(empty_url) == "0001"
+
+
+def test_database_from_a_newer_bifrost_is_refused(empty_url: str) -> None:
+    migrate.upgrade(empty_url)
+    _set_revision(empty_url, "9999")
+
+    with pytest.raises(SchemaMismatch, match="revision 9999.*does not know"):
+        open_store(empty_url)
+    with pytest.raises(SchemaMismatch, match="does not know"):
+        migrate.check(empty_url)
+    with pytest.raises(SchemaMismatch, match="does not know"):
+        migrate.upgrade(empty_url)
+    with pytest.raises(SchemaMismatch, match="does not know"):
+        migrate.downgrade(empty_url, "base")
+    assert migrate.current(empty_url) == "9999"  # untouched
+
+    result = runner.invoke(app, ["db", "upgrade", "--database-url", empty_url])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert "revision 9999" in lines[0] and "does not know" in lines[0]
+    assert "Traceback" not in result.stderr
+
+    current = runner.invoke(app, ["db", "current", "--database-url", empty_url])
+    assert current.exit_code == 0
+    assert current.stdout.startswith("9999 (unknown to this code")
+
+
+def test_cli_upgrade_current_downgrade(empty_url: str) -> None:
+    before = runner.invoke(app, ["db", "current", "--database-url", empty_url])
+    assert before.exit_code == 0, before.output
+    assert before.stdout.startswith("none (empty")
+
+    up = runner.invoke(app, ["db", "upgrade", "--database-url", empty_url])
+    assert up.exit_code == 0, up.output
+    assert up.stdout.strip().endswith("is at revision 0001")
+
+    now = runner.invoke(app, ["db", "current", "--database-url", empty_url])
+    assert now.stdout.strip() == "0001 (head)"
+
+    down = runner.invoke(app, ["db", "downgrade", "base", "--database-url", empty_url])
+    assert down.exit_code == 0, down.output
+    assert migrate.current(empty_url) is None
+
+
+def test_cli_expected_failures_are_one_line_without_traceback(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    for args in (
+        ["db", "downgrade", "0042", "--database-url", url],
+        ["db", "upgrade", "--revision", "nope", "--database-url", url],
+        ["db", "upgrade", "--database-url", "postgresql://u:pw@127.0.0.1:1/db"],
+        ["db", "current", "--database-url", "mysql://u@localhost/db"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert len(result.stderr.splitlines()) == 1, (args, result.stderr)
+        assert result.stderr.startswith("error: ")
+        assert "Traceback" not in result.stderr
+
+
+def test_bifrost_db_upgrade_works_from_any_directory_with_the_default_url(
+    tmp_path: Path,
+) -> None:
+    """The installed command finds the migrations without an alembic.ini in the cwd and puts
+    the default SQLite database under BIFROST_DATA_DIR."""
+    bifrost = Path(sys.executable).with_name("bifrost")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
+    env["BIFROST_DATA_DIR"] = str(tmp_path / "data")
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    up = subprocess.run(
+        [str(bifrost), "db", "upgrade"], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    assert up.returncode == 0, up.stderr
+    assert (tmp_path / "data" / "bifrost.db").is_file()
+    current = subprocess.run(
+        [str(bifrost), "db", "current"], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    assert current.stdout.strip() == "0001 (head)"
