@@ -6,8 +6,11 @@
   ``postgres_databases.create()``.
 - ``postgres_databases`` (session): ``DatabaseFactory`` on that server (``create``/``drop``).
 - ``fresh_postgres_url``: a new, empty PostgreSQL database for one test (dropped afterwards).
-- ``store_url``: parametrized ``sqlite`` (a tmp file) / ``postgresql`` (a fresh database),
-  migrated to head.
+- ``store_url``: parametrized ``sqlite`` (a new tmp file) / ``postgresql``, migrated to head.
+  The PostgreSQL one is a database shared by the session and emptied before each test (other
+  sessions on it terminated, tables truncated, ids restarted): don't change its schema — use
+  ``fresh_postgres_url`` or ``postgres_databases.create(template=postgres_head_template)``
+  for that (a schema change is detected by its alembic revision only).
 - ``store``: a ``SqlStore`` opened on ``store_url`` (closed afterwards).
 
 Without PostgreSQL (no URL and the embedded server cannot start) the PostgreSQL tests are skipped
@@ -32,6 +35,7 @@ from fixtures.postgres import ENV_URL, DatabaseFactory, embedded_server, to_sqla
 
 from bifrost.store import SqlStore, open_store  # noqa: E402
 from bifrost.store import migrate as store_migrate  # noqa: E402
+from bifrost.store.sql.tables import metadata as store_metadata  # noqa: E402
 
 BACKENDS = ("sqlite", pytest.param("postgresql", marks=pytest.mark.postgres))
 
@@ -88,6 +92,36 @@ def postgres_head_template(postgres_databases: DatabaseFactory) -> Iterator[str]
     postgres_databases.drop(url)
 
 
+class _SharedDatabase:
+    """The PostgreSQL database behind ``store_url``: created once, emptied before each test."""
+
+    def __init__(self, factory: DatabaseFactory, template: str) -> None:
+        self.factory = factory
+        self.template = template
+        self.url: str | None = None
+
+    def reset_or_recreate(self) -> str:
+        tables = [t.name for t in store_metadata.sorted_tables]
+        if self.url is not None and self.factory.reset(
+            self.url, tables=tables, revision=store_migrate.head()
+        ):
+            return self.url
+        if self.url is not None:
+            self.factory.drop(self.url)
+        self.url = self.factory.create(template=self.template)
+        return self.url
+
+
+@pytest.fixture(scope="session")
+def _postgres_store_database(
+    postgres_databases: DatabaseFactory, postgres_head_template: str
+) -> Iterator[_SharedDatabase]:
+    shared = _SharedDatabase(postgres_databases, postgres_head_template)
+    yield shared
+    if shared.url is not None:
+        postgres_databases.drop(shared.url)
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -95,11 +129,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         store_migrate.upgrade(url)
         yield url
         return
-    factory: DatabaseFactory = request.getfixturevalue("postgres_databases")
-    template: str = request.getfixturevalue("postgres_head_template")
-    url = factory.create(template=template)
-    yield url
-    factory.drop(url)
+    shared: _SharedDatabase = request.getfixturevalue("_postgres_store_database")
+    yield shared.reset_or_recreate()
 
 
 @pytest.fixture

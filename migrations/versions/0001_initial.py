@@ -21,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 TS = sa.DateTime(timezone=True)
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 ACTIVE = "status IN ('pending', 'running', 'waiting', 'paused')"
+CLAIMABLE = "status IN ('pending', 'running', 'waiting')"
 
 
 def upgrade() -> None:
@@ -71,6 +72,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_operations"),
     )
     op.create_index("ix_operations_status_next_run_at", "operations", ["status", "next_run_at"])
+    op.create_index(
+        "ix_operations_due",
+        "operations",
+        ["next_run_at", "id"],
+        sqlite_where=sa.text(CLAIMABLE),
+        postgresql_where=sa.text(CLAIMABLE),
+    )
     op.create_index("ix_operations_gateway_uid_id", "operations", ["gateway_uid", "id"])
     op.create_index(
         "uq_operations_active_lane",
@@ -172,6 +180,7 @@ def downgrade() -> None:
     op.drop_table("journal")
     op.drop_index("uq_operations_active_lane", table_name="operations")
     op.drop_index("ix_operations_gateway_uid_id", table_name="operations")
+    op.drop_index("ix_operations_due", table_name="operations")
     op.drop_index("ix_operations_status_next_run_at", table_name="operations")
     op.drop_table("operations")
     op.drop_index("ix_gateways_namespace_name", table_name="gateways")

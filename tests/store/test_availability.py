@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bifrost.store import SchemaMismatch, StoreUnavailable, migrate, open_store
+from bifrost.store import SchemaMismatch, SqlStore, StoreUnavailable, migrate, open_store
 from bifrost.store.records import NewOperation
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -90,3 +90,35 @@ def test_in_memory_sqlite_is_refused() -> None:
 
     with pytest.raises(StoreError, match="file path"):
         open_store("sqlite://")
+
+
+@pytest.mark.parametrize("round_", [1, 2])
+def test_each_test_starts_with_an_empty_store(store: SqlStore, round_: int) -> None:
+    """The fixture's reset between tests is complete (the second round runs after the first
+    left data behind): no rows, ids restarted."""
+    assert store.list_operations() == []
+    assert store.list_gateways() == []
+    assert store.journal() == []
+    op = store.create_operation(
+        NewOperation(
+            gateway_uid="u", namespace="ns", name="gw", machine="m", machine_version=1, state="s"
+        ),
+        now=T0,
+        actor="c",
+    )
+    assert op.id == 1
+    assert store.journal()[0].id == 1
+
+
+def test_status_predicates_in_sql_match_the_record_enums() -> None:
+    """The partial indexes and claim_due use literal SQL status lists; keep them in step."""
+    import re
+
+    from bifrost.store.records import ACTIVE_STATUSES, CLAIMABLE_STATUSES
+    from bifrost.store.sql.tables import ACTIVE_STATUS_SQL, CLAIMABLE_STATUS_SQL
+
+    def statuses(sql: str) -> set[str]:
+        return set(re.findall(r"'([a-z]+)'", sql))
+
+    assert statuses(ACTIVE_STATUS_SQL) == {s.value for s in ACTIVE_STATUSES}
+    assert statuses(CLAIMABLE_STATUS_SQL) == {s.value for s in CLAIMABLE_STATUSES}

@@ -20,12 +20,16 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     RowMapping,
+    String,
     and_,
+    bindparam,
     delete,
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import (
@@ -45,7 +49,6 @@ from bifrost.store.errors import (
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import (
     ACTIVE_STATUSES,
-    CLAIMABLE_STATUSES,
     CertificateRecord,
     ChildRecord,
     GatewayRecord,
@@ -57,7 +60,15 @@ from bifrost.store.records import (
 )
 from bifrost.store.sql.backend import Backend, describe_error, safe_url
 from bifrost.store.sql.sqlite import WRITE_OPTION
-from bifrost.store.sql.tables import certificates, children, gateways, journal, operations
+from bifrost.store.sql.tables import (
+    CLAIMABLE_STATUS_SQL,
+    UTCDateTime,
+    certificates,
+    children,
+    gateways,
+    journal,
+    operations,
+)
 
 _OP = operations.c
 _J = journal.c
@@ -196,6 +207,33 @@ class SqlStore:
     def __init__(self, engine: Engine, backend: Backend) -> None:
         self._engine = engine
         self._backend = backend
+        # claim_due is the hot path: its statements are built once. Never-scheduled operations
+        # first (by id), then scheduled ones by due time; each query walks ix_operations_due.
+        now = bindparam("now", type_=UTCDateTime())
+        lease_free = or_(_OP.lease_owner.is_(None), _OP.lease_expires_at <= now)
+        self._claim_unscheduled = backend.lock_due(
+            select(_OP.id)
+            .where(text(CLAIMABLE_STATUS_SQL), _OP.next_run_at.is_(None), lease_free)
+            .order_by(_OP.id)
+            .limit(bindparam("limit", type_=Integer()))
+        )
+        self._claim_scheduled = backend.lock_due(
+            select(_OP.id)
+            .where(text(CLAIMABLE_STATUS_SQL), _OP.next_run_at <= now, lease_free)
+            .order_by(_OP.next_run_at, _OP.id)
+            .limit(bindparam("limit", type_=Integer()))
+        )
+        self._claim_update = (
+            update(operations)
+            .where(_OP.id.in_(bindparam("ids", expanding=True)))
+            .values(
+                lease_owner=bindparam("owner", type_=String()),
+                lease_expires_at=bindparam("expires", type_=UTCDateTime()),
+                version=_OP.version + 1,
+                updated_at=bindparam("now", type_=UTCDateTime()),
+            )
+        )
+        self._claimed_rows = select(operations).where(_OP.id.in_(bindparam("ids", expanding=True)))
 
     # --- plumbing -------------------------------------------------------------------------------
     @property
@@ -420,33 +458,21 @@ class SqlStore:
         scheduled ones first of all, then by id)."""
         if limit < 1:
             return []
-        order = (_OP.next_run_at.asc().nulls_first(), _OP.id.asc())
-        due: Any = (
-            select(_OP.id)
-            .where(
-                _OP.status.in_([s.value for s in CLAIMABLE_STATUSES]),
-                or_(_OP.next_run_at.is_(None), _OP.next_run_at <= now),
-                or_(_OP.lease_owner.is_(None), _OP.lease_expires_at <= now),
-            )
-            .order_by(*order)
-            .limit(limit)
-        )
         with self._tx(write=True) as conn:
-            ids = list(conn.execute(self._backend.lock_due(due)).scalars())
+            ids = list(
+                conn.execute(self._claim_unscheduled, {"now": now, "limit": limit}).scalars()
+            )
+            if len(ids) < limit:
+                more = {"now": now, "limit": limit - len(ids)}
+                ids += conn.execute(self._claim_scheduled, more).scalars()
             if not ids:
                 return []
             conn.execute(
-                update(operations)
-                .where(_OP.id.in_(ids))
-                .values(
-                    lease_owner=owner,
-                    lease_expires_at=now + lease_for,
-                    version=_OP.version + 1,
-                    updated_at=now,
-                )
+                self._claim_update,
+                {"ids": ids, "owner": owner, "expires": now + lease_for, "now": now},
             )
-            rows = conn.execute(select(operations).where(_OP.id.in_(ids)).order_by(*order))
-            return [_operation(r) for r in rows.mappings()]
+            rows = {r["id"]: r for r in conn.execute(self._claimed_rows, {"ids": ids}).mappings()}
+            return [_operation(rows[i]) for i in ids]
 
     def renew_lease(
         self, operation_id: int, *, owner: str, version: int, now: datetime, lease_for: timedelta

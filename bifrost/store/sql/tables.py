@@ -65,6 +65,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 # Statuses that occupy the (gateway, lane) slot; must match records.ACTIVE_STATUSES.
 ACTIVE_STATUS_SQL = "status IN ('pending', 'running', 'waiting', 'paused')"
+# Statuses claim_due may take; must match records.CLAIMABLE_STATUSES. claim_due uses this very
+# text (not bound parameters) so the planner can match the partial index "ix_operations_due".
+CLAIMABLE_STATUS_SQL = "status IN ('pending', 'running', 'waiting')"
 
 NAMING_CONVENTION: dict[str, Any] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -122,8 +125,17 @@ operations = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
-    # "Due operations": claim_due filters on status and next_run_at.
+    # Operations by status (listing) and due time.
     Index("ix_operations_status_next_run_at", "status", "next_run_at"),
+    # claim_due's hot path: claimable operations in due order, so taking the first due one
+    # walks the index instead of sorting the whole backlog.
+    Index(
+        "ix_operations_due",
+        "next_run_at",
+        "id",
+        sqlite_where=text(CLAIMABLE_STATUS_SQL),
+        postgresql_where=text(CLAIMABLE_STATUS_SQL),
+    ),
     # Per-gateway history.
     Index("ix_operations_gateway_uid_id", "gateway_uid", "id"),
     # At most one active operation per (gateway, lane).
