@@ -1,1 +1,37 @@
-"""The durable runner: claims due operations, runs one step at a time, commits transition + journal."""
+"""The durable runner: claims due operations, runs one step at a time, commits each transition
+with its journal row; plus the step contract, lanes and operator actions."""
+
+from bifrost.engine.admin import AdminRefused, cancel, pause, resume, retry, trigger
+from bifrost.engine.operations import LaneBusy, start_operation
+from bifrost.engine.runner import ENGINE_KEY, Runner
+from bifrost.engine.step import (
+    Done,
+    Fail,
+    Outcome,
+    Retry,
+    Step,
+    StepContext,
+    Wait,
+    idempotency_key,
+)
+
+__all__ = [
+    "ENGINE_KEY",
+    "AdminRefused",
+    "Done",
+    "Fail",
+    "LaneBusy",
+    "Outcome",
+    "Retry",
+    "Runner",
+    "Step",
+    "StepContext",
+    "Wait",
+    "cancel",
+    "idempotency_key",
+    "pause",
+    "resume",
+    "retry",
+    "start_operation",
+    "trigger",
+]

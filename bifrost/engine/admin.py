@@ -1,0 +1,156 @@
+"""Operator actions on operations: pause, resume, cancel, retry, trigger.
+
+Each action is allowed only from the statuses where it makes sense and is refused otherwise with
+a reason the CLI prints as is. The store applies the change only if the status is still the
+expected one (so an action racing the runner is refused, not half-applied), clears the lease
+(a runner still working on the operation has its commit fenced off) and journals the action with
+the operator's identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bifrost.clock import Clock
+from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMachine
+from bifrost.store.errors import NotFound, OperationConflict
+from bifrost.store.interface import OperationStore
+from bifrost.store.records import OperationRecord, OperationStatus
+
+S = OperationStatus
+
+PAUSABLE = (S.PENDING, S.RUNNING, S.WAITING)
+RESUMABLE = (S.PAUSED,)
+CANCELLABLE = (S.PENDING, S.RUNNING, S.WAITING, S.PAUSED)
+RETRYABLE = (S.FAILED,)
+TRIGGERABLE = (S.PENDING, S.RUNNING, S.WAITING)
+
+
+class AdminRefused(Exception):
+    """The action does not apply to the operation as it is; the message says why."""
+
+
+def _names(statuses: Sequence[OperationStatus]) -> str:
+    values = [s.value for s in statuses]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _past(verb: str) -> str:
+    return {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry": "retried",
+            "trigger": "triggered"}.get(verb, verb + "ed")
+
+
+def _get(store: OperationStore, operation_id: int) -> OperationRecord:
+    try:
+        return store.get_operation(operation_id)
+    except NotFound:
+        raise AdminRefused(f"operation {operation_id} does not exist") from None
+
+
+def _apply(
+    store: OperationStore,
+    operation_id: int,
+    *,
+    verb: str,
+    allowed: Sequence[OperationStatus],
+    status: OperationStatus,
+    clock: Clock,
+    actor: str,
+    message: str,
+    reset_attempt: bool = False,
+    run_now: bool = False,
+    state: str | None = None,
+) -> OperationRecord:
+    op = _get(store, operation_id)
+    if op.status not in allowed:
+        raise AdminRefused(
+            f"cannot {verb} operation {operation_id} ({op.machine}, state {op.state}): it is "
+            f"{op.status.value}; only {_names(allowed)} operations can be {_past(verb)}"
+        )
+    now = clock.now()
+    try:
+        return store.admin_transition(
+            operation_id,
+            now=now,
+            actor=actor,
+            expected_statuses=allowed,
+            status=status,
+            message=message,
+            next_run_at=now if run_now else None,
+            reset_attempt=reset_attempt,
+            state=state,
+        )
+    except OperationConflict as exc:
+        current = _get(store, operation_id)
+        if current.status in allowed:  # not a race: the store refused for another reason
+            raise AdminRefused(f"cannot {verb} operation {operation_id}: {exc}") from None
+        raise AdminRefused(
+            f"cannot {verb} operation {operation_id}: it changed to {current.status.value} "
+            "meanwhile; look again"
+        ) from None
+
+
+def pause(
+    store: OperationStore, operation_id: int, *, clock: Clock, actor: str, reason: str = ""
+) -> OperationRecord:
+    """Stop claiming the operation. A step in flight finishes but its commit is fenced off; it
+    re-runs (idempotently) after ``resume``."""
+    return _apply(
+        store, operation_id, verb="pause", allowed=PAUSABLE, status=S.PAUSED, clock=clock,
+        actor=actor, message=f"paused by {actor}" + (f": {reason}" if reason else ""),
+    )
+
+
+def resume(
+    store: OperationStore, operation_id: int, *, clock: Clock, actor: str
+) -> OperationRecord:
+    """Make a paused operation due now, at the state and step where it was paused."""
+    return _apply(
+        store, operation_id, verb="resume", allowed=RESUMABLE, status=S.WAITING, clock=clock,
+        actor=actor, message=f"resumed by {actor}", run_now=True,
+    )
+
+
+def cancel(
+    store: OperationStore, operation_id: int, *, clock: Clock, actor: str, reason: str = ""
+) -> OperationRecord:
+    """End the operation where it stands (no compensation runs; the lane becomes free)."""
+    return _apply(
+        store, operation_id, verb="cancel", allowed=CANCELLABLE, status=S.CANCELLED, clock=clock,
+        actor=actor, message=f"cancelled by {actor}" + (f": {reason}" if reason else ""),
+    )
+
+
+def retry(
+    store: OperationStore, operation_id: int, *, clock: Clock, actor: str
+) -> OperationRecord:
+    """Re-run the failed step of a failed operation once, now, at the same state."""
+    return _apply(
+        store, operation_id, verb="retry", allowed=RETRYABLE, status=S.WAITING, clock=clock,
+        actor=actor, message=f"retry of the failed step requested by {actor}",
+        reset_attempt=True, run_now=True,
+    )
+
+
+def trigger(
+    store: OperationStore,
+    registry: MachineRegistry,
+    operation_id: int,
+    name: str,
+    *,
+    clock: Clock,
+    actor: str,
+) -> OperationRecord:
+    """Fire a machine trigger (an external edge) on an active operation: it moves to the
+    trigger's target state and starts that state's steps from the first."""
+    op = _get(store, operation_id)
+    try:
+        spec = registry.get(op.machine, op.machine_version)
+        target = registry.next_state(spec, op.state, name)
+    except (UnknownMachine, InvalidTrigger) as exc:
+        raise AdminRefused(f"cannot fire {name!r} on operation {operation_id}: {exc}") from None
+    return _apply(
+        store, operation_id, verb="trigger", allowed=TRIGGERABLE, status=S.WAITING, clock=clock,
+        actor=actor, message=f"trigger {name!r} by {actor}: {op.state} → {target}",
+        reset_attempt=True, run_now=True, state=target,
+    )

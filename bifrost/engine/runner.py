@@ -1,0 +1,565 @@
+"""The durable runner: claim due operations, run one step at a time, commit every transition.
+
+For each claimed operation the runner
+
+1. checks that the code knows the operation's machine, version, state and step and that its
+   context is valid JSON matching the machine's model; if not the operation is *poison* and is
+   failed visibly (``store.fail_operation`` with a message naming what is unknown) while the
+   runner goes on with the others;
+2. commits the write-ahead "entering step X, attempt n" (``begin_step``);
+3. runs the step (no sleeping, no engine transaction open while it runs);
+4. commits the outcome, the next state/status/context and the journal row in one transaction
+   (``finish_step``), fenced by lease owner and row version.
+
+A crash anywhere re-runs the step in flight (its side effects are keyed idempotently), never
+skips it. ``LeaseLost`` means another runner (or an operator) took over: the work is dropped. A
+``StoreUnavailable`` makes the runner back off; a step outcome that could not be committed is
+kept in memory and committed on the next tick, as long as the lease still holds (after that the
+step re-runs wherever the operation is claimed next, which is safe because steps are
+idempotent).
+
+Engine bookkeeping that must survive a crash but has no column of its own (the next step within
+the state, the previous step's output, when the step was first attempted, how many of its
+attempts failed or finished) lives under the reserved key ``"_engine"`` of the stored context
+JSON, written in the same commit as everything else. The typed context is everything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from bifrost.clock import Clock
+from bifrost.engine.step import Done, Fail, Outcome, Retry, Step, StepContext, Wait, idempotency_key
+from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMachine
+from bifrost.machines.retry import RetryPolicy, backoff
+from bifrost.machines.spec import DONE_TRIGGER, FAIL_TRIGGER, MachineSpec, StateSpec, StepSpec
+from bifrost.store.errors import LeaseLost, NotFound, OperationConflict, StoreUnavailable
+from bifrost.store.interface import OperationStore
+from bifrost.store.records import OperationRecord, OperationStatus
+from bifrost.store.records import Outcome as JournalOutcome
+
+log = logging.getLogger(__name__)
+
+ENGINE_KEY = "_engine"
+
+#: How the runner spaces out its attempts to reach an unavailable database.
+STORE_RETRY = RetryPolicy(
+    max_attempts=1_000_000,
+    initial_backoff=timedelta(milliseconds=100),
+    max_backoff=timedelta(seconds=10),
+    multiplier=2.0,
+    jitter=0.3,
+)
+
+
+class PoisonOperation(Exception):
+    """The running code cannot interpret this operation; it is failed with this message."""
+
+
+@dataclass
+class Envelope:
+    """Engine bookkeeping persisted under ``context["_engine"]``."""
+
+    state: str | None = None  # the state ``step`` belongs to (stale after a trigger moved on)
+    step: str | None = None  # next step to run in ``state`` (None: the state's first)
+    input: dict[str, Any] | None = None  # output of the previous Done, handed to ``step``
+    since: str | None = None  # ISO time of the step's first attempt (for the timeout)
+    failures: int = 0  # failed attempts of ``step`` (Retry / exception)
+    finished: int = 0  # attempt number of the step's last committed attempt
+    error: str | None = None  # why compensation started (kept for the final last_error)
+    failed: bool = False  # ``step`` failed the operation; an operator's retry grants one attempt
+
+    @classmethod
+    def load(cls, raw: object) -> Envelope:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise PoisonOperation(f"context key {ENGINE_KEY!r} is not an object: {raw!r:.200}")
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise PoisonOperation(f"context key {ENGINE_KEY!r} is unreadable: {exc}") from None
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "step": self.step,
+            "input": self.input,
+            "since": self.since,
+            "failures": self.failures,
+            "finished": self.finished,
+            "error": self.error,
+            "failed": self.failed,
+        }
+
+
+def split_context(stored: Mapping[str, Any]) -> tuple[dict[str, Any], object]:
+    """The typed part of a stored context and the raw engine envelope."""
+    data = {k: v for k, v in stored.items() if k != ENGINE_KEY}
+    return data, stored.get(ENGINE_KEY)
+
+
+def join_context(model: BaseModel, envelope: Envelope | None) -> dict[str, Any]:
+    data = model.model_dump(mode="json")
+    if envelope is not None:
+        data[ENGINE_KEY] = envelope.dump()
+    return data
+
+
+@dataclass
+class _Pending:
+    """A finish_step whose commit failed with StoreUnavailable; retried on the next tick."""
+
+    operation_id: int
+    kwargs: dict[str, Any]
+    lease_expires_at: datetime | None
+
+
+@dataclass
+class _Loaded:
+    record: OperationRecord
+    spec: MachineSpec
+    state: StateSpec
+    context: BaseModel
+    envelope: Envelope = field(default_factory=Envelope)
+
+
+class Runner:
+    """Runs due operations of the machines in ``registry`` with the step implementations in
+    ``steps`` (keyed by step name)."""
+
+    def __init__(
+        self,
+        store: OperationStore,
+        registry: MachineRegistry,
+        steps: Mapping[str, Step],
+        *,
+        clock: Clock,
+        owner: str,
+        lease_for: timedelta = timedelta(seconds=30),
+        rng: random.Random | None = None,
+        max_steps_per_claim: int = 50,
+        idle_interval: timedelta = timedelta(seconds=1),
+    ) -> None:
+        if lease_for <= timedelta(0):
+            raise ValueError("lease_for must be positive")
+        self.store = store
+        self.registry = registry
+        self.steps = dict(steps)
+        self.clock = clock
+        self.owner = owner
+        self.lease_for = lease_for
+        self.rng = rng or random.Random()
+        self.max_steps_per_claim = max_steps_per_claim
+        self.idle_interval = idle_interval
+        self._pending: list[_Pending] = []
+        self._store_failures = 0
+        self.last_store_error: str | None = None
+
+    # --- the loop ---------------------------------------------------------------------------
+    @property
+    def store_backoff(self) -> timedelta | None:
+        """How long to wait before touching the store again, or None when it is healthy."""
+        if self._store_failures == 0:
+            return None
+        return backoff(STORE_RETRY, self._store_failures, self.rng)
+
+    def run_once(self, limit: int = 10) -> int:
+        """Claim up to ``limit`` due operations and run each as far as it goes now.
+
+        Returns how many operations were handled. Never raises ``StoreUnavailable``: the error
+        is remembered (``store_backoff``, ``last_store_error``) and the caller waits.
+        """
+        try:
+            self._flush_pending()
+            claimed = self.store.claim_due(
+                owner=self.owner, now=self.clock.now(), lease_for=self.lease_for, limit=limit
+            )
+        except StoreUnavailable as exc:
+            self._unavailable(exc)
+            return 0
+        self._store_failures = 0
+        self.last_store_error = None
+        for record in claimed:
+            try:
+                self._process(record)
+            except StoreUnavailable as exc:
+                # Don't wait out the database once per claimed operation: the rest of the batch
+                # stays leased to us and is claimed again (by anyone) when the leases expire.
+                self._unavailable(exc)
+                break
+            except LeaseLost as exc:
+                log.info("operation %s: lease lost, dropping the work (%s)", record.id, exc)
+        return len(claimed)
+
+    def tick(self, limit: int = 10) -> timedelta:
+        """One round; returns how long the caller should wait before the next."""
+        handled = self.run_once(limit)
+        delay = self.store_backoff
+        if delay is not None:
+            return delay
+        return timedelta(0) if handled else self.idle_interval
+
+    def run_until_idle(self, *, limit: int = 10, max_rounds: int = 10_000) -> int:
+        """Run rounds until nothing is due (per the runner's clock); returns operations handled.
+
+        Raises ``StoreUnavailable`` if the store cannot be reached (there is no progress to wait
+        for here; the caller decides)."""
+        total = 0
+        for _ in range(max_rounds):
+            handled = self.run_once(limit)
+            if self._store_failures:
+                raise StoreUnavailable(self.last_store_error or "store unavailable")
+            if handled == 0 and not self._pending:
+                return total
+            total += handled
+        raise RuntimeError(f"still busy after {max_rounds} rounds")
+
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        limit: int = 10,
+        wait: Callable[[float], bool] | None = None,
+    ) -> None:
+        """Tick until ``stop`` is set. ``wait(seconds) -> stopped`` is the only place that
+        sleeps (default: ``stop.wait``)."""
+        waiter = wait or stop.wait
+        while not stop.is_set():
+            delay = self.tick(limit)
+            if delay > timedelta(0) and waiter(delay.total_seconds()):
+                return
+
+    def _unavailable(self, exc: StoreUnavailable) -> None:
+        self._store_failures += 1
+        self.last_store_error = str(exc)
+        log.warning("store unavailable (%d in a row): %s", self._store_failures, exc)
+
+    def _flush_pending(self) -> None:
+        while self._pending:
+            pending = self._pending[0]
+            now = self.clock.now()
+            if pending.lease_expires_at is not None and now >= pending.lease_expires_at:
+                log.info("operation %s: lease expired before the store came back; "
+                         "the step will re-run", pending.operation_id)
+                self._pending.pop(0)
+                continue
+            try:
+                self.store.finish_step(pending.operation_id, now=now, **pending.kwargs)
+            except LeaseLost as exc:
+                log.info("operation %s: pending commit fenced off (%s)", pending.operation_id, exc)
+            self._pending.pop(0)
+
+    # --- one operation ------------------------------------------------------------------------
+    def _process(self, record: OperationRecord) -> None:
+        for _ in range(self.max_steps_per_claim):
+            try:
+                loaded = self._load(record)
+            except PoisonOperation as exc:
+                self._poison(record, str(exc))
+                return
+            nxt = self._advance(loaded)
+            if nxt is None:
+                return
+            record = nxt
+        # Fairness: give the others a turn; the operation stays due.
+        self.store.finish_step(
+            record.id,
+            owner=self.owner,
+            version=record.version,
+            now=self.clock.now(),
+            outcome=JournalOutcome.TRANSITION,
+            state=record.state,
+            status=OperationStatus.WAITING,
+            context=dict(record.context or {}),
+            next_run_at=self.clock.now(),
+            message=f"yielding after {self.max_steps_per_claim} steps",
+        )
+
+    def _load(self, record: OperationRecord) -> _Loaded:
+        try:
+            spec = self.registry.get(record.machine, record.machine_version)
+        except UnknownMachine as exc:
+            raise PoisonOperation(str(exc)) from None
+        state = spec.state(record.state)
+        if state is None:
+            known = ", ".join(s.name for s in spec.states)
+            raise PoisonOperation(
+                f"state {record.state!r} is not a state of machine {spec.name!r} "
+                f"v{spec.version} (known: {known})"
+            )
+        if record.context is None:
+            raise PoisonOperation(
+                f"context of operation {record.id} is not valid JSON: {record.context_raw!r:.200}"
+            )
+        data, raw_envelope = split_context(record.context)
+        try:
+            context = spec.context_model.model_validate(data)
+        except ValidationError as exc:
+            raise PoisonOperation(
+                f"context of operation {record.id} does not match "
+                f"{spec.context_model.__name__} of machine {spec.name!r} v{spec.version}: "
+                + "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+                    for err in exc.errors()
+                )
+            ) from None
+        return _Loaded(record, spec, state, context, Envelope.load(raw_envelope))
+
+    def _poison(self, record: OperationRecord, message: str) -> None:
+        log.error("operation %s failed: %s", record.id, message)
+        with contextlib.suppress(NotFound, OperationConflict):  # gone, or already finished
+            self.store.fail_operation(
+                record.id, now=self.clock.now(), message=message, actor=self.owner
+            )
+
+    def _finish(self, loaded: _Loaded, version: int, **kwargs: Any) -> OperationRecord:
+        """finish_step, remembered for the next tick if the store is unavailable."""
+        now = self.clock.now()
+        try:
+            return self.store.finish_step(
+                loaded.record.id, owner=self.owner, version=version, now=now, **kwargs
+            )
+        except StoreUnavailable:
+            kept = dict(kwargs, owner=self.owner, version=version, release_lease=True)
+            self._pending.append(_Pending(loaded.record.id, kept, loaded.record.lease_expires_at))
+            raise
+
+    def _advance(self, loaded: _Loaded) -> OperationRecord | None:
+        """Run the operation's next step (or edge); the new record if it may go on now."""
+        record, spec, state, env = loaded.record, loaded.spec, loaded.state, loaded.envelope
+        now = self.clock.now()
+        if state.terminal is not None:
+            # Reached through a trigger, or created in a terminal state: just close it.
+            self._finish(
+                loaded, record.version,
+                outcome=JournalOutcome.TRANSITION, state=state.name, status=state.terminal,
+                context=join_context(loaded.context, None), next_run_at=None,
+                message=f"reached terminal state {state.name!r}", last_error=env.error,
+            )
+            return None
+        if not state.steps:
+            return self._go(loaded, record.version, JournalOutcome.TRANSITION, DONE_TRIGGER,
+                            loaded.context, None, f"state {state.name!r} has no steps")
+        if env.state != state.name:
+            # A trigger or compensation moved the operation: start the state from its first step.
+            env = Envelope(state=state.name, input=env.input if env.state is None else None,
+                           error=env.error)
+        step_name = env.step or state.steps[0].name
+        step = state.step(step_name)
+        if step is None:
+            raise_poison = (f"step {step_name!r} is not a step of state {state.name!r} of machine "
+                            f"{spec.name!r} v{spec.version}")
+            self._poison(record, raise_poison)
+            return None
+        impl = self.steps.get(step_name)
+        if impl is None:
+            self._poison(record, f"no implementation of step {step_name!r} (machine "
+                                 f"{spec.name!r} v{spec.version}) in this controller")
+            return None
+
+        # Attempt bookkeeping. attempt == 0 on the row: a fresh step (or an operator's retry).
+        policy = step.retry
+        if record.attempt == 0 or record.step != step_name:
+            operator_retry = env.failed and env.step == step_name
+            env = Envelope(state=state.name, step=step_name, input=env.input, error=env.error)
+            if operator_retry:
+                # ``bifrost-admin retry`` re-runs a failed step once: one failure fails it again.
+                env.failures = policy.max_attempts - 1
+            attempt = 1
+        else:
+            attempt = record.attempt + 1
+        interrupted = max(0, (attempt - 1) - env.finished)
+        failures = env.failures + interrupted
+        if env.since is None:
+            env.since = now.isoformat()
+        if failures >= policy.max_attempts:
+            return self._fail_step(
+                loaded, record.version, step, env,
+                f"step {step_name!r} gave up after {failures} failed or interrupted attempts",
+            )
+
+        if record.lease_expires_at is not None and (
+            record.lease_expires_at - now < self.lease_for / 2
+        ):
+            record = self.store.renew_lease(
+                record.id, owner=self.owner, version=record.version, now=now,
+                lease_for=self.lease_for,
+            )
+        record = self.store.begin_step(
+            record.id, owner=self.owner, version=record.version, now=now,
+            step=step_name, attempt=attempt,
+        )
+        loaded = _Loaded(record, spec, state, loaded.context, env)
+        ctx: StepContext[Any] = StepContext(
+            operation=record, machine=spec, state=state, step=step, context=loaded.context,
+            attempt=attempt, clock=self.clock, actor=self.owner,
+            idempotency_key=idempotency_key(record.gateway_uid, record.id, step_name),
+            started_at=now,
+        )
+        try:
+            outcome: Outcome = impl.run(ctx, env.input)
+            if not isinstance(outcome, Done | Wait | Retry | Fail):
+                raise TypeError(f"step {step_name!r} returned {outcome!r}, not an outcome")
+            new_context = getattr(outcome, "context", None)
+            if new_context is not None and not isinstance(new_context, spec.context_model):
+                raise TypeError(f"step {step_name!r} returned a context of type "
+                                f"{type(new_context).__name__}, not {spec.context_model.__name__}")
+        except Exception as exc:  # noqa: BLE001 - any step bug is retried per the policy
+            log.warning("operation %s step %s attempt %d raised", record.id, step_name, attempt,
+                        exc_info=True)
+            outcome = Retry(error=f"{type(exc).__name__}: {exc}")
+        return self._outcome(loaded, step, env, attempt, failures, outcome)
+
+    def _outcome(
+        self, loaded: _Loaded, step: StepSpec, env: Envelope, attempt: int, failures: int,
+        outcome: Outcome,
+    ) -> OperationRecord | None:
+        record, state = loaded.record, loaded.state
+        now = self.clock.now()
+        policy = step.retry
+        deadline = (datetime.fromisoformat(env.since) + policy.timeout
+                    if policy.timeout is not None and env.since else None)
+        if isinstance(outcome, Done):
+            context = outcome.context or loaded.context
+            following = state.step_after(step.name)
+            if following is not None:
+                nxt = Envelope(state=state.name, step=following.name, input=outcome.output,
+                               error=env.error)
+                return self._finish(
+                    loaded, record.version,
+                    outcome=JournalOutcome.DONE, state=state.name, status=OperationStatus.RUNNING,
+                    context=join_context(context, nxt), next_run_at=None,
+                    message=f"{step.name} done", output=outcome.output, release_lease=False,
+                )
+            return self._go(loaded, record.version, JournalOutcome.DONE, DONE_TRIGGER, context,
+                            outcome.output, f"{step.name} done")
+        if isinstance(outcome, Fail):
+            return self._fail_step(loaded, record.version, step, env, outcome.reason)
+        if isinstance(outcome, Wait):
+            env.finished = attempt
+            env.failures = failures
+            if deadline is not None and now >= deadline:
+                return self._fail_step(
+                    loaded, record.version, step, env,
+                    f"step {step.name!r} timed out after {policy.timeout}: {outcome.reason}",
+                )
+            when = now + outcome.recheck_after
+            if deadline is not None:
+                when = min(when, deadline)
+            self._finish(
+                loaded, record.version,
+                outcome=JournalOutcome.WAIT, state=state.name, status=OperationStatus.WAITING,
+                context=join_context(outcome.context or loaded.context, env), next_run_at=when,
+                message=outcome.reason,
+            )
+            return None
+        # Retry (explicit, or an exception)
+        failures += 1
+        env.finished = attempt
+        env.failures = failures
+        if failures >= policy.max_attempts:
+            return self._fail_step(
+                loaded, record.version, step, env,
+                f"step {step.name!r} failed {failures} times, last: {outcome.error}",
+            )
+        delay = outcome.backoff if outcome.backoff is not None else backoff(
+            policy, failures, self.rng)
+        when = now + delay
+        if deadline is not None:
+            if now >= deadline:
+                return self._fail_step(
+                    loaded, record.version, step, env,
+                    f"step {step.name!r} timed out after {policy.timeout}: {outcome.error}",
+                )
+            when = min(when, deadline)
+        self._finish(
+            loaded, record.version,
+            outcome=JournalOutcome.RETRY, state=state.name, status=OperationStatus.WAITING,
+            context=join_context(loaded.context, env), next_run_at=when,
+            message=f"attempt {attempt} failed ({failures}/{policy.max_attempts}), "
+                    f"retrying in {delay.total_seconds():.3f}s: {outcome.error}",
+            last_error=outcome.error,
+        )
+        return None
+
+    def _go(
+        self, loaded: _Loaded, version: int, journal: JournalOutcome, trigger: str,
+        context: BaseModel, output: dict[str, Any] | None, message: str,
+    ) -> OperationRecord | None:
+        """Follow a state edge; go on at once unless the target is terminal."""
+        spec, state = loaded.spec, loaded.state
+        try:
+            target_name = self.registry.next_state(spec, state.name, trigger)
+        except InvalidTrigger as exc:
+            self._poison(loaded.record, str(exc))
+            return None
+        target = spec.state(target_name)
+        assert target is not None  # the spec validated its edges
+        error = loaded.envelope.error
+        if target.terminal is not None:
+            self._finish(
+                loaded, version,
+                outcome=journal, state=target.name, status=target.terminal,
+                context=join_context(context, None), next_run_at=None,
+                message=f"{message} → {target.name}", output=output,
+                last_error=error if target.terminal != OperationStatus.SUCCEEDED else None,
+            )
+            return None
+        nxt = Envelope(state=target.name, step=None, input=output, error=error)
+        return self._finish(
+            loaded, version,
+            outcome=journal, state=target.name, status=OperationStatus.RUNNING,
+            context=join_context(context, nxt), next_run_at=None,
+            message=f"{message} → {target.name}", output=output, release_lease=False,
+        )
+
+    def _fail_step(
+        self, loaded: _Loaded, version: int, step: StepSpec, env: Envelope, reason: str,
+    ) -> OperationRecord | None:
+        """The step failed for good: compensate where the state says so, else fail."""
+        record, spec, state = loaded.record, loaded.spec, loaded.state
+        log.warning("operation %s step %s failed: %s", record.id, step.name, reason)
+        if state.on_failure is not None:
+            try:
+                target_name = self.registry.next_state(spec, state.name, FAIL_TRIGGER)
+            except InvalidTrigger as exc:
+                self._poison(record, str(exc))
+                return None
+            target = spec.state(target_name)
+            assert target is not None
+            message = f"{step.name} failed: {reason}; compensating → {target.name}"
+            if target.terminal is not None:
+                self._finish(
+                    loaded, version,
+                    outcome=JournalOutcome.FAILED, state=target.name, status=target.terminal,
+                    context=join_context(loaded.context, None), next_run_at=None,
+                    message=message, last_error=reason,
+                )
+                return None
+            return self._finish(
+                loaded, version,
+                outcome=JournalOutcome.FAILED, state=target.name, status=OperationStatus.RUNNING,
+                context=join_context(loaded.context, Envelope(state=target.name, error=reason)),
+                next_run_at=None,
+                message=message, last_error=reason, release_lease=False,
+            )
+        # No compensation: the operation fails at this step; an operator's retry re-runs it.
+        kept = Envelope(state=state.name, step=step.name, input=env.input, error=env.error,
+                        failed=True)
+        self._finish(
+            loaded, version,
+            outcome=JournalOutcome.FAILED, state=state.name, status=OperationStatus.FAILED,
+            context=join_context(loaded.context, kept), next_run_at=None,
+            message=f"{step.name} failed: {reason}", last_error=reason,
+        )
+        return None
