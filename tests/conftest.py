@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+pytest_plugins = ["fixtures.devcluster"]
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures.postgres import ENV_URL, DatabaseFactory, embedded_server, to_sqlalchemy_url  # noqa: E402

@@ -1,9 +1,211 @@
-"""``bifrost dev``: run the local devcluster (and its simulated peers)."""
+"""``bifrost dev``: run the local devcluster (and its simulated peers) until interrupted.
+
+No real cluster can run on a developer laptop or in CI here, yet bifrost must be developed, demoed
+and benchmarked against something that behaves like one. ``bifrost dev`` starts the emulated API
+server on loopback with the real Gateway API and cert-manager CRDs (found beside the repository in
+``../shared/`` when present, plus any ``--crds`` directories), registers the Crossplane-like load
+balancer kind permissively, starts the simulated peers (issuer, load balancer, TLS data plane) as
+ordinary API clients, writes a kubeconfig that ``kubectl`` and the official client can use, prints
+one line saying where, and runs until SIGINT/SIGTERM, when it stops everything cleanly.
+"""
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
 import typer
+
+__all__ = ["default_crd_dirs", "register", "run_dev"]
+
+#: The repository root (``bifrost/cli/dev.py`` → two levels up from the package).
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+LB_KIND = ("elbv2.aws.upbound.io", "v1beta1", "LB", "lbs")
+
+
+def default_crd_dirs(repo_root: Path = _REPO_ROOT) -> list[Path]:
+    """The Gateway API v1.6.1 and cert-manager CRD directories in ``../shared/``, if present."""
+    shared = repo_root.parent / "shared"
+    candidates = [shared / "gateway-api" / "v1.6.1", shared / "cert-manager"]
+    return [d for d in candidates if d.is_dir()]
+
+
+def _crd_files(dirs: list[Path]) -> list[Path]:
+    """The YAML files directly in each directory (not recursive: skips e.g. ``conformance/``)."""
+    files: list[Path] = []
+    for d in dirs:
+        if d.is_file():
+            files.append(d)
+            continue
+        if not d.is_dir():
+            raise typer.BadParameter(f"{d} is not a directory", param_hint="--crds")
+        files.extend(sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml")))
+    return files
+
+
+def run_dev(
+    kubeconfig_out: Path,
+    *,
+    port: int = 0,
+    crds: list[Path] | None = None,
+    state_file: Path | None = None,
+    default_crds: bool = True,
+    peers: bool = True,
+    dataplane: bool = True,
+    issuance_delay: float = 0.0,
+    failure_rate: float = 0.0,
+    seed: int = 0,
+    cert_lifetime: timedelta = timedelta(days=90),
+    child_gateway_classes: list[str] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Start the devcluster and peers, write the kubeconfig, and block until ``stop`` is set."""
+    from bifrost.devcluster.peers import IssuerOptions, LoadBalancerOptions, Peers
+    from bifrost.devcluster.peers.loadbalancer import DEFAULT_CHILD_GATEWAY_CLASSES
+    from bifrost.devcluster.server import DevCluster
+
+    stop = stop or threading.Event()
+    crd_dirs = (default_crd_dirs() if default_crds else []) + list(crds or [])
+    cluster = DevCluster(
+        crd_paths=_crd_files(crd_dirs),
+        port=port,
+        state_file=state_file,
+    )
+    cluster.start()
+    running: Peers | None = None
+    try:
+        group, version, kind, plural = LB_KIND
+        cluster.register_permissive(
+            group=group, version=version, kind=kind, plural=plural, namespaced=False
+        )
+        kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
+        cluster.write_kubeconfig(kubeconfig_out)
+        if peers:
+            state_dir = str(state_file.with_name(state_file.name + ".ca")) if state_file else None
+            running = Peers(
+                kubeconfig_out,
+                issuer_options=IssuerOptions(
+                    default_lifetime=cert_lifetime,
+                    issuance_delay=issuance_delay,
+                    failure_rate=failure_rate,
+                    seed=seed,
+                    state_dir=state_dir,
+                ),
+                lb_options=LoadBalancerOptions(
+                    child_gateway_classes=frozenset(child_gateway_classes)
+                    if child_gateway_classes
+                    else DEFAULT_CHILD_GATEWAY_CLASSES
+                ),
+                dataplane=dataplane,
+            ).start()
+        print(
+            f"devcluster at {cluster.url}: kubeconfig written to {kubeconfig_out} "
+            f"(kubectl --kubeconfig {kubeconfig_out} get namespaces); Ctrl-C stops it",
+            flush=True,
+        )
+        while not stop.wait(0.5):  # short waits keep signal handling prompt
+            pass
+    finally:
+        if running is not None:
+            running.stop()
+        cluster.stop()
 
 
 def register(app: typer.Typer) -> None:
     """Add the devcluster commands to the ``bifrost`` app."""
+
+    @app.command("dev")
+    def dev(
+        kubeconfig_out: Annotated[
+            Path, typer.Option("--kubeconfig-out", help="Where to write the kubeconfig.")
+        ],
+        port: Annotated[
+            int, typer.Option("--port", help="API server port on 127.0.0.1 (0: any free port).")
+        ] = 0,
+        crds: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--crds",
+                help="Extra directory (or file) of CRD YAML to load; repeatable. The Gateway API "
+                "and cert-manager CRDs from ../shared/ are loaded when present.",
+            ),
+        ] = None,
+        no_default_crds: Annotated[
+            bool, typer.Option("--no-default-crds", help="Do not load the ../shared/ CRDs.")
+        ] = False,
+        no_controller: Annotated[
+            bool,
+            typer.Option(
+                "--no-controller",
+                help="Do not start the bifrost controller. Accepted for forward compatibility: "
+                "the controller does not exist yet, so it is never started today.",
+            ),
+        ] = False,
+        state_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--state-file",
+                help="Persist the cluster's objects here (and the local CA beside it, in "
+                "<state-file>.ca/) so a restart keeps them.",
+            ),
+        ] = None,
+        no_peers: Annotated[
+            bool, typer.Option("--no-peers", help="Run the API server without simulated peers.")
+        ] = False,
+        no_dataplane: Annotated[
+            bool, typer.Option("--no-dataplane", help="Do not start the TLS data plane.")
+        ] = False,
+        issuance_delay: Annotated[
+            float, typer.Option(help="Seconds the simulated issuer waits before issuing.")
+        ] = 0.0,
+        failure_rate: Annotated[
+            float, typer.Option(help="Probability in [0, 1] that an issuance attempt fails.")
+        ] = 0.0,
+        seed: Annotated[int, typer.Option(help="Seed of the issuer's failure draws.")] = 0,
+        cert_lifetime_hours: Annotated[
+            float,
+            typer.Option(help="Default certificate lifetime (spec.duration wins), in hours."),
+        ] = 90 * 24.0,
+        child_gateway_class: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--child-gateway-class",
+                help="gatewayClassName of child Gateways the load balancer serves; repeatable "
+                "(default: istio, devcluster).",
+            ),
+        ] = None,
+    ) -> None:
+        """Run a local Kubernetes-compatible API server with simulated peers until interrupted."""
+        del no_controller  # the controller does not exist yet; nothing to start or skip
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            run_dev(
+                kubeconfig_out,
+                port=port,
+                crds=crds,
+                state_file=state_file,
+                default_crds=not no_default_crds,
+                peers=not no_peers,
+                dataplane=not no_dataplane,
+                issuance_delay=issuance_delay,
+                failure_rate=failure_rate,
+                seed=seed,
+                cert_lifetime=timedelta(hours=cert_lifetime_hours),
+                child_gateway_classes=child_gateway_class,
+                stop=stop,
+            )
+        except OSError as exc:
+            print(f"bifrost dev: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from exc
+        print("devcluster stopped", flush=True)

@@ -1,0 +1,189 @@
+"""Devcluster throughput: creates/s, gets/s, lists/s and watch events/s with 10 watchers.
+
+bifrost's own benchmarks run against the devcluster, so it must be fast enough to measure bifrost
+rather than itself (target: >= 1,000 small writes/s and >= 3,000 gets/s on a 2-core machine).
+The server runs in its own process (``python -m bifrost.devcluster``), as it would for
+``bifrost dev``; the clients are the official ``kubernetes`` client over HTTP and, to separate
+client cost from server cost, a raw keep-alive ``http.client`` loop.
+
+Usage: ``python bench/bench_devcluster.py [--n 2000] [--url http://127.0.0.1:PORT]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from kubernetes import client, watch
+
+
+@contextmanager
+def server(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bifrost.devcluster", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    try:
+        yield line.rsplit(" ", 1)[-1].strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def rate(n: int, fn: Callable[[int], object], threads: int = 1) -> float:
+    per = n // threads
+
+    def work(offset: int) -> None:
+        for i in range(per):
+            fn(offset + i)
+
+    ts = [threading.Thread(target=work, args=(k * per,)) for k in range(threads)]
+    start = time.perf_counter()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return per * threads / (time.perf_counter() - start)
+
+
+def official(url: str, n: int) -> dict[str, float]:
+    cfg = client.Configuration()
+    cfg.host = url
+    client.Configuration.set_default(cfg)
+    api = client.ApiClient(cfg)
+    core = client.CoreV1Api(api)
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    out: dict[str, float] = {}
+    out["creates/s"] = rate(
+        n,
+        lambda i: core.create_namespaced_config_map(
+            ns, {"metadata": {"name": f"cm-{i}"}, "data": {"k": "v"}}
+        ),
+    )
+    out["gets/s"] = rate(n, lambda i: core.read_namespaced_config_map(f"cm-{i % n}", ns))
+    out["updates/s (patch)"] = rate(
+        n // 2,
+        lambda i: core.patch_namespaced_config_map(f"cm-{i}", ns, {"data": {"k": str(i)}}),
+    )
+    small = f"{ns}-small"
+    core.create_namespace({"metadata": {"name": small}})
+    for i in range(10):
+        core.create_namespaced_config_map(small, {"metadata": {"name": f"s-{i}"}})
+    out["lists/s (10 items)"] = rate(n // 4, lambda i: core.list_namespaced_config_map(small))
+    out["watch events/s (10 watchers)"] = watch_rate(core, ns, n // 2)
+    return out
+
+
+def watch_rate(core: client.CoreV1Api, ns: str, m: int) -> float:
+    target = f"{ns}-w"
+    core.create_namespace({"metadata": {"name": target}})
+    counts = [0] * 10
+    ready = threading.Barrier(11)
+    done = threading.Event()
+    rv = core.list_namespaced_config_map(target).metadata.resource_version
+
+    def watcher(k: int) -> None:
+        w = watch.Watch()
+        ready.wait()
+        for _ in w.stream(
+            core.list_namespaced_config_map, target, resource_version=rv, timeout_seconds=120
+        ):
+            counts[k] += 1
+            if counts[k] >= m:
+                w.stop()
+        if all(c >= m for c in counts):
+            done.set()
+
+    threads = [threading.Thread(target=watcher, args=(k,), daemon=True) for k in range(10)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    start = time.perf_counter()
+    raw = RawClient(core.api_client.configuration.host)
+    for i in range(m):
+        raw.request(
+            "POST",
+            f"/api/v1/namespaces/{target}/configmaps",
+            {"metadata": {"name": f"w-{i}"}},
+        )
+    for t in threads:
+        t.join(timeout=120)
+    elapsed = time.perf_counter() - start
+    return sum(counts) / elapsed
+
+
+class RawClient:
+    def __init__(self, url: str) -> None:
+        u = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port)
+
+    def request(self, method: str, path: str, body: object | None = None) -> bytes:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        self.conn.request(method, path, data, headers)
+        r = self.conn.getresponse()
+        payload = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status} {payload[:200]!r}")
+        return payload
+
+
+def raw(url: str, n: int) -> dict[str, float]:
+    c = RawClient(url)
+    ns = f"raw-{uuid.uuid4().hex[:6]}"
+    c.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
+    base = f"/api/v1/namespaces/{ns}/configmaps"
+    out: dict[str, float] = {}
+    out["creates/s"] = rate(
+        n, lambda i: c.request("POST", base, {"metadata": {"name": f"cm-{i}"}, "data": {"k": "v"}})
+    )
+    out["gets/s"] = rate(n, lambda i: c.request("GET", f"{base}/cm-{i % n}"))
+    small = f"{ns}-small"
+    c.request("POST", "/api/v1/namespaces", {"metadata": {"name": small}})
+    for i in range(10):
+        c.request("POST", f"/api/v1/namespaces/{small}/configmaps", {"metadata": {"name": f"s{i}"}})
+    out["lists/s (10 items)"] = rate(
+        n // 4, lambda i: c.request("GET", f"/api/v1/namespaces/{small}/configmaps")
+    )
+    clients = [RawClient(url) for _ in range(4)]
+    out["gets/s (4 connections)"] = rate(
+        n, lambda i: clients[i * 4 // n].request("GET", f"{base}/cm-{i % n}"), threads=4
+    )
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--url", default=None, help="an already running devcluster")
+    args = p.parse_args()
+    with server(args.url) as url:
+        print(f"devcluster at {url}, n={args.n}")
+        for title, figures in (
+            ("official client", official(url, args.n)),
+            ("raw http.client keep-alive", raw(url, args.n)),
+        ):
+            print(f"\n{title}:")
+            for k, v in figures.items():
+                print(f"  {k:32s} {v:10.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

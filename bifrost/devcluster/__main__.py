@@ -1,0 +1,50 @@
+"""``python -m bifrost.devcluster``: run one devcluster standalone until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from bifrost.devcluster.server import DevCluster
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bifrost.devcluster", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument(
+        "--crds",
+        type=Path,
+        action="append",
+        default=[],
+        help="CRD YAML file or directory (repeatable)",
+    )
+    p.add_argument("--kubeconfig-out", type=Path, default=None)
+    p.add_argument("--state-file", type=Path, default=None)
+    p.add_argument("--bookmark-interval", type=float, default=5.0)
+    args = p.parse_args(argv)
+    cluster = DevCluster(
+        host=args.host,
+        port=args.port,
+        crd_paths=args.crds,
+        state_file=args.state_file,
+        bookmark_interval=args.bookmark_interval,
+    )
+    cluster.start()
+    if args.kubeconfig_out:
+        cluster.write_kubeconfig(args.kubeconfig_out)
+    print(f"devcluster listening on {cluster.url}", flush=True)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        done.wait()
+    cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

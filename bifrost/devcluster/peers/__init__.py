@@ -1,0 +1,146 @@
+"""Simulated peer controllers for the devcluster: issuer, load balancer and TLS data plane.
+
+bifrost drives other controllers (cert-manager, Istio/Contour, Crossplane) and waits for them; in
+the devcluster these peers stand in for them. They are ordinary API clients — they watch and write
+over HTTP through :mod:`bifrost.kube` exactly as bifrost does — so they can be started, stopped and
+slowed independently of the API server, and the same peers could run against a real cluster.
+
+``Peers`` bundles them::
+
+    peers = Peers(kubeconfig_path, issuer_options=IssuerOptions(issuance_delay=0.5)).start()
+    ...
+    peers.stop()
+
+On start it also publishes the devcluster CA as the ConfigMap ``kube-public/devcluster-ca``
+(key ``ca.crt``), so any client can trust the data plane's certificates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from bifrost.clock import Clock, SystemClock
+from bifrost.devcluster.peers.ca import IssuedCertificate, KeyType, LocalCA
+from bifrost.devcluster.peers.dataplane import CertRef, ChildRef, DataPlane, ServedCertificate
+from bifrost.devcluster.peers.issuer import IssuanceAttempt, Issuer, IssuerOptions
+from bifrost.devcluster.peers.loadbalancer import (
+    PORT_ANNOTATION,
+    ChildKind,
+    LoadBalancer,
+    LoadBalancerOptions,
+)
+from bifrost.kube.client import KubeClient
+from bifrost.kube.errors import KubeError
+
+__all__ = [
+    "CA_CONFIGMAP",
+    "PORT_ANNOTATION",
+    "CertRef",
+    "ChildKind",
+    "ChildRef",
+    "DataPlane",
+    "IssuanceAttempt",
+    "IssuedCertificate",
+    "Issuer",
+    "IssuerOptions",
+    "KeyType",
+    "LoadBalancer",
+    "LoadBalancerOptions",
+    "LocalCA",
+    "Peers",
+    "ServedCertificate",
+]
+
+log = logging.getLogger(__name__)
+
+CA_CONFIGMAP = ("kube-public", "devcluster-ca")
+
+
+class Peers:
+    """The issuer, the load balancer and (optionally) the data plane, started and stopped together.
+
+    ``kube`` is a kubeconfig path (each peer then gets its own client, closed by :meth:`stop`) or a
+    :class:`~bifrost.kube.client.KubeClient` (shared by the peers and not closed). ``ca``
+    defaults to one loaded from / stored in ``issuer_options.state_dir``, or a fresh in-memory CA.
+    """
+
+    def __init__(
+        self,
+        kube: str | os.PathLike[str] | KubeClient,
+        *,
+        issuer_options: IssuerOptions | None = None,
+        lb_options: LoadBalancerOptions | None = None,
+        dataplane: bool = True,
+        ca: LocalCA | None = None,
+        clock: Clock | None = None,
+        publish_ca: bool = True,
+    ) -> None:
+        self._owned: list[KubeClient] = []
+        if isinstance(kube, KubeClient):
+            self.client = lb_client = kube
+        else:
+            # One client per peer: each keeps a few watches open, and separate connection pools
+            # keep one peer's streams from crowding out the other's requests.
+            self.client = KubeClient.from_kubeconfig(kube)
+            lb_client = KubeClient.from_kubeconfig(kube)
+            self._owned = [self.client, lb_client]
+        self.clock: Clock = clock or SystemClock()
+        self.issuer_options = issuer_options or IssuerOptions()
+        if ca is None:
+            state_dir = self.issuer_options.state_dir
+            ca = (
+                LocalCA.load_or_create(state_dir, clock=self.clock)
+                if state_dir
+                else LocalCA.generate(clock=self.clock)
+            )
+        self.ca = ca
+        self.issuer = Issuer(self.client, ca=ca, options=self.issuer_options, clock=self.clock)
+        self.dataplane: DataPlane | None = DataPlane() if dataplane else None
+        self.loadbalancer = LoadBalancer(
+            lb_client, options=lb_options, dataplane=self.dataplane, clock=self.clock
+        )
+        self._publish_ca = publish_ca
+        self._started = False
+
+    def start(self) -> Peers:
+        if self._publish_ca:
+            self._publish()
+        self.issuer.start()
+        self.loadbalancer.start()
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        if self._started:
+            self.loadbalancer.stop()
+            self.issuer.stop()
+            self._started = False
+        if self.dataplane is not None:
+            self.dataplane.stop()
+        for client in self._owned:
+            client.close()
+        self._owned = []
+
+    def __enter__(self) -> Peers:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def port(self, api_version: str, kind: str, namespace: str, name: str) -> int | None:
+        """The loopback port of a child's TLS server (see :mod:`.loadbalancer`)."""
+        return self.loadbalancer.port(api_version, kind, namespace, name)
+
+    def _publish(self) -> None:
+        namespace, name = CA_CONFIGMAP
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {"ca.crt": self.ca.cert_pem.decode("ascii")},
+        }
+        try:
+            self.client.apply(body, field_manager="bifrost-devcluster-peers")
+        except KubeError as exc:
+            log.warning("could not publish the devcluster CA as %s/%s: %s", namespace, name, exc)

@@ -1,0 +1,747 @@
+"""The devcluster HTTP server and its Python API (:class:`DevCluster`).
+
+A real HTTP/1.1 server on loopback (``ThreadingHTTPServer``, one daemon thread per connection,
+keep-alive, ``Content-Length`` on every non-streaming answer, chunked watch streams) so that the
+unmodified official client and kubectl talk to it exactly as to a cluster. This module only maps
+URLs to :class:`~bifrost.devcluster.handlers.Target` and verbs, applies fault injection, records
+every request, and serialises answers; the semantics live in ``handlers.py`` and ``watch.py``.
+
+A small control surface under ``/devcluster/`` lets separate processes (benchmarks, controller
+subprocess tests) read request counts, script faults, compact the watch history and drop
+watches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import threading
+import time
+import traceback
+import urllib.parse
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+from bifrost.devcluster.errors import ApiError, status_body
+from bifrost.devcluster.faults import FaultInjector, Request, RequestLog
+from bifrost.devcluster.gc import GarbageCollector
+from bifrost.devcluster.handlers import Api, Target, parse_body
+from bifrost.devcluster.kubeconfig import write_kubeconfig
+from bifrost.devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
+from bifrost.devcluster.registry import Registry
+from bifrost.devcluster.storage import Store
+from bifrost.devcluster.watch import serve_watch
+
+__all__ = ["DevCluster"]
+
+JSON = dict[str, Any]
+
+_VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-devcluster",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T00:00:00Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+_REASON_PHRASES = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    409: "Conflict",
+    410: "Gone",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+class _Headers(dict[str, str]):
+    """Request headers, looked up case-insensitively (keys are stored lower-case)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+class _NotFoundPage(Exception):
+    """Answer ``404 page not found`` as plain text (unknown path)."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    cluster: DevCluster
+
+    def server_bind(self) -> None:
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().server_bind()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Hang up on every client (idle keep-alive connections included), as a dying
+        API server would; their threads end at once."""
+        with self.connections_lock:
+            conns = list(self.connections)
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def parse_request(self) -> bool:
+        """A lean HTTP/1.x request-line and header parser.
+
+        The stdlib one runs every request through ``email.parser``, which costs a quarter of
+        the server's time per request; the API only needs a case-insensitive header lookup.
+        """
+        self.command = ""
+        self.request_version = "HTTP/0.9"
+        self.close_connection = True
+        raw_line: bytes = getattr(self, "raw_requestline", b"")
+        requestline = str(raw_line, "iso-8859-1").rstrip("\r\n")
+        self.requestline = requestline
+        words = requestline.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/1."):
+            self.send_error(400, f"Bad request syntax ({requestline!r})")
+            return False
+        self.command, self.path, self.request_version = words
+        headers = _Headers()
+        for _ in range(200):
+            line = self.rfile.readline(65537)
+            if len(line) > 65536:
+                self.send_error(431, "Line too long")
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            key, _, value = line.decode("iso-8859-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        else:
+            self.send_error(431, "Too many headers")
+            return False
+        self.headers = headers  # type: ignore[assignment]
+        conntype = headers.get("connection", "").lower()
+        if conntype == "close":
+            self.close_connection = True
+        elif self.request_version == "HTTP/1.1" or conntype == "keep-alive":
+            self.close_connection = False
+        if headers.get("expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return True
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _send(
+        self,
+        code: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        head = [
+            f"HTTP/1.1 {code} {_REASON_PHRASES.get(code, 'Unknown')}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+            "Cache-Control: no-cache, private",
+        ]
+        for k, v in headers:
+            head.append(f"{k}: {v}")
+        if self.close_connection:
+            head.append("Connection: close")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True
+
+    def _send_json(self, code: int, obj: Any, headers: Sequence[tuple[str, str]] = ()) -> None:
+        self._send(code, _DUMPS(obj).encode(), "application/json", headers)
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length:
+            return self.rfile.read(int(length))
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return b""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._send(405, b"")
+
+    # ---------------------------------------------------------------- dispatch
+
+    def _dispatch(self) -> None:
+        cluster = self.server.cluster
+        try:
+            raw = self._read_body()
+        except (OSError, ValueError):
+            self.close_connection = True
+            return
+        url = urllib.parse.urlsplit(self.path)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        parts = [urllib.parse.unquote(p) for p in url.path.split("/") if p]
+        try:
+            if parts and parts[0] == "devcluster":
+                self._control(parts[1:], raw)
+                return
+            if self._discovery(parts):
+                return
+            self._resource(parts, query, raw)
+        except _NotFoundPage:
+            self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
+        except ApiError as e:
+            self._send_json(e.code, e.body())
+        except Exception as e:  # pragma: no cover - a bug must not kill the connection
+            cluster.last_error = e
+            traceback.print_exc()
+            self._send_json(500, status_body(500, f"internal error: {e!r}", "InternalError"))
+
+    def _discovery(self, parts: list[str]) -> bool:
+        reg = self.server.cluster.registry
+        if self.command != "GET":
+            return False
+        if not parts:
+            paths = ["/api", "/api/v1", "/apis", "/version", "/healthz"]
+            paths += [f"/apis/{g}" for g in reg.group_versions() if g]
+            self._send_json(200, {"paths": sorted(paths)})
+            return True
+        if parts == ["version"]:
+            self._send_json(200, _VERSION)
+            return True
+        if parts[0] in ("healthz", "readyz", "livez"):
+            self._send(200, b"ok", "text/plain; charset=utf-8")
+            return True
+        if parts[0] == "openapi":
+            if parts == ["openapi", "v3"]:
+                self._send_json(200, openapi_v3_discovery(reg))
+                return True
+            if len(parts) >= 4 and parts[1] == "v3":
+                rest = parts[2:]
+                if rest[0] == "api" and len(rest) == 2:
+                    doc = openapi_v3_group_version(reg, "", rest[1])
+                elif rest[0] == "apis" and len(rest) == 3:
+                    doc = openapi_v3_group_version(reg, rest[1], rest[2])
+                else:
+                    doc = None
+                if doc is not None:
+                    self._send_json(200, doc)
+                    return True
+            raise _NotFoundPage
+        if parts == ["api"]:
+            host, port = str(self.server.server_address[0]), self.server.server_address[1]
+            self._send_json(
+                200,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [
+                        {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{host}:{port}"}
+                    ],
+                },
+            )
+            return True
+        if parts == ["api", "v1"]:
+            self._send_json(200, reg.api_resource_list("", "v1"))
+            return True
+        if parts == ["apis"]:
+            self._send_json(200, reg.api_group_list())
+            return True
+        if len(parts) == 2 and parts[0] == "apis":
+            doc = reg.api_group(parts[1])
+            if doc is None:
+                raise _NotFoundPage
+            self._send_json(200, doc)
+            return True
+        if len(parts) == 3 and parts[0] == "apis":
+            rl = reg.api_resource_list(parts[1], parts[2])
+            if rl is None:
+                raise _NotFoundPage
+            self._send_json(200, rl)
+            return True
+        return False
+
+    def _control(self, parts: list[str], raw: bytes) -> None:
+        cluster = self.server.cluster
+        cmd = self.command
+        if parts == ["requests"] and cmd == "GET":
+            self._send_json(200, cluster.request_log.snapshot())
+        elif parts == ["requests"] and cmd == "DELETE":
+            cluster.request_log.reset()
+            self._send_json(200, {})
+        elif parts == ["faults"] and cmd == "GET":
+            self._send_json(200, {"rules": cluster.faults.snapshot()})
+        elif parts == ["faults"] and cmd == "POST":
+            try:
+                body = json.loads(raw or b"{}")
+                rule_id = cluster.faults.add_rule_from_json(body)
+            except ValueError as e:
+                raise ApiError(400, str(e), "BadRequest") from e
+            self._send_json(201, {"id": rule_id})
+        elif parts == ["faults"] and cmd == "DELETE":
+            cluster.faults.clear()
+            self._send_json(200, {})
+        elif len(parts) == 2 and parts[0] == "faults" and cmd == "DELETE":
+            try:
+                cluster.faults.remove_rule(int(parts[1]))
+            except (KeyError, ValueError) as e:
+                raise ApiError(404, f"no fault rule {parts[1]}", "NotFound") from e
+            self._send_json(200, {})
+        elif parts == ["compact"] and cmd == "POST":
+            cluster.compact()
+            self._send_json(200, {"resourceVersion": str(cluster.store.resource_version)})
+        elif parts == ["drop-watches"] and cmd == "POST":
+            cluster.drop_watches()
+            self._send_json(200, {})
+        else:
+            raise _NotFoundPage
+
+    # ---------------------------------------------------------------- resources
+
+    def _resolve(self, parts: list[str]) -> tuple[Target, str]:
+        reg = self.server.cluster.registry
+        if len(parts) >= 3 and parts[0] == "api" and parts[1] == "v1":
+            group, version, rest = "", "v1", parts[2:]
+        elif len(parts) >= 4 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise _NotFoundPage
+        if not reg.has_group_version(group, version):
+            raise _NotFoundPage
+        namespace: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+            namespace = rest[1]
+            rest = rest[2:]
+        if not rest or len(rest) > 3:
+            raise _NotFoundPage
+        plural = rest[0]
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        rt = reg.get(group, version, plural)
+        if rt is None:
+            raise ApiError(
+                404,
+                "the server could not find the requested resource",
+                "NotFound",
+                kind=plural,
+                group=group or None,
+            )
+        if namespace is not None and not rt.namespaced:
+            raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        if namespace is None and rt.namespaced and name is not None:
+            raise _NotFoundPage
+        if sub is not None and not (sub == "status" and rt.status):
+            raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        m = self.command
+        if name is None:
+            verb = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}.get(m, "")
+        elif sub is not None:
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(m, "")
+        else:
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(m, "")
+        if not verb:
+            raise ApiError(
+                405,
+                "the server does not allow this method on the requested resource",
+                "MethodNotAllowed",
+            )
+        return Target(rt, version, namespace, name, sub), verb
+
+    def _resource(self, parts: list[str], query: dict[str, str], raw: bytes) -> None:
+        cluster = self.server.cluster
+        t, verb = self._resolve(parts)
+        if verb == "list" and query.get("watch") in ("true", "1"):
+            verb = "watch"
+        ctype = self.headers.get("Content-Type") or ""
+        if verb == "patch" and ctype.split(";")[0].strip() == "application/apply-patch+yaml":
+            verb = "apply"
+        req = Request(
+            verb=verb,
+            group=t.rt.group,
+            version=t.version,
+            resource=t.rt.plural,
+            subresource=t.subresource,
+            namespace=t.namespace,
+            name=t.name,
+        )
+        fault = cluster.faults.decide(req)
+        if fault is not None:
+            if fault.latency:
+                time.sleep(fault.latency)
+            if fault.status is not None:
+                err = ApiError(
+                    fault.status,
+                    f"injected fault: {fault.status}",
+                    retry_after=fault.retry_after,
+                )
+                headers = []
+                if fault.retry_after is not None:
+                    headers.append(("Retry-After", str(fault.retry_after)))
+                cluster.request_log.record(req, fault.status)
+                self._send_json(fault.status, err.body(), headers)
+                return
+        if verb == "watch":
+            cluster.request_log.record(req, 200)
+            self._watch(
+                t,
+                query,
+                fault.drop_watch_after if fault else None,
+                bool(fault and fault.expire_watch),
+            )
+            return
+        try:
+            code, body = self._call(t, verb, query, raw, ctype)
+        except ApiError as e:
+            cluster.api.take_warnings()
+            cluster.request_log.record(req, e.code)
+            raise
+        cluster.request_log.record(req, code)
+        warnings = cluster.api.take_warnings()
+        headers = [("Warning", '299 - "' + w.replace('"', '\\"') + '"') for w in warnings]
+        self._send_json(code, body, headers)
+
+    def _wants_table(self) -> bool:
+        accept = self.headers.get("Accept") or ""
+        return "as=Table" in accept
+
+    def _call(
+        self, t: Target, verb: str, query: dict[str, str], raw: bytes, ctype: str
+    ) -> tuple[int, JSON]:
+        api = self.server.cluster.api
+        ua = self.headers.get("User-Agent") or ""
+        if verb == "get":
+            obj = api.get(t)
+            if self._wants_table():
+                return 200, api.table(
+                    t,
+                    [obj],
+                    obj["metadata"].get("resourceVersion"),
+                    query.get("includeObject", "Metadata"),
+                )
+            return 200, obj
+        if verb == "list":
+            listing = api.list_objects(t, query)
+            if self._wants_table():
+                items = [
+                    api.present(t, {**i, "apiVersion": t.api_version, "kind": t.rt.kind})
+                    for i in listing["items"]
+                ]
+                table = api.table(
+                    t,
+                    items,
+                    listing["metadata"].get("resourceVersion"),
+                    query.get("includeObject", "Metadata"),
+                )
+                if "continue" in listing["metadata"]:
+                    table["metadata"]["continue"] = listing["metadata"]["continue"]
+                return 200, table
+            return 200, listing
+        if verb == "create":
+            if t.subresource:
+                raise ApiError(405, "method not allowed", "MethodNotAllowed")
+            return 201, api.create(t, parse_body(raw, content_type=ctype), query, ua)
+        if verb == "update":
+            return 200, api.update(t, parse_body(raw, content_type=ctype), query, ua)
+        if verb in ("patch", "apply"):
+            return api.patch(t, raw, ctype, query, ua)
+        if verb == "delete":
+            return 200, api.delete(t, raw, query)
+        if verb == "deletecollection":
+            return 200, api.delete_collection(t, raw, query)
+        raise ApiError(405, "method not allowed", "MethodNotAllowed")
+
+    def _watch(
+        self, t: Target, query: dict[str, str], drop_after: int | None, expire: bool
+    ) -> None:
+        cluster = self.server.cluster
+        started = False
+        wfile = self.wfile
+        sock = self.connection
+
+        def start() -> None:
+            nonlocal started
+            started = True
+            head = (
+                "HTTP/1.1 200 OK\r\n"
+                "Content-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n"
+                "Cache-Control: no-cache, private\r\n\r\n"
+            )
+            wfile.write(head.encode("latin-1"))
+
+        def write(data: bytes) -> None:
+            wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+        def client_gone() -> bool:
+            try:
+                readable, _, _ = select.select([sock], [], [], 0)
+                if not readable:
+                    return False
+                return bool(sock.recv(1, socket.MSG_PEEK) == b"")
+            except (OSError, ValueError):
+                return True
+
+        try:
+            serve_watch(
+                cluster.api,
+                t,
+                query,
+                write,
+                client_gone,
+                bookmark_interval=cluster.bookmark_interval,
+                drop_after=drop_after,
+                expire=expire,
+                as_table=self._wants_table(),
+                start=start,
+            )
+            wfile.write(b"0\r\n\r\n")  # a clean end: the connection stays usable
+        except ApiError:
+            if started:
+                self.close_connection = True
+                return
+            raise
+        except OSError:
+            self.close_connection = True
+            return
+
+
+class DevCluster:
+    """A Kubernetes-compatible API server on loopback (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        crd_paths: Sequence[Path] = (),
+        state_file: Path | None = None,
+        faults: FaultInjector | None = None,
+        bookmark_interval: float = 5.0,
+        history_size: int = 10_000,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.bookmark_interval = bookmark_interval
+        self.registry = Registry()
+        self.store = Store(history_size=history_size, state_file=state_file)
+        self.api = Api(self.store, self.registry)
+        self.gc = GarbageCollector(self.api)
+        self.api.on_delete_wakeup = self.gc.wakeup
+        self.faults: FaultInjector = faults if faults is not None else FaultInjector()
+        self.request_log: RequestLog = RequestLog()
+        self.last_error: Exception | None = None
+        self.url = ""
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.store.load()
+        self.api.bootstrap()
+        for p in crd_paths:
+            self.load_crds(Path(p))
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        server = _Server((self.host, self.port), _Handler)
+        server.cluster = self
+        self._server = server
+        host, port = str(server.server_address[0]), server.server_address[1]
+        self.port = int(port)
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="devcluster-http",
+            daemon=True,
+        )
+        self._thread.start()
+        self.gc.start()
+        self.store.start_persistence()
+
+    def stop(self) -> None:
+        server = self._server
+        if server is None:
+            return
+        self._server = None
+        self.store.drop_watches()
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.gc.stop()
+        self.store.stop_persistence()
+
+    def __enter__(self) -> DevCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- API
+
+    def load_crds(self, path: Path) -> list[str]:
+        """Install (or update) the CRDs of a YAML file or of every YAML file in a directory."""
+        path = Path(path)
+        files = (
+            sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+            if path.is_dir()
+            else [path]
+        )
+        names: list[str] = []
+        crd_rt = self.registry.by_key(("apiextensions.k8s.io", "customresourcedefinitions"))
+        assert crd_rt is not None
+        for f in files:
+            for doc in yaml.load_all(f.read_text(), Loader=_YAML_LOADER):
+                if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                    continue
+                names.append(self.install_crd(doc))
+        return names
+
+    def install_crd(self, crd: JSON) -> str:
+        """Create or replace one CRD object; returns its name."""
+        crd_rt = self.registry.by_key(("apiextensions.k8s.io", "customresourcedefinitions"))
+        assert crd_rt is not None
+        name = str(crd["metadata"]["name"])
+        body = dict(crd)
+        body["apiVersion"] = "apiextensions.k8s.io/v1"
+        with self.store.lock:
+            existing = self.store.get(crd_rt.key, "", name)
+            if existing is None:
+                self.api.create(Target(crd_rt, "v1", None), body, {}, "devcluster")
+            else:
+                body["metadata"] = dict(body.get("metadata") or {})
+                body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+                self.api.update(Target(crd_rt, "v1", None, name), body, {}, "devcluster")
+        return name
+
+    def register_permissive(
+        self,
+        *,
+        group: str,
+        version: str,
+        kind: str,
+        plural: str,
+        namespaced: bool = True,
+        status_subresource: bool = True,
+    ) -> None:
+        """Serve a kind without a CRD at hand: any fields are kept (no validation)."""
+        v: JSON = {
+            "name": version,
+            "served": True,
+            "storage": True,
+            "schema": {
+                "openAPIV3Schema": {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                }
+            },
+        }
+        if status_subresource:
+            v["subresources"] = {"status": {}}
+        self.install_crd(
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"{plural}.{group}"},
+                "spec": {
+                    "group": group,
+                    "names": {
+                        "kind": kind,
+                        "listKind": f"{kind}List",
+                        "plural": plural,
+                        "singular": kind.lower(),
+                    },
+                    "scope": "Namespaced" if namespaced else "Cluster",
+                    "versions": [v],
+                },
+            }
+        )
+
+    def write_kubeconfig(self, path: Path, *, context: str = "devcluster") -> Path:
+        if not self.url:
+            raise RuntimeError("start() the devcluster before writing a kubeconfig")
+        return write_kubeconfig(Path(path), self.url, context=context)
+
+    def compact(self) -> None:
+        """Forget the watch history: older resourceVersions now get 410 Expired."""
+        self.store.compact()
+
+    def drop_watches(self) -> None:
+        """Close every open watch stream (clients see the stream end)."""
+        self.store.drop_watches()

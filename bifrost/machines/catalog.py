@@ -1,0 +1,13 @@
+"""The machines this build of bifrost knows, by (name, version): what the runner, the controller
+and ``bifrost-admin graph`` look up. Adding a machine version here is how it becomes runnable;
+removing one leaves its stored operations failing visibly as "unknown machine"."""
+
+from __future__ import annotations
+
+from bifrost.machines.demo import demo_spec
+from bifrost.machines.edge_certificate import edge_certificate_spec
+from bifrost.machines.registry import MachineRegistry
+
+
+def default_registry() -> MachineRegistry:
+    return MachineRegistry([demo_spec(), edge_certificate_spec()])

@@ -1,0 +1,16 @@
+"""Devcluster suite: one session-scoped server (see ``tests/fixtures/devcluster.py``).
+
+The fixtures are imported here so the suite runs on its own; once ``tests/conftest.py`` lists
+``pytest_plugins = ["fixtures.devcluster"]`` these imports are merely redundant.
+"""
+
+from __future__ import annotations
+
+from fixtures.devcluster import (  # noqa: F401
+    api_client,
+    devcluster,
+    dynamic_client,
+    kube_configuration,
+    kubeconfig_path,
+    namespace,
+)
