@@ -1,0 +1,175 @@
+"""Readiness (``readyWhen``) and Gateway addresses (``addresses``) as CEL expressions.
+
+Why CEL: it is what Kubernetes itself uses for such rules (CRD validation rules,
+ValidatingAdmissionPolicy, Gateway API's own CEL validations), so platform engineers already know
+it; it is not Turing-complete, has no I/O and terminates — safe to evaluate in the controller.
+
+Why ``common-expression-language`` (import name ``cel``, Python bindings to the Rust ``cel``
+crate), measured against ``cel-python`` (pure Python) on
+``object.status.conditions.exists(c, c.type == "Ready" && c.status == "True")``: both correct;
+about 30 µs per evaluation against about 700 µs for cel-python, and it ships type stubs
+(``py.typed``), so ``mypy --strict`` checks our calls. Programs are compiled once per expression
+text and cached. Jinja expressions were the fallback; they were not needed.
+
+Semantics:
+- ``readyWhen`` sees ``object`` (the live child). No live object → not ready. No ``readyWhen`` →
+  ready as soon as the object exists. A missing or null field (CEL raises no-such-key /
+  no-such-overload) → not ready, with the reason — never a crash; guard with ``has(...)`` where
+  a field is optional. A syntax error, an unknown variable or function, or a result that is not a
+  bool is the blueprint's fault → ``RenderError`` naming the child and ``readyWhen``.
+- ``addresses`` sees ``children`` (id → live object or null) and ``gateway``; it returns a list
+  of ``{type, value}`` (``type`` defaults to ``IPAddress``, as in the Gateway API). Missing fields
+  → no addresses yet (with the reason); a wrong shape → ``RenderError`` on ``addresses``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cel
+
+from bifrost.render.errors import BLUEPRINT, RenderError
+from bifrost.render.model import ChildTemplate
+
+READY_WHEN = "readyWhen"
+ADDRESSES_FIELD = "spec.addresses"
+DEFAULT_ADDRESS_TYPE = "IPAddress"
+
+_NOT_AVAILABLE = (KeyError, TypeError, IndexError)
+"""What CEL raises for a missing key, a null in a path, or an index out of range."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Address:
+    type: str
+    value: str
+
+
+@dataclass(frozen=True)
+class AddressesResult:
+    """The addresses, or none yet with the reason (``reason`` is ``None`` when evaluated)."""
+
+    addresses: tuple[Address, ...]
+    reason: str | None = None
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> cel.Program:
+    return cel.compile(source)
+
+
+def compile_expression(source: str, *, child_id: str, field: str) -> cel.Program:
+    """Compile (cached) or raise ``RenderError`` with the line and column of the syntax error."""
+    try:
+        return _compile(source)
+    except ValueError as exc:
+        text = str(exc)
+        position = re.search(r"<input>:(\d+):(\d+): (.*)", text, re.DOTALL)
+        if position is None:
+            raise RenderError(child_id, f"invalid CEL expression: {text}", None, field) from None
+        line, column, rest = int(position.group(1)), int(position.group(2)), position.group(3)
+        message = rest.splitlines()[0] if rest else text
+        raise RenderError(
+            child_id, f"invalid CEL expression at column {column}: {message}", line, field
+        ) from None
+
+
+def check_ready_when(child: ChildTemplate) -> None:
+    """Validate ``child.readyWhen`` without evaluating it (``RenderError`` on a syntax error)."""
+    if child.ready_when is not None:
+        compile_expression(child.ready_when, child_id=child.id, field=child.field_path(READY_WHEN))
+
+
+def evaluate_ready(child: ChildTemplate, live: Mapping[str, Any] | None) -> Readiness:
+    """Whether the live child is ready (see the module docstring)."""
+    if live is None:
+        return Readiness(False, "not observed yet")
+    if child.ready_when is None:
+        return Readiness(True, "exists (no readyWhen)")
+    field = child.field_path(READY_WHEN)
+    program = compile_expression(child.ready_when, child_id=child.id, field=field)
+    try:
+        result = program.execute({"object": dict(live)})
+    except _NOT_AVAILABLE as exc:
+        return Readiness(False, f"readyWhen not satisfied yet: {_describe(exc)}")
+    except Exception as exc:  # unknown variable/function: fix the blueprint
+        raise RenderError(child.id, f"readyWhen failed: {exc}", None, field) from None
+    if not isinstance(result, bool):
+        raise RenderError(
+            child.id,
+            f"readyWhen must evaluate to a bool, got {type(result).__name__} {result!r}",
+            None,
+            field,
+        )
+    return Readiness(result, "readyWhen is true" if result else "readyWhen is false")
+
+
+def check_addresses(expression: str | None) -> None:
+    if expression is not None:
+        compile_expression(expression, child_id=BLUEPRINT, field=ADDRESSES_FIELD)
+
+
+def evaluate_addresses(
+    expression: str | None,
+    *,
+    children: Mapping[str, Mapping[str, Any] | None],
+    gateway: Mapping[str, Any] | None = None,
+) -> AddressesResult:
+    """The Gateway's ``status.addresses`` derived from its children's live state."""
+    if expression is None:
+        return AddressesResult((), "the blueprint derives no addresses")
+    program = compile_expression(expression, child_id=BLUEPRINT, field=ADDRESSES_FIELD)
+    context = {
+        "children": {
+            cid: (dict(obj) if obj is not None else None) for cid, obj in children.items()
+        },
+        "gateway": dict(gateway or {}),
+    }
+    try:
+        result = program.execute(context)
+    except _NOT_AVAILABLE as exc:
+        return AddressesResult((), f"addresses not available yet: {_describe(exc)}")
+    except Exception as exc:
+        raise RenderError(BLUEPRINT, f"addresses failed: {exc}", None, ADDRESSES_FIELD) from None
+    if not isinstance(result, list):
+        raise RenderError(
+            BLUEPRINT,
+            f"addresses must evaluate to a list of {{type, value}}, got {type(result).__name__}",
+            None,
+            ADDRESSES_FIELD,
+        )
+    addresses: list[Address] = []
+    for index, item in enumerate(result):
+        value = item.get("value") if isinstance(item, Mapping) else None
+        kind = item.get("type", DEFAULT_ADDRESS_TYPE) if isinstance(item, Mapping) else None
+        if not isinstance(value, str) or not isinstance(kind, str) or not kind:
+            raise RenderError(
+                BLUEPRINT,
+                f"addresses[{index}] must be a map with a string 'value' (and optional 'type'), "
+                f"got {item!r}",
+                None,
+                ADDRESSES_FIELD,
+            )
+        if value:  # an empty value means "not assigned yet", not an address
+            addresses.append(Address(type=kind, value=value))
+    if not addresses:
+        return AddressesResult((), "no address assigned yet")
+    return AddressesResult(tuple(dict.fromkeys(addresses)))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"field {exc.args[0]!r} is missing" if exc.args else "a field is missing"
+    if isinstance(exc, TypeError):
+        return "a field is null or has an unexpected type"
+    return str(exc)
