@@ -9,7 +9,11 @@ For each claimed operation the runner
 2. commits the write-ahead "entering step X, attempt n" (``begin_step``);
 3. runs the step (no sleeping, no engine transaction open while it runs);
 4. commits the outcome, the next state/status/context and the journal row in one transaction
-   (``finish_step``), fenced by lease owner and row version.
+   (``finish_step``), fenced by lease owner and row version. When the runner will go straight
+   on to the next step Y (same claim, within ``max_steps_per_claim``, at least half the lease
+   left), that commit also carries Y's write-ahead (``finish_step(begin_next=(Y, 1))``), so Y's
+   "entering" is still committed before Y runs and a steadily running operation costs one
+   commit per step instead of two.
 
 A crash anywhere re-runs the step in flight (its side effects are keyed idempotently), never
 skips it. ``LeaseLost`` means another runner (or an operator) took over: the work is dropped. A
@@ -44,7 +48,7 @@ from bifrost.machines.retry import RetryPolicy, backoff
 from bifrost.machines.spec import DONE_TRIGGER, FAIL_TRIGGER, MachineSpec, StateSpec, StepSpec
 from bifrost.store.errors import LeaseLost, NotFound, OperationConflict, StoreUnavailable
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import OperationRecord, OperationStatus
+from bifrost.store.records import OperationRecord, OperationStatus, StepStart
 from bifrost.store.records import Outcome as JournalOutcome
 
 log = logging.getLogger(__name__)
@@ -131,6 +135,19 @@ class _Loaded:
     state: StateSpec
     context: BaseModel
     envelope: Envelope = field(default_factory=Envelope)
+    # The attempt this process began (and is finishing), when there is one.
+    started: StepStart | None = None
+    # The runner will run the next step right after this one's commit (same claim).
+    may_begin_next: bool = False
+
+
+@dataclass(frozen=True)
+class _Continue:
+    """The operation goes on in this claim; ``begun`` when its next step's write-ahead is
+    already committed (with the previous step's outcome)."""
+
+    record: OperationRecord
+    begun: StepStart | None = None
 
 
 class Runner:
@@ -261,16 +278,20 @@ class Runner:
 
     # --- one operation ------------------------------------------------------------------------
     def _process(self, record: OperationRecord) -> None:
-        for _ in range(self.max_steps_per_claim):
+        begun: StepStart | None = None
+        for turn in range(self.max_steps_per_claim):
             try:
                 loaded = self._load(record)
             except PoisonOperation as exc:
                 self._poison(record, str(exc))
                 return
-            nxt = self._advance(loaded)
+            # Fold the next step's write-ahead into this step's commit only if a next turn
+            # exists to run it: the fairness yield below must never leave a step begun.
+            loaded.may_begin_next = turn + 1 < self.max_steps_per_claim
+            nxt = self._advance(loaded, begun)
             if nxt is None:
                 return
-            record = nxt
+            record, begun = nxt.record, nxt.begun
         # Fairness: give the others a turn; the operation stays due.
         self.store.finish_step(
             record.id,
@@ -323,19 +344,65 @@ class Runner:
             )
 
     def _finish(self, loaded: _Loaded, version: int, **kwargs: Any) -> OperationRecord:
-        """finish_step, remembered for the next tick if the store is unavailable."""
+        """finish_step, remembered for the next tick if the store is unavailable. Returns the
+        new record; see ``_finish_and_go_on`` for the commits after which the runner goes on."""
         now = self.clock.now()
+        kwargs.setdefault("started", loaded.started)
         try:
             return self.store.finish_step(
                 loaded.record.id, owner=self.owner, version=version, now=now, **kwargs
             )
         except StoreUnavailable:
             kept = dict(kwargs, owner=self.owner, version=version, release_lease=True)
+            kept.pop("begin_next", None)  # nobody runs the next step: leave it unbegun
             self._pending.append(_Pending(loaded.record.id, kept, loaded.record.lease_expires_at))
             raise
 
-    def _advance(self, loaded: _Loaded) -> OperationRecord | None:
-        """Run the operation's next step (or edge); the new record if it may go on now."""
+    def _finish_and_go_on(
+        self, loaded: _Loaded, version: int, *, state: str, context: dict[str, Any],
+        **kwargs: Any,
+    ) -> _Continue:
+        """A finish that keeps the lease because the operation goes on at once; with the next
+        step's write-ahead folded into the same commit when that step is known to run next."""
+        now = self.clock.now()
+        nxt = self._next_step(loaded, state, context, now) if loaded.may_begin_next else None
+        if nxt is None:
+            record = self._finish(loaded, version, state=state, context=context,
+                                  release_lease=False, **kwargs)
+            return _Continue(record)
+        record = self._finish(loaded, version, state=state, context=context,
+                              release_lease=False, begin_next=(nxt, 1), **kwargs)
+        return _Continue(record, StepStart(step=nxt, attempt=1, started_at=now))
+
+    def _next_step(
+        self, loaded: _Loaded, state_name: str, context: dict[str, Any], now: datetime
+    ) -> str | None:
+        """The step ``_advance`` will begin, as a fresh attempt 1, right after a commit that
+        leaves the operation in ``state_name`` with ``context`` — or None when that is not
+        certain (terminal or step-less state, unknown step, no implementation, a lease that
+        needs renewing first): then the plain path decides."""
+        record = loaded.record
+        if record.lease_expires_at is None or (
+            record.lease_expires_at - now < self.lease_for / 2
+        ):
+            return None
+        state = loaded.spec.state(state_name)
+        if state is None or state.terminal is not None or not state.steps:
+            return None
+        raw = context.get(ENGINE_KEY)
+        env_step = raw.get("step") if isinstance(raw, dict) and raw.get("state") == state_name \
+            else None
+        if isinstance(raw, dict) and raw.get("failed"):
+            return None  # an operator's retry bookkeeping: leave it to the plain path
+        step_name = env_step if isinstance(env_step, str) else state.steps[0].name
+        step = state.step(step_name)
+        if step is None or step_name not in self.steps or step.retry.max_attempts < 1:
+            return None
+        return step_name
+
+    def _advance(self, loaded: _Loaded, begun: StepStart | None = None) -> _Continue | None:
+        """Run the operation's next step (or edge); how it goes on if it may go on now.
+        ``begun``: that step's write-ahead is already committed (by the previous commit)."""
         record, spec, state, env = loaded.record, loaded.spec, loaded.state, loaded.envelope
         now = self.clock.now()
         if state.terminal is not None:
@@ -367,8 +434,15 @@ class Runner:
                                  f"{spec.name!r} v{spec.version}) in this controller")
             return None
 
-        # Attempt bookkeeping. attempt == 0 on the row: a fresh step (or an operator's retry).
         policy = step.retry
+        if begun is not None and (begun.step, begun.attempt) == (record.step, record.attempt) \
+                and begun.step == step_name:
+            # Entered in the previous step's commit: a fresh attempt, already journaled.
+            env = Envelope(state=state.name, step=step_name, input=env.input, error=env.error,
+                           since=begun.started_at.isoformat())
+            return self._run_step(loaded, step, impl, env, begun.attempt, 0, record, begun)
+
+        # Attempt bookkeeping. attempt == 0 on the row: a fresh step (or an operator's retry).
         if record.attempt == 0 or record.step != step_name:
             operator_retry = env.failed and env.step == step_name
             env = Envelope(state=state.name, step=step_name, input=env.input, error=env.error)
@@ -399,12 +473,22 @@ class Runner:
             record.id, owner=self.owner, version=record.version, now=now,
             step=step_name, attempt=attempt,
         )
-        loaded = _Loaded(record, spec, state, loaded.context, env)
+        return self._run_step(loaded, step, impl, env, attempt, failures, record,
+                              StepStart(step=step_name, attempt=attempt, started_at=now))
+
+    def _run_step(
+        self, loaded: _Loaded, step: StepSpec, impl: Step, env: Envelope, attempt: int,
+        failures: int, record: OperationRecord, started: StepStart,
+    ) -> _Continue | None:
+        """Run a begun step attempt (its write-ahead is committed) and commit its outcome."""
+        spec, state, step_name = loaded.spec, loaded.state, step.name
+        loaded = _Loaded(record, spec, state, loaded.context, env, started=started,
+                         may_begin_next=loaded.may_begin_next)
         ctx: StepContext[Any] = StepContext(
             operation=record, machine=spec, state=state, step=step, context=loaded.context,
             attempt=attempt, clock=self.clock, actor=self.owner,
             idempotency_key=idempotency_key(record.gateway_uid, record.id, step_name),
-            started_at=now,
+            started_at=started.started_at,
         )
         try:
             outcome: Outcome = impl.run(ctx, env.input)
@@ -423,7 +507,7 @@ class Runner:
     def _outcome(
         self, loaded: _Loaded, step: StepSpec, env: Envelope, attempt: int, failures: int,
         outcome: Outcome,
-    ) -> OperationRecord | None:
+    ) -> _Continue | None:
         record, state = loaded.record, loaded.state
         now = self.clock.now()
         policy = step.retry
@@ -435,11 +519,11 @@ class Runner:
             if following is not None:
                 nxt = Envelope(state=state.name, step=following.name, input=outcome.output,
                                error=env.error)
-                return self._finish(
+                return self._finish_and_go_on(
                     loaded, record.version,
                     outcome=JournalOutcome.DONE, state=state.name, status=OperationStatus.RUNNING,
                     context=join_context(context, nxt), next_run_at=None,
-                    message=f"{step.name} done", output=outcome.output, release_lease=False,
+                    message=f"{step.name} done", output=outcome.output,
                 )
             return self._go(loaded, record.version, JournalOutcome.DONE, DONE_TRIGGER, context,
                             outcome.output, f"{step.name} done")
@@ -495,7 +579,7 @@ class Runner:
     def _go(
         self, loaded: _Loaded, version: int, journal: JournalOutcome, trigger: str,
         context: BaseModel, output: dict[str, Any] | None, message: str,
-    ) -> OperationRecord | None:
+    ) -> _Continue | None:
         """Follow a state edge; go on at once unless the target is terminal."""
         spec, state = loaded.spec, loaded.state
         try:
@@ -516,16 +600,16 @@ class Runner:
             )
             return None
         nxt = Envelope(state=target.name, step=None, input=output, error=error)
-        return self._finish(
+        return self._finish_and_go_on(
             loaded, version,
             outcome=journal, state=target.name, status=OperationStatus.RUNNING,
             context=join_context(context, nxt), next_run_at=None,
-            message=f"{message} → {target.name}", output=output, release_lease=False,
+            message=f"{message} → {target.name}", output=output,
         )
 
     def _fail_step(
         self, loaded: _Loaded, version: int, step: StepSpec, env: Envelope, reason: str,
-    ) -> OperationRecord | None:
+    ) -> _Continue | None:
         """The step failed for good: compensate where the state says so, else fail."""
         record, spec, state = loaded.record, loaded.spec, loaded.state
         log.warning("operation %s step %s failed: %s", record.id, step.name, reason)
@@ -546,12 +630,12 @@ class Runner:
                     message=message, last_error=reason,
                 )
                 return None
-            return self._finish(
+            return self._finish_and_go_on(
                 loaded, version,
                 outcome=JournalOutcome.FAILED, state=target.name, status=OperationStatus.RUNNING,
                 context=join_context(loaded.context, Envelope(state=target.name, error=reason)),
                 next_run_at=None,
-                message=message, last_error=reason, release_lease=False,
+                message=message, last_error=reason,
             )
         # No compensation: the operation fails at this step; an operator's retry re-runs it.
         kept = Envelope(state=state.name, step=step.name, input=env.input, error=env.error,

@@ -25,6 +25,7 @@ from bifrost.store.records import (
     OperationRecord,
     OperationStatus,
     Outcome,
+    StepStart,
 )
 
 
@@ -95,11 +96,23 @@ class OperationStore(Protocol):
         output: dict[str, Any] | None = None,
         last_error: str | None = None,
         release_lease: bool = True,
+        started: StepStart | None = None,
+        begin_next: tuple[str, int] | None = None,
     ) -> OperationRecord:
         """Commit the step's outcome, new state/status/context and the journal row in one
         transaction. Clears step/attempt when outcome is DONE or FAILED; keeps the attempt
         counter for WAIT/RETRY so the next attempt number is known. Sets finished_at when the
-        status is terminal."""
+        status is terminal.
+
+        ``started``: the attempt being finished, as the caller began it (step, attempt, the
+        write-ahead's time); the journal row is written from it instead of being looked up, and
+        the write is also fenced on it (a different step/attempt in flight raises LeaseLost).
+
+        ``begin_next=(step, attempt)``: in the same commit, also write the write-ahead of the
+        step the caller runs next — exactly what ``begin_step`` would write (step/attempt
+        recorded, a STARTED journal row after the outcome's row) — so the operation is left
+        ``running`` with that step in flight. Needs ``status=RUNNING`` and
+        ``release_lease=False`` (ValueError otherwise). Fencing applies to the whole commit."""
         ...
 
     def fail_operation(

@@ -111,6 +111,19 @@ class OperationRecord(Frozen):
     finished_at: datetime | None
 
 
+class StepStart(Frozen):
+    """The step attempt a ``finish_step`` concludes, as its caller began it.
+
+    Passing it lets the store write the outcome's journal row without reading the operation
+    first; the store still checks it (the fenced write also requires this step and attempt to
+    be the one in flight), so a wrong value is refused, never journaled.
+    """
+
+    step: str
+    attempt: int = Field(ge=1)
+    started_at: datetime  # ``now`` of the write-ahead that began this attempt
+
+
 class JournalRecord(Frozen):
     id: int
     operation_id: int

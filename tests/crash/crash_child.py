@@ -1,15 +1,18 @@
 """The crash test's child: runs the demo machine with side-effecting steps until nothing is due,
 and SIGKILLs itself at a chosen point (``--crash KIND:N`` or ``--crash KIND@STEP``):
 
-- ``before_begin`` / ``after_begin`` — around the write-ahead commit (begin_step);
-- ``before_finish`` / ``after_finish`` — around the outcome commit (finish_step);
+- ``before_begin`` / ``after_begin`` — around the write-ahead commit of a step: begin_step, or
+  the merged commit ``finish_step(begin_next=(STEP, n))`` that finishes the previous step and
+  enters this one;
+- ``before_finish`` / ``after_finish`` — around the outcome commit (finish_step, merged or not);
 - ``after_effect`` — just after a side effect was applied, before the step returns;
 - ``after_claim`` — just after a claim that returned work;
 - ``before_commit`` / ``after_commit`` — around any engine commit (begin or finish);
 - ``any`` — any of the above.
 
 ``KIND:N`` kills at the N-th such event of this run; ``KIND@STEP`` at the first one that
-concerns step STEP.
+concerns step STEP. Just before dying the child prints ``killed KIND@STEP`` (plus ``merged`` when
+the point is around a merged finish+begin commit) so the parent can tell which commit it hit.
 
 Side effects are rows in a separate SQLite file (``effects``), one per idempotency key, applied
 only if absent (observe first, act only if needed), each in its own transaction — outside the
@@ -26,7 +29,6 @@ import argparse
 import os
 import signal
 import sqlite3
-import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,7 +60,7 @@ class CrashPlan:
             self.kind, self.n = spec.split(":")[0], int(spec.split(":")[1])
         self.count = 0
 
-    def hit(self, kind: str, step: str | None = None) -> None:
+    def hit(self, kind: str, step: str | None = None, *, merged: bool = False) -> None:
         if self.kind != "any" and kind != self.kind and not (
             self.kind in ("before_commit", "after_commit")
             and kind.split("_")[0] == self.kind.split("_")[0]
@@ -72,7 +74,7 @@ class CrashPlan:
             self.count += 1
             if self.count != self.n:
                 return
-        sys.stdout.flush()
+        print(f"killed {kind}@{step}{' merged' if merged else ''}", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -97,9 +99,17 @@ class CrashingStore:
 
     def finish_step(self, operation_id: int, **kwargs: Any) -> Any:
         step = self._in_flight.pop(operation_id, None)
-        self._plan.hit("before_finish", step)
+        begin_next = kwargs.get("begin_next")
+        merged = begin_next is not None
+        self._plan.hit("before_finish", step, merged=merged)
+        if begin_next is not None:
+            self._plan.hit("before_begin", begin_next[0], merged=True)
         result = self._store.finish_step(operation_id, **kwargs)
-        self._plan.hit("after_finish", step)
+        if begin_next is not None:
+            self._in_flight[operation_id] = begin_next[0]
+        self._plan.hit("after_finish", step, merged=merged)
+        if begin_next is not None:
+            self._plan.hit("after_begin", begin_next[0], merged=True)
         return result
 
     def claim_due(self, *args: Any, **kwargs: Any) -> Any:

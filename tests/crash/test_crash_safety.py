@@ -1,7 +1,9 @@
 """Crash safety: the demo machine (six side-effecting steps) runs in a child process that is
 SIGKILLed at every step boundary (before and after every engine commit, after every side
-effect) and at 50+ seeded random points, then restarted. Every operation completes, no side
-effect is applied twice, and every journal is gap-free with strictly increasing sequences.
+effect), just before and just after every merged commit (a step's outcome together with the next
+step's write-ahead), and at 50+ seeded random points, then restarted. Every operation completes,
+no side effect is applied twice, and every journal is gap-free with strictly increasing
+sequences.
 
 Restarted children see a clock moved past the dead child's lease (no sleeping); the parent
 only waits for child processes to exit.
@@ -23,7 +25,7 @@ from bifrost.clock import SystemClock
 from bifrost.engine import idempotency_key, start_operation
 from bifrost.machines.demo import DEMO_STEPS, DemoContext, demo_spec
 from bifrost.store import open_store
-from bifrost.store.records import OperationStatus, Outcome
+from bifrost.store.records import JournalRecord, OperationStatus, Outcome
 
 HERE = Path(__file__).resolve().parent
 LEASE_S = 30
@@ -36,6 +38,7 @@ class Harness:
     effects: Path
     offset: float = 0.0
     kills: list[str] = field(default_factory=list)
+    kill_lines: list[str] = field(default_factory=list)  # what each killed child said last
     runs: int = 0
 
     def run_child(self, crash: str | None) -> bool:
@@ -61,6 +64,8 @@ class Harness:
         self.offset += LEASE_S + 1
         if proc.returncode == -9:
             self.kills.append(crash or "")
+            said = [line for line in proc.stdout.splitlines() if line.startswith("killed ")]
+            self.kill_lines.append(said[-1] if said else "")
             return True
         assert proc.returncode == 0, proc.stderr[-3000:]
         return False
@@ -151,10 +156,73 @@ def test_killed_at_every_step_boundary(store_url: str, tmp_path: Path) -> None:
         rows = store.journal(operation_id=ops[0])
     finally:
         store.close()
-    # every step was started 4 times: killed after its write-ahead, after its side effect,
-    # before its finish, then it finished (the before_begin kill happens before any write)
+    # The outcome of every step but the last is committed together with the next step's
+    # write-ahead (attempt 1): the before_finish / after_finish kills of those steps hit that
+    # merged commit.
+    for point, said in zip(points, harness.kill_lines, strict=True):
+        kind, step = point.split("@")
+        merged = kind in ("before_finish", "after_finish") and step != DEMO_STEPS[-1]
+        assert said == f"killed {point}{' merged' if merged else ''}", (point, said)
+    # reserve was started 4 times: killed after its write-ahead, after its side effect, before
+    # its finish, then it finished (the before_begin kill happens before any write). Every
+    # later step once more: its attempt 1 was entered by the previous step's merged commit,
+    # whose child was killed right after it (after_finish), so it re-ran as attempt 2 once the
+    # lease had expired — then the same four kills as reserve.
     started = Counter(r.step for r in rows if r.outcome is Outcome.STARTED)
-    assert started == {step: 4 for step in DEMO_STEPS}
+    assert started == {step: 4 if step == DEMO_STEPS[0] else 5 for step in DEMO_STEPS}
+    _assert_merged_entries(rows)
+
+
+def _assert_merged_entries(rows: list[JournalRecord]) -> None:
+    """Each step after the first was entered (attempt 1) by the commit that finished the step
+    before it: consecutive journal rows of the same actor."""
+    by_sequence = sorted(rows, key=lambda r: r.sequence)
+    for prev, nxt in zip(DEMO_STEPS, DEMO_STEPS[1:], strict=False):
+        [entered] = [r for r in by_sequence
+                     if r.outcome is Outcome.STARTED and r.step == nxt and r.attempt == 1]
+        before = by_sequence[by_sequence.index(entered) - 1]
+        assert (before.outcome, before.step, before.actor) == (Outcome.DONE, prev, entered.actor)
+        assert before.finished_at == entered.started_at
+
+
+def test_killed_just_before_and_after_every_merged_commit(store_url: str, tmp_path: Path) -> None:
+    """The merged commit (finish X + enter Y) is killed from Y's side: before it (X's outcome is
+    lost, X re-runs, its effect is found in place) and right after it (Y was entered but never
+    ran: it re-runs as attempt 2 after the lease expired)."""
+    harness, ops = _setup(store_url, tmp_path, n_ops=1)
+    points = [f"{point}@{step}" for step in DEMO_STEPS[1:] for point in ("before_begin",
+                                                                        "after_begin")]
+    for point in points:
+        assert harness.run_child(point), f"child was not killed at {point}"
+    _run_to_completion(harness, None)
+    assert harness.kills == points
+    assert harness.kill_lines == [f"killed {point} merged" for point in points]
+    _verify(harness, ops)
+    store = open_store(store_url)
+    try:
+        rows = store.journal(operation_id=ops[0])
+    finally:
+        store.close()
+    started = {
+        step: [
+            (r.attempt, r.actor)
+            for r in rows
+            if r.outcome is Outcome.STARTED and r.step == step
+        ]
+        for step in DEMO_STEPS
+    }
+    # reserve: attempt 1 died before its merged commit, attempt 2 made it. Each middle step:
+    # attempt 1 entered by a merged commit and killed right after it, attempt 2 died before its
+    # own merged commit, attempt 3 made it. release: entered, killed, finished as attempt 2.
+    assert [a for a, _ in started["reserve"]] == [1, 2]
+    for step in DEMO_STEPS[1:-1]:
+        assert [a for a, _ in started[step]] == [1, 2, 3], (step, started[step])
+    assert [a for a, _ in started["release"]] == [1, 2]
+    # the re-run after the kill right after the merged commit is another child's attempt 2
+    for step in DEMO_STEPS[1:]:
+        (_, entered_by), (_, rerun_by) = started[step][:2]
+        assert entered_by != rerun_by
+    _assert_merged_entries(rows)
 
 
 def test_killed_at_random_points(store_url: str, tmp_path: Path) -> None:

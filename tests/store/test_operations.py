@@ -12,7 +12,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bifrost.store import LeaseLost, NotFound, OperationConflict, SqlStore
-from bifrost.store.records import NewOperation, OperationRecord, OperationStatus, Outcome
+from bifrost.store.records import (
+    NewOperation,
+    OperationRecord,
+    OperationStatus,
+    Outcome,
+    StepStart,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -266,10 +272,26 @@ def _fenced_calls(
             message="done",
             output={"x": 1},
         ),
+        "finish_step_begin_next": lambda: store.finish_step(
+            op.id,
+            owner=owner,
+            version=version,
+            now=now,
+            outcome=Outcome.DONE,
+            state="next",
+            status=OperationStatus.RUNNING,
+            context={"changed": True},
+            next_run_at=None,
+            message="done",
+            release_lease=False,
+            begin_next=("render", 1),
+        ),
     }
 
 
-@pytest.mark.parametrize("call", ["renew_lease", "begin_step", "finish_step"])
+@pytest.mark.parametrize(
+    "call", ["renew_lease", "begin_step", "finish_step", "finish_step_begin_next"]
+)
 @pytest.mark.parametrize(
     "case", ["stale_version", "wrong_owner", "expired_lease", "lease_expires_now", "no_lease"]
 )
@@ -610,3 +632,224 @@ def test_admin_transition_unknown_operation(store: SqlStore) -> None:
             status=OperationStatus.PAUSED,
             message="x",
         )
+
+
+# --- finish_step(begin_next=...): the outcome and the next step's write-ahead in one commit -----
+def _begun(store: SqlStore, *, step: str = "apply", at: datetime = T0) -> OperationRecord:
+    store.create_operation(new_op(), now=T0, actor="c")
+    op = claimed(store)
+    return store.begin_step(op.id, owner="w1", version=op.version, now=at, step=step, attempt=1)
+
+
+def _finish_and_enter(
+    store: SqlStore,
+    op: OperationRecord,
+    *,
+    now: datetime,
+    next_step: str,
+    started: StepStart | None,
+    **kw: object,
+) -> OperationRecord:
+    fields: dict[str, object] = {
+        "outcome": Outcome.DONE,
+        "state": "render",
+        "status": OperationStatus.RUNNING,
+        "context": {"applied": True},
+        "next_run_at": None,
+        "message": "apply done",
+        "output": {"children": 2},
+        "release_lease": False,
+        "started": started,
+        "begin_next": (next_step, 1),
+    }
+    fields.update(kw)
+    return store.finish_step(op.id, owner="w1", version=op.version, now=now, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("pass_started", [True, False])
+def test_finish_step_with_begin_next_enters_the_next_step_in_the_same_commit(
+    store: SqlStore, pass_started: bool
+) -> None:
+    t1, t2, t3 = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2), T0 + timedelta(seconds=4)
+    began = _begun(store, at=t1)
+    started = StepStart(step="apply", attempt=1, started_at=t1) if pass_started else None
+
+    entered = _finish_and_enter(store, began, now=t2, next_step="wait", started=started)
+
+    assert (entered.step, entered.attempt, entered.status) == ("wait", 1, OperationStatus.RUNNING)
+    assert (entered.state, entered.context) == ("render", {"applied": True})
+    assert (entered.lease_owner, entered.lease_expires_at) == ("w1", T0 + LEASE)
+    assert entered.version == began.version + 1  # one write
+    assert store.get_operation(entered.id) == entered
+    rows = store.journal(operation_id=entered.id)
+    assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
+    done, start = rows[-2:]
+    assert (done.outcome, done.step, done.attempt, done.state, done.output) == (
+        Outcome.DONE,
+        "apply",
+        1,
+        "render",
+        {"children": 2},
+    )
+    assert (done.started_at, done.finished_at, done.message) == (t1, t2, "apply done")
+    assert (start.outcome, start.step, start.attempt, start.state, start.actor) == (
+        Outcome.STARTED,
+        "wait",
+        1,
+        "render",
+        "w1",
+    )
+    assert (start.started_at, start.finished_at, start.output) == (t2, None, None)
+
+    # the entered step finishes like any begun one, and the sequence stays gap-free
+    finished = store.finish_step(
+        entered.id,
+        owner="w1",
+        version=entered.version,
+        now=t3,
+        outcome=Outcome.DONE,
+        state="render",
+        status=OperationStatus.SUCCEEDED,
+        context={},
+        next_run_at=None,
+        started=StepStart(step="wait", attempt=1, started_at=t2) if pass_started else None,
+    )
+    assert (finished.step, finished.attempt, finished.lease_owner) == (None, 0, None)
+    rows = store.journal(operation_id=entered.id)
+    assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
+    last = rows[-1]
+    assert (last.outcome, last.step, last.attempt, last.started_at, last.finished_at) == (
+        Outcome.DONE,
+        "wait",
+        1,
+        t2,
+        t3,
+    )
+
+
+def test_begin_next_after_a_failed_step_enters_the_compensation(
+    store: SqlStore,
+) -> None:
+    """begin_next works after any step outcome (here a compensation: FAILED → next state)."""
+    op = _begun(store)
+    after = _finish_and_enter(
+        store,
+        op,
+        now=T0,
+        next_step="undo",
+        started=StepStart(step="apply", attempt=1, started_at=T0),
+        outcome=Outcome.FAILED,
+        state="rollback",
+        last_error="boom",
+    )
+    assert (after.step, after.attempt, after.state, after.last_error) == (
+        "undo",
+        1,
+        "rollback",
+        "boom",
+    )
+    rows = store.journal(operation_id=op.id)
+    assert [(r.outcome, r.step) for r in rows[-2:]] == [
+        (Outcome.FAILED, "apply"),
+        (Outcome.STARTED, "undo"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"status": OperationStatus.WAITING},
+        {"status": OperationStatus.SUCCEEDED},
+        {"release_lease": True},
+        {"begin_next": ("x", 0)},
+        {"begin_next": ("", 1)},
+    ],
+    ids=["waiting", "terminal", "release_lease", "attempt_0", "no_step"],
+)
+def test_begin_next_needs_a_running_operation_that_keeps_its_lease(
+    store: SqlStore, kw: dict[str, object]
+) -> None:
+    op = _begun(store)
+    journal_before = store.journal(operation_id=op.id)
+    with pytest.raises(ValueError):
+        _finish_and_enter(store, op, now=T0, next_step="wait", started=None, **kw)
+    assert store.get_operation(op.id) == op
+    assert store.journal(operation_id=op.id) == journal_before
+
+
+@pytest.mark.parametrize(
+    "started",
+    [
+        StepStart(step="other", attempt=1, started_at=T0),
+        StepStart(step="apply", attempt=2, started_at=T0),
+    ],
+    ids=["other_step", "other_attempt"],
+)
+@pytest.mark.parametrize("begin_next", [True, False])
+def test_finish_step_is_fenced_on_the_step_in_flight_it_names(
+    store: SqlStore, started: StepStart, begin_next: bool
+) -> None:
+    op = _begun(store)
+    journal_before = store.journal(operation_id=op.id)
+    with pytest.raises(LeaseLost, match="in flight"):
+        if begin_next:
+            _finish_and_enter(store, op, now=T0, next_step="wait", started=started)
+        else:
+            store.finish_step(
+                op.id,
+                owner="w1",
+                version=op.version,
+                now=T0,
+                outcome=Outcome.DONE,
+                state="x",
+                status=OperationStatus.WAITING,
+                context={},
+                next_run_at=None,
+                started=started,
+            )
+    assert store.get_operation(op.id) == op
+    assert store.journal(operation_id=op.id) == journal_before
+
+
+def test_a_crash_after_the_merged_commit_reruns_the_entered_step_as_attempt_2(
+    store: SqlStore,
+) -> None:
+    """The runner committed 'apply done, entering wait' and died before running 'wait': once
+    the lease expired, the next claimer sees 'wait' attempt 1 in flight and begins attempt 2;
+    the dead runner's late commit is fenced off."""
+    op = _begun(store)
+    entered = _finish_and_enter(
+        store,
+        op,
+        now=T0 + timedelta(seconds=1),
+        next_step="wait",
+        started=StepStart(step="apply", attempt=1, started_at=T0),
+    )
+    assert store.claim_due(owner="w2", now=T0 + LEASE - timedelta(seconds=1), lease_for=LEASE) == []
+    [again] = store.claim_due(owner="w2", now=T0 + LEASE, lease_for=LEASE)
+    assert (again.status, again.step, again.attempt) == (OperationStatus.RUNNING, "wait", 1)
+    rerun = store.begin_step(
+        again.id, owner="w2", version=again.version, now=T0 + LEASE, step="wait", attempt=2
+    )
+    with pytest.raises(LeaseLost):
+        store.finish_step(
+            entered.id,
+            owner="w1",
+            version=entered.version,
+            now=T0 + LEASE,
+            outcome=Outcome.DONE,
+            state="render",
+            status=OperationStatus.RUNNING,
+            context={},
+            next_run_at=None,
+            release_lease=False,
+            started=StepStart(step="wait", attempt=1, started_at=T0 + timedelta(seconds=1)),
+            begin_next=("publish", 1),
+        )
+    rows = store.journal(operation_id=op.id)
+    assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
+    assert [(r.outcome, r.step, r.attempt, r.actor) for r in rows if r.step == "wait"] == [
+        (Outcome.STARTED, "wait", 1, "w1"),
+        (Outcome.STARTED, "wait", 2, "w2"),
+    ]
+    assert store.get_operation(op.id) == rerun

@@ -20,6 +20,9 @@ from bifrost.store.errors import StoreError
 
 class Backend(Protocol):
     name: str
+    #: ``WITH … AS (UPDATE … RETURNING) INSERT …`` works: a fenced write and its journal rows
+    #: go to the server as one statement (one round trip).
+    writable_ctes: bool
 
     def create_engine(self, url: URL) -> Engine:
         """An engine configured for the store (pragmas, pool, timeouts)."""

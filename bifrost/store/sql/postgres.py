@@ -15,6 +15,7 @@ CONNECT_TIMEOUT_S = 10
 
 class PostgresBackend:
     name = "postgresql"
+    writable_ctes = True
 
     def create_engine(self, url: URL) -> Engine:
         return create_engine(

@@ -10,6 +10,7 @@ failing at once; past it, "database is locked" becomes ``StoreUnavailable``.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,21 @@ from bifrost.store.errors import StoreError
 
 WRITE_OPTION = "bifrost_write"
 DEFAULT_BUSY_TIMEOUT_S = 5.0
+#: ``UPDATE … RETURNING`` (the store's fenced writes) arrived in SQLite 3.35.
+MIN_SQLITE_VERSION = (3, 35, 0)
 
 
 class SqliteBackend:
     name = "sqlite"
+    writable_ctes = False  # SQLite has no DML in CTEs
 
     def create_engine(self, url: URL) -> Engine:
+        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
+            raise StoreError(
+                f"SQLite {sqlite3.sqlite_version} is too old for the store (it needs "
+                f"{'.'.join(map(str, MIN_SQLITE_VERSION))}+ for UPDATE … RETURNING): use a Python "
+                "built against a newer SQLite, or PostgreSQL"
+            )
         database = url.database
         if not database or database == ":memory:" or database.startswith("file:"):
             raise StoreError(

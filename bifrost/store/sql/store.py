@@ -2,10 +2,19 @@
 
 It speaks SQLAlchemy Core and hands out frozen records only, never rows. Each public method is
 one transaction. Writes that belong to a running operation are fenced: a single
-``UPDATE … WHERE id AND version AND lease_owner AND lease_expires_at > now`` that must hit exactly
-one row, else ``LeaseLost`` and the transaction is rolled back, so nothing else is written.
-Journal sequences come from a counter on the operation row, bumped in the same transaction
-after that row is updated (so under its row lock, or SQLite's write lock).
+``UPDATE … WHERE id AND version AND lease_owner AND lease_expires_at > now … RETURNING *`` that
+must return exactly one row, else ``LeaseLost`` and the transaction is rolled back, so nothing
+else is written. The same statement bumps the operation's journal sequence counter
+(``last_sequence``) by the number of journal rows the transaction appends, so sequences are
+taken under the row lock (or SQLite's write lock) without another statement, and the returned
+row is the new record without a re-read.
+
+The engine's hot path (claim, begin/finish a step, renew a lease) runs statements built once and
+cached (SQLAlchemy then reuses their compiled form): a step write is the fenced UPDATE … RETURNING
+plus one journal INSERT (SQLite), or a single statement (PostgreSQL: the INSERT rides in a
+writable CTE of the UPDATE, one round trip). ``finish_step(begin_next=…)`` folds the next step's
+write-ahead into the same commit, so an operation running step after step costs one commit per
+step.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Connection,
     Engine,
@@ -25,11 +35,14 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    cast,
     delete,
     func,
+    insert,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import (
@@ -39,6 +52,7 @@ from sqlalchemy.exc import (
     OperationalError,
     StatementError,
 )
+from sqlalchemy.sql.expression import Executable
 
 from bifrost.store.errors import (
     LeaseLost,
@@ -57,6 +71,7 @@ from bifrost.store.records import (
     OperationRecord,
     OperationStatus,
     Outcome,
+    StepStart,
 )
 from bifrost.store.sql.backend import Backend, describe_error, safe_url
 from bifrost.store.sql.sqlite import WRITE_OPTION
@@ -75,6 +90,27 @@ _J = journal.c
 _GW = gateways.c
 _CERT = certificates.c
 _CH = children.c
+
+
+# The journal columns a fenced write's caller supplies, in insert order.
+_JOURNAL_ENTRY = (
+    "state",
+    "step",
+    "attempt",
+    "outcome",
+    "message",
+    "output",
+    "actor",
+    "started_at",
+    "finished_at",
+)
+
+
+def _journal_value(updated: CTE, param: str, column: str) -> ColumnElement[Any]:
+    """A journal value bound as ``param``, cast to its column type (an INSERT … SELECT of bare
+    parameters leaves PostgreSQL guessing); a NULL ``state`` means the operation's state."""
+    bound = cast(bindparam(param, type_=journal.c[column].type), journal.c[column].type)
+    return func.coalesce(bound, updated.c.state) if column == "state" else bound
 
 
 def _dump_json(value: Any, *, what: str) -> str:
@@ -232,8 +268,33 @@ class SqlStore:
                 version=_OP.version + 1,
                 updated_at=bindparam("now", type_=UTCDateTime()),
             )
+            .returning(*operations.c)
         )
-        self._claimed_rows = select(operations).where(_OP.id.in_(bindparam("ids", expanding=True)))
+        self._select_operation = select(operations).where(_OP.id == bindparam("id"))
+        self._journal_insert = journal.insert()
+        self._bump_sequence = (
+            update(operations)
+            .where(_OP.id == bindparam("b_id"))
+            .values(last_sequence=_OP.last_sequence + 1)
+            .returning(_OP.last_sequence, _OP.gateway_uid)
+        )
+        # finish_step without ``started``: the attempt in flight and its write-ahead's time.
+        started_at = (
+            select(_J.started_at)
+            .where(
+                _J.operation_id == _OP.id,
+                _J.outcome == Outcome.STARTED.value,
+                _J.step == _OP.step,
+                _J.attempt == _OP.attempt,
+            )
+            .order_by(_J.sequence.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        self._in_flight = select(_OP.step, _OP.attempt, started_at.label("started_at")).where(
+            _OP.id == bindparam("id")
+        )
+        self._fenced_cache: dict[tuple[tuple[str, ...], int, bool], Executable] = {}
 
     # --- plumbing -------------------------------------------------------------------------------
     @property
@@ -278,10 +339,66 @@ class SqlStore:
             raise
 
     def _fetch_operation(self, conn: Connection, operation_id: int) -> OperationRecord:
-        row = conn.execute(select(operations).where(_OP.id == operation_id)).mappings().first()
+        row = conn.execute(self._select_operation, {"id": operation_id}).mappings().first()
         if row is None:
             raise NotFound(f"operation {operation_id} does not exist")
         return _operation(row)
+
+    def _fenced_statement(
+        self, columns: tuple[str, ...], journal_rows: int, in_flight: bool
+    ) -> Executable:
+        """The fenced write, built once per shape: ``UPDATE operations … RETURNING *`` setting
+        ``columns`` (bound as ``v_<column>``), bumping version and the journal sequence counter
+        by ``journal_rows``; with ``in_flight`` it also requires the step/attempt in flight to be
+        ``f_step``/``f_attempt``. Where the backend has writable CTEs (PostgreSQL) the journal
+        rows (bound as ``j<k>_<column>``) are inserted by the same statement: one round trip."""
+        key = (columns, journal_rows, in_flight)
+        stmt = self._fenced_cache.get(key)
+        if stmt is not None:
+            return stmt
+        now = bindparam("f_now", type_=UTCDateTime())
+        conditions: list[ColumnElement[bool]] = [
+            _OP.id == bindparam("f_id", type_=operations.c.id.type),
+            _OP.version == bindparam("f_version", type_=operations.c.version.type),
+            _OP.lease_owner == bindparam("f_owner", type_=String()),
+            _OP.lease_expires_at > now,
+        ]
+        if in_flight:
+            conditions += [
+                _OP.step == bindparam("f_step", type_=String()),
+                _OP.attempt == bindparam("f_attempt", type_=Integer()),
+            ]
+        values: dict[str, Any] = {
+            name: bindparam(f"v_{name}", type_=operations.c[name].type) for name in columns
+        }
+        values.update(version=_OP.version + 1, updated_at=now)
+        if journal_rows:
+            values["last_sequence"] = _OP.last_sequence + journal_rows
+        fenced = update(operations).where(*conditions).values(**values).returning(*operations.c)
+        if not journal_rows or not self._backend.writable_ctes:
+            self._fenced_cache[key] = fenced
+            return fenced
+        updated = fenced.cte("fenced")
+        sources = [
+            select(
+                updated.c.id,
+                updated.c.gateway_uid,
+                (updated.c.last_sequence - (journal_rows - 1 - k)).label("sequence"),
+                *(
+                    _journal_value(updated, f"j{k}_{name}", name)
+                    for name in _JOURNAL_ENTRY
+                ),
+            )
+            for k in range(journal_rows)
+        ]
+        appended = insert(journal).from_select(
+            ["operation_id", "gateway_uid", "sequence", *_JOURNAL_ENTRY],
+            # ORDER BY: the rows take their ids in sequence order, as separate inserts would.
+            sources[0] if journal_rows == 1 else union_all(*sources).order_by(text("sequence")),
+        )
+        combined = select(updated).add_cte(appended.cte("appended"))
+        self._fenced_cache[key] = combined
+        return combined
 
     def _fenced_update(
         self,
@@ -292,22 +409,70 @@ class SqlStore:
         version: int,
         now: datetime,
         values: Mapping[str, Any],
-    ) -> None:
-        result = conn.execute(
-            update(operations)
-            .where(
-                _OP.id == operation_id,
-                _OP.version == version,
-                _OP.lease_owner == owner,
-                _OP.lease_expires_at > now,
+        in_flight: StepStart | None = None,
+        journal_entries: Sequence[Mapping[str, Any]] = (),
+    ) -> RowMapping:
+        """One fenced write, with the journal rows it appends (``_JOURNAL_ENTRY`` keys; they
+        get the next sequences, in order); the operation's new row. LeaseLost when fenced off
+        (then nothing was written)."""
+        rows = len(journal_entries)
+        stmt = self._fenced_statement(tuple(values), rows, in_flight is not None)
+        params: dict[str, Any] = {f"v_{name}": value for name, value in values.items()}
+        params.update(f_id=operation_id, f_version=version, f_owner=owner, f_now=now)
+        if in_flight is not None:
+            params.update(f_step=in_flight.step, f_attempt=in_flight.attempt)
+        combined = rows and self._backend.writable_ctes
+        if combined:
+            for k, entry in enumerate(journal_entries):
+                params.update({f"j{k}_{name}": value for name, value in entry.items()})
+        row = conn.execute(stmt, params).mappings().first()
+        if row is None:
+            in_flight_text = (
+                "" if in_flight is None
+                else f" with step {in_flight.step!r} attempt {in_flight.attempt} in flight"
             )
-            .values(version=_OP.version + 1, updated_at=now, **values)
-        )
-        if result.rowcount != 1:
             raise LeaseLost(
                 f"operation {operation_id}: {owner!r} no longer holds the lease at version "
-                f"{version}; drop the work"
+                f"{version}{in_flight_text}; drop the work"
             )
+        if rows and not combined:
+            first = row["last_sequence"] - rows + 1
+            conn.execute(
+                self._journal_insert,
+                [
+                    dict(entry, operation_id=operation_id, gateway_uid=row["gateway_uid"],
+                         sequence=first + k, state=entry["state"] or row["state"])
+                    for k, entry in enumerate(journal_entries)
+                ],
+            )
+        return row
+
+    @staticmethod
+    def _journal_entry(
+        *,
+        state: str | None,
+        step: str | None,
+        attempt: int,
+        outcome: Outcome,
+        message: str | None,
+        output: str | None,
+        actor: str,
+        started_at: datetime,
+        finished_at: datetime | None,
+    ) -> dict[str, Any]:
+        """A journal row's own values (``_JOURNAL_ENTRY``); the rest comes from the operation
+        (and ``state`` too when None: the operation's state after the write)."""
+        return {
+            "state": state,
+            "step": step,
+            "attempt": attempt,
+            "outcome": outcome.value,
+            "message": message,
+            "output": output,
+            "actor": actor,
+            "started_at": started_at,
+            "finished_at": finished_at,
+        }
 
     def _append_journal(
         self,
@@ -326,18 +491,10 @@ class SqlStore:
     ) -> None:
         """Append one journal row. Must run after the operation row was updated (or inserted) in
         this transaction, so that the row is locked and the sequence counter is ours."""
-        row = (
-            conn.execute(
-                update(operations)
-                .where(_OP.id == operation_id)
-                .values(last_sequence=_OP.last_sequence + 1)
-                .returning(_OP.last_sequence, _OP.gateway_uid)
-            )
-            .mappings()
-            .one()
-        )
+        row = conn.execute(self._bump_sequence, {"b_id": operation_id}).mappings().one()
         conn.execute(
-            journal.insert().values(
+            self._journal_insert,
+            dict(
                 operation_id=operation_id,
                 gateway_uid=row["gateway_uid"],
                 sequence=row["last_sequence"],
@@ -350,7 +507,7 @@ class SqlStore:
                 actor=actor,
                 started_at=started_at,
                 finished_at=finished_at,
-            )
+            ),
         )
 
     # --- operations -----------------------------------------------------------------------------
@@ -467,18 +624,18 @@ class SqlStore:
                 ids += conn.execute(self._claim_scheduled, more).scalars()
             if not ids:
                 return []
-            conn.execute(
+            result = conn.execute(
                 self._claim_update,
                 {"ids": ids, "owner": owner, "expires": now + lease_for, "now": now},
             )
-            rows = {r["id"]: r for r in conn.execute(self._claimed_rows, {"ids": ids}).mappings()}
+            rows = {r["id"]: r for r in result.mappings()}
             return [_operation(rows[i]) for i in ids]
 
     def renew_lease(
         self, operation_id: int, *, owner: str, version: int, now: datetime, lease_for: timedelta
     ) -> OperationRecord:
         with self._tx(write=True) as conn:
-            self._fenced_update(
+            row = self._fenced_update(
                 conn,
                 operation_id,
                 owner=owner,
@@ -486,7 +643,7 @@ class SqlStore:
                 now=now,
                 values={"lease_expires_at": now + lease_for},
             )
-            return self._fetch_operation(conn, operation_id)
+            return _operation(row)
 
     def begin_step(
         self,
@@ -500,7 +657,7 @@ class SqlStore:
     ) -> OperationRecord:
         """Write-ahead: status=running, step/attempt recorded, a STARTED journal row."""
         with self._tx(write=True) as conn:
-            self._fenced_update(
+            row = self._fenced_update(
                 conn,
                 operation_id,
                 owner=owner,
@@ -511,22 +668,21 @@ class SqlStore:
                     "step": step,
                     "attempt": attempt,
                 },
+                journal_entries=[
+                    self._journal_entry(
+                        state=None,  # the operation's (unchanged) state
+                        step=step,
+                        attempt=attempt,
+                        outcome=Outcome.STARTED,
+                        message=None,
+                        output=None,
+                        actor=owner,
+                        started_at=now,
+                        finished_at=None,
+                    )
+                ],
             )
-            record = self._fetch_operation(conn, operation_id)
-            self._append_journal(
-                conn,
-                operation_id,
-                state=record.state,
-                step=step,
-                attempt=attempt,
-                outcome=Outcome.STARTED,
-                message=None,
-                output=None,
-                actor=owner,
-                started_at=now,
-                finished_at=None,
-            )
-            return record
+            return _operation(row)
 
     def finish_step(
         self,
@@ -544,65 +700,94 @@ class SqlStore:
         output: dict[str, Any] | None = None,
         last_error: str | None = None,
         release_lease: bool = True,
+        started: StepStart | None = None,
+        begin_next: tuple[str, int] | None = None,
     ) -> OperationRecord:
-        """Commit a step's outcome with its journal row.
+        """Commit a step's outcome with its journal row (and, with ``begin_next``, the next
+        step's write-ahead: a STARTED row right after it).
 
         The journal row carries the step/attempt that was in flight, the new ``state``, and
-        ``started_at`` of the matching STARTED row when there is one (else ``now``).
+        ``started_at`` of the matching STARTED row: from ``started`` when given (then the write
+        is also fenced on that step/attempt), else looked up (``now`` when there is none).
         """
         status = OperationStatus(status)
         outcome = Outcome(outcome)
+        if begin_next is not None:
+            next_step, next_attempt = begin_next
+            if status is not OperationStatus.RUNNING or release_lease:
+                raise ValueError(
+                    "finish_step(begin_next=...) leaves the operation running the next step: "
+                    f"it needs status=running and release_lease=False (got {status.value}, "
+                    f"release_lease={release_lease})"
+                )
+            if outcome is Outcome.STARTED or next_attempt < 1 or not next_step:
+                raise ValueError(
+                    f"finish_step(begin_next={begin_next!r}, outcome={outcome.value}): needs a "
+                    "step outcome and a step name with an attempt >= 1"
+                )
         context_json = _dump_json(context, what="operation context")
+        output_json = None if output is None else _dump_json(output, what="journal output")
+        values: dict[str, Any] = {
+            "state": state,
+            "status": status.value,
+            "context": context_json,
+            "next_run_at": next_run_at,
+            "last_error": last_error,
+            "finished_at": now if status.terminal else None,
+        }
+        if begin_next is not None:
+            values.update(step=begin_next[0], attempt=begin_next[1])
+        elif outcome in (Outcome.DONE, Outcome.FAILED):
+            values.update(step=None, attempt=0)
+        if release_lease:
+            values.update(lease_owner=None, lease_expires_at=None)
         with self._tx(write=True) as conn:
-            before = conn.execute(
-                select(_OP.step, _OP.attempt).where(_OP.id == operation_id)
-            ).first()
-            values: dict[str, Any] = {
-                "state": state,
-                "status": status.value,
-                "context": context_json,
-                "next_run_at": next_run_at,
-                "last_error": last_error,
-                "finished_at": now if status.terminal else None,
-            }
-            if outcome in (Outcome.DONE, Outcome.FAILED):
-                values.update(step=None, attempt=0)
-            if release_lease:
-                values.update(lease_owner=None, lease_expires_at=None)
-            self._fenced_update(
-                conn, operation_id, owner=owner, version=version, now=now, values=values
-            )
-            assert before is not None  # the fenced update found the row
-            step, attempt = before.step, before.attempt
-            started_at = now
-            if step is not None:
-                started = conn.execute(
-                    select(_J.started_at)
-                    .where(
-                        _J.operation_id == operation_id,
-                        _J.outcome == Outcome.STARTED.value,
-                        _J.step == step,
-                        _J.attempt == attempt,
+            if started is not None:
+                step: str | None = started.step
+                attempt, started_at = started.attempt, started.started_at
+            else:
+                before = conn.execute(self._in_flight, {"id": operation_id}).first()
+                # No row: the fenced update below raises LeaseLost.
+                step, attempt = (before.step, before.attempt) if before else (None, 0)
+                started_at = before.started_at if before and before.started_at else now
+            entries = [
+                self._journal_entry(
+                    state=state,
+                    step=step,
+                    attempt=attempt,
+                    outcome=outcome,
+                    message=message,
+                    output=output_json,
+                    actor=owner,
+                    started_at=started_at,
+                    finished_at=now,
+                )
+            ]
+            if begin_next is not None:
+                entries.append(
+                    self._journal_entry(
+                        state=state,
+                        step=begin_next[0],
+                        attempt=begin_next[1],
+                        outcome=Outcome.STARTED,
+                        message=None,
+                        output=None,
+                        actor=owner,
+                        started_at=now,
+                        finished_at=None,
                     )
-                    .order_by(_J.sequence.desc())
-                    .limit(1)
-                ).scalar_one_or_none()
-                if started is not None:
-                    started_at = started
-            self._append_journal(
+                )
+            row = self._fenced_update(
                 conn,
                 operation_id,
-                state=state,
-                step=step,
-                attempt=attempt,
-                outcome=outcome,
-                message=message,
-                output=output,
-                actor=owner,
-                started_at=started_at,
-                finished_at=now,
+                owner=owner,
+                version=version,
+                now=now,
+                values=values,
+                in_flight=started,
+                journal_entries=entries,
             )
-            return self._fetch_operation(conn, operation_id)
+            return _operation(row)
 
     def fail_operation(
         self, operation_id: int, *, now: datetime, message: str, actor: str
