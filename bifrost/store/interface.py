@@ -197,6 +197,11 @@ class OperationStore(Protocol):
 
     def delete_certificate(self, gateway_uid: str, object_name: str) -> None: ...
 
+    def certificate_expiries(self) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """Per gateway uid with attached certificates: (earliest not_after, earliest
+        renewal_at)."""
+        ...
+
     def due_renewals(
         self, *, before: datetime | None = None, limit: int = 1000
     ) -> list[CertificateRecord]:

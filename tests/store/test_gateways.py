@@ -235,3 +235,25 @@ def test_delete_gateway_removes_everything_keyed_by_it(store: SqlStore) -> None:
     assert len(store.list_certificates(gateway_uid="kept")) == 1
     assert len(store.list_children("kept")) == 2
     store.delete_gateway("doomed")  # idempotent
+
+
+def test_certificate_expiries_aggregate_attached_certificates_per_gateway(
+    store: SqlStore,
+) -> None:
+    for uid in ("g1", "g2", "g3"):
+        store.upsert_gateway(uid=uid, namespace="ns", name=f"gw-{uid}", now=T0)
+    store.upsert_certificate(
+        cert("g1", "old", not_after=T0 + timedelta(days=5), renewal_at=T0 + timedelta(days=3))
+    )
+    store.upsert_certificate(
+        cert("g1", "new", not_after=T0 + timedelta(days=47), renewal_at=T0 + timedelta(days=31))
+    )
+    # detached certificates do not count
+    store.upsert_certificate(
+        cert("g2", "gone", attached=False, state="deleted", not_after=T0 + timedelta(days=1))
+    )
+    store.upsert_certificate(cert("g3", "only", renewal_at=None))
+    assert store.certificate_expiries() == {
+        "g1": (T0 + timedelta(days=5), T0 + timedelta(days=3)),
+        "g3": (T0 + timedelta(days=47), None),
+    }

@@ -1088,6 +1088,17 @@ class SqlStore:
         with self._tx(write=False) as conn:
             return [_certificate(r) for r in conn.execute(stmt).mappings()]
 
+    def certificate_expiries(self) -> dict[str, tuple[datetime | None, datetime | None]]:
+        """Per gateway uid: the earliest notAfter and the earliest renewal time of its attached
+        certificates, in one aggregate query (what ``bifrost-admin gateways`` shows)."""
+        stmt = (
+            select(_CERT.gateway_uid, func.min(_CERT.not_after), func.min(_CERT.renewal_at))
+            .where(_CERT.attached.is_(True))
+            .group_by(_CERT.gateway_uid)
+        )
+        with self._tx(write=False) as conn:
+            return {uid: (not_after, renewal) for uid, not_after, renewal in conn.execute(stmt)}
+
     def delete_certificate(self, gateway_uid: str, object_name: str) -> None:
         """A no-op when the certificate is not recorded."""
         with self._tx(write=True) as conn:

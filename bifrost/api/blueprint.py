@@ -1,0 +1,287 @@
+"""``GatewayClassBlueprint``: what a platform team writes to say how a Gateway becomes children.
+
+A GatewayClass selects a blueprint (like a StorageClass selects a provisioner). The blueprint holds
+the default and override values, the child resource templates for a Gateway and for each attached
+HTTPRoute (each with a stable ``id``, explicit dependencies, a readiness expression and a
+deletion order), the expression that derives the Gateway's addresses from children, and the TLS
+policy the certificate-rotation machine follows. The model mirrors
+``deploy/crds/gateway.bifrost.dev_gatewayclassblueprints.yaml`` field for field (a test checks);
+it only adds checks a structural schema cannot express, each noted where it is made.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from bifrost.api.base import ApiModel, ModelCheckError, ObjectMeta, x_cel, x_kube
+from bifrost.api.conditions import BlueprintReason, Condition
+
+__all__ = [
+    "API_VERSION",
+    "BLUEPRINT_KIND",
+    "CHILD_ID_PATTERN",
+    "BlueprintTLS",
+    "CertificateVerify",
+    "ChildTemplate",
+    "GatewayClassBlueprint",
+    "GatewayClassBlueprintSpec",
+    "GatewayClassBlueprintStatus",
+    "MaintenanceWindow",
+    "RenewBefore",
+    "VerifyMode",
+    "Weekday",
+    "parse_duration",
+]
+
+GROUP: Final = "gateway.bifrost.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = "gateway.bifrost.dev/v1alpha1"
+BLUEPRINT_KIND: Final = "GatewayClassBlueprint"
+
+#: A child id is a DNS label: it ends up in child names and labels.
+CHILD_ID_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: A Go duration as cert-manager writes ``renewBefore`` (e.g. ``720h``, ``1h30m``).
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+#: Wall-clock time of day, 24 h.
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+# CEL rules of the CRD (not evaluated by the devcluster); the validators below enforce the same.
+_VERIFY_RULE = (
+    "self.mode != 'expression' || has(self.expression)",
+    "verify.mode expression needs verify.expression",
+)
+_WINDOW_RULE = ("self.start != self.end", "start and end must differ")
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Go-style duration (``DURATION_PATTERN``) as a ``timedelta``."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"{text!r} is not a duration like 720h or 1h30m")
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
+
+
+class ChildTemplate(ApiModel):
+    """One child resource rendered for a Gateway (or for each attached HTTPRoute)."""
+
+    id: str = Field(min_length=1, max_length=63, pattern=CHILD_ID_PATTERN)
+    template: str = Field(min_length=1)
+    depends_on: tuple[str, ...] = Field(
+        default=(),
+        max_length=32,
+        json_schema_extra=x_kube(list_type="set"),
+    )
+    ready_when: str | None = None
+    delete_order: int | None = Field(default=None, ge=-1000, le=1000)
+
+    @field_validator("depends_on")
+    @classmethod
+    def _ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for dep in value:
+            if not re.fullmatch(CHILD_ID_PATTERN, dep) or len(dep) > 63:
+                raise ValueError(f"{dep!r} is not a child id")
+        if len(set(value)) != len(value):
+            raise ValueError("duplicate entries")
+        return value
+
+
+class VerifyMode(StrEnum):
+    TLS_PROBE = "tlsProbe"
+    EXPRESSION = "expression"
+    NONE = "none"
+
+
+class CertificateVerify(ApiModel):
+    """How a newly attached certificate is proven to be served before the old one is detached."""
+
+    model_config = ConfigDict(json_schema_extra=x_cel(_VERIFY_RULE))
+
+    mode: VerifyMode = VerifyMode.TLS_PROBE
+    expression: str | None = None
+    timeout_seconds: int = Field(default=60, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _expression_for_mode(self) -> CertificateVerify:
+        # Also a CEL rule in the CRD; the devcluster does not evaluate CEL, so check here too.
+        if self.mode is VerifyMode.EXPRESSION and not self.expression:
+            raise ValueError("mode expression needs an expression")
+        return self
+
+
+class RenewBefore(ApiModel):
+    """When to renew: a fixed duration before expiry, or a percentage of the lifetime."""
+
+    # exactly one of the two, as the CRD says structurally
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    duration: str | None = Field(default=None, pattern=DURATION_PATTERN)
+    percentage: int | None = Field(default=None, ge=1, le=99)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RenewBefore:
+        if (self.duration is None) == (self.percentage is None):
+            raise ValueError("set exactly one of duration or percentage")
+        return self
+
+    def before(self, lifetime: timedelta) -> timedelta:
+        """How long before notAfter to renew a certificate of ``lifetime``."""
+        if self.duration is not None:
+            return parse_duration(self.duration)
+        assert self.percentage is not None
+        return lifetime * self.percentage / 100
+
+
+class Weekday(StrEnum):
+    MON = "Mon"
+    TUE = "Tue"
+    WED = "Wed"
+    THU = "Thu"
+    FRI = "Fri"
+    SAT = "Sat"
+    SUN = "Sun"
+
+
+class MaintenanceWindow(ApiModel):
+    """A weekly window in which renewals may start; ``end`` before ``start`` crosses midnight."""
+
+    model_config = ConfigDict(json_schema_extra=x_cel(_WINDOW_RULE))
+
+    days: tuple[Weekday, ...] = Field(
+        min_length=1, max_length=7, json_schema_extra=x_kube(list_type="set")
+    )
+    start: str = Field(pattern=CLOCK_PATTERN)
+    end: str = Field(pattern=CLOCK_PATTERN)
+    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Semantic check beyond the CRD schema: the IANA database decides.
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> MaintenanceWindow:
+        if self.start == self.end:
+            raise ValueError("start and end are equal: the window would be empty")
+        return self
+
+
+class BlueprintTLS(ApiModel):
+    """How Gateway listener certificates are requested, attached, verified, drained and renewed."""
+
+    certificate_template: str = Field(min_length=1)
+    attach_template: str | None = None
+    verify: CertificateVerify | None = None
+    drain_seconds: int | None = Field(default=None, ge=0, le=86400)
+    renew_before: RenewBefore | None = None
+    maintenance_windows: tuple[MaintenanceWindow, ...] = Field(
+        default=(), max_length=16, json_schema_extra=x_kube(list_type="atomic")
+    )
+
+
+_CHILD_LIST = x_kube(list_type="map", list_map_keys=["id"])
+
+
+class GatewayClassBlueprintSpec(ApiModel):
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra=x_kube(preserve_unknown_fields=True)
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, json_schema_extra=x_kube(preserve_unknown_fields=True)
+    )
+    children: tuple[ChildTemplate, ...] = Field(max_length=64, json_schema_extra=_CHILD_LIST)
+    route_children: tuple[ChildTemplate, ...] = Field(
+        default=(), max_length=64, json_schema_extra=_CHILD_LIST
+    )
+    addresses: str | None = None
+    tls: BlueprintTLS | None = None
+
+    @model_validator(mode="after")
+    def _graph(self) -> GatewayClassBlueprintSpec:
+        # The CRD makes ids unique per list (list-type map). Beyond the schema: ids are unique
+        # across both lists (so dependsOn is unambiguous) and the dependency graph is sound.
+        ids = [c.id for c in (*self.children, *self.route_children)]
+        if len(set(ids)) != len(ids):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise ModelCheckError(
+                f"duplicate child id(s) {', '.join(dup)} across children and routeChildren",
+                reason=BlueprintReason.INVALID,
+            )
+        gateway_ids = {c.id for c in self.children}
+        for field, items, known in (
+            ("children", self.children, gateway_ids),
+            # a route child may depend on its siblings and on the Gateway's children
+            (
+                "routeChildren",
+                self.route_children,
+                gateway_ids | {c.id for c in self.route_children},
+            ),
+        ):
+            for child in items:
+                missing = [d for d in child.depends_on if d not in known]
+                if missing:
+                    raise ModelCheckError(
+                        f"{field} {child.id!r} dependsOn unknown child id(s) {', '.join(missing)}",
+                        reason=BlueprintReason.UNKNOWN_DEPENDENCY,
+                    )
+        cycle = _find_cycle({c.id: c.depends_on for c in (*self.children, *self.route_children)})
+        if cycle:
+            raise ModelCheckError(
+                f"dependsOn cycle: {' -> '.join(cycle)}", reason=BlueprintReason.DEPENDENCY_CYCLE
+            )
+        return self
+
+
+def _find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str]:
+    """One dependency cycle as a path that ends where it starts, or ``[]``."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+class GatewayClassBlueprintStatus(ApiModel):
+    conditions: tuple[Condition, ...] = Field(
+        default=(),
+        max_length=8,
+        json_schema_extra=x_kube(list_type="map", list_map_keys=["type"]),
+    )
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class GatewayClassBlueprint(ApiModel):
+    """A cluster-scoped ``gateway.bifrost.dev/v1alpha1`` GatewayClassBlueprint."""
+
+    api_version: Literal["gateway.bifrost.dev/v1alpha1"] = API_VERSION
+    kind: Literal["GatewayClassBlueprint"] = BLUEPRINT_KIND
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: GatewayClassBlueprintSpec
+    status: GatewayClassBlueprintStatus = Field(default_factory=GatewayClassBlueprintStatus)
