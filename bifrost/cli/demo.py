@@ -156,7 +156,7 @@ def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
             "wait_programmed": WaitChildProgrammed(kube),
             "probe_tls": ProbeTLS(kube),
             "record_certificate": RecordCertificate(store),
-            "delete_children": DeleteChildren(kube, store=store),
+            "remove_children": DeleteChildren(kube, store=store),
         }
         runner = Runner(
             store,

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from bifrost.machines.demo import demo_spec
 from bifrost.machines.edge_certificate import edge_certificate_spec
+from bifrost.machines.provision import provision_spec
 from bifrost.machines.registry import MachineRegistry
+from bifrost.machines.teardown import teardown_spec
 
 
 def default_registry() -> MachineRegistry:
-    return MachineRegistry([demo_spec(), edge_certificate_spec()])
+    return MachineRegistry(
+        [demo_spec(), edge_certificate_spec(), provision_spec(), teardown_spec()]
+    )

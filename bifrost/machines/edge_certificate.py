@@ -28,7 +28,7 @@ EDGE_CERTIFICATE_STEPS = (
     "wait_programmed",
     "probe_tls",
     "record_certificate",
-    "delete_children",
+    "remove_children",
 )
 
 
@@ -103,12 +103,12 @@ def edge_certificate_spec(*, wait_timeout: timedelta = timedelta(minutes=5)) -> 
             ),
             StateSpec(
                 name="teardown",
-                steps=(StepSpec(name="delete_children", retry=act),),
+                steps=(StepSpec(name="remove_children", retry=act),),
                 on_done="done",
             ),
             StateSpec(
                 name="teardown_after_failure",
-                steps=(StepSpec(name="delete_children", retry=act),),
+                steps=(StepSpec(name="remove_children", retry=act),),
                 on_done="failed",
             ),
             StateSpec(name="done", terminal=OperationStatus.SUCCEEDED),

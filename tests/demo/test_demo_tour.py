@@ -44,7 +44,7 @@ def test_demo_runs_the_tour_and_verifies_the_served_certificate(tmp_path: Path) 
         "wait_programmed",
         "probe_tls",
         "record_certificate",
-        "delete_children",
+        "remove_children",
     ]
     sequences = [j["sequence"] for j in report["journal"]]
     assert sequences == list(range(1, len(sequences) + 1))

@@ -1,0 +1,99 @@
+"""The provision machine: make a Gateway's children match its blueprint, wait until they are
+ready, then prune what the blueprint no longer renders.
+
+It exists so that provisioning is durable and observable: each phase is a state the engine commits,
+a crash re-runs the phase (its steps are idempotent against the cluster and the child inventory),
+and a render error or a child the API server rejects fails the operation with the child id, the
+error and where it came from (template line or server message) instead of disappearing in a log.
+The same machine serves updates: re-running it on a changed Gateway, blueprint or values applies
+only what changed (children whose applied hash is unchanged and which exist are not written) and
+prunes the children of removed templates — cluster-scoped ones too, from the inventory.
+
+The caller (the controller) resolves class, blueprint and policies and computes the merged values;
+the machine only carries them. Machines are data: the steps live in ``bifrost.steps.provision``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bifrost.machines.retry import RetryPolicy
+from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
+from bifrost.store.records import OperationStatus
+
+PROVISION_MACHINE = "provision"
+PROVISION_VERSION = 1
+PROVISION_LANE = "default"
+
+#: Persisted step names (stable: renaming one needs a data migration).
+APPLY_CHILDREN = "apply_children"
+WAIT_READY = "wait_ready"
+PRUNE = "prune"
+PROVISION_STEPS = (APPLY_CHILDREN, WAIT_READY, PRUNE)
+
+
+class ProvisionContext(BaseModel):
+    """What a provision operation knows between steps (persisted as JSON).
+
+    ``values`` are the merged values (blueprint → class → namespace → gateway, computed by the
+    caller). Progress: ``wanted`` — the child ids the last apply pass rendered or found pending
+    (everything else in the inventory is pruned); ``applied`` — ids this operation wrote;
+    ``ready`` — ids found ready; ``pruned`` — ids deleted because no longer rendered.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: str
+    gateway: str
+    gateway_uid: str
+    blueprint: str
+    values: dict[str, Any] = Field(default_factory=dict)
+    wanted: tuple[str, ...] = ()
+    applied: tuple[str, ...] = ()
+    ready: tuple[str, ...] = ()
+    pruned: tuple[str, ...] = ()
+
+
+def provision_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> MachineSpec:
+    """The provision machine; ``wait_timeout`` bounds each waiting step (dependencies,
+    readiness, deletion of pruned children) from its first attempt."""
+    act = RetryPolicy(
+        max_attempts=8,
+        initial_backoff=timedelta(seconds=0.5),
+        max_backoff=timedelta(seconds=30),
+        timeout=wait_timeout,
+    )
+    return MachineSpec(
+        name=PROVISION_MACHINE,
+        version=PROVISION_VERSION,
+        lane=PROVISION_LANE,
+        initial="render_apply",
+        context_model=ProvisionContext,
+        description="render the blueprint, apply children in dependency order, wait until they "
+        "are ready, prune children no longer rendered",
+        states=(
+            StateSpec(
+                name="render_apply",
+                steps=(StepSpec(name=APPLY_CHILDREN, retry=act),),
+                on_done="wait_ready",
+                description="render with the live state of ready dependencies; server-side "
+                "apply what changed; record the inventory",
+            ),
+            StateSpec(
+                name="wait_ready",
+                steps=(StepSpec(name=WAIT_READY, retry=act),),
+                on_done="prune",
+                description="every rendered child satisfies its readyWhen",
+            ),
+            StateSpec(
+                name="prune",
+                steps=(StepSpec(name=PRUNE, retry=act),),
+                on_done="done",
+                description="delete inventory children that are no longer rendered",
+            ),
+            StateSpec(name="done", terminal=OperationStatus.SUCCEEDED),
+        ),
+    )

@@ -1,0 +1,582 @@
+"""Provision steps: render a Gateway's blueprint and apply its children, wait until they are
+ready, prune the children no longer rendered — plus the inventory and deletion helpers the
+teardown steps share.
+
+Why it is shaped this way:
+
+- **One render pass per run.** A child depends on the live state of other children (explicit
+  ``dependsOn`` or read in its template). The renderer sees a dependency only once it exists *and*
+  is ready (its ``readyWhen``), as the blueprint CRD documents; a child whose dependencies are not
+  ready is ``Pending``. ``apply_children`` applies what rendered and answers ``Wait``; the next run
+  renders again. A child whose body hash is unchanged and which still exists (same uid) is not
+  written again, so a pass costs reads, not writes: no N² re-apply, and re-provisioning an
+  unchanged Gateway writes nothing.
+- **Inventory first.** A child gets its inventory row (``ChildRecord``) *before* it is first
+  applied and is completed after, so a crash between the two cannot leak an object (cluster-scoped
+  ones have no owner reference for the garbage collector to fall back on). A child whose identity
+  changed (kind, namespace or name) keeps its old object under a superseded inventory key, pruned
+  once the new one is ready.
+- **Ownership.** Every child carries the gateway-uid label; namespaced children in the Gateway's
+  namespace also get an owner reference. An object found with another Gateway's uid label is never
+  taken over or deleted: provisioning waits (bounded by the step timeout) and teardown skips it.
+- **Visible failures.** Render errors and children the API server rejects (422, 403, …) fail the
+  operation with the child id, the error and where it came from (template field and line, or the
+  server's message); retryable API errors retry with the server's delay.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bifrost.api.blueprint import API_VERSION as BLUEPRINT_API_VERSION
+from bifrost.api.blueprint import BLUEPRINT_KIND
+from bifrost.engine import Done, Fail, Outcome, Retry, StepContext, Wait
+from bifrost.kube import Invalid, KubeClient, KubeError, Retryable, UnknownKind
+from bifrost.machines.provision import ProvisionContext
+from bifrost.render import (
+    Blueprint,
+    ChildTemplate,
+    RenderedChild,
+    RenderError,
+    dependency_graph,
+    evaluate_ready,
+    render_gateway,
+    topological_order,
+)
+from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.store.interface import OperationStore
+from bifrost.store.records import ChildRecord
+
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+GATEWAY_UID_LABEL = "gateway.bifrost.dev/gateway-uid"
+CHILD_ID_LABEL = "gateway.bifrost.dev/child-id"
+SUPERSEDED = "#superseded-"
+"""Inventory keys ``<child id>#superseded-<hash>`` hold objects replaced by a renamed child."""
+
+Obj = dict[str, Any]
+
+
+class BlueprintSource(Protocol):
+    """Where steps read a blueprint by name (``None``: it does not exist)."""
+
+    def get(self, name: str) -> Mapping[str, Any] | None: ...
+
+
+class ClusterBlueprints:
+    """Blueprints as ``GatewayClassBlueprint`` objects in the cluster (cluster-scoped)."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def get(self, name: str) -> Mapping[str, Any] | None:
+        return self.kube.get(BLUEPRINT_API_VERSION, BLUEPRINT_KIND, name)
+
+
+# --- helpers shared with the teardown steps -------------------------------------------------
+
+
+def body_hash(body: Mapping[str, Any]) -> str:
+    """sha256 of the applied body in canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def superseded_key(record: ChildRecord) -> str:
+    """The inventory key of an object replaced by a child whose kind/namespace/name changed."""
+    identity = [record.api_version, record.kind, record.namespace, record.name]
+    return f"{record.child_id}{SUPERSEDED}{body_hash({'identity': identity})[:12]}"
+
+
+def describe_record(record: ChildRecord) -> str:
+    where = f"{record.namespace}/{record.name}" if record.namespace else record.name
+    return f"{record.kind} {where}"
+
+
+def owned_by(live: Mapping[str, Any], gateway_uid: str) -> bool:
+    labels = (live.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(GATEWAY_UID_LABEL) == gateway_uid)
+
+
+def gateway_children(store: OperationStore, gateway_uid: str) -> dict[str, ChildRecord]:
+    """The Gateway's inventory (per-route children excluded), by child id."""
+    return {r.child_id: r for r in store.list_children(gateway_uid) if r.route_key is None}
+
+
+def observe(kube: KubeClient, record: ChildRecord) -> Obj | None:
+    """The recorded child's live object, or None when it is gone (a NotFound kind included)."""
+    try:
+        return kube.get(record.api_version, record.kind, record.name, record.namespace)
+    except UnknownKind:
+        return None  # the CRD is gone, and with it every object of the kind
+
+
+def load_blueprint(source: BlueprintSource, name: str) -> Blueprint | Outcome:
+    """The parsed blueprint, or the outcome to answer (missing → Fail, API error → per error)."""
+    try:
+        raw = source.get(name)
+    except KubeError as e:
+        return outcome_for(e, doing=f"reading {BLUEPRINT_KIND} {name}")
+    if raw is None:
+        return Fail(f"{BLUEPRINT_KIND} {name!r} not found")
+    try:
+        return Blueprint.from_dict(raw)
+    except RenderError as e:
+        return Fail(f"{BLUEPRINT_KIND} {name!r} is invalid: {e}")
+
+
+def render_failure(blueprint: str, errors: Sequence[RenderError]) -> Fail:
+    return Fail(
+        f"{BLUEPRINT_KIND} {blueprint!r}: cannot render "
+        + "; ".join(str(e) for e in errors)
+    )
+
+
+def deletion_waves(
+    records: Iterable[ChildRecord],
+    blueprint: Blueprint | None,
+    live: Mapping[str, Mapping[str, Any] | None],
+) -> list[list[ChildRecord]]:
+    """The children to delete, in waves: each wave is deleted together and must be gone before
+    the next starts.
+
+    Groups by ``deleteOrder`` (the blueprint's value for children it still declares, else the
+    inventory's), higher first. Within a group, reverse dependency order: a child is in a later
+    wave than every child that depends on it (dependencies from the blueprint). Within a wave,
+    children the blueprint no longer declares go first, then reverse apply order (the blueprint's
+    topological order, else reverse creation time, then id).
+    """
+    records = list(records)
+    templates = {t.id: t for t in blueprint.children} if blueprint is not None else {}
+    graph: dict[str, tuple[str, ...]] = {}
+    position: dict[str, int] = {}
+    if blueprint is not None:
+        try:
+            graph = dependency_graph(blueprint.children)
+            position = {
+                cid: i for i, cid in enumerate(topological_order(blueprint.children, graph))
+            }
+        except RenderError:
+            graph, position = {}, {}
+
+    def group(r: ChildRecord) -> int:
+        template = templates.get(r.child_id)
+        if template is not None:
+            return template.delete_order or 0
+        return r.delete_order
+
+    def created(r: ChildRecord) -> str:
+        obj = live.get(r.child_id)
+        return str(((obj or {}).get("metadata") or {}).get("creationTimestamp") or "")
+
+    def within_wave(r: ChildRecord) -> tuple[int, int, str, str]:
+        declared = r.child_id in position
+        # descending apply position / creation time: negate the position, invert the text order
+        return (1 if declared else 0, -position.get(r.child_id, 0), _desc(created(r)),
+                _desc(r.child_id))
+
+    waves: list[list[ChildRecord]] = []
+    for value in sorted({group(r) for r in records}, reverse=True):
+        members = {r.child_id: r for r in records if group(r) == value}
+        while members:
+            depended_on = {d for cid in members for d in graph.get(cid, ()) if d in members}
+            wave = [r for cid, r in members.items() if cid not in depended_on]
+            if not wave:  # a cycle (an invalid blueprint): delete the rest together
+                wave = list(members.values())
+            wave.sort(key=within_wave)
+            waves.append(wave)
+            for r in wave:
+                del members[r.child_id]
+    return waves
+
+
+def _desc(text: str) -> str:
+    """A key that sorts strings in descending order when sorted ascending."""
+    return "".join(chr(0x10FFFF - ord(ch)) for ch in text) + "\U0010ffff"
+
+
+@dataclass(frozen=True)
+class DeletionProgress:
+    """What one ``delete_in_waves`` pass did: ids gone (and removed from the inventory), ids
+    still being deleted, ids skipped because another Gateway owns the object."""
+
+    gone: tuple[str, ...]
+    remaining: tuple[str, ...]
+    foreign: tuple[str, ...]
+
+
+def delete_in_waves(
+    kube: KubeClient,
+    store: OperationStore,
+    *,
+    gateway_uid: str,
+    records: Sequence[ChildRecord],
+    blueprint: Blueprint | None,
+) -> DeletionProgress | Outcome:
+    """Delete ``records`` wave by wave (see ``deletion_waves``); stop at the first wave not yet
+    gone. Each object is deleted only if it carries this Gateway's uid label, with its uid as a
+    precondition; an object that is gone (or not ours) leaves the inventory."""
+    live: dict[str, Obj | None] = {}
+    try:
+        for r in records:
+            live[r.child_id] = observe(kube, r)
+    except KubeError as e:
+        return outcome_for(e, doing="reading the children to delete")
+    gone: list[str] = []
+    foreign: list[str] = []
+    remaining: list[str] = []
+    for wave in deletion_waves(records, blueprint, live):
+        for r in wave:
+            obj = live[r.child_id]
+            if obj is None or not owned_by(obj, gateway_uid):
+                if obj is not None:
+                    foreign.append(r.child_id)
+                store.delete_child(gateway_uid, r.child_id)
+                gone.append(r.child_id)
+                continue
+            meta = obj.get("metadata") or {}
+            try:
+                if not meta.get("deletionTimestamp"):
+                    kube.delete(r.api_version, r.kind, r.name, r.namespace, uid=meta.get("uid"))
+                still = observe(kube, r)
+            except KubeError as e:
+                return outcome_for(e, doing=f"deleting child {r.child_id!r} "
+                                            f"({describe_record(r)})")
+            if still is None or (still.get("metadata") or {}).get("uid") != meta.get("uid"):
+                store.delete_child(gateway_uid, r.child_id)
+                gone.append(r.child_id)
+            else:
+                remaining.append(r.child_id)
+        if remaining:
+            break
+    return DeletionProgress(tuple(gone), tuple(remaining), tuple(foreign))
+
+
+# --- the provision steps --------------------------------------------------------------------
+
+
+class _ProvisionStep:
+    def __init__(
+        self,
+        kube: KubeClient,
+        store: OperationStore,
+        *,
+        blueprints: BlueprintSource | None = None,
+        recheck: timedelta = timedelta(seconds=0.2),
+    ) -> None:
+        self.kube = kube
+        self.store = store
+        self.blueprints: BlueprintSource = blueprints or ClusterBlueprints(kube)
+        self.recheck = recheck
+
+    def _gateway(self, c: ProvisionContext) -> Obj | Outcome:
+        try:
+            gateway = self.kube.get(GATEWAY_API, "Gateway", c.gateway, c.namespace)
+        except KubeError as e:
+            return outcome_for(e, doing=f"reading Gateway {c.namespace}/{c.gateway}")
+        if gateway is None:
+            return Fail(f"Gateway {c.namespace}/{c.gateway} (uid {c.gateway_uid}) is gone")
+        uid = (gateway.get("metadata") or {}).get("uid")
+        if uid != c.gateway_uid:
+            return Fail(
+                f"Gateway {c.namespace}/{c.gateway} was re-created (uid {uid}, this operation is "
+                f"for uid {c.gateway_uid}); the new Gateway needs its own operation"
+            )
+        return gateway
+
+
+class ApplyChildren(_ProvisionStep):
+    """``apply_children``: one render pass with the live state of ready dependencies; apply each
+    rendered child that changed (server-side apply, field manager ``bifrost``) in dependency
+    order and record it in the inventory; ``Wait`` while children are pending."""
+
+    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
+        c = ctx.context
+        gateway = self._gateway(c)
+        if not isinstance(gateway, dict):
+            return gateway
+        blueprint = load_blueprint(self.blueprints, c.blueprint)
+        if not isinstance(blueprint, Blueprint):
+            return blueprint
+        templates = {t.id: t for t in blueprint.children}
+        inventory = gateway_children(self.store, c.gateway_uid)
+        live: dict[str, Obj | None] = {}
+        try:
+            for cid, record in inventory.items():
+                if cid in templates:
+                    live[cid] = observe(self.kube, record)
+        except KubeError as e:
+            return outcome_for(e, doing="reading the live children")
+        ready_live: dict[str, Obj] = {}
+        not_ready: dict[str, str] = {}
+        errors: list[RenderError] = []
+        for cid, obj in live.items():
+            if obj is None or not owned_by(obj, c.gateway_uid):
+                continue
+            try:
+                readiness = evaluate_ready(templates[cid], obj)
+            except RenderError as e:
+                errors.append(e)
+                continue
+            if readiness.ready:
+                ready_live[cid] = obj
+            else:
+                not_ready[cid] = readiness.reason
+        if errors:
+            return render_failure(c.blueprint, errors)
+        view = copy.deepcopy(gateway)
+        (view.get("metadata") or {}).pop("managedFields", None)
+        result = render_gateway(blueprint, gateway=view, values=c.values, live_children=ready_live)
+        if result.errors:
+            return render_failure(c.blueprint, result.errors)
+
+        applied: list[str] = []
+        conflicts: list[str] = []
+        for child in result.children:
+            outcome = self._apply_one(ctx, child, inventory, live, applied, conflicts)
+            if outcome is not None:
+                return outcome
+        wanted = tuple(
+            cid for cid in result.order
+            if cid in {ch.id for ch in result.children} | {p.child_id for p in result.pending}
+        )
+        context = c.model_copy(
+            update={"wanted": wanted, "applied": tuple(dict.fromkeys((*c.applied, *applied)))}
+        )
+        waiting = [
+            f"{p.child_id} waits for "
+            + ", ".join(
+                f"{d} ({not_ready[d]})" if d in not_ready else f"{d} (not applied yet)"
+                for d in p.waiting_for
+            )
+            for p in result.pending
+        ]
+        if conflicts:
+            waiting = [*conflicts, *waiting]
+        if waiting:
+            return Wait("; ".join(waiting), self.recheck, context=context)
+        return Done(
+            output={"applied": applied, "unchanged": [
+                ch.id for ch in result.children if ch.id not in applied
+            ], "skipped": list(result.skipped)},
+            context=context,
+        )
+
+    def _apply_one(
+        self,
+        ctx: StepContext[ProvisionContext],
+        child: RenderedChild,
+        inventory: dict[str, ChildRecord],
+        live: dict[str, Obj | None],
+        applied: list[str],
+        conflicts: list[str],
+    ) -> Outcome | None:
+        """Apply one rendered child if needed; an outcome ends the step."""
+        c = ctx.context
+        obj = child.object
+        api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
+        try:
+            namespaced = self.kube.is_namespaced(api_version, kind)
+        except UnknownKind:
+            return Fail(
+                f"child {child.id!r} (spec.children[{child.id}].template): the cluster does not "
+                f"serve {api_version} {kind} (is its CRD installed?)"
+            )
+        except KubeError as e:
+            return outcome_for(e, doing=f"discovering {api_version} {kind}")
+        body = self._prepare(c, child, namespaced=namespaced)
+        meta = body["metadata"]
+        namespace: str | None = meta.get("namespace") if namespaced else None
+        name = str(meta["name"])
+        digest = body_hash(body)
+        where = f"{namespace}/{name}" if namespace else name
+        record = inventory.get(child.id)
+        same_identity = record is not None and (
+            record.api_version, record.kind, record.namespace, record.name
+        ) == (api_version, kind, namespace, name)
+        current = live.get(child.id) if same_identity else None
+        if not same_identity:
+            try:
+                current = self.kube.get(api_version, kind, name, namespace)
+            except KubeError as e:
+                return outcome_for(e, doing=f"reading child {child.id!r} ({kind} {where})")
+        if current is not None and not owned_by(current, c.gateway_uid):
+            owner = ((current.get("metadata") or {}).get("labels") or {}).get(GATEWAY_UID_LABEL)
+            conflicts.append(
+                f"child {child.id!r}: {kind} {where} exists and belongs to "
+                + (f"Gateway uid {owner}" if owner else "no bifrost Gateway")
+                + " (not taken over; waiting for it to go)"
+            )
+            return None
+        if (
+            same_identity
+            and record is not None
+            and record.applied_hash == digest
+            and current is not None
+            and (current.get("metadata") or {}).get("uid") == record.uid
+        ):
+            return None  # unchanged and present: no write
+        now = ctx.now()
+        delete_order = (child.template.delete_order if child.template else None) or 0
+        if record is not None and not same_identity:
+            # Keep the replaced object in the inventory so that prune deletes it.
+            self.store.upsert_child(record.model_copy(
+                update={"child_id": superseded_key(record), "updated_at": now}
+            ))
+        if record is None or not same_identity:
+            # Write-ahead: a crash after the apply must find this child in the inventory.
+            self.store.upsert_child(ChildRecord(
+                gateway_uid=c.gateway_uid, child_id=child.id, api_version=api_version,
+                kind=kind, namespace=namespace, name=name, uid=None, applied_hash=None,
+                ready=False, delete_order=delete_order, updated_at=now,
+            ))
+        try:
+            result = self.kube.apply(body)
+        except Invalid as e:
+            return Fail(
+                f"child {child.id!r} ({kind} {where}, from spec.children[{child.id}].template) "
+                f"was rejected by the API server: {e}"
+            )
+        except Retryable as e:
+            return Retry(f"applying child {child.id!r} ({kind} {where}): {e}",
+                         backoff=timedelta(seconds=e.delay))
+        except KubeError as e:
+            return Fail(
+                f"child {child.id!r} ({kind} {where}, from spec.children[{child.id}].template) "
+                f"could not be applied: {e}"
+            )
+        self.store.upsert_child(ChildRecord(
+            gateway_uid=c.gateway_uid, child_id=child.id, api_version=api_version, kind=kind,
+            namespace=namespace, name=name, uid=(result.get("metadata") or {}).get("uid"),
+            applied_hash=digest, ready=False, delete_order=delete_order, updated_at=now,
+        ))
+        live[child.id] = result
+        applied.append(child.id)
+        return None
+
+    @staticmethod
+    def _prepare(c: ProvisionContext, child: RenderedChild, *, namespaced: bool) -> Obj:
+        """The body to apply: namespace defaulted (or dropped when cluster-scoped), ownership
+        labels, and an owner reference to the Gateway when in its namespace."""
+        body = copy.deepcopy(child.object)
+        meta = body.setdefault("metadata", {})
+        if namespaced:
+            if not meta.get("namespace"):
+                meta["namespace"] = c.namespace
+        else:
+            meta.pop("namespace", None)
+        meta["labels"] = {
+            **(meta.get("labels") or {}),
+            GATEWAY_UID_LABEL: c.gateway_uid,
+            CHILD_ID_LABEL: child.id,
+        }
+        if namespaced and meta["namespace"] == c.namespace:
+            refs = [r for r in meta.get("ownerReferences") or []
+                    if r.get("uid") != c.gateway_uid]
+            refs.append({
+                "apiVersion": GATEWAY_API,
+                "kind": "Gateway",
+                "name": c.gateway,
+                "uid": c.gateway_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            })
+            meta["ownerReferences"] = refs
+        return body
+
+
+class WaitReady(_ProvisionStep):
+    """``wait_ready``: every wanted child exists (ours) and satisfies its ``readyWhen``; the
+    inventory's ``ready`` flag follows (written only when it changes)."""
+
+    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
+        c = ctx.context
+        blueprint = load_blueprint(self.blueprints, c.blueprint)
+        if not isinstance(blueprint, Blueprint):
+            return blueprint
+        templates = {t.id: t for t in blueprint.children}
+        inventory = gateway_children(self.store, c.gateway_uid)
+        waiting: list[str] = []
+        ready: list[str] = []
+        for cid in c.wanted:
+            record = inventory.get(cid)
+            if record is None:
+                waiting.append(f"{cid} (not applied)")
+                continue
+            try:
+                obj = observe(self.kube, record)
+            except KubeError as e:
+                return outcome_for(e, doing=f"reading child {cid!r} ({describe_record(record)})")
+            if obj is not None and not owned_by(obj, c.gateway_uid):
+                obj = None
+            template = templates.get(cid) or ChildTemplate(id=cid, template="")
+            try:
+                readiness = evaluate_ready(template, obj)
+            except RenderError as e:
+                return render_failure(c.blueprint, [e])
+            if readiness.ready != record.ready:
+                self.store.upsert_child(
+                    record.model_copy(update={"ready": readiness.ready, "updated_at": ctx.now()})
+                )
+            if readiness.ready:
+                ready.append(cid)
+            else:
+                reason = "missing" if obj is None else readiness.reason
+                waiting.append(f"{cid} ({reason})")
+        context = c.model_copy(update={"ready": tuple(ready)})
+        if waiting:
+            return Wait("children not ready: " + "; ".join(waiting), self.recheck,
+                        context=context)
+        return Done(output={"ready": ready}, context=context)
+
+
+class Prune(_ProvisionStep):
+    """``prune``: delete inventory children this pass did not render (removed templates,
+    templates that rendered empty, superseded objects), cluster-scoped ones too, in delete order;
+    each leaves the inventory once it is gone."""
+
+    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
+        c = ctx.context
+        wanted = set(c.wanted)
+        stale = [r for cid, r in gateway_children(self.store, c.gateway_uid).items()
+                 if cid not in wanted]
+        if not stale:
+            return Done(output={"pruned": []})
+        try:
+            raw = self.blueprints.get(c.blueprint)
+            blueprint = Blueprint.from_dict(raw) if raw is not None else None
+        except (KubeError, RenderError):
+            blueprint = None  # ordering falls back to the inventory
+        progress = delete_in_waves(self.kube, self.store, gateway_uid=c.gateway_uid,
+                                   records=stale, blueprint=blueprint)
+        if not isinstance(progress, DeletionProgress):
+            return progress
+        context = c.model_copy(
+            update={"pruned": tuple(dict.fromkeys((*c.pruned, *progress.gone)))}
+        )
+        if progress.remaining:
+            return Wait("pruning: waiting for " + ", ".join(progress.remaining)
+                        + " to be deleted", self.recheck, context=context)
+        return Done(output={"pruned": list(progress.gone), "notOurs": list(progress.foreign)},
+                    context=context)
+
+
+def provision_steps(
+    kube: KubeClient,
+    store: OperationStore,
+    *,
+    blueprints: BlueprintSource | None = None,
+    recheck: timedelta = timedelta(seconds=0.2),
+) -> dict[str, ApplyChildren | WaitReady | Prune]:
+    """The provision machine's step implementations, keyed by step name."""
+    kwargs: dict[str, Any] = {"blueprints": blueprints, "recheck": recheck}
+    return {
+        "apply_children": ApplyChildren(kube, store, **kwargs),
+        "wait_ready": WaitReady(kube, store, **kwargs),
+        "prune": Prune(kube, store, **kwargs),
+    }

@@ -1,0 +1,141 @@
+"""Teardown steps: delete a Gateway's children in the blueprint's declared delete order, then
+remove bifrost's finalizer from the Gateway.
+
+``delete_children`` works from the store's inventory, so it deletes cluster-scoped children and
+children of templates removed since they were applied, which the cluster's garbage collector would
+leak. Groups are deleted one after the other, each waited for until it is gone (see
+``bifrost.steps.provision.deletion_waves``); an object labelled with another Gateway's uid (a
+Gateway re-created under the same name) is never deleted. The step name is shared with the
+edge_certificate machine, whose implementation this one delegates to for that machine's
+operations, so one runner can run both.
+
+``remove_finalizer`` is the last state: a JSON patch that tests the finalizer's position and the
+Gateway's uid before removing it, so it cannot remove another entry or touch a re-created Gateway.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bifrost.engine import Done, Outcome, Retry, Step, StepContext, Wait
+from bifrost.kube import KubeClient, KubeError, Retryable
+from bifrost.machines.teardown import GATEWAY_FINALIZER, TeardownContext
+from bifrost.render import Blueprint, RenderError
+from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.steps.provision import (
+    GATEWAY_API,
+    BlueprintSource,
+    ClusterBlueprints,
+    DeletionProgress,
+    delete_in_waves,
+    gateway_children,
+)
+from bifrost.store.interface import OperationStore
+
+
+class DeleteChildrenInOrder:
+    """``delete_children`` of the teardown machine (see the module docstring). ``fallback``:
+    the step run for other machines' ``delete_children`` (e.g. edge_certificate's)."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        store: OperationStore,
+        *,
+        blueprints: BlueprintSource | None = None,
+        fallback: Step | None = None,
+        recheck: timedelta = timedelta(seconds=0.2),
+    ) -> None:
+        self.kube = kube
+        self.store = store
+        self.blueprints: BlueprintSource = blueprints or ClusterBlueprints(kube)
+        self.fallback = fallback
+        self.recheck = recheck
+
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome:
+        if not isinstance(ctx.context, TeardownContext):
+            if self.fallback is None:
+                raise TypeError(
+                    f"delete_children of machine {ctx.machine.name!r} has no implementation here "
+                    "(pass fallback=)"
+                )
+            return self.fallback.run(ctx, input)
+        c = ctx.context
+        records = list(gateway_children(self.store, c.gateway_uid).values())
+        if not records:
+            return Done(output={"deleted": list(c.deleted)})
+        blueprint: Blueprint | None = None
+        if c.blueprint:
+            try:
+                raw = self.blueprints.get(c.blueprint)
+                blueprint = Blueprint.from_dict(raw) if raw is not None else None
+            except (KubeError, RenderError):
+                blueprint = None  # the inventory's order still applies
+        progress = delete_in_waves(self.kube, self.store, gateway_uid=c.gateway_uid,
+                                   records=records, blueprint=blueprint)
+        if not isinstance(progress, DeletionProgress):
+            return progress
+        context = c.model_copy(
+            update={"deleted": tuple(dict.fromkeys((*c.deleted, *progress.gone)))}
+        )
+        if progress.remaining:
+            return Wait("waiting for " + ", ".join(progress.remaining) + " to be deleted",
+                        self.recheck, context=context)
+        return Done(output={"deleted": list(context.deleted), "notOurs": list(progress.foreign)},
+                    context=context)
+
+
+class RemoveFinalizer:
+    """``remove_finalizer``: drop ``gateway.bifrost.dev/finalizer`` from the Gateway (JSON patch);
+    done when the Gateway is gone, re-created (another uid) or has no such finalizer."""
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def run(self, ctx: StepContext[TeardownContext], input: dict[str, Any] | None) -> Outcome:
+        c = ctx.context
+        doing = f"removing finalizer {GATEWAY_FINALIZER} from Gateway {c.namespace}/{c.gateway}"
+        try:
+            gateway = self.kube.get(GATEWAY_API, "Gateway", c.gateway, c.namespace)
+        except KubeError as e:
+            return outcome_for(e, doing=doing)
+        meta = (gateway or {}).get("metadata") or {}
+        finalizers = list(meta.get("finalizers") or [])
+        if gateway is None or meta.get("uid") != c.gateway_uid \
+                or GATEWAY_FINALIZER not in finalizers:
+            return Done(output={"finalizerRemoved": False},
+                        context=c.model_copy(update={"finalizer_removed": True}))
+        index = finalizers.index(GATEWAY_FINALIZER)
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": c.gateway_uid},
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": GATEWAY_FINALIZER},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        try:
+            self.kube.patch(GATEWAY_API, "Gateway", c.gateway, c.namespace, patch,
+                            patch_type="json")
+        except Retryable as e:
+            return outcome_for(e, doing=doing)
+        except KubeError as e:
+            # A failed test (the finalizers moved under us) or a Gateway that vanished: re-read.
+            return Retry(f"{doing}: {e}", backoff=timedelta(seconds=0.1))
+        return Done(output={"finalizerRemoved": True},
+                    context=c.model_copy(update={"finalizer_removed": True}))
+
+
+def teardown_steps(
+    kube: KubeClient,
+    store: OperationStore,
+    *,
+    blueprints: BlueprintSource | None = None,
+    fallback_delete: Step | None = None,
+    recheck: timedelta = timedelta(seconds=0.2),
+) -> dict[str, Step]:
+    """The teardown machine's step implementations, keyed by step name."""
+    return {
+        "delete_children": DeleteChildrenInOrder(
+            kube, store, blueprints=blueprints, fallback=fallback_delete, recheck=recheck
+        ),
+        "remove_finalizer": RemoveFinalizer(kube),
+    }
