@@ -1,0 +1,252 @@
+"""``bifrost run``: the controller as its own process, against any cluster.
+
+In a pod it uses the in-cluster configuration (service account); elsewhere a kubeconfig — a real
+cluster's or the devcluster's — so the controller can be killed and restarted independently of
+the cluster it manages. It opens (and by default migrates) the store, checks that the API server
+is reachable and serves the Gateway API, then runs until SIGINT/SIGTERM with leader election on
+the ``bifrost-controller`` Lease. Expected failures (no cluster, no CRDs, no database, a schema
+this code does not know) print one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from logging.handlers import MemoryHandler
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from bifrost.kube import KubeClient
+
+__all__ = ["RunError", "register", "run_controller"]
+
+log = logging.getLogger(__name__)
+
+
+class RunError(Exception):
+    """An expected start-up failure: one line for the user."""
+
+
+def _preflight(kube: KubeClient, *, lease_namespace: str) -> None:
+    """Fail fast, with what to do, when the cluster cannot host the controller: unreachable, a
+    watched kind not served (CRDs missing), or no namespace for the Lease."""
+    from bifrost.controller.informers import WATCHED
+    from bifrost.kube import KubeError, UnknownKind
+
+    for spec in WATCHED:
+        try:
+            kube.is_namespaced(spec.api_version, spec.kind)
+        except UnknownKind as exc:
+            hint = (
+                "install bifrost's CRDs (deploy/crds)"
+                if spec.api_version.startswith("gateway.bifrost.dev/")
+                else "install the Gateway API CRDs"
+                if spec.api_version.startswith("gateway.networking.k8s.io/")
+                else "check the API server"
+            )
+            raise RunError(
+                f"the API server at {kube.host} does not serve {spec.kind} "
+                f"({spec.api_version}): {hint}"
+            ) from exc
+        except KubeError as exc:
+            raise RunError(f"cannot reach the API server at {kube.host}: {exc}") from exc
+    try:
+        found = kube.get("v1", "Namespace", lease_namespace)
+    except KubeError as exc:
+        raise RunError(f"cannot reach the API server at {kube.host}: {exc}") from exc
+    if found is None:
+        raise RunError(
+            f"namespace {lease_namespace!r} for the leader-election Lease does not exist: "
+            "create it, or set POD_NAMESPACE to the controller's namespace"
+        )
+
+
+def run_controller(
+    *,
+    stop: threading.Event,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    database_url: str | None = None,
+    health_port: int = 0,
+    identity: str | None = None,
+    lease_duration: float = 15.0,
+    renew_deadline: float | None = None,
+    retry_period: float | None = None,
+    resync_seconds: float = 300.0,
+    workers: int = 4,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Compose settings → store → client → controller and run until ``stop`` is set.
+
+    ``on_started`` is called once start-up succeeded, just before the controller runs.
+    """
+    from bifrost.controller.manager import (
+        Controller,
+        ControllerOptions,
+        default_lease_namespace,
+    )
+    from bifrost.kube import KubeClient, KubeError
+    from bifrost.kube.identity import default_identity
+    from bifrost.settings import Settings
+    from bifrost.store import StoreError, migrate, open_store
+
+    settings = Settings()
+    url = database_url or settings.resolved_database_url()
+    if url.startswith("sqlite:///") and database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if settings.migrate_on_start:
+            migrate.upgrade(url)
+        store = open_store(url)
+    except StoreError as exc:
+        raise RunError(str(exc)) from exc
+    try:
+        try:
+            kube = KubeClient.auto(kubeconfig, context)
+        except KubeError as exc:
+            raise RunError(f"cannot configure the Kubernetes client: {exc}") from exc
+        except Exception as exc:  # the official client's ConfigException & co.
+            where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+            raise RunError(f"cannot load kubeconfig {where}: {exc}") from exc
+        try:
+            _preflight(kube, lease_namespace=default_lease_namespace())
+        except RunError:
+            kube.close()
+            raise
+        renew = renew_deadline if renew_deadline is not None else lease_duration * 2 / 3
+        retry = retry_period if retry_period is not None else max(0.1, renew / 5)
+        options = ControllerOptions(
+            identity=identity or default_identity(),
+            lease_duration=lease_duration,
+            renew_deadline=renew,
+            retry_period=retry,
+            health_port=health_port,
+            resync_interval=resync_seconds,
+            workers=workers,
+            runner_idle=timedelta(seconds=0.5),
+        )
+        try:
+            controller = Controller(kube, store, options=options)
+        except ValueError as exc:
+            kube.close()
+            raise RunError(str(exc)) from exc
+        log.info(
+            "bifrost controller %s starting against %s (store %s)",
+            options.identity, kube.host, url.split("@")[-1],
+        )
+        if on_started is not None:
+            on_started()
+        try:
+            controller.run(stop)
+        finally:
+            kube.close()
+    finally:
+        store.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bifrost run`` to the ``bifrost`` app."""
+
+    @app.command("run")
+    def run(
+        kubeconfig: Annotated[
+            Path | None,
+            typer.Option(
+                "--kubeconfig",
+                help="Kubeconfig file (default: in-cluster config in a pod, else $KUBECONFIG "
+                "or ~/.kube/config).",
+            ),
+        ] = None,
+        context: Annotated[
+            str | None, typer.Option("--context", help="Kubeconfig context to use.")
+        ] = None,
+        database_url: Annotated[
+            str | None,
+            typer.Option(
+                "--database-url",
+                envvar="BIFROST_DATABASE_URL",
+                help="Store URL (default: SQLite under BIFROST_DATA_DIR, .bifrost/).",
+            ),
+        ] = None,
+        health_port: Annotated[
+            int,
+            typer.Option(
+                "--health-port", envvar="BIFROST_HEALTH_PORT",
+                help="Serve /healthz and /readyz on this port (0: disabled).",
+            ),
+        ] = 0,
+        identity: Annotated[
+            str | None,
+            typer.Option(
+                "--identity", help="Leader-election identity (default: $POD_NAME or host_pid)."
+            ),
+        ] = None,
+        lease_duration: Annotated[
+            float,
+            typer.Option(
+                "--lease-duration", envvar="BIFROST_LEASE_DURATION",
+                help="Seconds a leader's Lease is valid without renewal.",
+            ),
+        ] = 15.0,
+        resync_seconds: Annotated[
+            float, typer.Option("--resync-seconds", help="Seconds between full resyncs.")
+        ] = 300.0,
+        workers: Annotated[int, typer.Option("--workers", help="Reconcile workers.")] = 4,
+        log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
+    ) -> None:
+        """Run the bifrost controller until SIGINT/SIGTERM."""
+        # Start-up logs are held back: an expected failure prints its one line and nothing
+        # else; once the controller runs they are written out and logging goes to stderr.
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        held = MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1, target=console)
+        root = logging.getLogger()
+        root.setLevel(log_level.upper())
+        root.addHandler(held)
+
+        def started() -> None:
+            held.flush()
+            root.removeHandler(held)
+            root.addHandler(console)
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            run_controller(
+                stop=stop,
+                kubeconfig=kubeconfig,
+                context=context,
+                database_url=database_url,
+                health_port=health_port,
+                identity=identity,
+                lease_duration=lease_duration,
+                resync_seconds=resync_seconds,
+                workers=workers,
+                on_started=started,
+            )
+        except (RunError, ValueError, OSError) as exc:
+            held.buffer.clear()
+            print("bifrost run: " + " ".join(str(exc).split()), file=sys.stderr)
+            raise typer.Exit(1) from None
+        finally:
+            held.close()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m bifrost.cli.run` (tests, debugging)
+    _app = typer.Typer(add_completion=False)
+    register(_app)
+    _app()

@@ -1,0 +1,386 @@
+"""The controller's composition root: store, client, informers, queue, workers, engine, resync,
+leader election and health endpoints, wired once and shut down cleanly.
+
+Why it is shaped this way:
+
+- **Caches are always warm, work is leader-only.** Every replica runs the informers (so a
+  follower that becomes leader starts from a synced cache, not a cold list), but only the holder
+  of the ``bifrost-controller`` Lease runs the queue workers, the engine :class:`Runner` and the
+  resync. Losing the Lease stops that work at once; the engine's fencing rejects any late
+  commit of a deposed leader, so a step in flight cannot corrupt an operation.
+- **Watches drive, resync backstops.** Watch events enqueue exactly the affected keys (see
+  :mod:`bifrost.controller.informers`). A periodic resync re-enqueues every known key *from the
+  cache* (no API list): reconciles are level-triggered and write only what changed, so a resync
+  of a converged fleet costs no writes.
+- **Plug points** (one callable each): ``steps_factory`` builds the step implementations the
+  runner may run (provision/teardown steps join the default here); ``status_writer_factory``
+  builds the Gateway :class:`~bifrost.controller.observe.StatusWriter`.
+
+``/healthz`` answers 200 while the process runs its loops; ``/readyz`` answers 200 once every
+informer has synced (followers are ready too: they are healthy standbys). Both return JSON with
+the identity, leadership and sync state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from bifrost.clock import Clock, SystemClock
+from bifrost.controller.informers import (
+    WATCHED,
+    Cache,
+    CacheBlueprints,
+    Informers,
+    KindSpec,
+    WorkKey,
+)
+from bifrost.controller.observe import Observer, OperationStatusWriter, StatusWriter
+from bifrost.controller.queue import RateLimiter, WorkQueue
+from bifrost.engine import Runner, Step
+from bifrost.kube import EventRecorder, KubeClient, KubeError, LeaderElector, Retryable
+from bifrost.kube.identity import default_identity
+from bifrost.machines.catalog import default_registry
+from bifrost.machines.registry import MachineRegistry
+from bifrost.store.errors import StoreUnavailable
+from bifrost.store.interface import OperationStore
+
+__all__ = [
+    "LEASE_NAME",
+    "Controller",
+    "ControllerOptions",
+    "HealthServer",
+    "StatusWriterFactory",
+    "StepsFactory",
+    "default_lease_namespace",
+    "default_steps",
+]
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "bifrost-controller"
+
+StepsFactory = Callable[[KubeClient, OperationStore, Cache], Mapping[str, Step]]
+StatusWriterFactory = Callable[[KubeClient, Clock], StatusWriter]
+
+
+def default_lease_namespace() -> str:
+    """``$POD_NAMESPACE`` (the Deployment sets it from the Downward API), else ``default``."""
+    return os.environ.get("POD_NAMESPACE", "").strip() or "default"
+
+
+def default_steps(kube: KubeClient, store: OperationStore, cache: Cache) -> dict[str, Step]:
+    """The step implementations of every machine in the catalog, keyed by step name (step
+    names are unique across machines): edge-certificate, provision and teardown. Blueprints are
+    read from the informer cache, not fetched per step."""
+    from bifrost.steps.certificates import (
+        ApplyCertificate,
+        RecordCertificate,
+        WaitCertificateIssued,
+    )
+    from bifrost.steps.children import ApplyChildGateway, DeleteChildren, WaitChildProgrammed
+    from bifrost.steps.provision import provision_steps
+    from bifrost.steps.teardown import teardown_steps
+    from bifrost.steps.tls_probe import ProbeTLS
+
+    blueprints = CacheBlueprints(cache)
+    return {
+        "apply_certificate": ApplyCertificate(kube),
+        "wait_issued": WaitCertificateIssued(kube),
+        "apply_child_gateway": ApplyChildGateway(kube),
+        "wait_programmed": WaitChildProgrammed(kube),
+        "probe_tls": ProbeTLS(kube),
+        "record_certificate": RecordCertificate(store),
+        "remove_children": DeleteChildren(kube, store=store),
+        **provision_steps(kube, store, blueprints=blueprints),
+        **teardown_steps(kube, store, blueprints=blueprints),
+    }
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    identity: str = field(default_factory=default_identity)
+    lease_name: str = LEASE_NAME
+    lease_namespace: str = field(default_factory=default_lease_namespace)
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    workers: int = 4
+    resync_interval: float = 300.0
+    health_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet
+    health_port: int = 0  # 0: no health server
+    runner_lease: timedelta = timedelta(seconds=30)
+    runner_idle: timedelta = timedelta(seconds=1)
+    controller_namespace: str = field(
+        default_factory=lambda: os.environ.get("POD_NAMESPACE", "").strip() or "bifrost-system"
+    )
+    watch_timeout_seconds: int = 300
+    kinds: tuple[KindSpec, ...] = WATCHED
+
+
+class Controller:
+    """One controller process: call :meth:`run` (blocking) and set ``stop`` to end it."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        store: OperationStore,
+        *,
+        options: ControllerOptions | None = None,
+        clock: Clock | None = None,
+        registry: MachineRegistry | None = None,
+        steps_factory: StepsFactory = default_steps,
+        status_writer_factory: StatusWriterFactory = OperationStatusWriter,
+    ) -> None:
+        self.kube = kube
+        self.store = store
+        self.options = options or ControllerOptions()
+        self.clock = clock or SystemClock()
+        self.registry = registry or default_registry()
+        self.cache = Cache()
+        self.queue: WorkQueue[WorkKey] = WorkQueue(rate_limiter=RateLimiter(base=0.05, cap=300.0))
+        self.informers = Informers(
+            kube, self.cache, self._enqueue, kinds=self.options.kinds,
+            timeout_seconds=self.options.watch_timeout_seconds,
+        )
+        self.observer = Observer(
+            cache=self.cache, kube=kube, store=store, registry=self.registry, clock=self.clock,
+            actor=self.options.identity,
+            status_writer=status_writer_factory(kube, self.clock),
+            controller_namespace=self.options.controller_namespace,
+            events=EventRecorder(kube, reporting_instance=self.options.identity,
+                                 clock=self.clock),
+        )
+        self.runner = Runner(
+            store, self.registry, steps_factory(kube, store, self.cache), clock=self.clock,
+            owner=self.options.identity, lease_for=self.options.runner_lease,
+            idle_interval=self.options.runner_idle,
+        )
+        self.elector = LeaderElector(
+            kube, lease_name=self.options.lease_name, namespace=self.options.lease_namespace,
+            identity=self.options.identity, lease_duration=self.options.lease_duration,
+            renew_deadline=self.options.renew_deadline, retry_period=self.options.retry_period,
+            on_started_leading=self._started_leading,
+            on_stopped_leading=self._stopped_leading,
+        )
+        self._lock = threading.Lock()
+        self._term: threading.Event | None = None
+        self._term_threads: list[threading.Thread] = []
+        self._running = threading.Event()
+        self.health: HealthServer | None = None
+        #: Counters for tests and metrics.
+        self.stats: dict[str, int] = {"observed": 0, "errors": 0, "terms": 0}
+
+    # ---- state ----------------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector.is_leader
+
+    def ready(self) -> bool:
+        return self._running.is_set() and self.informers.synced()
+
+    def healthy(self) -> bool:
+        return self._running.is_set()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "identity": self.options.identity,
+            "leader": self.is_leader,
+            "synced": self.informers.synced(),
+            "queued": len(self.queue),
+            **self.stats,
+        }
+
+    # ---- run ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Start everything, block until ``stop`` is set, then shut down in reverse order."""
+        if self.options.health_port:
+            self.health = HealthServer(self, self.options.health_host, self.options.health_port)
+            self.health.start()
+        self._running.set()
+        self.informers.start()
+        try:
+            self.elector.start()
+            while not stop.wait(0.5):  # short waits keep signal handling prompt
+                pass
+        finally:
+            log.info("%s: shutting down", self.options.identity)
+            self._running.clear()
+            # Release the Lease first, so a standby takes over while we finish up.
+            self.elector.stop(release=True)
+            self._stopped_leading()
+            self._join_term()
+            self.queue.shutdown()
+            if self.observer.events is not None:
+                self.observer.events.flush()  # unwritten Event series counts
+            self.informers.stop()
+            if self.health is not None:
+                self.health.stop()
+
+    def _enqueue(self, keys: set[WorkKey]) -> None:
+        for key in keys:
+            self.queue.add(key)
+
+    def resync(self) -> int:
+        """Enqueue every known key from the cache (no API list); returns how many."""
+        keys = self.cache.work_keys()
+        self._enqueue(keys)
+        return len(keys)
+
+    # ---- leadership -----------------------------------------------------------------------
+
+    def _started_leading(self) -> None:
+        with self._lock:
+            if self._term is not None and not self._term.is_set():
+                return
+            self._join_term_locked(timeout=0)
+            term = threading.Event()
+            self._term = term
+            self.stats["terms"] += 1
+            threads = [
+                threading.Thread(target=self._worker, args=(term,), name=f"worker-{i}",
+                                 daemon=True)
+                for i in range(self.options.workers)
+            ]
+            threads.append(threading.Thread(target=self._run_engine, args=(term,),
+                                            name="engine", daemon=True))
+            threads.append(threading.Thread(target=self._resync_loop, args=(term,),
+                                            name="resync", daemon=True))
+            self._term_threads = threads
+        log.info("%s leads: starting workers, engine and resync", self.options.identity)
+        for thread in threads:
+            thread.start()
+
+    def _stopped_leading(self) -> None:
+        with self._lock:
+            if self._term is not None and not self._term.is_set():
+                log.info("%s no longer leads: stopping leader work", self.options.identity)
+                self._term.set()
+
+    def _join_term(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._join_term_locked(timeout)
+
+    def _join_term_locked(self, timeout: float) -> None:
+        for thread in self._term_threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        self._term_threads = [t for t in self._term_threads if t.is_alive()]
+
+    def _run_engine(self, term: threading.Event) -> None:
+        while not term.is_set():
+            try:
+                self.runner.run_forever(term)
+            except Exception:  # the engine must survive anything a step or the store throws
+                log.exception("engine loop failed; restarting it")
+                term.wait(1.0)
+
+    def _wait_synced(self, term: threading.Event) -> bool:
+        """Block until the caches are synced (True) or the term ends (False)."""
+        while not self.informers.wait_synced(timeout=60, stop=term):
+            if term.is_set():
+                return False
+            log.warning("informers not synced yet (is every CRD installed?)")
+        return not term.is_set()
+
+    def _resync_loop(self, term: threading.Event) -> None:
+        if not self._wait_synced(term):
+            return
+        count = self.resync()  # a new leader looks at everything once
+        log.info("initial resync: %d keys", count)
+        while not term.wait(self.options.resync_interval):
+            self.resync()
+
+    def _worker(self, term: threading.Event) -> None:
+        if not self._wait_synced(term):
+            return
+        while not term.is_set():
+            key = self.queue.get(timeout=0.5)
+            if key is None:
+                continue
+            try:
+                self.process(key)
+            finally:
+                self.queue.done(key)
+
+    def process(self, key: WorkKey) -> None:
+        """Observe one key; requeue it as the result (or a failure) asks."""
+        try:
+            result = self.observer.observe(key)
+        except (Retryable, StoreUnavailable) as exc:
+            self.stats["errors"] += 1
+            at_least = exc.delay if isinstance(exc, Retryable) else 0.0
+            delay = self.queue.add_rate_limited(key, at_least=at_least)
+            log.warning("%s: %s (retrying in %.1fs)", key, exc, delay)
+            return
+        except KubeError as exc:
+            self.stats["errors"] += 1
+            delay = self.queue.add_rate_limited(key)
+            log.warning("%s: %s (retrying in %.1fs)", key, exc, delay)
+            return
+        except Exception:
+            self.stats["errors"] += 1
+            delay = self.queue.add_rate_limited(key)
+            log.exception("%s: observe failed (retrying in %.1fs)", key, delay)
+            return
+        self.stats["observed"] += 1
+        self.queue.forget(key)
+        if result.actions:
+            log.info("%s: %s", key, ", ".join(result.actions))
+        if result.requeue_after is not None:
+            self.queue.add_after(key, result.requeue_after)
+
+
+class HealthServer:
+    """``/healthz`` and ``/readyz`` on a small threaded HTTP server."""
+
+    def __init__(self, controller: Controller, host: str, port: int) -> None:
+        self.controller = controller
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?")[0] == "/healthz":
+                    ok = outer.controller.healthy()
+                elif self.path.split("?")[0] == "/readyz":
+                    ok = outer.controller.ready()
+                else:
+                    self.send_error(404)
+                    return
+                body = json.dumps({"ok": ok, **outer.controller.describe()}).encode()
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._server.shutdown()
+            self._server.server_close()

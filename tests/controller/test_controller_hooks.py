@@ -1,0 +1,314 @@
+"""The controller in-process against the devcluster, with stand-in ``provision``/``teardown``
+machines plugged into the hooks: merged values reach the provision context (DESIGN §2
+precedence), unchanged inputs start nothing on resync, a referenced Secret's change starts a new
+provision (watch-driven), the default status writer reports Programmed from the operation, and
+deletion runs teardown, then releases the finalizer once the inventory is empty."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from controller_kit import (
+    BIFROST_API,
+    GATEWAY_API,
+    SYSTEM_NAMESPACE,
+    blueprint,
+    gateway,
+    gateway_class,
+    wait_for,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from bifrost.controller.informers import Cache
+from bifrost.controller.manager import Controller, ControllerOptions
+from bifrost.devcluster.server import DevCluster
+from bifrost.engine import Done, Outcome, Step, StepContext
+from bifrost.kube.client import KubeClient
+from bifrost.machines.registry import MachineRegistry
+from bifrost.machines.retry import RetryPolicy
+from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
+from bifrost.store import SqlStore, open_store
+from bifrost.store.interface import OperationStore
+from bifrost.store.records import ChildRecord, OperationStatus
+
+FINALIZER = "gateway.bifrost.dev/finalizer"
+
+
+class FakeContext(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    namespace: str
+    gateway: str
+    gateway_uid: str
+    blueprint: str = ""
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+def _spec(name: str, step: str) -> MachineSpec:
+    return MachineSpec(
+        name=name,
+        version=1,
+        initial="run",
+        context_model=FakeContext,
+        states=(
+            StateSpec(
+                name="run",
+                steps=(
+                    StepSpec(
+                        name=step,
+                        retry=RetryPolicy(max_attempts=3, initial_backoff=timedelta(seconds=0.1)),
+                    ),
+                ),
+                on_done="done",
+            ),
+            StateSpec(name="done", terminal=OperationStatus.SUCCEEDED),
+        ),
+    )
+
+
+class FakeProvision:
+    """Records its contexts and puts one child in the inventory."""
+
+    def __init__(self, store: OperationStore) -> None:
+        self.store = store
+        self.contexts: list[FakeContext] = []
+
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome:
+        c: FakeContext = ctx.context
+        self.contexts.append(c)
+        self.store.upsert_child(
+            ChildRecord(
+                gateway_uid=c.gateway_uid,
+                child_id="config",
+                api_version="v1",
+                kind="ConfigMap",
+                namespace=c.namespace,
+                name=f"{c.gateway}-config",
+                uid=None,
+                applied_hash="x",
+                ready=True,
+                updated_at=ctx.now(),
+            )
+        )
+        return Done()
+
+
+class FakeTeardown:
+    def __init__(self, store: OperationStore) -> None:
+        self.store = store
+        self.runs = 0
+
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome:
+        self.runs += 1
+        for child in self.store.list_children(ctx.context.gateway_uid):
+            self.store.delete_child(child.gateway_uid, child.child_id)
+        return Done()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[SqlStore]:
+    opened = open_store(db_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def running(
+    kube: KubeClient, store: SqlStore
+) -> Iterator[tuple[Controller, FakeProvision, FakeTeardown]]:
+    provision, teardown = FakeProvision(store), FakeTeardown(store)
+
+    def steps(_kube: KubeClient, _store: OperationStore, _cache: Cache) -> Mapping[str, Step]:
+        return {"fake_provision": provision, "fake_teardown": teardown}
+
+    controller = Controller(
+        kube,
+        store,
+        options=ControllerOptions(
+            identity=f"inproc-{uuid.uuid4().hex[:6]}",
+            lease_name=f"hooks-{uuid.uuid4().hex[:6]}",
+            lease_namespace=SYSTEM_NAMESPACE,
+            controller_namespace=SYSTEM_NAMESPACE,
+            lease_duration=3.0,
+            renew_deadline=2.0,
+            retry_period=0.3,
+            workers=2,
+            runner_idle=timedelta(seconds=0.05),
+        ),
+        registry=MachineRegistry(
+            [_spec("provision", "fake_provision"), _spec("teardown", "fake_teardown")]
+        ),
+        steps_factory=steps,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(
+            lambda: controller.is_leader and controller.ready(),
+            timeout=15,
+            what="in-process controller leading and synced",
+        )
+        yield controller, provision, teardown
+    finally:
+        stop.set()
+        thread.join(15)
+        assert not thread.is_alive()
+
+
+def _programmed(obj: dict[str, Any] | None) -> str | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Programmed":
+            return str(cond.get("status"))
+    return None
+
+
+def test_provision_teardown_hooks(
+    cluster: DevCluster,
+    kube: KubeClient,
+    namespace: str,
+    store: SqlStore,
+    running: tuple[Controller, FakeProvision, FakeTeardown],
+) -> None:
+    controller, provision, teardown = running
+    suffix = uuid.uuid4().hex[:6]
+    cls, bp = f"cls-{suffix}", f"bp-{suffix}"
+    kube.create(blueprint(bp, defaults={"size": "small", "tags": {"a": 1}}))
+    kube.create(gateway_class(cls, bp))
+    kube.create(
+        {
+            "apiVersion": BIFROST_API,
+            "kind": "GatewayClassConfig",
+            "metadata": {"name": f"class-{suffix}", "namespace": SYSTEM_NAMESPACE},
+            "spec": {
+                "targetRef": {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "GatewayClass",
+                    "name": cls,
+                },
+                "default": {"size": "medium"},
+                "override": {"tags": {"locked": True}},
+            },
+        }
+    )
+    kube.create(
+        {
+            "apiVersion": BIFROST_API,
+            "kind": "GatewayConfig",
+            "metadata": {"name": "gw", "namespace": namespace},
+            "spec": {
+                "targetRef": {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "Gateway",
+                    "name": "edge",
+                },
+                "default": {"size": "large", "tags": {"locked": False}},
+            },
+        }
+    )
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": {"name": "edge-tls", "namespace": namespace},
+            "data": {"tls.crt": "", "tls.key": ""},
+        }
+    )
+    created = kube.create(
+        gateway(
+            namespace,
+            "edge",
+            cls,
+            listeners=[
+                {
+                    "name": "https",
+                    "protocol": "HTTPS",
+                    "port": 443,
+                    "hostname": "edge.example",
+                    "tls": {"certificateRefs": [{"name": "edge-tls"}]},
+                },
+            ],
+        )
+    )
+    uid = created["metadata"]["uid"]
+
+    wait_for(lambda: len(provision.contexts) == 1, timeout=15, what="provision ran")
+    first = provision.contexts[0]
+    assert (first.namespace, first.gateway, first.gateway_uid, first.blueprint) == (
+        namespace,
+        "edge",
+        uid,
+        bp,
+    )
+    # gateway default beats class default; the class override beats the gateway default
+    assert first.values == {"size": "large", "tags": {"a": 1, "locked": True}}
+    wait_for(
+        lambda: _programmed(kube.get(GATEWAY_API, "Gateway", "edge", namespace)) == "True",
+        timeout=15,
+        what="Programmed=True from the succeeded operation",
+    )
+
+    def reasons() -> set[str]:
+        events, _ = kube.list("events.k8s.io/v1", "Event", namespace)
+        return {e.get("reason", "") for e in events if (e.get("regarding") or {}).get("uid") == uid}
+
+    wait_for(
+        lambda: {"ProvisionStarted", "ProvisionSucceeded"} <= reasons(),
+        timeout=10,
+        what="operation Events on the Gateway",
+    )
+
+    # A resync of a converged Gateway writes nothing: no API write (leases aside), no new
+    # operation, no store update.
+    def api_writes() -> int:
+        log = cluster.request_log
+        return log.count(writes_only=True) - log.count(writes_only=True, resources={"leases"})
+
+    record_before = store.get_gateway(uid)
+    writes_before = api_writes()
+    before = controller.stats["observed"]
+    assert controller.resync() >= 2
+    wait_for(lambda: controller.stats["observed"] >= before + 2, timeout=10, what="resync observed")
+    assert api_writes() == writes_before
+    assert store.get_gateway(uid) == record_before
+    assert len(provision.contexts) == 1
+    assert len([o for o in store.list_operations(gateway_uid=uid) if o.machine == "provision"]) == 1
+
+    # The referenced Secret changes: a new provision, driven by the watch alone.
+    secret = kube.get("v1", "Secret", "edge-tls", namespace)
+    assert secret is not None
+    secret["data"] = {"tls.crt": "YQ==", "tls.key": "Yg=="}
+    kube.replace(secret)
+    wait_for(lambda: len(provision.contexts) == 2, timeout=15, what="re-provision on secret")
+
+    # A policy change that changes the merged values starts a new provision.
+    policy = kube.get(BIFROST_API, "GatewayConfig", "gw", namespace)
+    assert policy is not None
+    policy["spec"]["default"] = {"size": "xl"}
+    kube.replace(policy)
+    wait_for(lambda: len(provision.contexts) == 3, timeout=15, what="re-provision on policy")
+    assert provision.contexts[2].values == {"size": "xl", "tags": {"a": 1, "locked": True}}
+
+    # Deletion: teardown runs, empties the inventory, then the finalizer goes.
+    wait_for(
+        lambda: not any(o.status.active for o in store.list_operations(gateway_uid=uid)),
+        timeout=15,
+        what="provision finished",
+    )
+    assert store.list_children(uid)
+    kube.delete(GATEWAY_API, "Gateway", "edge", namespace)
+    wait_for(
+        lambda: kube.get(GATEWAY_API, "Gateway", "edge", namespace) is None,
+        timeout=20,
+        what="Gateway gone after teardown",
+    )
+    assert teardown.runs == 1
+    assert store.list_children(uid) == []
+    machines = [(o.machine, o.status) for o in store.list_operations(gateway_uid=uid)]
+    assert ("teardown", OperationStatus.SUCCEEDED) in machines
+    assert {"TeardownStarted", "TeardownSucceeded"} <= reasons()
