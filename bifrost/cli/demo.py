@@ -28,6 +28,8 @@ import typer
 from bifrost.clock import SystemClock
 from bifrost.settings import Settings
 
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DIR = REPO / "examples" / "in-cluster"
 DEMO_NAMESPACE = "demo"
 DEMO_GATEWAY = "edge"
 DEMO_HOSTNAME = "edge.demo.example"
@@ -46,7 +48,7 @@ def running_devcluster(workdir: Path) -> Iterator[Path]:
             "the Gateway API and cert-manager CRDs were not found in ../shared/ beside the "
             "repository; run the demo from a checkout that has them"
         )
-    cluster = DevCluster(crd_paths=_crd_files(crd_dirs))
+    cluster = DevCluster(crd_paths=_crd_files([*crd_dirs, REPO / "deploy" / "crds"]))
     cluster.start()
     peers: Peers | None = None
     try:
@@ -65,6 +67,125 @@ def running_devcluster(workdir: Path) -> Iterator[Path]:
 
 class DemoError(Exception):
     """An expected failure of the tour: one line for the user."""
+
+
+def controller_tour(kube: Any, store: Any, *, timeout: float) -> dict[str, Any]:
+    """Part 1: the controller. Apply the in-cluster example (blueprint, class, namespace policy,
+    Gateway), let ``bifrost run``'s Controller provision it through the engine until the Gateway
+    is Programmed, then delete the Gateway and watch the ordered teardown remove every child and
+    the finalizer."""
+    import time
+
+    import yaml
+
+    from bifrost.controller.manager import Controller, ControllerOptions
+
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bifrost-system"}})
+    controller = Controller(
+        kube,
+        store,
+        options=ControllerOptions(
+            lease_namespace="bifrost-system",
+            lease_duration=5,
+            renew_deadline=4,
+            retry_period=1,
+            runner_idle=timedelta(milliseconds=100),
+        ),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    applied: list[str] = []
+    try:
+        for path in sorted(EXAMPLE_DIR.glob("*.yaml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                kube.apply(doc)
+                meta = doc["metadata"]
+                where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+                applied.append(f"{doc['kind']} {where}{meta['name']}")
+        deadline = time.monotonic() + timeout
+        gateway: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            gateway = kube.get("gateway.networking.k8s.io/v1", "Gateway", "edge", "apps")
+            conditions = ((gateway or {}).get("status") or {}).get("conditions") or []
+            if any(c["type"] == "Programmed" and c["status"] == "True" for c in conditions):
+                break
+            stop.wait(0.1)
+        gclass = kube.get("gateway.networking.k8s.io/v1", "GatewayClass", "bifrost-in-cluster")
+        uid = (gateway or {}).get("metadata", {}).get("uid", "")
+        children = (
+            [
+                {
+                    "id": c.child_id,
+                    "kind": c.kind,
+                    "namespace": c.namespace,
+                    "name": c.name,
+                    "ready": c.ready,
+                }
+                for c in store.list_children(uid)
+            ]
+            if uid
+            else []
+        )
+        programmed_status = dict((gateway or {}).get("status") or {})
+        settings = kube.get("v1", "ConfigMap", "edge-settings", "apps")
+        kube.delete("gateway.networking.k8s.io/v1", "Gateway", "edge", "apps")
+        gone = False
+        while time.monotonic() < deadline:
+            if kube.get("gateway.networking.k8s.io/v1", "Gateway", "edge", "apps") is None:
+                gone = True
+                break
+            stop.wait(0.1)
+        leftovers = [
+            f"{c['kind']} {c['name']}"
+            for c in children
+            if kube.get(_api_version_of(c["kind"]), c["kind"], c["name"], c["namespace"])
+            is not None
+        ]
+        operations = (
+            [
+                {
+                    "id": o.id,
+                    "machine": o.machine,
+                    "status": o.status.value,
+                    "state": o.state,
+                    "last_error": o.last_error,
+                }
+                for o in sorted(store.list_operations(gateway_uid=uid), key=lambda o: o.id)
+            ]
+            if uid
+            else []
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=15)
+    conditions = programmed_status.get("conditions") or []
+    ok = (
+        any(c["type"] == "Programmed" and c["status"] == "True" for c in conditions)
+        and len(children) == 3
+        and gone
+        and not leftovers
+        and [o["status"] for o in operations] == ["succeeded", "succeeded"]
+    )
+    return {
+        "ok": ok,
+        "applied": applied,
+        "gatewayclass_conditions": ((gclass or {}).get("status") or {}).get("conditions"),
+        "gateway_status": programmed_status,
+        "replicas_from_policy": ((settings or {}).get("data") or {}).get("replicas"),
+        "children": children,
+        "operations": operations,
+        "deleted": gone,
+        "children_left_after_teardown": leftovers,
+    }
+
+
+def _api_version_of(kind: str) -> str:
+    return {
+        "ConfigMap": "v1",
+        "Certificate": "cert-manager.io/v1",
+        "Gateway": "gateway.networking.k8s.io/v1",
+    }[kind]
 
 
 def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -97,6 +218,7 @@ def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
         running_devcluster(Path(tmp)) as kubeconfig,
         KubeClient.from_kubeconfig(kubeconfig) as kube,
     ):
+        controller_report = controller_tour(kube, store, timeout=timeout)
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}})
         kube.apply(
             {
@@ -201,7 +323,8 @@ def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
         and not leftovers
     )
     return {
-        "ok": ok,
+        "ok": ok and controller_report["ok"],
+        "controller": controller_report,
         "database": database_url,
         "gateway": {"namespace": DEMO_NAMESPACE, "name": DEMO_GATEWAY, "uid": uid},
         "operation": {
@@ -255,6 +378,28 @@ def _print_report(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
+    c = report["controller"]
+    console.print("[bold]Part 1: the controller[/bold] (examples/in-cluster/)")
+    for line in c["applied"]:
+        console.print(f"  applied {line}")
+    for child in c["children"]:
+        console.print(
+            f"  child {child['id']}: {child['kind']} {child['namespace'] or ''}/{child['name']}"
+            f" ready={child['ready']}"
+        )
+    for cond in c["gateway_status"].get("conditions") or []:
+        console.print(
+            f"  Gateway apps/edge {cond['type']}={cond['status']} ({cond['reason']})"
+            f" observedGeneration={cond.get('observedGeneration')}"
+        )
+    console.print(f"  replicas from the namespace policy: {c['replicas_from_policy']}")
+    for op in c["operations"]:
+        console.print(f"  operation {op['id']} {op['machine']}: {op['status']} ({op['state']})")
+    console.print(
+        f"  deleted: {c['deleted']}; children left after teardown: "
+        f"{len(c['children_left_after_teardown'])}"
+    )
+    console.print("[bold]Part 2: a certificate, verified with a real TLS handshake[/bold]")
     gw = report["gateway"]
     op = report["operation"]
     console.print(f"[bold]Gateway[/bold] {gw['namespace']}/{gw['name']} (uid {gw['uid']})")

@@ -213,6 +213,8 @@ def register(app: typer.Typer) -> None:
         root = logging.getLogger()
         root.setLevel(log_level.upper())
         root.addHandler(held)
+        # transitions logs every state callback at INFO: noise next to the journal.
+        logging.getLogger("transitions").setLevel(logging.WARNING)
 
         def started() -> None:
             held.flush()

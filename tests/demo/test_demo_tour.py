@@ -18,6 +18,21 @@ def test_demo_runs_the_tour_and_verifies_the_served_certificate(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["ok"] is True
+
+    # part 1: the controller provisioned the in-cluster example, then tore it down
+    c = report["controller"]
+    programmed = {x["type"]: x for x in c["gateway_status"]["conditions"]}
+    assert programmed["Programmed"]["status"] == "True"
+    assert programmed["Accepted"]["status"] == "True"
+    assert {child["id"] for child in c["children"]} == {"settings", "cert", "child"}
+    assert all(child["ready"] for child in c["children"])
+    assert c["replicas_from_policy"] == "3"  # the namespace policy beat the blueprint default
+    assert [(o["machine"], o["status"]) for o in c["operations"]] == [
+        ("provision", "succeeded"),
+        ("teardown", "succeeded"),
+    ]
+    assert c["deleted"] is True
+    assert c["children_left_after_teardown"] == []
     assert report["operation"]["status"] == "succeeded"
     assert report["operation"]["state"] == "done"
 
