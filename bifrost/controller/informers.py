@@ -94,6 +94,7 @@ WATCHED: tuple[KindSpec, ...] = (
     KindSpec("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
     KindSpec("v1", "Secret"),
     KindSpec("v1", "Namespace"),
+    KindSpec("v1", "Service"),
     KindSpec(BLUEPRINT_API_VERSION, BLUEPRINT_KIND),
     KindSpec(BLUEPRINT_API_VERSION, "GatewayClassConfig"),
     KindSpec(BLUEPRINT_API_VERSION, "GatewayConfig"),
@@ -142,6 +143,27 @@ def route_parents(route: Obj) -> set[tuple[str, str]]:
     ns, _ = _ns_name(route)
     out: set[tuple[str, str]] = set()
     for ref in _list(_spec(route).get("parentRefs")):
+        if not isinstance(ref, dict) or not ref.get("name"):
+            continue
+        if (ref.get("group") or GATEWAY_GROUP) != GATEWAY_GROUP:
+            continue
+        if (ref.get("kind") or "Gateway") != "Gateway":
+            continue
+        out.add((str(ref.get("namespace") or ns), str(ref["name"])))
+    return out
+
+
+def route_status_parents(route: Obj, controller_name: str) -> set[tuple[str, str]]:
+    """(namespace, name) of the Gateways a route's ``status.parents`` entries of
+    ``controller_name`` name — so a Gateway dropped from parentRefs still reaches the route
+    and its stale entry is removed."""
+    ns, _ = _ns_name(route)
+    status = route.get("status")
+    out: set[tuple[str, str]] = set()
+    for entry in _list(status.get("parents") if isinstance(status, dict) else None):
+        if not isinstance(entry, dict) or entry.get("controllerName") != controller_name:
+            continue
+        ref = entry.get("parentRef")
         if not isinstance(ref, dict) or not ref.get("name"):
             continue
         if (ref.get("group") or GATEWAY_GROUP) != GATEWAY_GROUP:
@@ -252,7 +274,8 @@ class Cache:
         return out
 
     def routes_for_gateway(self, namespace: str, name: str) -> list[Obj]:
-        """HTTPRoutes whose parentRefs name the Gateway (attachment rules not yet applied)."""
+        """HTTPRoutes whose parentRefs name the Gateway, or whose ``status.parents`` still
+        hold an entry of ours for it (attachment rules not yet applied)."""
         with self._lock:
             return self._objs(self.routes_by_gateway.lookup((namespace, name)))
 
@@ -339,10 +362,16 @@ class Cache:
                 if self.is_ours(current) or self.is_ours(before):
                     classes.add(name)
             elif kind == "HTTPRoute":
-                parents = route_parents(current) if current else set()
+                parents = (
+                    route_parents(current) | route_status_parents(current, self.controller_name)
+                    if current else set()
+                )
                 old = self.routes_by_gateway.update(key, parents)
                 self.routes_by_namespace.update(key, [ns] if current else [])
                 affected |= {("Gateway", gns, gname) for gns, gname in old | parents}
+            elif kind == "Service":
+                # backendRefs resolve against Services: the Gateways of routes in the namespace.
+                affected |= self._route_gateways_in(ns)
             elif kind == "Secret":
                 affected |= self.gateways_by_secret.lookup((ns, name))
             elif kind == "ReferenceGrant":

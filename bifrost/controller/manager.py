@@ -43,8 +43,9 @@ from bifrost.controller.informers import (
     KindSpec,
     WorkKey,
 )
-from bifrost.controller.observe import Observer, OperationStatusWriter, StatusWriter
+from bifrost.controller.observe import Observer, StatusWriter
 from bifrost.controller.queue import RateLimiter, WorkQueue
+from bifrost.controller.status_writer import GatewayApiStatusWriter
 from bifrost.engine import Runner, Step
 from bifrost.kube import EventRecorder, KubeClient, KubeError, LeaderElector, Retryable
 from bifrost.kube.identity import default_identity
@@ -138,7 +139,7 @@ class Controller:
         clock: Clock | None = None,
         registry: MachineRegistry | None = None,
         steps_factory: StepsFactory = default_steps,
-        status_writer_factory: StatusWriterFactory = OperationStatusWriter,
+        status_writer_factory: StatusWriterFactory = GatewayApiStatusWriter,
     ) -> None:
         self.kube = kube
         self.store = store

@@ -11,9 +11,11 @@ converged fleet makes no API and no database writes.
 
 Where other packages plug in (one function or protocol each):
 
-- :class:`StatusWriter` — Gateway status. :class:`OperationStatusWriter` is the interim default
-  (``Accepted``/``Programmed`` from the class and the operation state); the real writer built on
-  ``bifrost.status`` replaces it.
+- :class:`StatusWriter` — Gateway status. The controller plugs in
+  :class:`bifrost.controller.status_writer.GatewayApiStatusWriter` (Gateway, listener and
+  HTTPRoute status built on ``bifrost.status``); :class:`OperationStatusWriter` (``Accepted``/
+  ``Programmed`` from the class and the operation state only) is the fallback of a bare
+  :class:`Observer`.
 - :data:`PROVISION_MACHINE` / :data:`TEARDOWN_MACHINE` — started through
   :func:`bifrost.engine.start_operation` when the registry knows them (else skipped and logged);
   their context is built by :func:`operation_context` from the fields the machine's context
@@ -46,8 +48,6 @@ from bifrost.api.conditions import (
     OPERATION_CONDITION,
     Condition,
     ConditionStatus,
-    GatewayClassConditionType,
-    GatewayClassReason,
     GatewayConditionType,
     GatewayReason,
     condition,
@@ -68,10 +68,11 @@ from bifrost.kube import Conflict, EventRecorder, KubeClient, NotFound, ObjectRe
 from bifrost.machines.registry import MachineRegistry, UnknownMachine
 from bifrost.machines.spec import MachineSpec
 from bifrost.render.merge import deep_merge, merge_values
+from bifrost.status import gatewayclass_status, status_changed
 from bifrost.store.errors import NotFound as RecordNotFound
 from bifrost.store.errors import OperationConflict
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import OperationRecord, OperationStatus
+from bifrost.store.records import ChildRecord, OperationRecord, OperationStatus
 
 __all__ = [
     "GATEWAY_API_VERSION",
@@ -97,6 +98,8 @@ GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
 PROVISION_MACHINE = "provision"
 #: Hook: the machine started when a Gateway is being deleted (skipped while not registered).
 TEARDOWN_MACHINE = "teardown"
+#: What bifrost claims in ``GatewayClass.status.supportedFeatures``.
+SUPPORTED_FEATURES: tuple[str, ...] = ("Gateway", "HTTPRoute", "ReferenceGrant")
 #: How often a Gateway with an operation in flight is re-observed (operation end is not an event).
 ACTIVE_RECHECK_SECONDS = 2.0
 #: How long to wait before looking again when a lane is busy or teardown cannot start.
@@ -137,6 +140,8 @@ class GatewayView:
     operation: OperationRecord | None  # the active operation, else the most recent one
     cache: Cache
     values: Mapping[str, Any] = field(default_factory=dict)
+    #: The Gateway's children inventory (readiness, what to read for addresses).
+    children: tuple[ChildRecord, ...] = ()
 
 
 class StatusWriter(Protocol):
@@ -368,26 +373,18 @@ class Observer:
         if gateway_class is None or not self.cache.is_ours(gateway_class):
             return Result()
         resolution = self.resolve_class(gateway_class)
-        gen = _generation(gateway_class)
-        if resolution.error is None:
-            new = condition(
-                GatewayClassConditionType.ACCEPTED, True, reason=GatewayClassReason.ACCEPTED,
-                message=f'{BLUEPRINT_KIND} "{resolution.blueprint_name}" is valid',
-                generation=gen, now=self.clock.now(),
-            )
-        else:
-            new = condition(
-                GatewayClassConditionType.ACCEPTED, False,
-                reason=GatewayClassReason.INVALID_PARAMETERS, message=resolution.error[:32768],
-                generation=gen, now=self.clock.now(),
-            )
-        current = _conditions(gateway_class)
-        desired = set_condition(current, new)
-        if desired == current:
+        old_status = gateway_class.get("status")
+        old = old_status if isinstance(old_status, dict) else {}
+        desired = gatewayclass_status(
+            gateway_class,
+            error=None if resolution.error is None else resolution.error[:32768],
+            supported_features=SUPPORTED_FEATURES, now=self.clock.now(),
+        )
+        if not status_changed(old, desired):
             return Result()
         try:
             self.kube.patch_status(
-                GATEWAY_API_VERSION, "GatewayClass", name, None, {"conditions": _dump(desired)},
+                GATEWAY_API_VERSION, "GatewayClass", name, None, desired,
                 resource_version=str(_meta(gateway_class).get("resourceVersion") or "") or None,
             )
         except Conflict:
@@ -435,7 +432,11 @@ class Observer:
         self._announce(gateway, uid, operation)
         if operation is not None and operation.status.active:
             requeue = min(requeue or ACTIVE_RECHECK_SECONDS, ACTIVE_RECHECK_SECONDS)
-        view = GatewayView(gateway, resolution, operation, self.cache, values)
+        try:
+            children = tuple(self.store.list_children(uid))
+        except RecordNotFound:
+            children = ()
+        view = GatewayView(gateway, resolution, operation, self.cache, values, children)
         try:
             if self.status_writer.write_status(view):
                 actions.append("status")

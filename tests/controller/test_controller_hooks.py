@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bifrost.controller.informers import Cache
 from bifrost.controller.manager import Controller, ControllerOptions
+from bifrost.controller.observe import OperationStatusWriter
 from bifrost.devcluster.server import DevCluster
 from bifrost.engine import Done, Outcome, Step, StepContext
 from bifrost.kube.client import KubeClient
@@ -128,6 +129,9 @@ def running(
     controller = Controller(
         kube,
         store,
+        # this test is about the hooks; it checks the interim operation-driven status writer
+        # (the Gateway API writer is tested in test_status_gateway_api.py)
+        status_writer_factory=OperationStatusWriter,
         options=ControllerOptions(
             identity=f"inproc-{uuid.uuid4().hex[:6]}",
             lease_name=f"hooks-{uuid.uuid4().hex[:6]}",

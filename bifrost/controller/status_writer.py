@@ -1,0 +1,348 @@
+"""The Gateway API status writer: Gateway, listener and HTTPRoute status from ``bifrost.status``.
+
+:class:`GatewayApiStatusWriter` implements :class:`~bifrost.controller.observe.StatusWriter`.
+For one observed Gateway it computes, from the informer cache only (no API lists):
+
+- the Gateway's full ``status`` with :func:`bifrost.status.gateway_status` — listeners judged
+  against the cached Secrets and ReferenceGrants, ``attachedRoutes`` from the cached routes whose
+  parentRefs name the Gateway, readiness from the operation and the children inventory, and
+  addresses from the blueprint's ``addresses`` expression over the live children (else from the
+  child Gateways' ``status.addresses``) — plus the ``gateway.bifrost.dev/Operation`` condition;
+- ``status.parents`` of every HTTPRoute that names the Gateway in its parentRefs *or* still
+  carries an entry of ours for it (so a removed parentRef's stale entry is dropped), with
+  :func:`bifrost.status.route_status`.
+
+Each object is written through ``/status`` only when :func:`bifrost.status.status_changed` says
+its status changed, so a resync of a converged fleet makes no API writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any
+
+from bifrost.api.conditions import (
+    OPERATION_CONDITION,
+    GatewayConditionType,
+    GatewayReason,
+    condition,
+)
+from bifrost.clock import Clock
+from bifrost.controller.informers import CONTROLLER_NAME, Cache, gateway_secrets, route_parents
+from bifrost.controller.observe import (
+    GATEWAY_API_VERSION,
+    PROVISION_MACHINE,
+    SUPPORTED_FEATURES,
+    GatewayView,
+)
+from bifrost.kube import Conflict, KubeClient, NotFound
+from bifrost.render.errors import RenderError
+from bifrost.render.expressions import evaluate_addresses
+from bifrost.status import Readiness, attached_routes, gateway_status, route_status
+from bifrost.status import status_changed as _status_changed
+from bifrost.status._util import merge_conditions
+from bifrost.store.records import ChildRecord, OperationRecord, OperationStatus
+
+__all__ = [
+    "SUPPORTED_FEATURES",
+    "CachedNamespaceLabels",
+    "CachedServices",
+    "GatewayApiStatusWriter",
+    "gateway_readiness",
+]
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+#: Reads the live object of an inventory child (``None`` when it does not exist).
+LiveReader = Callable[[ChildRecord], Mapping[str, Any] | None]
+
+
+def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    meta = (obj or {}).get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _status(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    status = (obj or {}).get("status")
+    return status if isinstance(status, Mapping) else {}
+
+
+def _describe_op(op: OperationRecord) -> str:
+    return f"operation {op.id} ({op.machine}) in state {op.state}" + (
+        f", step {op.step}" if op.step else ""
+    )
+
+
+def gateway_readiness(
+    operation: OperationRecord | None, children: Sequence[ChildRecord]
+) -> Readiness:
+    """Programmed only when the last provision succeeded and every child is ready."""
+    if operation is None:
+        return Readiness(False, GatewayReason.PENDING, "waiting for the provision operation")
+    if operation.status.active:
+        return Readiness(False, GatewayReason.PENDING, _describe_op(operation))
+    if operation.status is not OperationStatus.SUCCEEDED:
+        return Readiness(
+            False,
+            GatewayReason.INVALID,
+            f"{_describe_op(operation)} {operation.status.value}: "
+            f"{operation.last_error or 'no detail'}"[:1024],
+        )
+    if operation.machine != PROVISION_MACHINE:
+        return Readiness(False, GatewayReason.PENDING, f"last {_describe_op(operation)}")
+    waiting = sorted(c.child_id for c in children if not c.ready)
+    if waiting:
+        return Readiness(
+            False,
+            GatewayReason.PENDING,
+            f"{_describe_op(operation)} succeeded; children not ready: {', '.join(waiting)}",
+        )
+    return Readiness(True, "", "")
+
+
+class GatewayApiStatusWriter:
+    """Gateway, listener and HTTPRoute status per the Gateway API (see the module docstring).
+
+    The children inventory comes with the view (:attr:`GatewayView.children`); live children
+    are read with ``live`` (default: a GET per child, only when addresses are derived).
+    """
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        clock: Clock,
+        *,
+        controller_name: str = CONTROLLER_NAME,
+        live: LiveReader | None = None,
+    ) -> None:
+        self.kube = kube
+        self.clock = clock
+        self.controller_name = controller_name
+        self._live: LiveReader = live or self._read_live
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def _read_live(self, child: ChildRecord) -> Mapping[str, Any] | None:
+        try:
+            return self.kube.get(child.api_version, child.kind, child.name, child.namespace)
+        except NotFound:
+            return None
+
+    def addresses(self, view: GatewayView, children: Sequence[ChildRecord]) -> list[Obj]:
+        """From the blueprint's ``addresses`` expression over the live children if it has one,
+        else the union of the child Gateways' ``status.addresses``."""
+        gateway_children = [c for c in children if c.route_key is None]
+        blueprint = view.resolution.blueprint if view.resolution is not None else None
+        expression = blueprint.spec.addresses if blueprint is not None else None
+        if expression:
+            live = {c.child_id: self._live(c) for c in gateway_children}
+            try:
+                result = evaluate_addresses(expression, children=live, gateway=view.gateway)
+            except RenderError as exc:
+                log.warning("gateway addresses: %s", exc)
+                return []
+            return [{"type": a.type, "value": a.value} for a in result.addresses]
+        out: list[Obj] = []
+        for child in gateway_children:
+            if child.kind != "Gateway":
+                continue
+            for item in _status(self._live(child)).get("addresses") or []:
+                if isinstance(item, Mapping) and item.get("value"):
+                    out.append(dict(item))
+        return out
+
+    # ---- Gateway -------------------------------------------------------------------------
+
+    def desired(self, view: GatewayView) -> dict[str, Any]:
+        """The Gateway's complete status (Gateway API conditions + the Operation condition)."""
+        gateway, cache, now = view.gateway, view.cache, self.clock.now()
+        gns, gname = str(_meta(gateway).get("namespace")), str(_meta(gateway).get("name"))
+        gen = _meta(gateway).get("generation")
+        gen = gen if isinstance(gen, int) else None
+        children = view.children
+        labels = CachedNamespaceLabels(cache)
+        secrets = {
+            ref: secret
+            for ref in gateway_secrets(gateway)
+            if (secret := cache.get("Secret", *ref)) is not None
+        }
+        routes = cache.routes_for_gateway(gns, gname)
+        status = gateway_status(
+            gateway,
+            secrets=secrets,
+            grants=cache.objects("ReferenceGrant"),
+            attached_routes=attached_routes(gateway, routes, namespace_labels=labels),
+            readiness=gateway_readiness(view.operation, children),
+            addresses=self.addresses(view, children),
+            now=now,
+        )
+        extra = []
+        res = view.resolution
+        if res is not None and res.error is not None:
+            extra += [
+                condition(
+                    GatewayConditionType.ACCEPTED,
+                    False,
+                    reason=GatewayReason.INVALID_PARAMETERS,
+                    message=res.error[:32768],
+                    generation=gen,
+                    now=now,
+                ),
+                condition(
+                    GatewayConditionType.PROGRAMMED,
+                    False,
+                    reason=GatewayReason.INVALID,
+                    message="the GatewayClass is not accepted",
+                    generation=gen,
+                    now=now,
+                ),
+            ]
+        op = view.operation
+        old_types = {
+            c.get("type") for c in status.get("conditions") or [] if isinstance(c, Mapping)
+        }
+        if op is not None and op.status.active:
+            extra.append(
+                condition(
+                    OPERATION_CONDITION,
+                    True,
+                    reason="InProgress",
+                    message=f"{op.machine} operation {op.id}: state {op.state}"
+                    + (f", step {op.step}" if op.step else ""),
+                    generation=gen,
+                    now=now,
+                )
+            )
+        elif OPERATION_CONDITION in old_types:
+            extra.append(
+                condition(
+                    OPERATION_CONDITION,
+                    False,
+                    reason="Idle",
+                    message="no operation in flight",
+                    generation=gen,
+                    now=now,
+                )
+            )
+        if extra:
+            status["conditions"] = merge_conditions(status.get("conditions"), extra)
+        return status
+
+    def write_status(self, view: GatewayView) -> bool:
+        old = _status(view.gateway)
+        new = self.desired(view)
+        wrote = False
+        if _status_changed(old, new):
+            meta = _meta(view.gateway)
+            patch = dict(new)
+            for key in old:
+                if key not in patch:
+                    patch[key] = None  # merge patch: remove what we no longer report
+            self.kube.patch_status(
+                GATEWAY_API_VERSION,
+                "Gateway",
+                str(meta.get("name")),
+                str(meta.get("namespace")),
+                patch,
+                resource_version=str(meta.get("resourceVersion") or "") or None,
+            )
+            wrote = True
+        if self.write_routes(view):
+            wrote = True
+        return wrote
+
+    # ---- HTTPRoutes ----------------------------------------------------------------------
+
+    def write_routes(self, view: GatewayView) -> bool:
+        """``status.parents`` of the routes related to the Gateway; whether any was written.
+
+        A route that names several of our Gateways gets all its entries computed at once (the
+        same result whichever Gateway is observed), so concurrent observers agree.
+        """
+        cache, now = view.cache, self.clock.now()
+        gns, gname = str(_meta(view.gateway).get("namespace")), str(_meta(view.gateway).get("name"))
+        labels = CachedNamespaceLabels(cache)
+        services = CachedServices(cache)
+        grants = cache.objects("ReferenceGrant")
+        wrote = False
+        for route in cache.routes_for_gateway(gns, gname):
+            gateways: dict[tuple[str, str], Obj] = {}
+            for key in route_parents(route):
+                gw = cache.get("Gateway", *key)
+                if gw is not None and cache.responsible_for(gw):
+                    gateways[key] = gw
+            new = route_status(
+                route,
+                gateways=gateways,
+                namespace_labels=labels,
+                services=services,
+                grants=grants,
+                now=now,
+                controller_name=self.controller_name,
+            )
+            old = _status(route)
+            if not _status_changed(old, new):
+                continue
+            meta = _meta(route)
+            try:
+                self.kube.patch_status(
+                    GATEWAY_API_VERSION,
+                    "HTTPRoute",
+                    str(meta.get("name")),
+                    str(meta.get("namespace")),
+                    {"parents": new.get("parents") or []},
+                    resource_version=str(meta.get("resourceVersion") or "") or None,
+                )
+            except (Conflict, NotFound) as exc:
+                # Stale copy: the watch brings the new one and enqueues the Gateway again.
+                log.info("route %s/%s status: %s", meta.get("namespace"), meta.get("name"), exc)
+                continue
+            wrote = True
+        return wrote
+
+
+class CachedNamespaceLabels(Mapping[str, Mapping[str, str]]):
+    """Namespace name → labels, read from the cache on demand (no copy of every Namespace)."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    def __getitem__(self, name: str) -> Mapping[str, str]:
+        ns = self._cache.get("Namespace", "", name)
+        if ns is None:
+            raise KeyError(name)
+        labels = _meta(ns).get("labels")
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([str(_meta(ns).get("name")) for ns in self._cache.objects("Namespace")])
+
+    def __len__(self) -> int:
+        return len(self._cache.objects("Namespace"))
+
+
+class CachedServices(Collection[tuple[str, str]]):
+    """(namespace, name) of the cached Services; membership is a cache lookup."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    def __contains__(self, item: object) -> bool:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            return False
+        return self._cache.get("Service", str(item[0]), str(item[1])) is not None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(
+            [
+                (str(_meta(s).get("namespace")), str(_meta(s).get("name")))
+                for s in self._cache.objects("Service")
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self._cache.objects("Service"))
