@@ -288,8 +288,11 @@ OperationOpt = Annotated[
 ]
 ActorOpt = Annotated[
     str | None,
-    typer.Option("--actor", help="Who acts, recorded in the journal (default: $USER@hostname).",
-                 show_default=False),
+    typer.Option(
+        "--actor",
+        help="Who acts, recorded in the journal (default: $USER@hostname).",
+        show_default=False,
+    ),
 ]
 
 
@@ -313,13 +316,23 @@ def gateways(
 
         def build() -> Document:
             return queries.gateway_list(
-                store, now=env.clock.now(), namespace=namespace, gateway_class=gateway_class,
-                lifecycle_state=state, registry=env.machines(),
+                store,
+                now=env.clock.now(),
+                namespace=namespace,
+                gateway_class=gateway_class,
+                lifecycle_state=state,
+                registry=env.machines(),
             )
 
         if watch:
-            _watch(env, build, output, interval=interval, count=watch_count,
-                   title="bifrost-admin gateways")
+            _watch(
+                env,
+                build,
+                output,
+                interval=interval,
+                count=watch_count,
+                title="bifrost-admin gateways",
+            )
         else:
             _emit(build(), output)
 
@@ -331,8 +344,9 @@ def show(
     journal: Annotated[int, typer.Option("--journal", help="Recent journal entries shown.")] = 20,
     kubeconfig: Annotated[
         str | None,
-        typer.Option("--kubeconfig", help="Also show the live Gateway from this cluster.",
-                     show_default=False),
+        typer.Option(
+            "--kubeconfig", help="Also show the live Gateway from this cluster.", show_default=False
+        ),
     ] = None,
     context: Annotated[
         str | None, typer.Option("--context", help="kubeconfig context (with --kubeconfig).")
@@ -355,20 +369,34 @@ def show(
 
             def build() -> Document:
                 detail = queries.gateway_detail(
-                    store, gateway, now=env.clock.now(), journal_limit=journal,
+                    store,
+                    gateway,
+                    now=env.clock.now(),
+                    journal_limit=journal,
                     registry=env.machines(),
                 )
                 if kubeconfig is None:
                     return detail
                 from bifrost.admin.live import read_live
 
-                live = read_live(kubeconfig, context=context, namespace=namespace, name=name,
-                                 store_uid=detail.gateway.uid)
+                live = read_live(
+                    kubeconfig,
+                    context=context,
+                    namespace=namespace,
+                    name=name,
+                    store_uid=detail.gateway.uid,
+                )
                 return detail.model_copy(update={"live": live})
 
             if watch:
-                _watch(env, build, output, interval=interval, count=watch_count,
-                       title=f"bifrost-admin show {gateway}")
+                _watch(
+                    env,
+                    build,
+                    output,
+                    interval=interval,
+                    count=watch_count,
+                    title=f"bifrost-admin show {gateway}",
+                )
             else:
                 _emit(build(), output)
 
@@ -390,8 +418,9 @@ def history(
             raise BadInput(f"--limit must be at least 1, got {limit}")
         with _store(env, database_url) as store:
             _emit(
-                queries.history(store, gateway, now=env.clock.now(), limit=limit,
-                                registry=env.machines()),
+                queries.history(
+                    store, gateway, now=env.clock.now(), limit=limit, registry=env.machines()
+                ),
                 output,
             )
 
@@ -418,8 +447,9 @@ def graph(
     machine: Annotated[str, typer.Argument(help="Machine name (e.g. provision).")],
     gateway: Annotated[
         str | None,
-        typer.Option("--gateway", metavar="NAMESPACE/NAME",
-                     help="Highlight this gateway's current state."),
+        typer.Option(
+            "--gateway", metavar="NAMESPACE/NAME", help="Highlight this gateway's current state."
+        ),
     ] = None,
     version: Annotated[int | None, typer.Option("--version", help="Machine version.")] = None,
     output: Output = OutputFormat.TABLE,
@@ -437,8 +467,9 @@ def graph(
             queries.parse_ref(gateway)
             queries.machine_spec(registry, machine, version)
             with _store(env, database_url) as store:
-                doc, note = queries.graph(store, registry, machine, now=now,
-                                          gateway_name=gateway, version=version)
+                doc, note = queries.graph(
+                    store, registry, machine, now=now, gateway_name=gateway, version=version
+                )
         if note:
             typer.echo(f"note: {note}", err=True)
         _emit(doc, output)
@@ -462,8 +493,7 @@ def _act(
 
 TargetArg = Annotated[
     str,
-    typer.Argument(metavar="NAMESPACE/NAME|OPERATION",
-                   help="The Gateway, or an operation id."),
+    typer.Argument(metavar="NAMESPACE/NAME|OPERATION", help="The Gateway, or an operation id."),
 ]
 
 
@@ -477,9 +507,16 @@ def _engine_action(verb: str) -> Callable[..., None]:
         database_url: DatabaseUrl = None,
     ) -> None:
         _act(
-            ctx, database_url, gateway, output,
+            ctx,
+            database_url,
+            gateway,
+            output,
             lambda store, env: actions.engine_action(
-                store, gateway, verb, clock=env.clock, actor=actor or default_actor(),
+                store,
+                gateway,
+                verb,
+                clock=env.clock,
+                actor=actor or default_actor(),
                 operation_id=operation,
             ),
         )
@@ -498,10 +535,18 @@ def _engine_action_with_reason(verb: str) -> Callable[..., None]:
         database_url: DatabaseUrl = None,
     ) -> None:
         _act(
-            ctx, database_url, gateway, output,
+            ctx,
+            database_url,
+            gateway,
+            output,
             lambda store, env: actions.engine_action(
-                store, gateway, verb, clock=env.clock, actor=actor or default_actor(),
-                operation_id=operation, reason=reason,
+                store,
+                gateway,
+                verb,
+                clock=env.clock,
+                actor=actor or default_actor(),
+                operation_id=operation,
+                reason=reason,
             ),
         )
 
@@ -521,9 +566,9 @@ app.command(
     help="Cancel the gateway's active or paused operation where it stands (no compensation "
     "runs; the lane becomes free).",
 )(_engine_action_with_reason("cancel"))
-app.command(
-    "retry", help="Re-run the failed step of the gateway's failed operation, now."
-)(_engine_action("retry"))
+app.command("retry", help="Re-run the failed step of the gateway's failed operation, now.")(
+    _engine_action("retry")
+)
 
 
 @app.command()
@@ -540,10 +585,17 @@ def renew(
     """Renew the gateway's attached certificates now: start a rotation when this bifrost has
     the rotation machine, else mark them due now for the renewal scheduler."""
     _act(
-        ctx, database_url, gateway, output,
+        ctx,
+        database_url,
+        gateway,
+        output,
         lambda store, env: actions.renew(
-            store, gateway, clock=env.clock, actor=actor or default_actor(),
-            registry=env.machines(), listener=listener,
+            store,
+            gateway,
+            clock=env.clock,
+            actor=actor or default_actor(),
+            registry=env.machines(),
+            listener=listener,
         ),
     )
 

@@ -37,32 +37,17 @@ DEMO_HOSTNAME = "edge.demo.example"
 
 @contextmanager
 def running_devcluster(workdir: Path) -> Iterator[Path]:
-    """Start the devcluster with the default CRDs and all peers; yield the kubeconfig path."""
-    from bifrost.cli.dev import LB_KIND, _crd_files, default_crd_dirs
-    from bifrost.devcluster.peers import IssuerOptions, Peers
-    from bifrost.devcluster.server import DevCluster
+    """The devcluster with the shared CRDs, bifrost's own and all peers; yield the kubeconfig."""
+    from bifrost.cli.dev import default_crd_dirs, devcluster_running
 
-    crd_dirs = default_crd_dirs()
-    if not crd_dirs:
+    if not default_crd_dirs():
         raise DemoError(
             "the Gateway API and cert-manager CRDs were not found in ../shared/ beside the "
             "repository; run the demo from a checkout that has them"
         )
-    cluster = DevCluster(crd_paths=_crd_files([*crd_dirs, REPO / "deploy" / "crds"]))
-    cluster.start()
-    peers: Peers | None = None
-    try:
-        group, version, kind, plural = LB_KIND
-        cluster.register_permissive(
-            group=group, version=version, kind=kind, plural=plural, namespaced=False
-        )
-        kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
-        peers = Peers(kubeconfig, issuer_options=IssuerOptions(seed=1)).start()
+    kubeconfig = workdir / "kubeconfig"
+    with devcluster_running(kubeconfig, crds=[REPO / "deploy" / "crds"]):
         yield kubeconfig
-    finally:
-        if peers is not None:
-            peers.stop()
-        cluster.stop()
 
 
 class DemoError(Exception):
@@ -117,6 +102,7 @@ def controller_tour(kube: Any, store: Any, *, timeout: float) -> dict[str, Any]:
             [
                 {
                     "id": c.child_id,
+                    "api_version": c.api_version,
                     "kind": c.kind,
                     "namespace": c.namespace,
                     "name": c.name,
@@ -139,8 +125,7 @@ def controller_tour(kube: Any, store: Any, *, timeout: float) -> dict[str, Any]:
         leftovers = [
             f"{c['kind']} {c['name']}"
             for c in children
-            if kube.get(_api_version_of(c["kind"]), c["kind"], c["name"], c["namespace"])
-            is not None
+            if kube.get(c["api_version"], c["kind"], c["name"], c["namespace"]) is not None
         ]
         operations = (
             [
@@ -180,14 +165,6 @@ def controller_tour(kube: Any, store: Any, *, timeout: float) -> dict[str, Any]:
     }
 
 
-def _api_version_of(kind: str) -> str:
-    return {
-        "ConfigMap": "v1",
-        "Certificate": "cert-manager.io/v1",
-        "Gateway": "gateway.networking.k8s.io/v1",
-    }[kind]
-
-
 def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
     """Run the tour; return its report (what ``--json`` prints)."""
     from bifrost.engine import Runner, Step, start_operation
@@ -203,7 +180,12 @@ def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
         RecordCertificate,
         WaitCertificateIssued,
     )
-    from bifrost.steps.children import ApplyChildGateway, DeleteChildren, WaitChildProgrammed
+    from bifrost.steps.children import (
+        ApplyChildGateway,
+        DeleteChildren,
+        WaitChildProgrammed,
+        parse_child_ref,
+    )
     from bifrost.steps.tls_probe import ProbeTLS
     from bifrost.store import migrate, open_store
     from bifrost.store.records import OperationStatus
@@ -312,7 +294,11 @@ def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
             watcher.join()
         final = store.get_operation(operation.id)
         context = final.context or {}
-        leftovers = [ref for ref in context.get("children", ()) if _get_ref(kube, ref) is not None]
+        leftovers = [
+            ref
+            for ref in context.get("children", ())
+            if kube.get(*parse_child_ref(ref)) is not None
+        ]
         journal = store.journal(operation_id=operation.id)
         certificates = store.list_certificates(gateway_uid=uid)
     store.close()
@@ -364,13 +350,6 @@ def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
             for j in journal
         ],
     }
-
-
-def _get_ref(kube: Any, ref: str) -> Any:
-    type_part, _, ns_name = ref.partition(" ")
-    api_version, _, kind = type_part.rpartition("/")
-    namespace, _, name = ns_name.partition("/")
-    return kube.get(api_version, kind, name, namespace)
 
 
 def _print_report(report: dict[str, Any]) -> None:

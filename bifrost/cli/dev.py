@@ -14,14 +14,19 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-__all__ = ["default_crd_dirs", "register", "run_dev"]
+if TYPE_CHECKING:
+    from bifrost.devcluster.server import DevCluster
+
+__all__ = ["default_crd_dirs", "devcluster_running", "register", "run_dev"]
 
 #: The repository root (``bifrost/cli/dev.py`` → two levels up from the package).
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +53,8 @@ def _crd_files(dirs: list[Path]) -> list[Path]:
     return files
 
 
-def run_dev(
+@contextmanager
+def devcluster_running(
     kubeconfig_out: Path,
     *,
     port: int = 0,
@@ -62,14 +68,12 @@ def run_dev(
     seed: int = 0,
     cert_lifetime: timedelta = timedelta(days=90),
     child_gateway_classes: list[str] | None = None,
-    stop: threading.Event | None = None,
-) -> None:
-    """Start the devcluster and peers, write the kubeconfig, and block until ``stop`` is set."""
+) -> Iterator[DevCluster]:
+    """Start the devcluster and its peers and write the kubeconfig; stop both on exit."""
     from bifrost.devcluster.peers import IssuerOptions, LoadBalancerOptions, Peers
     from bifrost.devcluster.peers.loadbalancer import DEFAULT_CHILD_GATEWAY_CLASSES
     from bifrost.devcluster.server import DevCluster
 
-    stop = stop or threading.Event()
     crd_dirs = (default_crd_dirs() if default_crds else []) + list(crds or [])
     cluster = DevCluster(
         crd_paths=_crd_files(crd_dirs),
@@ -103,6 +107,45 @@ def run_dev(
                 ),
                 dataplane=dataplane,
             ).start()
+        yield cluster
+    finally:
+        if running is not None:
+            running.stop()
+        cluster.stop()
+
+
+def run_dev(
+    kubeconfig_out: Path,
+    *,
+    port: int = 0,
+    crds: list[Path] | None = None,
+    state_file: Path | None = None,
+    default_crds: bool = True,
+    peers: bool = True,
+    dataplane: bool = True,
+    issuance_delay: float = 0.0,
+    failure_rate: float = 0.0,
+    seed: int = 0,
+    cert_lifetime: timedelta = timedelta(days=90),
+    child_gateway_classes: list[str] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Start the devcluster and peers, write the kubeconfig, and block until ``stop`` is set."""
+    stop = stop or threading.Event()
+    with devcluster_running(
+        kubeconfig_out,
+        port=port,
+        crds=crds,
+        state_file=state_file,
+        default_crds=default_crds,
+        peers=peers,
+        dataplane=dataplane,
+        issuance_delay=issuance_delay,
+        failure_rate=failure_rate,
+        seed=seed,
+        cert_lifetime=cert_lifetime,
+        child_gateway_classes=child_gateway_classes,
+    ) as cluster:
         print(
             f"devcluster at {cluster.url}: kubeconfig written to {kubeconfig_out} "
             f"(kubectl --kubeconfig {kubeconfig_out} get namespaces); Ctrl-C stops it",
@@ -110,10 +153,6 @@ def run_dev(
         )
         while not stop.wait(0.5):  # short waits keep signal handling prompt
             pass
-    finally:
-        if running is not None:
-            running.stop()
-        cluster.stop()
 
 
 def register(app: typer.Typer) -> None:

@@ -140,7 +140,9 @@ def run_controller(
             raise RunError(str(exc)) from exc
         log.info(
             "bifrost controller %s starting against %s (store %s)",
-            options.identity, kube.host, url.split("@")[-1],
+            options.identity,
+            kube.host,
+            url.split("@")[-1],
         )
         if on_started is not None:
             on_started()
@@ -179,7 +181,8 @@ def register(app: typer.Typer) -> None:
         health_port: Annotated[
             int,
             typer.Option(
-                "--health-port", envvar="BIFROST_HEALTH_PORT",
+                "--health-port",
+                envvar="BIFROST_HEALTH_PORT",
                 help="Serve /healthz and /readyz on this port (0: disabled).",
             ),
         ] = 0,
@@ -192,7 +195,8 @@ def register(app: typer.Typer) -> None:
         lease_duration: Annotated[
             float,
             typer.Option(
-                "--lease-duration", envvar="BIFROST_LEASE_DURATION",
+                "--lease-duration",
+                envvar="BIFROST_LEASE_DURATION",
                 help="Seconds a leader's Lease is valid without renewal.",
             ),
         ] = 15.0,
@@ -206,9 +210,7 @@ def register(app: typer.Typer) -> None:
         # Start-up logs are held back: an expected failure prints its one line and nothing
         # else; once the controller runs they are written out and logging goes to stderr.
         console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
+        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         held = MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1, target=console)
         root = logging.getLogger()
         root.setLevel(log_level.upper())
@@ -220,6 +222,7 @@ def register(app: typer.Typer) -> None:
             held.flush()
             root.removeHandler(held)
             root.addHandler(console)
+
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:

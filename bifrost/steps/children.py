@@ -21,6 +21,15 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 DATAPLANE_PORT_ANNOTATION = "devcluster.bifrost.dev/dataplane-port"
 
 
+def parse_child_ref(ref: str) -> tuple[str, str, str, str]:
+    """Split an "apiVersion/Kind namespace/name" reference (as recorded in the machine's
+    context) into (api_version, kind, namespace, name)."""
+    type_part, _, ns_name = ref.partition(" ")
+    api_version, _, kind = type_part.rpartition("/")
+    namespace, _, name = ns_name.partition("/")
+    return api_version, kind, namespace, name
+
+
 def owner_reference(c: EdgeCertificateContext) -> dict[str, Any]:
     return {
         "apiVersion": GATEWAY_API,
@@ -139,9 +148,7 @@ class DeleteChildren:
         c = ctx.context
         remaining: list[str] = []
         for ref in reversed(c.children):
-            type_part, _, ns_name = ref.partition(" ")
-            api_version, _, kind = type_part.rpartition("/")
-            namespace, _, name = ns_name.partition("/")
+            api_version, kind, namespace, name = parse_child_ref(ref)
             try:
                 live = self.kube.get(api_version, kind, name, namespace)
                 if live is None:
