@@ -29,6 +29,19 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(
         default=True, description="Run 'bifrost db upgrade' when the controller starts."
     )
+    runner_lease_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How long a runner holds an operation without renewing; after a crash, "
+        "another runner (or the restarted one) resumes it once this passed.",
+    )
+    renewal_poll_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How often the renewal scheduler re-reads the store besides its alarms.",
+    )
+    renewal_jitter_seconds: float = Field(
+        default=60.0, ge=0,
+        description="Renewals are spread over up to this many seconds (per certificate).",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

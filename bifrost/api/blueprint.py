@@ -34,6 +34,7 @@ __all__ = [
     "GatewayClassBlueprintStatus",
     "MaintenanceWindow",
     "RenewBefore",
+    "TLSSource",
     "VerifyMode",
     "Weekday",
     "parse_duration",
@@ -107,6 +108,7 @@ class CertificateVerify(ApiModel):
 
     mode: VerifyMode = VerifyMode.TLS_PROBE
     expression: str | None = None
+    endpoint: str | None = None
     timeout_seconds: int = Field(default=60, ge=1, le=3600)
 
     @model_validator(mode="after")
@@ -179,11 +181,21 @@ class MaintenanceWindow(ApiModel):
         return self
 
 
+class TLSSource(StrEnum):
+    """Where a listener's certificate comes from."""
+
+    REQUEST = "Request"  # bifrost requests one (certificateTemplate, e.g. a cert-manager one)
+    LISTENER_SECRET = "ListenerSecret"  # the user's Secret the listener names, passed through
+
+
 class BlueprintTLS(ApiModel):
     """How Gateway listener certificates are requested, attached, verified, drained and renewed."""
 
+    source: TLSSource = TLSSource.REQUEST
     certificate_template: str = Field(min_length=1)
-    attach_template: str | None = None
+    ready_when: str | None = None
+    secret_name: str | None = None
+    issue_timeout_seconds: int = Field(default=600, ge=1, le=86400)
     verify: CertificateVerify | None = None
     drain_seconds: int | None = Field(default=None, ge=0, le=86400)
     renew_before: RenewBefore | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -54,7 +54,70 @@ class DemoError(Exception):
     """An expected failure of the tour: one line for the user."""
 
 
-def controller_tour(kube: Any, store: Any, *, timeout: float) -> dict[str, Any]:
+def rotation_tour(kube: Any, store: Any, uid: str, *, deadline: float,
+                  progress: Callable[[str], None]) -> dict[str, Any]:
+    """Part 1b: rotate the Gateway's certificate the way ``bifrost-admin renew`` does, while a
+    client makes verified TLS handshakes against the data plane every 20 ms; report the live
+    count of handshakes and failures at every step."""
+    import base64
+    import time
+
+    from bifrost.devcluster.handshakes import HandshakeLoop, Target
+    from bifrost.engine import start_operation
+    from bifrost.machines.rotation import RotationContext, rotation_spec
+
+    if not uid:
+        return {"ok": False, "error": "the Gateway never became Programmed"}
+    attached = [c for c in store.list_certificates(gateway_uid=uid) if c.attached]
+    if not attached:
+        return {"ok": False, "error": "no attached certificate to rotate"}
+    old = attached[0]
+    child = kube.get("gateway.networking.k8s.io/v1", "Gateway", "edge-child", "apps") or {}
+    port = int(((child.get("metadata") or {}).get("annotations") or {})
+               .get("devcluster.bifrost.dev/dataplane-port") or 0)
+    secret = kube.get("v1", "Secret", old.secret_name, "apps") or {}
+    ca_pem = base64.b64decode((secret.get("data") or {}).get("ca.crt") or b"").decode()
+    targets = [Target("127.0.0.1", port, h) for h in old.dns_names]
+    gw = store.get_gateway(uid)
+    op = start_operation(store, rotation_spec(), gateway_uid=uid, namespace=gw.namespace,
+                         name=gw.name, clock=SystemClock(), actor="bifrost-demo",
+                         context=RotationContext.for_renewal(old, reason="bifrost demo"))
+    progress(f"rotating {old.object_name} (operation {op.id}); handshaking with "
+             + ", ".join(f"{t.server_name}@127.0.0.1:{t.port}" for t in targets))
+    seen = ""
+    with HandshakeLoop(targets, ca_pem=ca_pem, interval=0.02) as loop:
+        while time.monotonic() < deadline:
+            op = store.get_operation(op.id)
+            where = f"{op.state}/{op.step or '-'}"
+            if where != seen:
+                seen = where
+                r = loop.report()
+                progress(f"  {where:<28} handshakes {r.handshakes:>5}  failures {r.failures}")
+            if op.status.terminal:
+                break
+            time.sleep(0.05)
+        report = loop.report()
+    new = [c for c in store.list_certificates(gateway_uid=uid) if c.attached]
+    progress(f"  {op.status.value}: {report.handshakes} handshakes, {report.failures} failures,"
+             f" leaves served {len(report.fingerprints)}")
+    return {
+        "ok": op.status.value == "succeeded" and report.failures == 0
+        and len(new) == 1 and new[0].object_name != old.object_name,
+        "operation": op.id,
+        "status": op.status.value,
+        "last_error": op.last_error,
+        "old": old.object_name,
+        "new": [c.object_name for c in new],
+        "handshakes": report.handshakes,
+        "failures": report.failures,
+        "errors": report.errors[:5],
+        "longest_gap_ms": round(report.longest_gap * 1000, 1),
+        "fingerprints_served": len(report.fingerprints),
+    }
+
+
+def controller_tour(kube: Any, store: Any, *, timeout: float,
+                    progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Part 1: the controller. Apply the in-cluster example (blueprint, class, namespace policy,
     Gateway), let ``bifrost run``'s Controller provision it through the engine until the Gateway
     is Programmed, then delete the Gateway and watch the ordered teardown remove every child and
@@ -115,6 +178,7 @@ def controller_tour(kube: Any, store: Any, *, timeout: float) -> dict[str, Any]:
         )
         programmed_status = dict((gateway or {}).get("status") or {})
         settings = kube.get("v1", "ConfigMap", "edge-settings", "apps")
+        rotation = rotation_tour(kube, store, uid, deadline=deadline, progress=progress)
         kube.delete("gateway.networking.k8s.io/v1", "Gateway", "edge", "apps")
         gone = False
         while time.monotonic() < deadline:
@@ -150,7 +214,10 @@ def controller_tour(kube: Any, store: Any, *, timeout: float) -> dict[str, Any]:
         and len(children) == 3
         and gone
         and not leftovers
-        and [o["status"] for o in operations] == ["succeeded", "succeeded"]
+        and [(o["machine"], o["status"]) for o in operations] == [
+            ("provision", "succeeded"), ("rotate_certificate", "succeeded"),
+            ("teardown", "succeeded")]
+        and rotation["ok"]
     )
     return {
         "ok": ok,
@@ -159,13 +226,15 @@ def controller_tour(kube: Any, store: Any, *, timeout: float) -> dict[str, Any]:
         "gateway_status": programmed_status,
         "replicas_from_policy": ((settings or {}).get("data") or {}).get("replicas"),
         "children": children,
+        "rotation": rotation,
         "operations": operations,
         "deleted": gone,
         "children_left_after_teardown": leftovers,
     }
 
 
-def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
+def run_demo(*, database_url: str, timeout: float = 60.0,
+             progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Run the tour; return its report (what ``--json`` prints)."""
     from bifrost.engine import Runner, Step, start_operation
     from bifrost.kube import KubeClient
@@ -200,7 +269,7 @@ def run_demo(*, database_url: str, timeout: float = 60.0) -> dict[str, Any]:
         running_devcluster(Path(tmp)) as kubeconfig,
         KubeClient.from_kubeconfig(kubeconfig) as kube,
     ):
-        controller_report = controller_tour(kube, store, timeout=timeout)
+        controller_report = controller_tour(kube, store, timeout=timeout, progress=progress)
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}})
         kube.apply(
             {
@@ -372,6 +441,13 @@ def _print_report(report: dict[str, Any]) -> None:
             f" observedGeneration={cond.get('observedGeneration')}"
         )
     console.print(f"  replicas from the namespace policy: {c['replicas_from_policy']}")
+    r = c["rotation"]
+    console.print(
+        f"  certificate rotation (operation {r.get('operation')}): {r.get('status')}, "
+        f"{r.get('old')} → {', '.join(r.get('new') or [])}; "
+        f"[bold]{r.get('handshakes')} TLS handshakes, {r.get('failures')} failures[/bold]"
+        f" (longest gap {r.get('longest_gap_ms')} ms)"
+    )
     for op in c["operations"]:
         console.print(f"  operation {op['id']} {op['machine']}: {op['status']} ({op['state']})")
     console.print(
@@ -434,7 +510,8 @@ def register(app: typer.Typer) -> None:
         """Run the scripted tour on the devcluster and SQLite; exit 0 when it checked out."""
         url = database_url or Settings().resolved_database_url()
         try:
-            report = run_demo(database_url=url, timeout=timeout)
+            report = run_demo(database_url=url, timeout=timeout,
+                              progress=lambda line: typer.echo(line, err=as_json))
         except DemoError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None

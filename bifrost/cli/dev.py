@@ -1,12 +1,17 @@
-"""``bifrost dev``: run the local devcluster (and its simulated peers) until interrupted.
+"""``bifrost dev``: run the local devcluster (and its simulated peers) and the bifrost controller
+until interrupted.
 
 No real cluster can run on a developer laptop or in CI here, yet bifrost must be developed, demoed
 and benchmarked against something that behaves like one. ``bifrost dev`` starts the emulated API
 server on loopback with the real Gateway API and cert-manager CRDs (found beside the repository in
-``../shared/`` when present, plus any ``--crds`` directories), registers the Crossplane-like load
-balancer kind permissively, starts the simulated peers (issuer, load balancer, TLS data plane) as
-ordinary API clients, writes a kubeconfig that ``kubectl`` and the official client can use, prints
-one line saying where, and runs until SIGINT/SIGTERM, when it stops everything cleanly.
+``../shared/`` when present), bifrost's own CRDs (``deploy/crds``) and any ``--crds``
+directories, registers the Crossplane-like load balancer kind permissively, starts the simulated
+peers (issuer, load balancer, TLS data plane) as ordinary API clients, writes a kubeconfig that
+``kubectl`` and the official client can use and prints one line saying where. Then it runs the
+controller — ``bifrost run``'s, in-process, with the default store (SQLite under
+``BIFROST_DATA_DIR`` unless ``--database-url``/``BIFROST_DATABASE_URL``) — unless
+``--no-controller``, and runs until SIGINT/SIGTERM, when it stops the controller (releasing its
+Lease), then the peers and the cluster.
 """
 
 from __future__ import annotations
@@ -26,11 +31,31 @@ import typer
 if TYPE_CHECKING:
     from bifrost.devcluster.server import DevCluster
 
-__all__ = ["default_crd_dirs", "devcluster_running", "register", "run_dev"]
+__all__ = [
+    "default_crd_dirs",
+    "devcluster_running",
+    "register",
+    "register_child_kinds",
+    "run_dev",
+]
 
 #: The repository root (``bifrost/cli/dev.py`` → two levels up from the package).
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 LB_KIND = ("elbv2.aws.upbound.io", "v1beta1", "LB", "lbs")
+
+
+def register_child_kinds(cluster: DevCluster) -> None:
+    """Serve the cloud children's kinds permissively and cluster-scoped, as Crossplane's managed
+    resources are: the load balancer (``LB_KIND``) and the kinds of the Crossplane-like peer
+    (listener, listener certificate, ACM certificate, Route 53 record, security group and rule,
+    WAF association — ``bifrost.devcluster.peers.crossplane.DEFAULT_MANAGED_KINDS``)."""
+    from bifrost.devcluster.peers.crossplane import DEFAULT_MANAGED_KINDS
+
+    kinds = [LB_KIND, *((k.group, k.version, k.kind, k.plural) for k in DEFAULT_MANAGED_KINDS)]
+    for group, version, kind, plural in kinds:
+        cluster.register_permissive(
+            group=group, version=version, kind=kind, plural=plural, namespaced=False
+        )
 
 
 def default_crd_dirs(repo_root: Path = _REPO_ROOT) -> list[Path]:
@@ -83,10 +108,7 @@ def devcluster_running(
     cluster.start()
     running: Peers | None = None
     try:
-        group, version, kind, plural = LB_KIND
-        cluster.register_permissive(
-            group=group, version=version, kind=kind, plural=plural, namespaced=False
-        )
+        register_child_kinds(cluster)
         kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
         cluster.write_kubeconfig(kubeconfig_out)
         if peers:
@@ -129,13 +151,36 @@ def run_dev(
     cert_lifetime: timedelta = timedelta(days=90),
     child_gateway_classes: list[str] | None = None,
     stop: threading.Event | None = None,
+    controller: bool = True,
+    database_url: str | None = None,
 ) -> None:
-    """Start the devcluster and peers, write the kubeconfig, and block until ``stop`` is set."""
+    """Start the devcluster and peers, write the kubeconfig, run the bifrost controller against
+    it (unless ``controller`` is false) and block until ``stop`` is set.
+
+    The controller is ``bifrost run``'s (:func:`bifrost.cli.run.run_controller`), in-process on
+    a thread, with the store at ``database_url`` (default: ``BIFROST_DATABASE_URL``, else SQLite
+    under ``BIFROST_DATA_DIR`` — the store every ``bifrost``/``bifrost-admin`` command opens by
+    default), migrated on start. bifrost's own CRDs (``deploy/crds``) are loaded with the
+    default CRDs. Start-up failures of the controller raise
+    :class:`bifrost.cli.run.RunError`; the devcluster is stopped first.
+    """
+    from bifrost.cli.run import RunError, run_controller
+    from bifrost.kube import KubeClient
+    from bifrost.settings import Settings
+
     stop = stop or threading.Event()
+    crd_dirs = list(crds or [])
+    if default_crds:
+        crd_dirs.append(_REPO_ROOT / "deploy" / "crds")  # bifrost's own CRDs
+    settings = Settings()
+    url = database_url or settings.resolved_database_url()
+    if controller and database_url is None and url.startswith("sqlite:///"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    failure: list[BaseException] = []
     with devcluster_running(
         kubeconfig_out,
         port=port,
-        crds=crds,
+        crds=crd_dirs,
         state_file=state_file,
         default_crds=default_crds,
         peers=peers,
@@ -151,8 +196,45 @@ def run_dev(
             f"(kubectl --kubeconfig {kubeconfig_out} get namespaces); Ctrl-C stops it",
             flush=True,
         )
+        thread: threading.Thread | None = None
+        if controller:
+            # Where in-cluster installs put the controller (deploy/): class-wide
+            # GatewayClassConfigs live here.
+            kube = KubeClient.from_kubeconfig(kubeconfig_out)
+            try:
+                kube.apply({"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": "bifrost-system"}})
+            finally:
+                kube.close()
+
+            def started() -> None:
+                print(
+                    f"controller running against the devcluster (store {url.split('@')[-1]}; "
+                    "bifrost-admin gateways shows what it does)",
+                    flush=True,
+                )
+
+            def run() -> None:
+                try:
+                    run_controller(stop=stop, kubeconfig=kubeconfig_out, database_url=url,
+                                   lease_duration=5.0, on_started=started)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    failure.append(exc)
+                    stop.set()
+
+            thread = threading.Thread(target=run, name="controller", daemon=True)
+            thread.start()
+        else:
+            print("controller not started (--no-controller): run `bifrost run --kubeconfig "
+                  f"{kubeconfig_out}` beside it", flush=True)
         while not stop.wait(0.5):  # short waits keep signal handling prompt
             pass
+        if thread is not None:
+            thread.join(30)  # the controller releases its Lease before the cluster goes
+            if thread.is_alive():
+                raise RunError("the controller did not stop within 30s")
+    if failure:
+        raise failure[0]
 
 
 def register(app: typer.Typer) -> None:
@@ -181,10 +263,22 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--no-controller",
-                help="Do not start the bifrost controller. Accepted for forward compatibility: "
-                "the controller does not exist yet, so it is never started today.",
+                help="Do not start the bifrost controller (e.g. to run `bifrost run` against "
+                "the devcluster as its own process).",
             ),
         ] = False,
+        database_url: Annotated[
+            str | None,
+            typer.Option(
+                "--database-url",
+                envvar="BIFROST_DATABASE_URL",
+                help="The controller's store (default: SQLite under BIFROST_DATA_DIR, "
+                ".bifrost/).",
+            ),
+        ] = None,
+        log_level: Annotated[
+            str, typer.Option("--log-level", help="Log level of the controller's log (stderr).")
+        ] = "INFO",
         state_file: Annotated[
             Path | None,
             typer.Option(
@@ -219,8 +313,23 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Run a local Kubernetes-compatible API server with simulated peers until interrupted."""
-        del no_controller  # the controller does not exist yet; nothing to start or skip
+        """Run a local Kubernetes-compatible API server with simulated peers and the bifrost
+        controller until interrupted."""
+        import logging
+
+        from bifrost.cli.run import RunError
+
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.setLevel(log_level.upper())
+        root.addHandler(console)
+        # transitions logs every state callback at INFO (noise next to the journal); alembic
+        # narrates the migration on every start.
+        logging.getLogger("transitions").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        # "Connection pool is full" when the watches' connections come back at shutdown.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -243,8 +352,10 @@ def register(app: typer.Typer) -> None:
                 cert_lifetime=timedelta(hours=cert_lifetime_hours),
                 child_gateway_classes=child_gateway_class,
                 stop=stop,
+                controller=not no_controller,
+                database_url=database_url,
             )
-        except OSError as exc:
-            print(f"bifrost dev: {exc}", file=sys.stderr)
-            raise typer.Exit(1) from exc
+        except (RunError, ValueError, OSError) as exc:
+            print("bifrost dev: " + " ".join(str(exc).split()), file=sys.stderr)
+            raise typer.Exit(1) from None
         print("devcluster stopped", flush=True)

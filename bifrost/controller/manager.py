@@ -45,14 +45,17 @@ from bifrost.controller.informers import (
 )
 from bifrost.controller.observe import Observer, StatusWriter
 from bifrost.controller.queue import RateLimiter, WorkQueue
+from bifrost.controller.scheduler import RenewalScheduler
 from bifrost.controller.status_writer import GatewayApiStatusWriter
 from bifrost.engine import Runner, Step
 from bifrost.kube import EventRecorder, KubeClient, KubeError, LeaderElector, Retryable
 from bifrost.kube.identity import default_identity
 from bifrost.machines.catalog import default_registry
 from bifrost.machines.registry import MachineRegistry
+from bifrost.machines.rotation import REASON_RENEWAL_DUE
 from bifrost.store.errors import StoreUnavailable
 from bifrost.store.interface import OperationStore
+from bifrost.store.records import CertificateRecord, OperationStatus
 
 __all__ = [
     "LEASE_NAME",
@@ -80,8 +83,10 @@ def default_lease_namespace() -> str:
 
 def default_steps(kube: KubeClient, store: OperationStore, cache: Cache) -> dict[str, Step]:
     """The step implementations of every machine in the catalog, keyed by step name (step
-    names are unique across machines): edge-certificate, provision and teardown. Blueprints are
-    read from the informer cache, not fetched per step."""
+    names are unique across machines): edge-certificate, provision, rotation and teardown.
+    Blueprints are read from the informer cache, not fetched per step; the renewal policy is
+    ``bifrost.controller.renewal``."""
+    from bifrost.controller.renewal import renewal_policy
     from bifrost.steps.certificates import (
         ApplyCertificate,
         RecordCertificate,
@@ -89,6 +94,7 @@ def default_steps(kube: KubeClient, store: OperationStore, cache: Cache) -> dict
     )
     from bifrost.steps.children import ApplyChildGateway, DeleteChildren, WaitChildProgrammed
     from bifrost.steps.provision import provision_steps
+    from bifrost.steps.rotation import rotation_steps
     from bifrost.steps.teardown import teardown_steps
     from bifrost.steps.tls_probe import ProbeTLS
 
@@ -101,7 +107,8 @@ def default_steps(kube: KubeClient, store: OperationStore, cache: Cache) -> dict
         "probe_tls": ProbeTLS(kube),
         "record_certificate": RecordCertificate(store),
         "remove_children": DeleteChildren(kube, store=store),
-        **provision_steps(kube, store, blueprints=blueprints),
+        **provision_steps(kube, store, blueprints=blueprints, renewal_time=renewal_policy),
+        **rotation_steps(kube, store, blueprints=blueprints, renewal_time=renewal_policy),
         **teardown_steps(kube, store, blueprints=blueprints),
     }
 
@@ -119,12 +126,21 @@ class ControllerOptions:
     health_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet
     health_port: int = 0  # 0: no health server
     runner_lease: timedelta = timedelta(seconds=30)
+    #: Engine threads (runners) of the leader; operations of different Gateways run in
+    #: parallel, each one still a step at a time.
+    engine_workers: int = 4
     runner_idle: timedelta = timedelta(seconds=1)
     controller_namespace: str = field(
         default_factory=lambda: os.environ.get("POD_NAMESPACE", "").strip() or "bifrost-system"
     )
     watch_timeout_seconds: int = 300
     kinds: tuple[KindSpec, ...] = WATCHED
+    #: How often active operations are looked up to observe their Gateways.
+    operation_poll: timedelta = timedelta(seconds=2)
+    #: How often the renewal scheduler re-reads the store besides its per-certificate alarms.
+    renewal_poll: timedelta = timedelta(seconds=30)
+    #: Renewals are spread over up to this many seconds (deterministic per certificate).
+    renewal_jitter: float = 60.0
 
 
 class Controller:
@@ -160,11 +176,19 @@ class Controller:
             events=EventRecorder(kube, reporting_instance=self.options.identity,
                                  clock=self.clock),
         )
-        self.runner = Runner(
-            store, self.registry, steps_factory(kube, store, self.cache), clock=self.clock,
-            owner=self.options.identity, lease_for=self.options.runner_lease,
-            idle_interval=self.options.runner_idle,
-        )
+        steps = steps_factory(kube, store, self.cache)
+        # Several runners, one thread each: steps wait on the API server and the database, so
+        # operations of different Gateways overlap. Each runner is its own lease owner
+        # (``<identity>``, ``<identity>/1``, …); claims never hand one operation to two.
+        self.runners = [
+            Runner(
+                store, self.registry, steps, clock=self.clock,
+                owner=self.options.identity if i == 0 else f"{self.options.identity}/{i}",
+                lease_for=self.options.runner_lease, idle_interval=self.options.runner_idle,
+            )
+            for i in range(max(1, self.options.engine_workers))
+        ]
+        self.runner = self.runners[0]
         self.elector = LeaderElector(
             kube, lease_name=self.options.lease_name, namespace=self.options.lease_namespace,
             identity=self.options.identity, lease_duration=self.options.lease_duration,
@@ -177,6 +201,8 @@ class Controller:
         self._term_threads: list[threading.Thread] = []
         self._running = threading.Event()
         self.health: HealthServer | None = None
+        #: The renewal scheduler of the current term (leader only).
+        self.scheduler: RenewalScheduler | None = None
         #: Counters for tests and metrics.
         self.stats: dict[str, int] = {"observed": 0, "errors": 0, "terms": 0}
 
@@ -245,6 +271,7 @@ class Controller:
             if self._term is not None and not self._term.is_set():
                 return
             self._join_term_locked(timeout=0)
+            self.observer.new_term()  # another leader may have written the store meanwhile
             term = threading.Event()
             self._term = term
             self.stats["terms"] += 1
@@ -253,10 +280,13 @@ class Controller:
                                  daemon=True)
                 for i in range(self.options.workers)
             ]
-            threads.append(threading.Thread(target=self._run_engine, args=(term,),
-                                            name="engine", daemon=True))
+            threads += [threading.Thread(target=self._run_engine, args=(term, runner),
+                                         name=f"engine-{i}", daemon=True)
+                        for i, runner in enumerate(self.runners)]
             threads.append(threading.Thread(target=self._resync_loop, args=(term,),
                                             name="resync", daemon=True))
+            threads.append(threading.Thread(target=self._operations_loop, args=(term,),
+                                            name="operations", daemon=True))
             self._term_threads = threads
         log.info("%s leads: starting workers, engine and resync", self.options.identity)
         for thread in threads:
@@ -278,10 +308,10 @@ class Controller:
                 thread.join(timeout)
         self._term_threads = [t for t in self._term_threads if t.is_alive()]
 
-    def _run_engine(self, term: threading.Event) -> None:
+    def _run_engine(self, term: threading.Event, runner: Runner) -> None:
         while not term.is_set():
             try:
-                self.runner.run_forever(term)
+                runner.run_forever(term, limit=1)
             except Exception:  # the engine must survive anything a step or the store throws
                 log.exception("engine loop failed; restarting it")
                 term.wait(1.0)
@@ -299,8 +329,37 @@ class Controller:
             return
         count = self.resync()  # a new leader looks at everything once
         log.info("initial resync: %d keys", count)
-        while not term.wait(self.options.resync_interval):
-            self.resync()
+        # Only the leader schedules renewals, once its caches are synced (the scheduler asks
+        # the observer, which reads the cache); the schedule is rebuilt from the store.
+        scheduler = RenewalScheduler(
+            store=self.store, clock=self.clock, on_due=self._renewal_due,
+            jitter_seconds=self.options.renewal_jitter, poll_interval=self.options.renewal_poll)
+        scheduler.start()
+        self.scheduler = scheduler
+        try:
+            while not term.wait(self.options.resync_interval):
+                self.resync()
+        finally:
+            scheduler.stop()
+
+    def _operations_loop(self, term: threading.Event) -> None:
+        """Operations start without a watch event (the renewal scheduler, ``bifrost-admin``
+        in another process) and end without one: look at the active ones every
+        ``operation_poll`` and observe their Gateways (observe re-checks an active one until
+        it ended, then reports the end in status and Events). One indexed query per poll."""
+        if not self._wait_synced(term):
+            return
+        active = [OperationStatus.PENDING, OperationStatus.RUNNING, OperationStatus.WAITING]
+        while not term.wait(self.options.operation_poll.total_seconds()):
+            try:
+                ops = self.store.list_operations(statuses=active, limit=10_000)
+            except StoreUnavailable as exc:
+                log.warning("listing active operations: %s", exc)
+                continue
+            self._enqueue({WorkKey("Gateway", o.namespace, o.name) for o in ops})
+
+    def _renewal_due(self, certificate: CertificateRecord) -> bool:
+        return self.observer.start_rotation(certificate, reason=REASON_RENEWAL_DUE)
 
     def _worker(self, term: threading.Event) -> None:
         if not self._wait_synced(term):

@@ -20,7 +20,10 @@ Where other packages plug in (one function or protocol each):
   :func:`bifrost.engine.start_operation` when the registry knows them (else skipped and logged);
   their context is built by :func:`operation_context` from the fields the machine's context
   model declares.
-- :class:`InputLedger` — where the last provisioned input hash is remembered (in memory today).
+- :class:`InputLedger` — where the last provisioned input hash is remembered: by default
+  :class:`bifrost.controller.ledger.StoreLedger` (``gateways.input_hash`` in the store, cached in
+  memory), so a restarted controller does not provision unchanged Gateways again;
+  :class:`MemoryLedger` keeps it in the process only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -44,6 +48,7 @@ from bifrost.api import (
     parse_resource,
     set_condition,
 )
+from bifrost.api.blueprint import BlueprintTLS, TLSSource
 from bifrost.api.conditions import (
     OPERATION_CONDITION,
     Condition,
@@ -63,16 +68,33 @@ from bifrost.controller.informers import (
     gateway_class_name,
     gateway_secrets,
 )
+from bifrost.controller.ledger import StoreLedger
 from bifrost.engine import LaneBusy, cancel, start_operation
 from bifrost.kube import Conflict, EventRecorder, KubeClient, NotFound, ObjectRef
 from bifrost.machines.registry import MachineRegistry, UnknownMachine
+from bifrost.machines.rotation import (
+    REASON_HOSTNAMES_CHANGED,
+    REASON_SOURCE_CHANGED,
+    ROTATION_MACHINE,
+)
 from bifrost.machines.spec import MachineSpec
 from bifrost.render.merge import deep_merge, merge_values
 from bifrost.status import gatewayclass_status, status_changed
+from bifrost.steps.tls import (
+    leaf_fingerprint,
+    listener_hostnames,
+    managed_listeners,
+    source_secret_ref,
+)
 from bifrost.store.errors import NotFound as RecordNotFound
 from bifrost.store.errors import OperationConflict
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import ChildRecord, OperationRecord, OperationStatus
+from bifrost.store.records import (
+    CertificateRecord,
+    ChildRecord,
+    OperationRecord,
+    OperationStatus,
+)
 
 __all__ = [
     "GATEWAY_API_VERSION",
@@ -104,6 +126,8 @@ SUPPORTED_FEATURES: tuple[str, ...] = ("Gateway", "HTTPRoute", "ReferenceGrant")
 ACTIVE_RECHECK_SECONDS = 2.0
 #: How long to wait before looking again when a lane is busy or teardown cannot start.
 BLOCKED_RECHECK_SECONDS = 5.0
+#: After a failed rotation, how long observe waits before starting another one by itself.
+ROTATION_RETRY_AFTER = timedelta(minutes=5)
 
 
 # ---------------------------------------------------------------- results and hooks
@@ -142,6 +166,12 @@ class GatewayView:
     values: Mapping[str, Any] = field(default_factory=dict)
     #: The Gateway's children inventory (readiness, what to read for addresses).
     children: tuple[ChildRecord, ...] = ()
+    #: The most recent provision operation (what Programmed is judged on while a rotation runs
+    #: or after one ended).
+    provision: OperationRecord | None = None
+    #: The attached certificates bifrost manages, by listener name (their Secrets stand in for
+    #: the listener's certificateRefs in status).
+    certificates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class StatusWriter(Protocol):
@@ -156,6 +186,11 @@ class InputLedger(Protocol):
     def recorded(self, uid: str) -> str | None: ...
 
     def record(self, uid: str, input_hash: str) -> None: ...
+
+    def invalidate(self) -> None:
+        """Forget anything cached from a shared record (a new leadership term begins: another
+        replica may have recorded hashes meanwhile)."""
+        ...
 
 
 class MemoryLedger:
@@ -173,6 +208,9 @@ class MemoryLedger:
     def record(self, uid: str, input_hash: str) -> None:
         with self._lock:
             self._hashes[uid] = input_hash
+
+    def invalidate(self) -> None:
+        """Nothing to do: this ledger is the record itself, not a cache of one."""
 
 
 def operation_context(spec: MachineSpec, candidate: Mapping[str, Any]) -> BaseModel:
@@ -321,11 +359,20 @@ class Observer:
         self.clock = clock
         self.actor = actor
         self.status_writer: StatusWriter = status_writer or OperationStatusWriter(kube, clock)
-        self.ledger: InputLedger = ledger or MemoryLedger()
+        self.ledger: InputLedger = ledger or StoreLedger(store, clock)
         self.controller_namespace = controller_namespace
         self._recorded: dict[str, tuple[str, str, str | None, int | None]] = {}
         self._warned: set[str] = set()
         self._seen_active: dict[str, int] = {}  # uid → id of the operation last seen active
+        self._announced_end: dict[str, int] = {}  # uid → id of the operation last announced
+        self._term_started = clock.now()
+
+    def new_term(self) -> None:
+        """A leadership term begins: drop what was cached from the store (another replica may
+        have written it meanwhile), so it is read again once per Gateway."""
+        self._recorded.clear()
+        self.ledger.invalidate()
+        self._term_started = self.clock.now()
 
     def observe(self, key: WorkKey) -> Result:
         if key.kind == "GatewayClass":
@@ -425,9 +472,17 @@ class Observer:
         requeue: float | None = None
         if resolution.blueprint is not None:
             values = self.merged_values(gateway, resolution)
-            started, requeue = self._maybe_provision(gateway, uid, resolution, values)
-            if started:
-                actions.append("provision-started")
+            tls = resolution.blueprint.spec.tls
+            rotating = self._maybe_rotate(gateway, uid, tls) if tls is not None else None
+            if rotating is not None:
+                # The rotation re-renders the children with the new hostnames and certificate;
+                # the provision for the changed inputs follows once it ended.
+                actions.append("rotation-started")
+                requeue = ACTIVE_RECHECK_SECONDS
+            else:
+                started, requeue = self._maybe_provision(gateway, uid, resolution, values)
+                if started:
+                    actions.append("provision-started")
         operation = self._latest_operation(uid)
         self._announce(gateway, uid, operation)
         if operation is not None and operation.status.active:
@@ -436,7 +491,9 @@ class Observer:
             children = tuple(self.store.list_children(uid))
         except RecordNotFound:
             children = ()
-        view = GatewayView(gateway, resolution, operation, self.cache, values, children)
+        view = GatewayView(gateway, resolution, operation, self.cache, values, children,
+                           provision=self._latest_operation(uid, machine=PROVISION_MACHINE),
+                           certificates=self._attached_secrets(uid))
         try:
             if self.status_writer.write_status(view):
                 actions.append("status")
@@ -565,8 +622,100 @@ class Observer:
                 log.warning("machine %r is not registered: not starting it (yet)", name)
             return None
 
-    def _latest_operation(self, uid: str) -> OperationRecord | None:
+    # ---- certificate rotation ---------------------------------------------------------------
+
+    def start_rotation(self, certificate: CertificateRecord, *, reason: str) -> bool:
+        """Start a rotation of ``certificate`` (the renewal scheduler's ``on_due``). True when
+        one runs for it now (started or already running); False to be asked again later (the
+        Gateway's lane is busy, or the controller cannot start it yet)."""
+        spec = self._machine(ROTATION_MACHINE)
+        if spec is None:
+            return False
+        try:
+            gw = self.store.get_gateway(certificate.gateway_uid)
+        except RecordNotFound:
+            return True  # the gateway is gone: nothing to renew
+        gateway = self.cache.get("Gateway", gw.namespace, gw.name)
+        if gateway is None or _meta(gateway).get("uid") != gw.uid \
+                or _meta(gateway).get("deletionTimestamp"):
+            return True  # being deleted (teardown removes the certificate) or re-created
+        context = spec.context_model.for_renewal(certificate, reason=reason)  # type: ignore[attr-defined]
+        try:
+            op = start_operation(self.store, spec, gateway_uid=gw.uid, namespace=gw.namespace,
+                                 name=gw.name, context=context, clock=self.clock,
+                                 actor=self.actor)
+        except (LaneBusy, OperationConflict) as exc:
+            log.info("gateway %s/%s: renewal of %s waits: %s", gw.namespace, gw.name,
+                     certificate.object_name, exc)
+            return False
+        log.info("gateway %s/%s: rotation %s of %s (%s)", gw.namespace, gw.name, op.id,
+                 certificate.object_name, reason)
+        return True
+
+    def _maybe_rotate(self, gateway: Obj, uid: str, tls: BlueprintTLS) -> OperationRecord | None:
+        """A rotation for the first managed listener whose attached certificates no longer
+        cover its hostname (it was edited) or — with ``source: ListenerSecret`` — no longer
+        hold the certificate of the Secret the listener names (its content changed); ``None``
+        when none is needed or one failed for this gateway within ``ROTATION_RETRY_AFTER`` (no
+        retry storm: an operator or the next change retries)."""
+        spec = self._machine(ROTATION_MACHINE)
+        if spec is None:
+            return None
+        try:
+            records = self.store.list_certificates(gateway_uid=uid)
+        except RecordNotFound:
+            return None
+        for listener in managed_listeners(gateway):
+            name = str(listener["name"])
+            attached = [r for r in records if r.listener == name and r.attached]
+            if not attached:
+                continue  # provision issues the first one
+            wanted = set(listener_hostnames(listener))
+            reason = None
+            if not any(wanted <= set(r.dns_names) for r in attached):
+                reason = REASON_HOSTNAMES_CHANGED
+            elif tls.source is TLSSource.LISTENER_SECRET:
+                served = leaf_fingerprint(self.cache.get("Secret",
+                                                         *source_secret_ref(gateway, listener)))
+                if served is not None and served not in {r.fingerprint_sha256 for r in attached}:
+                    reason = REASON_SOURCE_CHANGED
+            if reason is None:
+                continue
+            recent = [o for o in self.store.list_operations(gateway_uid=uid, limit=20)
+                      if o.machine == ROTATION_MACHINE and o.status.terminal
+                      and o.status is not OperationStatus.SUCCEEDED and o.finished_at
+                      and self.clock.now() - o.finished_at < ROTATION_RETRY_AFTER]
+            if recent:
+                return None
+            old = max(attached, key=lambda r: (r.not_before is not None, r.not_before or 0))
+            meta = _meta(gateway)
+            context = spec.context_model.for_renewal(  # type: ignore[attr-defined]
+                old, reason=reason)
+            try:
+                return start_operation(
+                    self.store, spec, gateway_uid=uid, namespace=str(meta["namespace"]),
+                    name=str(meta["name"]), context=context, clock=self.clock, actor=self.actor)
+            except (LaneBusy, OperationConflict):
+                return None
+        return None
+
+    def _attached_secrets(self, uid: str) -> dict[str, tuple[str, ...]]:
+        out: dict[str, list[str]] = {}
+        try:
+            records = self.store.list_certificates(gateway_uid=uid)
+        except RecordNotFound:
+            return {}
+        for r in sorted(records, key=lambda r: (r.not_before is None, r.not_before or 0,
+                                                r.object_name)):
+            if r.attached and r.secret_name:
+                out.setdefault(r.listener, []).append(r.secret_name)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _latest_operation(self, uid: str, *, machine: str | None = None
+                          ) -> OperationRecord | None:
         ops = self.store.list_operations(gateway_uid=uid, limit=100)
+        if machine is not None:
+            ops = [o for o in ops if o.machine == machine]
         if not ops:
             return None
         active = [o for o in ops if o.status.active]
@@ -679,9 +828,13 @@ class Observer:
                 self._event(gateway, reason=f"{machine}Started", action=machine,
                             note=f"operation {op.id} ({op.machine}) started")
             return
-        if self._seen_active.get(uid) != op.id:
+        if self._announced_end.get(uid) == op.id:
             return
-        del self._seen_active[uid]
+        ended_this_term = op.finished_at is not None and op.finished_at >= self._term_started
+        if self._seen_active.get(uid) != op.id and not ended_this_term:
+            return  # ended while another replica led: it announced it
+        self._seen_active.pop(uid, None)
+        self._announced_end[uid] = op.id
         if op.status is OperationStatus.SUCCEEDED:
             self._event(gateway, reason=f"{machine}Succeeded", action=machine,
                         note=f"operation {op.id} ({op.machine}) succeeded")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from bifrost.api.conditions import (
@@ -37,11 +38,13 @@ from bifrost.controller.observe import (
     GatewayView,
 )
 from bifrost.kube import Conflict, KubeClient, NotFound
+from bifrost.machines.rotation import ROTATION_MACHINE
 from bifrost.render.errors import RenderError
 from bifrost.render.expressions import evaluate_addresses
 from bifrost.status import Readiness, attached_routes, gateway_status, route_status
 from bifrost.status import status_changed as _status_changed
 from bifrost.status._util import merge_conditions
+from bifrost.steps.tls import is_certificate_child
 from bifrost.store.records import ChildRecord, OperationRecord, OperationStatus
 
 __all__ = [
@@ -59,6 +62,10 @@ Obj = dict[str, Any]
 
 #: Reads the live object of an inventory child (``None`` when it does not exist).
 LiveReader = Callable[[ChildRecord], Mapping[str, Any] | None]
+
+#: How long an operation must have been on its current step before the Gateway's status shows
+#: progress details (see :func:`settling`).
+SETTLE = timedelta(seconds=2)
 
 
 def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -94,7 +101,10 @@ def gateway_readiness(
         )
     if operation.machine != PROVISION_MACHINE:
         return Readiness(False, GatewayReason.PENDING, f"last {_describe_op(operation)}")
-    waiting = sorted(c.child_id for c in children if not c.ready)
+    # Certificate objects are not children that serve traffic: their readiness is the
+    # certificate steps' business (issued before attached).
+    waiting = sorted(c.child_id for c in children
+                     if not c.ready and not is_certificate_child(c.child_id))
     if waiting:
         return Readiness(
             False,
@@ -102,6 +112,82 @@ def gateway_readiness(
             f"{_describe_op(operation)} succeeded; children not ready: {', '.join(waiting)}",
         )
     return Readiness(True, "", "")
+
+
+def _readiness_operation(view: GatewayView) -> OperationRecord | None:
+    """The operation Programmed is judged on: a rotation neither starts nor ends serving (the
+    listener always has a certificate), so while one runs or after it ended, the last
+    provision decides."""
+    op = view.operation
+    if op is not None and op.machine == ROTATION_MACHINE and view.provision is not None:
+        return view.provision
+    return op
+
+
+def with_managed_certificates(
+    gateway: Mapping[str, Any], certificates: Mapping[str, Sequence[str]]
+) -> Mapping[str, Any]:
+    """The Gateway as status should judge it: a listener whose certificate bifrost manages
+    (``spec.tls`` of the blueprint) and which has one attached refers to the managed Secrets
+    instead of whatever its ``certificateRefs`` name (often a placeholder, as with cert-manager's
+    gateway shim)."""
+    if not certificates:
+        return gateway
+    listeners = []
+    changed = False
+    for listener in (gateway.get("spec") or {}).get("listeners") or []:
+        secrets = certificates.get(str(listener.get("name")))
+        if secrets:
+            tls = {**(listener.get("tls") or {}),
+                   "certificateRefs": [{"kind": "Secret", "group": "", "name": s}
+                                       for s in secrets]}
+            listener = {**listener, "tls": tls}
+            changed = True
+        listeners.append(listener)
+    if not changed:
+        return gateway
+    return {**gateway, "spec": {**(gateway.get("spec") or {}), "listeners": listeners}}
+
+
+def _condition_keys(status: Mapping[str, Any]) -> set[tuple[Any, ...]]:
+    """What a condition change that matters is made of: (listener or "", type, status, reason,
+    observedGeneration) of the Gateway's and every listener's conditions."""
+    out: set[tuple[Any, ...]] = set()
+    scopes: list[tuple[str, Any]] = [("", status.get("conditions"))]
+    for listener in status.get("listeners") or []:
+        if isinstance(listener, Mapping):
+            scopes.append((str(listener.get("name")), listener.get("conditions")))
+    for scope, conditions in scopes:
+        for c in conditions or []:
+            if isinstance(c, Mapping):
+                out.add((scope, c.get("type"), c.get("status"), c.get("reason"),
+                         c.get("observedGeneration")))
+    return out
+
+
+def settling(operation: OperationRecord | None, now: datetime) -> bool:
+    """Whether the operation is in a burst of steps: running, on a step it began less than
+    :data:`SETTLE` ago. The engine runs steps back to back within one claim, and every child
+    they apply wakes the Gateway's observer, so status details taken during a burst (the
+    operation's state and step in messages, addresses of children just created) are stale
+    within milliseconds; writing each costs an API write and tells a reader nothing lasting."""
+    return (
+        operation is not None
+        and operation.status is OperationStatus.RUNNING
+        and now - operation.updated_at < SETTLE
+    )
+
+
+def worth_writing(old: Mapping[str, Any], new: Mapping[str, Any], *, settling: bool) -> bool:
+    """Whether to write ``new`` over ``old``: any visible change, except that while the
+    operation is :func:`settling` only a condition's status, reason or observedGeneration
+    changing (or a condition appearing/going) counts. The rest is written at the burst's end
+    (the operation finishes or waits, both observed) or once a step has run for
+    :data:`SETTLE` (the observer re-checks an active operation every couple of seconds), so
+    ``Pending`` → ``Programmed`` is always written and details lag by a few seconds at most."""
+    if not _status_changed(old, new):
+        return False
+    return not settling or _condition_keys(old) != _condition_keys(new)
 
 
 class GatewayApiStatusWriter:
@@ -165,6 +251,7 @@ class GatewayApiStatusWriter:
         gen = gen if isinstance(gen, int) else None
         children = view.children
         labels = CachedNamespaceLabels(cache)
+        gateway = dict(with_managed_certificates(gateway, view.certificates))
         secrets = {
             ref: secret
             for ref in gateway_secrets(gateway)
@@ -176,7 +263,7 @@ class GatewayApiStatusWriter:
             secrets=secrets,
             grants=cache.objects("ReferenceGrant"),
             attached_routes=attached_routes(gateway, routes, namespace_labels=labels),
-            readiness=gateway_readiness(view.operation, children),
+            readiness=gateway_readiness(_readiness_operation(view), children),
             addresses=self.addresses(view, children),
             now=now,
         )
@@ -217,6 +304,20 @@ class GatewayApiStatusWriter:
                     now=now,
                 )
             )
+        elif op is not None and op.status is OperationStatus.FAILED:
+            # e.g. a rotation that rolled back: the Gateway still serves (the old certificate
+            # stayed attached), and this condition says why the operation did not finish.
+            extra.append(
+                condition(
+                    OPERATION_CONDITION,
+                    False,
+                    reason="Failed",
+                    message=f"{op.machine} operation {op.id} failed in state {op.state}: "
+                    f"{op.last_error or 'no detail'}"[:32768],
+                    generation=gen,
+                    now=now,
+                )
+            )
         elif OPERATION_CONDITION in old_types:
             extra.append(
                 condition(
@@ -236,7 +337,7 @@ class GatewayApiStatusWriter:
         old = _status(view.gateway)
         new = self.desired(view)
         wrote = False
-        if _status_changed(old, new):
+        if worth_writing(old, new, settling=settling(view.operation, self.clock.now())):
             meta = _meta(view.gateway)
             patch = dict(new)
             for key in old:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import select
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -116,6 +117,12 @@ class _Server(ThreadingHTTPServer):
         with self.connections_lock:
             self.connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that died mid-connection (a SIGKILLed controller) is not a server error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Hang up on every client (idle keep-alive connections included), as a dying

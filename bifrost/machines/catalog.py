@@ -8,10 +8,11 @@ from bifrost.machines.demo import demo_spec
 from bifrost.machines.edge_certificate import edge_certificate_spec
 from bifrost.machines.provision import provision_spec
 from bifrost.machines.registry import MachineRegistry
+from bifrost.machines.rotation import rotation_spec
 from bifrost.machines.teardown import teardown_spec
 
 
 def default_registry() -> MachineRegistry:
     return MachineRegistry(
-        [demo_spec(), edge_certificate_spec(), provision_spec(), teardown_spec()]
+        [demo_spec(), edge_certificate_spec(), provision_spec(), rotation_spec(), teardown_spec()]
     )

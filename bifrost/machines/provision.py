@@ -25,14 +25,15 @@ from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
 from bifrost.store.records import OperationStatus
 
 PROVISION_MACHINE = "provision"
-PROVISION_VERSION = 1
+PROVISION_VERSION = 2
 PROVISION_LANE = "default"
 
 #: Persisted step names (stable: renaming one needs a data migration).
+ENSURE_CERTIFICATES = "ensure_certificates"
 APPLY_CHILDREN = "apply_children"
 WAIT_READY = "wait_ready"
 PRUNE = "prune"
-PROVISION_STEPS = (APPLY_CHILDREN, WAIT_READY, PRUNE)
+PROVISION_STEPS = (ENSURE_CERTIFICATES, APPLY_CHILDREN, WAIT_READY, PRUNE)
 
 
 class ProvisionContext(BaseModel):
@@ -55,6 +56,8 @@ class ProvisionContext(BaseModel):
     applied: tuple[str, ...] = ()
     ready: tuple[str, ...] = ()
     pruned: tuple[str, ...] = ()
+    certificates: tuple[str, ...] = ()  # certificates this operation requested
+    certificates_since: str | None = None  # when it first waited for one to be issued
 
 
 def provision_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> MachineSpec:
@@ -70,11 +73,19 @@ def provision_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> Machin
         name=PROVISION_MACHINE,
         version=PROVISION_VERSION,
         lane=PROVISION_LANE,
-        initial="render_apply",
+        initial="certificates",
         context_model=ProvisionContext,
-        description="render the blueprint, apply children in dependency order, wait until they "
-        "are ready, prune children no longer rendered",
+        description="issue missing listener certificates, render the blueprint, apply children "
+        "in dependency order, wait until they are ready, prune children no longer rendered",
         states=(
+            StateSpec(
+                name="certificates",
+                steps=(StepSpec(name=ENSURE_CERTIFICATES, retry=act),),
+                on_done="render_apply",
+                description="with spec.tls: request a certificate for every HTTPS listener "
+                "that has none attached, wait until issued, attach it; retire the "
+                "certificates of removed listeners",
+            ),
             StateSpec(
                 name="render_apply",
                 steps=(StepSpec(name=APPLY_CHILDREN, retry=act),),
@@ -92,7 +103,8 @@ def provision_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> Machin
                 name="prune",
                 steps=(StepSpec(name=PRUNE, retry=act),),
                 on_done="done",
-                description="delete inventory children that are no longer rendered",
+                description="delete inventory children that are no longer rendered and "
+                "the certificates of removed listeners",
             ),
             StateSpec(name="done", terminal=OperationStatus.SUCCEEDED),
         ),

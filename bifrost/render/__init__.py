@@ -20,10 +20,12 @@ from bifrost.render.errors import BLUEPRINT, RenderError
 from bifrost.render.expressions import (
     Address,
     AddressesResult,
+    NotAvailable,
     Readiness,
     check_addresses,
     check_ready_when,
     evaluate_addresses,
+    evaluate_expression,
     evaluate_ready,
 )
 from bifrost.render.merge import MergedValues, deep_merge, explain_values, merge_values
@@ -46,6 +48,7 @@ __all__ = [
     "ChildTemplate",
     "CycleError",
     "MergedValues",
+    "NotAvailable",
     "Pending",
     "Readiness",
     "RenderError",
@@ -55,10 +58,12 @@ __all__ = [
     "delete_order",
     "dependency_graph",
     "evaluate_addresses",
+    "evaluate_expression",
     "evaluate_ready",
     "explain_values",
     "inferred_dependencies",
     "merge_values",
+    "render_certificate",
     "render_gateway",
     "render_route_children",
     "topological_order",
@@ -120,12 +125,14 @@ def render_gateway(
     gateway: Mapping[str, Any],
     values: Mapping[str, Any],
     live_children: Mapping[str, Mapping[str, Any] | None],
+    certificates: Sequence[Mapping[str, Any]] = (),
 ) -> RenderResult:
     """Render ``spec.children`` for one Gateway, one pass in dependency order.
 
     ``live_children`` maps child id → the child's live object (``None`` or absent: not there yet).
-    A template sees ``gateway``, ``values`` and ``children`` — the live state of its dependencies
-    only.
+    A template sees ``gateway``, ``values``, ``certificates`` (the attached certificates bifrost
+    manages, oldest first; see ``spec.tls``) and ``children`` — the live state of its
+    dependencies only.
     """
     try:
         bp = as_blueprint(blueprint)
@@ -139,7 +146,8 @@ def render_gateway(
     return _render_list(
         bp.children,
         known=frozenset(c.id for c in bp.children),
-        context={"gateway": gateway, "values": values},
+        context={"gateway": gateway, "values": values,
+                 "certificates": [dict(c) for c in certificates]},
         live=live_children,
         errors=errors,
     )
@@ -170,6 +178,26 @@ def render_route_children(
         live=live_children or {},
         errors=[],
     )
+
+
+TLS_CERTIFICATE_TEMPLATE = "spec.tls.certificateTemplate"
+
+
+def render_certificate(source: str, *, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Render ``spec.tls.certificateTemplate`` into one certificate object.
+
+    ``context`` holds ``gateway``, ``values``, ``listener`` and ``certificate`` (the names bifrost
+    chose). An empty output is an error: a TLS blueprint must request a certificate.
+    """
+    template = ChildTemplate(id="certificate", template=source, list_name="tls")
+    try:
+        obj = render_child(template, context)
+    except RenderError as exc:
+        raise RenderError(exc.child_id, exc.message, exc.line, TLS_CERTIFICATE_TEMPLATE) from None
+    if obj is None:
+        raise RenderError("certificate", "rendered empty: it must render one certificate object",
+                          None, TLS_CERTIFICATE_TEMPLATE)
+    return obj
 
 
 def _render_list(

@@ -114,6 +114,33 @@ def evaluate_ready(child: ChildTemplate, live: Mapping[str, Any] | None) -> Read
     return Readiness(result, "readyWhen is true" if result else "readyWhen is false")
 
 
+class NotAvailable(Exception):
+    """An expression read a field that is not there (yet): not an error of the blueprint."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def evaluate_expression(source: str, variables: Mapping[str, Any], *, field: str) -> Any:
+    """Evaluate a blueprint CEL expression (e.g. ``spec.tls.readyWhen``) over ``variables``.
+
+    A missing field or a null in a path raises ``NotAvailable`` (wait and look again); a syntax
+    error, an unknown variable or function raises ``RenderError`` naming ``field``.
+    """
+    program = compile_expression(source, child_id=BLUEPRINT, field=field)
+    try:
+        return program.execute({k: _plain(v) for k, v in variables.items()})
+    except _NOT_AVAILABLE as exc:
+        raise NotAvailable(_describe(exc)) from None
+    except Exception as exc:
+        raise RenderError(BLUEPRINT, f"expression failed: {exc}", None, field) from None
+
+
+def _plain(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
 def check_addresses(expression: str | None) -> None:
     if expression is not None:
         compile_expression(expression, child_id=BLUEPRINT, field=ADDRESSES_FIELD)

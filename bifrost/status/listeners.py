@@ -53,6 +53,8 @@ from bifrost.status._util import (
 from bifrost.status.referencegrants import permitted
 
 __all__ = [
+    "CERTIFICATE_FROM_BLUEPRINT",
+    "CERTIFICATE_OPTION",
     "HTTP_ROUTE",
     "SUPPORTED_PROTOCOLS",
     "ListenerVerdict",
@@ -73,6 +75,13 @@ SUPPORTED_PROTOCOLS: Mapping[str, tuple[tuple[str, str], ...]] = {
 }
 
 SECRET_TYPE_TLS = "kubernetes.io/tls"
+
+#: A domain-prefixed ``tls.options`` key by which an HTTPS listener says that its certificate comes
+#: from the GatewayClass's blueprint (e.g. an ACM certificate on a cloud load balancer, see
+#: ``examples/cloud-edge``) rather than from a Secret: the Gateway API lets ``options`` stand in for
+#: ``certificateRefs`` in Terminate mode. Only with this value and no certificateRefs.
+CERTIFICATE_OPTION = "gateway.bifrost.dev/certificate"
+CERTIFICATE_FROM_BLUEPRINT = "blueprint"
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,8 @@ class ListenerVerdict:
     supported_kinds: tuple[tuple[str, str], ...]
     #: Certificate refs that passed every check, as (namespace, name).
     valid_certificates: tuple[tuple[str, str], ...] = field(default=())
+    #: HTTPS without certificateRefs whose certificate the blueprint provides (CERTIFICATE_OPTION).
+    blueprint_certificate: bool = False
 
     @property
     def usable(self) -> bool:
@@ -118,7 +129,11 @@ class ListenerVerdict:
         """
         if not (self.accepted and not self.conflicted and self.supported_kinds):
             return False
-        return self.protocol != "HTTPS" or bool(self.valid_certificates)
+        return (
+            self.protocol != "HTTPS"
+            or bool(self.valid_certificates)
+            or self.blueprint_certificate
+        )
 
     @property
     def valid(self) -> bool:
@@ -197,6 +212,8 @@ def _certificate_refs(
     mode = get_map(listener, "tls").get("mode") or "Terminate"
     if mode != "Terminate":
         return True, ListenerReason.RESOLVED_REFS, "", ()
+    if not refs and _blueprint_certificate(listener):
+        return True, ListenerReason.RESOLVED_REFS, "", ()
     if not refs:
         return False, ListenerReason.INVALID_CERTIFICATE_REF, "no tls.certificateRefs", ()
     grants = list(grants)
@@ -247,6 +264,14 @@ def _certificate_refs(
     if not problems:
         return True, ListenerReason.RESOLVED_REFS, "", tuple(valid)
     return False, problems[0][0], "; ".join(m for _, m in problems), tuple(valid)
+
+
+def _blueprint_certificate(listener: Obj) -> bool:
+    """No certificateRefs, and ``tls.options`` says the blueprint provides the certificate."""
+    options = get_map(listener, "tls", "options")
+    return not get_list(listener, "tls", "certificateRefs") and (
+        options.get(CERTIFICATE_OPTION) == CERTIFICATE_FROM_BLUEPRINT
+    )
 
 
 def _conflicts(listeners: Sequence[Obj]) -> dict[int, tuple[str, str]]:
@@ -351,6 +376,7 @@ def evaluate_listeners(
                 resolved_message=res_msg,
                 supported_kinds=supported,
                 valid_certificates=valid_certs,
+                blueprint_certificate=protocol == "HTTPS" and _blueprint_certificate(spec),
             )
         )
     return tuple(out)

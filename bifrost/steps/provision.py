@@ -31,11 +31,11 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bifrost.api.blueprint import API_VERSION as BLUEPRINT_API_VERSION
-from bifrost.api.blueprint import BLUEPRINT_KIND
+from bifrost.api.blueprint import BLUEPRINT_KIND, BlueprintTLS, TLSSource
 from bifrost.engine import Done, Fail, Outcome, Retry, StepContext, Wait
 from bifrost.kube import Invalid, KubeClient, KubeError, Retryable, UnknownKind
 from bifrost.machines.provision import ProvisionContext
@@ -50,8 +50,26 @@ from bifrost.render import (
     topological_order,
 )
 from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.steps.tls import (
+    Issued,
+    RenewalTime,
+    attached_certificates,
+    certificate_name,
+    delete_certificate_object,
+    is_certificate_child,
+    listener_hostnames,
+    load_tls,
+    managed_listeners,
+    observe_issued,
+    references,
+    request_certificate,
+    source_secret,
+)
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import ChildRecord
+from bifrost.store.records import CertificateRecord, ChildRecord
+
+#: The state of a certificate whose listener went away: detached, deleted by prune.
+RETIRED = "retired"
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GATEWAY_UID_LABEL = "gateway.bifrost.dev/gateway-uid"
@@ -331,7 +349,8 @@ class ApplyChildren(_ProvisionStep):
             return render_failure(c.blueprint, errors)
         view = copy.deepcopy(gateway)
         (view.get("metadata") or {}).pop("managedFields", None)
-        result = render_gateway(blueprint, gateway=view, values=c.values, live_children=ready_live)
+        result = render_gateway(blueprint, gateway=view, values=c.values, live_children=ready_live,
+                                certificates=attached_certificates(self.store, c.gateway_uid))
         if result.errors:
             return render_failure(c.blueprint, result.errors)
 
@@ -543,10 +562,19 @@ class Prune(_ProvisionStep):
     def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
         c = ctx.context
         wanted = set(c.wanted)
+        retired = [r for r in self.store.list_certificates(gateway_uid=c.gateway_uid)
+                   if r.state == RETIRED and not r.attached]
+        if retired:
+            outcome = self._delete_retired(c, retired)
+            if outcome is not None:
+                return outcome
+        # Certificates leave through a rotation or a removed listener (above), never as stale
+        # children.
         stale = [r for cid, r in gateway_children(self.store, c.gateway_uid).items()
-                 if cid not in wanted]
+                 if cid not in wanted and not is_certificate_child(cid)]
         if not stale:
-            return Done(output={"pruned": []})
+            return Done(output={"pruned": [], "retiredCertificates": [r.object_name
+                                                                      for r in retired]})
         try:
             raw = self.blueprints.get(c.blueprint)
             blueprint = Blueprint.from_dict(raw) if raw is not None else None
@@ -566,16 +594,175 @@ class Prune(_ProvisionStep):
                     context=context)
 
 
+    def _delete_retired(self, c: ProvisionContext,
+                        retired: Sequence[CertificateRecord]) -> Outcome | None:
+        """Delete the certificates of removed listeners once no child mentions them."""
+        live: list[Obj] = []
+        try:
+            for r in gateway_children(self.store, c.gateway_uid).values():
+                if not is_certificate_child(r.child_id) and (obj := observe(self.kube, r)):
+                    live.append(obj)
+        except KubeError as e:
+            return outcome_for(e, doing="reading the children")
+        waiting: list[str] = []
+        for record in retired:
+            if any(references(obj, record) for obj in live):
+                waiting.append(f"certificate {record.object_name} is still attached")
+                continue
+            gone = delete_certificate_object(self.kube, self.store, gateway_uid=c.gateway_uid,
+                                             record=record)
+            if not isinstance(gone, bool):
+                return gone
+            if not gone:
+                waiting.append(f"certificate {record.object_name} is being deleted")
+        if waiting:
+            return Wait("pruning: " + "; ".join(waiting), self.recheck)
+        return None
+
+
+class EnsureCertificates(_ProvisionStep):
+    """``ensure_certificates``: with ``spec.tls``, every managed HTTPS listener (see
+    ``bifrost.steps.tls.managed_listeners``) gets a certificate before the children render:
+    one is requested where none is attached, waited for until issued (bounded by
+    ``spec.tls.issueTimeoutSeconds``) and attached. A listener that went away has its
+    certificates retired (detached now, deleted by ``prune`` once the children no longer use
+    them). A listener whose hostname changed keeps its certificate: the controller starts a
+    rotation for it, which replaces it with zero downtime."""
+
+    def __init__(self, *args: Any, renewal_time: RenewalTime | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.renewal_time = renewal_time
+
+    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
+        c = ctx.context
+        raw = self._raw_blueprint(c)
+        if not isinstance(raw, Mapping):
+            return raw
+        tls = load_tls(raw)
+        if isinstance(tls, Fail):
+            return tls
+        now = ctx.now()
+        records = self.store.list_certificates(gateway_uid=c.gateway_uid)
+        if tls is None:
+            # The blueprint stopped managing certificates: retire what it managed.
+            self._retire(records, keep=set(), now=now)
+            return Done(output={"tls": False})
+        gateway = self._gateway(c)
+        if not isinstance(gateway, dict):
+            return gateway
+        listeners = {str(x["name"]): x for x in managed_listeners(gateway)}
+        self._retire(records, keep=set(listeners), now=now)
+        requested = list(c.certificates)
+        waiting: list[str] = []
+        attached: list[str] = []
+        for name, listener in listeners.items():
+            mine = [r for r in records if r.listener == name and r.state != RETIRED]
+            if any(r.attached for r in mine):
+                continue
+            hostnames = listener_hostnames(listener)
+            source: Mapping[str, Any] | None = None
+            if tls.source is TLSSource.LISTENER_SECRET:
+                found = source_secret(self.kube, gateway, listener)
+                if isinstance(found, str):
+                    waiting.append(f"listener {name}: {found}")
+                    continue
+                if not isinstance(found, dict):
+                    return found
+                source = found
+            pending = next((r for r in mine if r.object_name in requested), None)
+            cert = pending.object_name if pending else certificate_name(
+                c.gateway, name, f"{ctx.idempotency_key}/{name}")
+            outcome = request_certificate(
+                self.kube, self.store, tls=tls, gateway=gateway, values=c.values,
+                listener=listener, name=cert, hostnames=hostnames, now=now, source=source)
+            if outcome is not None:
+                return outcome
+            if cert not in requested:
+                requested.append(cert)
+            issued = observe_issued(self.kube, self.store, tls=tls, gateway_uid=c.gateway_uid,
+                                    name=cert, hostnames=hostnames)
+            if isinstance(issued, str):
+                waiting.append(f"listener {name}: {issued}")
+                continue
+            if not isinstance(issued, Issued):
+                return issued
+            self.store.upsert_certificate(issued_record(
+                c.gateway_uid, name, cert, issued, tls, now=now, attached=True,
+                renewal_time=self.renewal_time))
+            attached.append(cert)
+        since = c.certificates_since or (now.isoformat() if waiting else None)
+        context = c.model_copy(update={"certificates": tuple(requested),
+                                       "certificates_since": since})
+        if waiting:
+            started = datetime.fromisoformat(since) if since else now
+            if now - started > timedelta(seconds=tls.issue_timeout_seconds):
+                return Fail(f"certificates not issued within {tls.issue_timeout_seconds}s "
+                            f"(spec.tls.issueTimeoutSeconds): " + "; ".join(waiting))
+            return Wait("; ".join(waiting), self.recheck, context=context)
+        return Done(output={"attached": attached}, context=context)
+
+    def _raw_blueprint(self, c: ProvisionContext) -> Mapping[str, Any] | Outcome:
+        try:
+            raw = self.blueprints.get(c.blueprint)
+        except KubeError as e:
+            return outcome_for(e, doing=f"reading {BLUEPRINT_KIND} {c.blueprint}")
+        if raw is None:
+            return Fail(f"{BLUEPRINT_KIND} {c.blueprint!r} not found")
+        return raw
+
+    def _retire(self, records: Sequence[CertificateRecord], *, keep: set[str],
+                now: datetime) -> None:
+        for r in records:
+            if r.listener not in keep and r.state != RETIRED:
+                self.store.upsert_certificate(r.model_copy(
+                    update={"attached": False, "state": RETIRED, "updated_at": now}))
+
+
+def issued_record(
+    gateway_uid: str,
+    listener: str,
+    name: str,
+    issued: Issued,
+    tls: BlueprintTLS,
+    *,
+    now: datetime,
+    attached: bool,
+    renewal_time: RenewalTime | None,
+) -> CertificateRecord:
+    """The store row of an issued certificate, with its renewal time (policy from the blueprint;
+    without an injected policy: two thirds of the lifetime). A passed-through user certificate
+    (``source: ListenerSecret``) gets none: renewing it is its owner's business, and bifrost
+    rotates when the Secret's certificate changes."""
+    renew_at: datetime | None
+    if tls.source is TLSSource.LISTENER_SECRET:
+        renew_at = None
+    elif renewal_time is not None:
+        renew_at = renewal_time(issued.not_before, issued.not_after, tls)
+    else:
+        renew_at = issued.not_before + (issued.not_after - issued.not_before) * 2 / 3
+    return CertificateRecord(
+        gateway_uid=gateway_uid, listener=listener, object_name=name,
+        secret_name=issued.secret_name, serial=issued.serial,
+        fingerprint_sha256=issued.fingerprint, dns_names=issued.dns_names,
+        not_before=issued.not_before, not_after=issued.not_after, renewal_at=renew_at,
+        attached=attached, state="attached" if attached else "issued", updated_at=now,
+    )
+
+
 def provision_steps(
     kube: KubeClient,
     store: OperationStore,
     *,
     blueprints: BlueprintSource | None = None,
     recheck: timedelta = timedelta(seconds=0.2),
-) -> dict[str, ApplyChildren | WaitReady | Prune]:
+    renewal_time: RenewalTime | None = None,
+) -> dict[str, EnsureCertificates | ApplyChildren | WaitReady | Prune]:
     """The provision machine's step implementations, keyed by step name."""
     kwargs: dict[str, Any] = {"blueprints": blueprints, "recheck": recheck}
     return {
+        "ensure_certificates": EnsureCertificates(kube, store, renewal_time=renewal_time,
+                                                  **kwargs),
         "apply_children": ApplyChildren(kube, store, **kwargs),
         "wait_ready": WaitReady(kube, store, **kwargs),
         "prune": Prune(kube, store, **kwargs),

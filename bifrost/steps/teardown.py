@@ -31,6 +31,7 @@ from bifrost.steps.provision import (
     delete_in_waves,
     gateway_children,
 )
+from bifrost.steps.tls import delete_certificate_object
 from bifrost.store.interface import OperationStore
 
 
@@ -64,6 +65,15 @@ class DeleteChildrenInOrder:
         c = ctx.context
         records = list(gateway_children(self.store, c.gateway_uid).values())
         if not records:
+            # Last: the Secrets the certificates produced (an issuer does not delete them).
+            for cert in self.store.list_certificates(gateway_uid=c.gateway_uid):
+                gone = delete_certificate_object(self.kube, self.store, gateway_uid=c.gateway_uid,
+                                                 record=cert, namespace=c.namespace)
+                if not isinstance(gone, bool):
+                    return gone
+                if not gone:
+                    return Wait(f"waiting for the Secret of certificate {cert.object_name} to be "
+                                "deleted", self.recheck)
             return Done(output={"deleted": list(c.deleted)})
         blueprint: Blueprint | None = None
         if c.blueprint:

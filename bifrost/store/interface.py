@@ -185,6 +185,12 @@ class OperationStore(Protocol):
         self, uid: str, *, lifecycle_state: str, now: datetime, last_error: str | None = None
     ) -> GatewayRecord: ...
 
+    def record_input_hash(self, uid: str, input_hash: str | None, *, now: datetime) -> None:
+        """Remember the input hash of the last provision started for a gateway (read back as
+        ``GatewayRecord.input_hash``; ``None`` clears it). NotFound if the gateway is unknown.
+        ``upsert_gateway`` leaves it alone."""
+        ...
+
     def delete_gateway(self, uid: str) -> None:
         """Remove a gateway and everything keyed by it (children, certificates, operations,
         journal)."""

@@ -73,6 +73,8 @@ class GatewayRecord(Frozen):
     last_error: str | None = None
     created_at: datetime
     updated_at: datetime
+    #: The input hash of the last provision the controller started (None: none recorded).
+    input_hash: str | None = None
 
 
 class NewOperation(Frozen):

@@ -65,10 +65,11 @@ spec:
         secretName: "{{ certificate.secretName }}"
         dnsNames: {{ listener.hostnames | tojson }}
         issuerRef: {name: letsencrypt, kind: ClusterIssuer}
-    attachTemplate: |
-      certificateArns: {{ certificates | map(attribute='arn') | list | tojson }}
+    readyWhen: 'object.status.conditions.exists(c, c.type == "Ready" && c.status == "True")'
+    issueTimeoutSeconds: 900
     verify:
       mode: tlsProbe
+      endpoint: '{"host": gateway.status.addresses[0].value, "port": listener.port}'
       timeoutSeconds: 30
     drainSeconds: 300
     renewBefore:

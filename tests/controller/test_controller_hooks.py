@@ -6,6 +6,7 @@ deletion runs teardown, then releases the finalizer once the inventory is empty.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,7 @@ from controller_kit import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from bifrost.controller.informers import Cache
+from bifrost.controller.ledger import StoreLedger
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.controller.observe import OperationStatusWriter
 from bifrost.devcluster.server import DevCluster
@@ -117,16 +119,13 @@ def store(db_url: str) -> Iterator[SqlStore]:
     opened.close()
 
 
-@pytest.fixture
-def running(
-    kube: KubeClient, store: SqlStore
-) -> Iterator[tuple[Controller, FakeProvision, FakeTeardown]]:
-    provision, teardown = FakeProvision(store), FakeTeardown(store)
-
+def _controller(
+    kube: KubeClient, store: SqlStore, provision: FakeProvision, teardown: FakeTeardown
+) -> Controller:
     def steps(_kube: KubeClient, _store: OperationStore, _cache: Cache) -> Mapping[str, Step]:
         return {"fake_provision": provision, "fake_teardown": teardown}
 
-    controller = Controller(
+    return Controller(
         kube,
         store,
         # this test is about the hooks; it checks the interim operation-driven status writer
@@ -148,6 +147,10 @@ def running(
         ),
         steps_factory=steps,
     )
+
+
+@contextlib.contextmanager
+def _running(controller: Controller) -> Iterator[Controller]:
     stop = threading.Event()
     thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     thread.start()
@@ -157,11 +160,20 @@ def running(
             timeout=15,
             what="in-process controller leading and synced",
         )
-        yield controller, provision, teardown
+        yield controller
     finally:
         stop.set()
         thread.join(15)
         assert not thread.is_alive()
+
+
+@pytest.fixture
+def running(
+    kube: KubeClient, store: SqlStore
+) -> Iterator[tuple[Controller, FakeProvision, FakeTeardown]]:
+    provision, teardown = FakeProvision(store), FakeTeardown(store)
+    with _running(_controller(kube, store, provision, teardown)) as controller:
+        yield controller, provision, teardown
 
 
 def _programmed(obj: dict[str, Any] | None) -> str | None:
@@ -316,3 +328,66 @@ def test_provision_teardown_hooks(
     machines = [(o.machine, o.status) for o in store.list_operations(gateway_uid=uid)]
     assert ("teardown", OperationStatus.SUCCEEDED) in machines
     assert {"TeardownStarted", "TeardownSucceeded"} <= reasons()
+
+
+def test_restarted_controller_does_not_provision_an_unchanged_gateway(
+    cluster: DevCluster, kube: KubeClient, namespace: str, store: SqlStore
+) -> None:
+    """The input hash of the last provision is in the store (gateways.input_hash): a new
+    Controller on the same store and cluster starts nothing for a converged Gateway, and its
+    resyncs make no store writes; a changed input still provisions."""
+    suffix = uuid.uuid4().hex[:6]
+    cls, bp = f"cls-{suffix}", f"bp-{suffix}"
+    kube.create(blueprint(bp, defaults={"size": "small"}))
+    kube.create(gateway_class(cls, bp))
+    uid = kube.create(gateway(namespace, "edge", cls))["metadata"]["uid"]
+
+    first = FakeProvision(store)
+    with _running(_controller(kube, store, first, FakeTeardown(store))):
+        wait_for(
+            lambda: _programmed(kube.get(GATEWAY_API, "Gateway", "edge", namespace)) == "True",
+            timeout=15,
+            what="Programmed=True",
+        )
+    assert len(first.contexts) == 1
+    recorded = store.get_gateway(uid)
+    assert recorded.input_hash is not None and len(recorded.input_hash) == 64
+    provisions_before = [o.id for o in store.list_operations(gateway_uid=uid)]
+
+    second = FakeProvision(store)
+    restarted = _controller(kube, store, second, FakeTeardown(store))
+    ledger = restarted.observer.ledger
+    assert isinstance(ledger, StoreLedger)  # the Controller's default
+    with _running(restarted):
+        # The new leader's initial resync observes the Gateway (and its class) once at least.
+        wait_for(
+            lambda: restarted.stats["observed"] >= 2 and not len(restarted.queue),
+            timeout=15,
+            what="initial resync observed",
+        )
+        assert ledger.stats == {"reads": 1, "writes": 0}
+        # A converged resync: no store read or write for the hash.
+        before = restarted.stats["observed"]
+        assert restarted.resync() >= 2
+        wait_for(
+            lambda: restarted.stats["observed"] >= before + 2,
+            timeout=10,
+            what="resync observed",
+        )
+        assert ledger.stats == {"reads": 1, "writes": 0}
+        assert second.contexts == []
+        assert [o.id for o in store.list_operations(gateway_uid=uid)] == provisions_before
+        assert store.get_gateway(uid) == recorded
+
+        # A changed input still provisions, and the new hash is recorded.
+        live = kube.get(GATEWAY_API, "Gateway", "edge", namespace)
+        assert live is not None
+        live["spec"]["listeners"][0]["port"] = 8080
+        kube.replace(live)
+        wait_for(lambda: len(second.contexts) == 1, timeout=15, what="re-provision on change")
+        wait_for(
+            lambda: store.get_gateway(uid).input_hash not in (None, recorded.input_hash),
+            timeout=10,
+            what="new input hash recorded",
+        )
+        assert ledger.stats["writes"] == 1

@@ -24,13 +24,21 @@ def test_demo_runs_the_tour_and_verifies_the_served_certificate(tmp_path: Path) 
     programmed = {x["type"]: x for x in c["gateway_status"]["conditions"]}
     assert programmed["Programmed"]["status"] == "True"
     assert programmed["Accepted"]["status"] == "True"
-    assert {child["id"] for child in c["children"]} == {"settings", "cert", "child"}
+    ids = {child["id"] for child in c["children"]}
+    (cert_id,) = [i for i in ids if i.startswith("tls:")]  # the certificate spec.tls manages
+    assert ids == {"settings", "child", cert_id}
     assert all(child["ready"] for child in c["children"])
     assert c["replicas_from_policy"] == "3"  # the namespace policy beat the blueprint default
     assert [(o["machine"], o["status"]) for o in c["operations"]] == [
         ("provision", "succeeded"),
+        ("rotate_certificate", "succeeded"),
         ("teardown", "succeeded"),
     ]
+    # the rotation replaced the certificate while handshakes went on, none failing
+    r = c["rotation"]
+    assert r["ok"] is True and r["failures"] == 0 and r["handshakes"] > 0
+    assert r["old"] == cert_id.removeprefix("tls:") and r["new"] != [r["old"]]
+    assert r["fingerprints_served"] == 2
     assert c["deleted"] is True
     assert c["children_left_after_teardown"] == []
     assert report["operation"]["status"] == "succeeded"

@@ -1,4 +1,5 @@
-"""``bifrost dev`` starts a devcluster the real kubectl can use, and stops cleanly on SIGINT."""
+"""``bifrost dev`` starts a devcluster the real kubectl can use — and, unless
+``--no-controller``, the bifrost controller against it — and stops cleanly on SIGINT."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import time
 from pathlib import Path
 from typing import IO
 
+from bifrost.kube.client import KubeClient
+from bifrost.store import open_store
+
 BIN = Path(sys.executable).parent
 KUBECTL = BIN / "kubectl"
 BIFROST = BIN / "bifrost"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
@@ -32,9 +37,16 @@ def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
+    env.update(KUBECONFIG="/nonexistent", HOME=str(tmp_path),
+               BIFROST_DATA_DIR=str(tmp_path / "data"))
+    return env
+
+
 def test_bifrost_dev_serves_kubectl_and_stops_on_sigint(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "out" / "kubeconfig"
-    env = dict(os.environ, KUBECONFIG="/nonexistent", HOME=str(tmp_path))
+    env = _env(tmp_path)
     proc = subprocess.Popen(
         [str(BIFROST), "dev", "--kubeconfig-out", str(kubeconfig), "--no-controller"],
         stdout=subprocess.PIPE,
@@ -69,6 +81,9 @@ def test_bifrost_dev_serves_kubectl_and_stops_on_sigint(tmp_path: Path) -> None:
             in (crds.stdout)
         )
         assert "certificates.cert-manager.io" in crds.stdout
+        assert "gatewayclassblueprints.gateway.bifrost.dev" in crds.stdout  # bifrost's own
+        second = lines.get(timeout=10)
+        assert "controller not started (--no-controller)" in second, second
         deadline = time.monotonic() + 10
         while True:
             cm = kubectl(
@@ -95,6 +110,91 @@ def test_bifrost_dev_serves_kubectl_and_stops_on_sigint(tmp_path: Path) -> None:
         # The API server is gone.
         after = kubectl(kubeconfig, "get", "namespaces", "--request-timeout=2s")
         assert after.returncode != 0
+        assert not (tmp_path / "data").exists()  # no controller: no store
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_bifrost_dev_runs_the_controller(tmp_path: Path) -> None:
+    """The default ``bifrost dev``: the controller runs in-process against the devcluster with
+    SQLite under BIFROST_DATA_DIR, so the in-cluster example applied with kubectl becomes
+    Programmed; SIGINT stops the controller (its Lease released) and the cluster, exit 0."""
+    kubeconfig = tmp_path / "out" / "kubeconfig"
+    proc = subprocess.Popen(
+        [str(BIFROST), "dev", "--kubeconfig-out", str(kubeconfig)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    errors: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None and proc.stderr is not None
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    threading.Thread(target=_pump, args=(proc.stderr, errors), daemon=True).start()
+
+    def stderr() -> str:
+        out = ""
+        while not errors.empty():
+            out += errors.get()
+        return out
+
+    try:
+        try:
+            first = lines.get(timeout=30)
+            second = lines.get(timeout=30)
+        except queue.Empty:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"bifrost dev did not start; stderr: {stderr()}") from None
+        assert str(kubeconfig) in first, first
+        store = tmp_path / "data" / "bifrost.db"
+        assert "controller running" in second and str(store) in second, second
+        assert store.is_file()
+
+        applied = kubectl(kubeconfig, "apply", "-f", str(REPO / "examples" / "in-cluster"))
+        assert applied.returncode == 0, applied.stderr
+        waited = kubectl(
+            kubeconfig, "wait", "-n", "apps", "gateway/edge", "--for=condition=Programmed",
+            "--timeout=25s",
+        )
+        assert waited.returncode == 0, (waited.stderr, stderr())
+        got = kubectl(kubeconfig, "get", "-n", "apps", "gateway/edge", "-o", "json")
+        gateway = json.loads(got.stdout)
+        assert "gateway.bifrost.dev/finalizer" in gateway["metadata"]["finalizers"]
+        uid = gateway["metadata"]["uid"]
+        # The store under BIFROST_DATA_DIR has the inventory; every child is in the cluster.
+        opened = open_store(f"sqlite:///{store.as_posix()}")
+        kube = KubeClient.from_kubeconfig(kubeconfig)
+        try:
+            inventory = opened.list_children(uid)
+            assert inventory, "no children in the store's inventory"
+            for child in inventory:
+                live = kube.get(child.api_version, child.kind, child.name, child.namespace)
+                assert live is not None, child
+                assert live["metadata"]["uid"] == child.uid
+                assert live["metadata"]["labels"]["gateway.bifrost.dev/gateway-uid"] == uid
+        finally:
+            kube.close()
+            opened.close()
+        lease = kubectl(kubeconfig, "get", "lease", "bifrost-controller", "-n", "default",
+                        "-o", "json")
+        assert lease.returncode == 0, lease.stderr
+        assert json.loads(lease.stdout)["spec"].get("holderIdentity")
+
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=30)
+        err = stderr()
+        assert rc == 0, err
+        assert "Traceback" not in err, err
+        assert "shutting down" in err  # the controller stopped before the cluster
+        rest = ""
+        while not lines.empty():
+            rest += lines.get()
+        assert "devcluster stopped" in rest
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,12 @@ from typer.testing import CliRunner
 
 from bifrost.cli.main import app
 from bifrost.store import SchemaMismatch, migrate, open_store
+from bifrost.store.records import NewOperation
 from bifrost.store.sql import connect
 from bifrost.store.sql.tables import metadata
 
 runner = CliRunner()
+HEAD = "0002"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -51,7 +54,7 @@ def _set_revision(url: str, revision: str) -> None:
 def test_upgrade_to_head_has_no_drift_from_the_tables(empty_url: str) -> None:
     assert migrate.current(empty_url) is None
     migrate.upgrade(empty_url)
-    assert migrate.current(empty_url) == migrate.head() == "0001"
+    assert migrate.current(empty_url) == migrate.head() == HEAD
     engine, _ = connect(empty_url)
     try:
         with engine.connect() as conn:
@@ -70,7 +73,7 @@ def test_upgrade_to_head_has_no_drift_from_the_tables(empty_url: str) -> None:
     assert lane["unique"] and lane["column_names"] == ["gateway_uid", "lane"]
     migrate.check(empty_url)
     migrate.upgrade(empty_url)  # idempotent
-    assert migrate.current(empty_url) == "0001"
+    assert migrate.current(empty_url) == HEAD
 
 
 def test_drift_check_detects_a_difference(empty_url: str) -> None:
@@ -93,7 +96,61 @@ def test_downgrade_to_base_removes_everything(empty_url: str) -> None:
     assert migrate.current(empty_url) is None
     assert _tables(empty_url) <= {"alembic_version"}
     migrate.upgrade(empty_url)
-    assert migrate.current(empty_url) == "0001"
+    assert migrate.current(empty_url) == HEAD
+
+
+def test_0002_input_hash_up_and_down_keeps_every_row(empty_url: str) -> None:
+    """Adding and dropping ``gateways.input_hash`` never recreates the table: on SQLite a
+    "move and copy" batch would DROP ``gateways`` and cascade into operations and journal."""
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    migrate.upgrade(empty_url, "0001")
+    engine, _ = connect(empty_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO gateways (uid, namespace, name, lifecycle_state, created_at, "
+                    "updated_at) VALUES ('u1', 'ns', 'gw', 'pending', :t, :t)"
+                ),
+                # SQLite stores naive UTC (see tables.UTCDateTime); PostgreSQL takes it aware
+                {"t": now if empty_url.startswith("postgresql") else now.replace(tzinfo=None)},
+            )
+    finally:
+        engine.dispose()
+    migrate.upgrade(empty_url, "0002")
+    store = open_store(empty_url)
+    try:
+        assert store.get_gateway("u1").input_hash is None  # an old row: nothing recorded
+        store.create_operation(
+            NewOperation(gateway_uid="u1", namespace="ns", name="gw", machine="provision",
+                         machine_version=1, state="render"),
+            now=now, actor="test",
+        )
+        store.record_input_hash("u1", "ab" * 32, now=now)
+        assert store.get_gateway("u1").input_hash == "ab" * 32
+    finally:
+        store.close()
+
+    migrate.downgrade(empty_url, "0001")
+    engine, _ = connect(empty_url)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("gateways")}
+        with engine.connect() as conn:
+            counts = [
+                conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+                for table in ("gateways", "operations", "journal")
+            ]
+    finally:
+        engine.dispose()
+    assert "input_hash" not in columns
+    assert counts == [1, 1, 1]
+    migrate.upgrade(empty_url)
+    store = open_store(empty_url)
+    try:
+        assert store.get_gateway("u1").input_hash is None
+        assert len(store.list_operations(gateway_uid="u1")) == 1
+    finally:
+        store.close()
 
 
 def test_database_from_a_newer_bifrost_is_refused(empty_url: str) -> None:
@@ -130,10 +187,10 @@ def test_cli_upgrade_current_downgrade(empty_url: str) -> None:
 
     up = runner.invoke(app, ["db", "upgrade", "--database-url", empty_url])
     assert up.exit_code == 0, up.output
-    assert up.stdout.strip().endswith("is at revision 0001")
+    assert up.stdout.strip().endswith(f"is at revision {HEAD}")
 
     now = runner.invoke(app, ["db", "current", "--database-url", empty_url])
-    assert now.stdout.strip() == "0001 (head)"
+    assert now.stdout.strip() == f"{HEAD} (head)"
 
     down = runner.invoke(app, ["db", "downgrade", "base", "--database-url", empty_url])
     assert down.exit_code == 0, down.output
@@ -173,4 +230,4 @@ def test_bifrost_db_upgrade_works_from_any_directory_with_the_default_url(
     current = subprocess.run(
         [str(bifrost), "db", "current"], cwd=workdir, env=env, capture_output=True, text=True
     )
-    assert current.stdout.strip() == "0001 (head)"
+    assert current.stdout.strip() == f"{HEAD} (head)"

@@ -70,6 +70,28 @@ def test_upsert_gateway_inserts_then_updates(store: SqlStore) -> None:
     assert (again.created_at, again.updated_at) == (T0, t)
 
 
+def test_record_input_hash(store: SqlStore) -> None:
+    gw = store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0, generation=1)
+    assert gw.input_hash is None
+    t = T0 + timedelta(minutes=1)
+    assert store.record_input_hash("u1", "a" * 64, now=t) is None
+    got = store.get_gateway("u1")
+    assert (got.input_hash, got.updated_at, got.generation) == ("a" * 64, t, 1)
+    # upsert_gateway leaves it alone; the list and find reads carry it too
+    again = store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=t, generation=2)
+    assert again.input_hash == "a" * 64
+    assert [g.input_hash for g in store.find_gateways("ns", "gw")] == ["a" * 64]
+    assert [g.input_hash for g in store.list_gateways()] == ["a" * 64]
+    store.record_input_hash("u1", "b" * 64, now=t)
+    assert store.get_gateway("u1").input_hash == "b" * 64
+    store.record_input_hash("u1", None, now=t)
+    assert store.get_gateway("u1").input_hash is None
+    # an unknown gateway: NotFound, nothing written
+    with pytest.raises(NotFound):
+        store.record_input_hash("nope", "c" * 64, now=t)
+    assert [g.uid for g in store.list_gateways()] == ["u1"]
+
+
 def test_set_gateway_state_and_errors(store: SqlStore) -> None:
     store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0)
     failed = store.set_gateway_state(

@@ -1,4 +1,5 @@
-"""Simulated peer controllers for the devcluster: issuer, load balancer and TLS data plane.
+"""Simulated peer controllers for the devcluster: issuer, load balancer, Crossplane-like AWS
+provider and TLS data plane.
 
 bifrost drives other controllers (cert-manager, Istio/Contour, Crossplane) and waits for them; in
 the devcluster these peers stand in for them. They are ordinary API clients — they watch and write
@@ -22,6 +23,7 @@ import os
 
 from bifrost.clock import Clock, SystemClock
 from bifrost.devcluster.peers.ca import IssuedCertificate, KeyType, LocalCA
+from bifrost.devcluster.peers.crossplane import Crossplane, CrossplaneOptions, ManagedKind
 from bifrost.devcluster.peers.dataplane import CertRef, ChildRef, DataPlane, ServedCertificate
 from bifrost.devcluster.peers.issuer import IssuanceAttempt, Issuer, IssuerOptions
 from bifrost.devcluster.peers.loadbalancer import (
@@ -39,6 +41,8 @@ __all__ = [
     "CertRef",
     "ChildKind",
     "ChildRef",
+    "Crossplane",
+    "CrossplaneOptions",
     "DataPlane",
     "IssuanceAttempt",
     "IssuedCertificate",
@@ -48,6 +52,7 @@ __all__ = [
     "LoadBalancer",
     "LoadBalancerOptions",
     "LocalCA",
+    "ManagedKind",
     "Peers",
     "ServedCertificate",
 ]
@@ -58,11 +63,14 @@ CA_CONFIGMAP = ("kube-public", "devcluster-ca")
 
 
 class Peers:
-    """The issuer, the load balancer and (optionally) the data plane, started and stopped together.
+    """The issuer, the load balancer, the Crossplane-like provider and (optionally) the data plane,
+    started and stopped together.
 
     ``kube`` is a kubeconfig path (each peer then gets its own client, closed by :meth:`stop`) or a
     :class:`~bifrost.kube.client.KubeClient` (shared by the peers and not closed). ``ca``
     defaults to one loaded from / stored in ``issuer_options.state_dir``, or a fresh in-memory CA.
+    ``crossplane=False`` leaves the Crossplane-like provider out (it skips the managed-resource
+    kinds the cluster does not serve anyway, see :mod:`.crossplane`).
     """
 
     def __init__(
@@ -75,16 +83,22 @@ class Peers:
         ca: LocalCA | None = None,
         clock: Clock | None = None,
         publish_ca: bool = True,
+        crossplane: bool = True,
+        crossplane_options: CrossplaneOptions | None = None,
     ) -> None:
         self._owned: list[KubeClient] = []
         if isinstance(kube, KubeClient):
-            self.client = lb_client = kube
+            self.client = lb_client = xp_client = kube
         else:
             # One client per peer: each keeps a few watches open, and separate connection pools
             # keep one peer's streams from crowding out the other's requests.
             self.client = KubeClient.from_kubeconfig(kube)
             lb_client = KubeClient.from_kubeconfig(kube)
             self._owned = [self.client, lb_client]
+            xp_client = self.client
+            if crossplane:
+                xp_client = KubeClient.from_kubeconfig(kube)
+                self._owned.append(xp_client)
         self.clock: Clock = clock or SystemClock()
         self.issuer_options = issuer_options or IssuerOptions()
         if ca is None:
@@ -100,6 +114,11 @@ class Peers:
         self.loadbalancer = LoadBalancer(
             lb_client, options=lb_options, dataplane=self.dataplane, clock=self.clock
         )
+        self.crossplane: Crossplane | None = (
+            Crossplane(xp_client, options=crossplane_options, clock=self.clock)
+            if crossplane
+            else None
+        )
         self._publish_ca = publish_ca
         self._started = False
 
@@ -108,11 +127,15 @@ class Peers:
             self._publish()
         self.issuer.start()
         self.loadbalancer.start()
+        if self.crossplane is not None:
+            self.crossplane.start()
         self._started = True
         return self
 
     def stop(self) -> None:
         if self._started:
+            if self.crossplane is not None:
+                self.crossplane.stop()
             self.loadbalancer.stop()
             self.issuer.stop()
             self._started = False

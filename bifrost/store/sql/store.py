@@ -191,6 +191,7 @@ def _gateway(row: RowMapping) -> GatewayRecord:
         last_error=row["last_error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        input_hash=row["input_hash"],
     )
 
 
@@ -1028,6 +1029,17 @@ class SqlStore:
             if result.rowcount != 1:
                 raise NotFound(f"gateway with uid {uid} is not in the store")
             return self._fetch_gateway(conn, uid)
+
+    def record_input_hash(self, uid: str, input_hash: str | None, *, now: datetime) -> None:
+        """One UPDATE; NotFound (and nothing written) for an unknown uid."""
+        with self._tx(write=True) as conn:
+            result = conn.execute(
+                update(gateways)
+                .where(_GW.uid == uid)
+                .values(input_hash=input_hash, updated_at=now)
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"gateway with uid {uid} is not in the store")
 
     def delete_gateway(self, uid: str) -> None:
         """Remove a gateway and everything keyed by it; a no-op for an unknown uid."""

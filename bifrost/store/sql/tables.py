@@ -91,6 +91,9 @@ gateways = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # sha256 (hex) of the inputs of the last provision the controller started (revision 0002):
+    # a restarted controller does not provision an unchanged Gateway again.
+    Column("input_hash", String(64), nullable=True),
     Index("ix_gateways_namespace_name", "namespace", "name"),
 )
 

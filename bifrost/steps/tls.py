@@ -1,0 +1,458 @@
+"""Listener certificates a blueprint's ``spec.tls`` manages: request, observe issuance, attach,
+detach and delete — the building blocks of provision's ``ensure_certificates`` and of the
+rotation machine.
+
+Where things are kept:
+
+- The **store** (``certificates`` rows) is the source of truth for what is attached and when it
+  is renewed: object name, Secret name, fingerprint, validity, ``attached``, ``renewal_at`` —
+  never key material.
+- The certificate **object** (whatever the template renders: a cert-manager ``Certificate``, a
+  cloud certificate resource) is also in the child inventory under the id ``tls:<name>``, so
+  teardown deletes it like any other child (last, see ``CERTIFICATE_DELETE_ORDER``) and
+  provision's prune leaves it alone: certificates leave through a rotation or a removed listener.
+- **Children** see the attached certificates as the template variable ``certificates`` (oldest
+  first). Attaching and detaching is a store change followed by re-applying the children.
+
+Names are deterministic: ``<gateway>-<listener>-<8 hex of the operation's idempotency key>``, so a
+re-run after a crash finds the object the crashed attempt made, and a rotation's new certificate
+never collides with the one it replaces.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pydantic import ValidationError
+
+from bifrost.api.blueprint import BlueprintTLS, TLSSource
+from bifrost.engine import Fail, Outcome
+from bifrost.kube import Invalid, KubeClient, KubeError, UnknownKind
+from bifrost.render import NotAvailable, RenderError, evaluate_expression, render_certificate
+from bifrost.render.templates import dns_label
+from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.store.errors import NotFound as RecordNotFound
+from bifrost.store.interface import OperationStore
+from bifrost.store.records import CertificateRecord, ChildRecord
+
+__all__ = [
+    "CERTIFICATE_CHILD_PREFIX",
+    "CERTIFICATE_DELETE_ORDER",
+    "DEFAULT_READY_WHEN",
+    "DEFAULT_SECRET_NAME",
+    "Issued",
+    "RenewalTime",
+    "attached_certificates",
+    "certificate_child_id",
+    "certificate_name",
+    "certificate_view",
+    "delete_certificate_object",
+    "is_certificate_child",
+    "leaf_fingerprint",
+    "listener_hostnames",
+    "load_tls",
+    "managed_listeners",
+    "observe_issued",
+    "references",
+    "request_certificate",
+    "source_secret",
+    "source_secret_ref",
+]
+
+Obj = dict[str, Any]
+
+CERTIFICATE_CHILD_PREFIX = "tls:"
+#: Certificates go last in a teardown (DNS first, then load balancers, then certificates).
+CERTIFICATE_DELETE_ORDER = -1000
+DEFAULT_READY_WHEN = 'object.status.conditions.exists(c, c.type == "Ready" && c.status == "True")'
+DEFAULT_SECRET_NAME = "object.spec.secretName"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+GATEWAY_UID_LABEL = "gateway.bifrost.dev/gateway-uid"
+LISTENER_LABEL = "gateway.bifrost.dev/listener"
+CERT_MANAGER_NAME_ANNOTATION = "cert-manager.io/certificate-name"
+
+#: ``(not_before, not_after, tls) -> renewal time``: the renewal policy, passed in by the
+#: composition root (``bifrost.controller.renewal.renewal_time``) so steps stay below it.
+RenewalTime = Callable[[datetime, datetime, BlueprintTLS], datetime]
+
+
+#: Defaults for ``source: ListenerSecret``: the rendered copy is a Secret, "issued" once it has
+#: its data.
+PASSTHROUGH_READY_WHEN = 'has(object.data) && "tls.crt" in object.data'
+PASSTHROUGH_SECRET_NAME = "object.metadata.name"
+
+
+def ready_when(tls: BlueprintTLS) -> str:
+    if tls.ready_when:
+        return tls.ready_when
+    return PASSTHROUGH_READY_WHEN if tls.source is TLSSource.LISTENER_SECRET else DEFAULT_READY_WHEN
+
+
+def secret_name_expression(tls: BlueprintTLS) -> str:
+    if tls.secret_name:
+        return tls.secret_name
+    if tls.source is TLSSource.LISTENER_SECRET:
+        return PASSTHROUGH_SECRET_NAME
+    return DEFAULT_SECRET_NAME
+
+
+def source_secret_ref(gateway: Mapping[str, Any], listener: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of the Secret a pass-through listener names (its first certificateRef)."""
+    refs = (listener.get("tls") or {}).get("certificateRefs") or []
+    ref = refs[0] if refs else {}
+    namespace = str((gateway.get("metadata") or {}).get("namespace"))
+    return str(ref.get("namespace") or namespace), str(ref.get("name") or "")
+
+
+def source_secret(
+    kube: KubeClient, gateway: Mapping[str, Any], listener: Mapping[str, Any]
+) -> Obj | str | Outcome:
+    """The user's Secret a ``ListenerSecret`` listener passes through, or why not (a ``str``:
+    wait for it), or an outcome."""
+    namespace, name = source_secret_ref(gateway, listener)
+    own = str((gateway.get("metadata") or {}).get("namespace"))
+    if not name:
+        return Fail(f"listener {listener.get('name')!r} has no tls.certificateRefs to pass "
+                    "through (spec.tls.source is ListenerSecret)")
+    if namespace != own:
+        return Fail(f"listener {listener.get('name')!r}: spec.tls.source ListenerSecret passes "
+                    f"through Secrets of the Gateway's namespace only, not {namespace}/{name}")
+    try:
+        secret = kube.get("v1", "Secret", name, namespace)
+    except KubeError as e:
+        return outcome_for(e, doing=f"reading Secret {namespace}/{name}")
+    if secret is None:
+        return f"Secret {namespace}/{name} (listener {listener.get('name')}) does not exist yet"
+    return secret
+
+
+def leaf_fingerprint(secret: Mapping[str, Any] | None) -> str | None:
+    """SHA-256 of the leaf in a Secret's ``tls.crt`` (``None`` when there is none)."""
+    data = (secret or {}).get("data") or {}
+    try:
+        leaf = x509.load_pem_x509_certificates(base64.b64decode(data["tls.crt"]))[0]
+    except (KeyError, ValueError):
+        return None
+    return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
+
+
+def certificate_child_id(object_name: str) -> str:
+    return f"{CERTIFICATE_CHILD_PREFIX}{object_name}"
+
+
+def is_certificate_child(child_id: str) -> bool:
+    return child_id.startswith(CERTIFICATE_CHILD_PREFIX)
+
+
+def certificate_name(gateway: str, listener: str, key: str) -> str:
+    """``<gateway>-<listener>-<8 hex>``: a DNS label, stable for one operation step."""
+    suffix = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return f"{dns_label(gateway, 36)}-{dns_label(listener, 16)}-{suffix}"
+
+
+def load_tls(raw_blueprint: Mapping[str, Any]) -> BlueprintTLS | None | Fail:
+    """The blueprint's ``spec.tls`` (``None`` without one), or a ``Fail`` naming the problem."""
+    spec = raw_blueprint.get("spec") or {}
+    raw = spec.get("tls") if isinstance(spec, Mapping) else None
+    if raw is None:
+        return None
+    try:
+        return BlueprintTLS.model_validate(raw)
+    except ValidationError as exc:
+        name = (raw_blueprint.get("metadata") or {}).get("name")
+        problems = "; ".join(
+            f"spec.tls.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return Fail(f"GatewayClassBlueprint {name!r}: {problems}")
+
+
+def managed_listeners(gateway: Mapping[str, Any]) -> list[Obj]:
+    """The listeners that get a managed certificate: HTTPS (TLS terminated) with a hostname."""
+    out: list[Obj] = []
+    for listener in (gateway.get("spec") or {}).get("listeners") or []:
+        if listener.get("protocol") != "HTTPS" or not listener.get("hostname"):
+            continue
+        mode = (listener.get("tls") or {}).get("mode", "Terminate")
+        if mode == "Terminate":
+            out.append(dict(listener))
+    return out
+
+
+def listener_hostnames(listener: Mapping[str, Any]) -> tuple[str, ...]:
+    return (str(listener["hostname"]),)
+
+
+def certificate_view(record: CertificateRecord) -> dict[str, Any]:
+    """How a certificate appears to templates (the ``certificates`` variable)."""
+    return {
+        "name": record.object_name,
+        "secretName": record.secret_name,
+        "listener": record.listener,
+        "hostnames": list(record.dns_names),
+        "fingerprint": record.fingerprint_sha256,
+        "notBefore": record.not_before.isoformat() if record.not_before else None,
+        "notAfter": record.not_after.isoformat() if record.not_after else None,
+    }
+
+
+def attached_certificates(store: OperationStore, gateway_uid: str) -> list[dict[str, Any]]:
+    """The attached certificates, by listener, oldest first (during a rotation: old, then new)."""
+    try:
+        records = store.list_certificates(gateway_uid=gateway_uid)
+    except RecordNotFound:
+        return []
+    epoch = datetime.min.replace(tzinfo=None)
+
+    def order(r: CertificateRecord) -> tuple[str, datetime, str]:
+        when = r.not_before.replace(tzinfo=None) if r.not_before else epoch
+        return (r.listener, when, r.object_name)
+
+    return [certificate_view(r) for r in sorted(records, key=order) if r.attached]
+
+
+def request_certificate(
+    kube: KubeClient,
+    store: OperationStore,
+    *,
+    tls: BlueprintTLS,
+    gateway: Mapping[str, Any],
+    values: Mapping[str, Any],
+    listener: Mapping[str, Any],
+    name: str,
+    hostnames: Sequence[str],
+    now: datetime,
+    source: Mapping[str, Any] | None = None,
+) -> Outcome | None:
+    """Render and apply the certificate object ``name`` for ``listener`` (observe first: an
+    existing one with the same body is not written). The store row and the inventory entry are
+    written *before* the apply, so a crash right after it cannot leak the object. ``source``:
+    the user's Secret a ``ListenerSecret`` blueprint passes through (templates see it as
+    ``source``; it goes to the cluster only, never to the store)."""
+    meta = gateway.get("metadata") or {}
+    namespace, gateway_name, uid = str(meta["namespace"]), str(meta["name"]), str(meta["uid"])
+    secret = f"{name}-tls"
+    view = copy.deepcopy(dict(gateway))
+    (view.get("metadata") or {}).pop("managedFields", None)
+    context = {
+        "gateway": view,
+        "values": dict(values),
+        "listener": dict(listener),
+        "certificate": {"name": name, "secretName": secret, "hostnames": list(hostnames),
+                        "listener": str(listener["name"])},
+        "source": dict(source or {}),
+    }
+    try:
+        body = render_certificate(tls.certificate_template, context=context)
+    except RenderError as e:
+        return Fail(f"cannot render the certificate for listener {listener['name']!r}: {e}")
+    api_version, kind = str(body.get("apiVersion")), str(body.get("kind"))
+    try:
+        namespaced = kube.is_namespaced(api_version, kind)
+    except UnknownKind:
+        return Fail(f"spec.tls.certificateTemplate: the cluster does not serve {api_version} "
+                    f"{kind} (is its CRD installed?)")
+    except KubeError as e:
+        return outcome_for(e, doing=f"discovering {api_version} {kind}")
+    bmeta = body.setdefault("metadata", {})
+    bmeta["name"] = name  # the deterministic name wins over whatever the template wrote
+    if namespaced:
+        bmeta["namespace"] = namespace
+    else:
+        bmeta.pop("namespace", None)
+    bmeta["labels"] = {**(bmeta.get("labels") or {}), GATEWAY_UID_LABEL: uid,
+                       LISTENER_LABEL: dns_label(listener["name"])}
+    if namespaced:
+        bmeta["ownerReferences"] = [{
+            "apiVersion": GATEWAY_API, "kind": "Gateway", "name": gateway_name, "uid": uid,
+            "controller": True, "blockOwnerDeletion": True,
+        }]
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    child_id = certificate_child_id(name)
+    inventory = {r.child_id: r for r in store.list_children(uid) if r.route_key is None}
+    record = inventory.get(child_id)
+    existing = _certificate_record(store, uid, name)
+    if record is not None and record.applied_hash == digest and record.uid:
+        try:
+            live = kube.get(api_version, kind, name, namespace if namespaced else None)
+        except KubeError as e:
+            return outcome_for(e, doing=f"reading {kind} {namespace}/{name}")
+        if live is not None and (live.get("metadata") or {}).get("uid") == record.uid:
+            return None  # already there, unchanged
+    if existing is None:
+        store.upsert_certificate(CertificateRecord(
+            gateway_uid=uid, listener=str(listener["name"]), object_name=name, secret_name=secret,
+            serial=None, fingerprint_sha256=None, dns_names=tuple(hostnames), not_before=None,
+            not_after=None, renewal_at=None, attached=False, state="requested", updated_at=now,
+        ))
+    if record is None:
+        store.upsert_child(ChildRecord(
+            gateway_uid=uid, child_id=child_id, api_version=api_version, kind=kind,
+            namespace=namespace if namespaced else None, name=name, uid=None, applied_hash=None,
+            ready=False, delete_order=CERTIFICATE_DELETE_ORDER, updated_at=now,
+        ))
+    try:
+        applied = kube.apply(body)
+    except Invalid as e:
+        return Fail(f"the certificate {kind} {namespace}/{name} (from spec.tls.certificateTemplate)"
+                    f" was rejected by the API server: {e}")
+    except KubeError as e:
+        return outcome_for(e, doing=f"applying {kind} {namespace}/{name}")
+    store.upsert_child(ChildRecord(
+        gateway_uid=uid, child_id=child_id, api_version=api_version, kind=kind,
+        namespace=namespace if namespaced else None, name=name,
+        uid=(applied.get("metadata") or {}).get("uid"), applied_hash=digest, ready=False,
+        delete_order=CERTIFICATE_DELETE_ORDER, updated_at=now,
+    ))
+    return None
+
+
+def _certificate_record(store: OperationStore, uid: str, name: str) -> CertificateRecord | None:
+    for r in store.list_certificates(gateway_uid=uid):
+        if r.object_name == name:
+            return r
+    return None
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What issuance produced (read from the Secret's leaf)."""
+
+    secret_name: str
+    fingerprint: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    dns_names: tuple[str, ...]
+
+
+def observe_issued(
+    kube: KubeClient,
+    store: OperationStore,
+    *,
+    tls: BlueprintTLS,
+    gateway_uid: str,
+    name: str,
+    hostnames: Sequence[str],
+) -> Issued | str | Outcome:
+    """The issued certificate, or why not yet (a ``str``: wait), or an outcome (an error)."""
+    record = {r.child_id: r for r in store.list_children(gateway_uid)}.get(
+        certificate_child_id(name))
+    if record is None:
+        return Fail(f"certificate {name} is not in the inventory (was it deleted?)")
+    try:
+        obj = kube.get(record.api_version, record.kind, record.name, record.namespace)
+    except KubeError as e:
+        return outcome_for(e, doing=f"reading {record.kind} {name}")
+    if obj is None:
+        return f"{record.kind} {name} does not exist yet"
+    try:
+        ready = evaluate_expression(ready_when(tls), {"object": obj},
+                                    field="spec.tls.readyWhen")
+        secret_name = evaluate_expression(secret_name_expression(tls),
+                                          {"object": obj}, field="spec.tls.secretName")
+    except NotAvailable as e:
+        return f"{record.kind} {name} is not issued yet ({e.reason})"
+    except RenderError as e:
+        return Fail(str(e))
+    if ready is not True:
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        why = "; ".join(str(c.get("message")) for c in conditions if c.get("message"))
+        return f"{record.kind} {name} is not issued yet" + (f": {why}" if why else "")
+    if not isinstance(secret_name, str) or not secret_name:
+        return Fail(f"spec.tls.secretName must give a Secret name, got {secret_name!r}")
+    try:
+        secret = kube.get("v1", "Secret", secret_name, record.namespace)
+    except KubeError as e:
+        return outcome_for(e, doing=f"reading Secret {secret_name}")
+    data = (secret or {}).get("data") or {}
+    if "tls.crt" not in data:
+        return f"Secret {secret_name} has no tls.crt yet"
+    try:
+        leaf = x509.load_pem_x509_certificates(base64.b64decode(data["tls.crt"]))[0]
+    except ValueError as e:
+        return f"Secret {secret_name} tls.crt is not a PEM certificate yet ({e})"
+    names = _dns_names(leaf)
+    missing = [h for h in hostnames if h not in names]
+    if missing:
+        return f"Secret {secret_name} does not cover {', '.join(missing)} yet"
+    if not record.ready:
+        store.upsert_child(record.model_copy(update={"ready": True}))
+    return Issued(
+        secret_name=secret_name,
+        fingerprint=hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
+        serial=format(leaf.serial_number, "x"),
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        dns_names=tuple(names),
+    )
+
+
+def _dns_names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.get_values_for_type(x509.DNSName))
+
+
+def references(obj: Mapping[str, Any], record: CertificateRecord) -> bool:
+    """Whether a live child still mentions the certificate (its object or Secret name) in its
+    spec — the guard that keeps bifrost from deleting anything still attached."""
+    spec = json.dumps(obj.get("spec") or {}, sort_keys=True)
+    needles = [record.object_name, *([record.secret_name] if record.secret_name else [])]
+    return any(json.dumps(n) in spec for n in needles)
+
+
+def delete_certificate_object(
+    kube: KubeClient,
+    store: OperationStore,
+    *,
+    gateway_uid: str,
+    record: CertificateRecord,
+    namespace: str | None = None,
+) -> bool | Outcome:
+    """Delete the certificate object and the Secret it produced (cert-manager does not delete
+    it); True once both are gone and the store forgot them. The caller checks first that nothing
+    attaches it. ``namespace``: where the Secret is when the object left the inventory already
+    (teardown deletes the objects in its waves)."""
+    child = {r.child_id: r for r in store.list_children(gateway_uid)}.get(
+        certificate_child_id(record.object_name))
+    try:
+        if child is not None:
+            live = kube.get(child.api_version, child.kind, child.name, child.namespace)
+            if live is not None:
+                labels = (live.get("metadata") or {}).get("labels") or {}
+                if labels.get(GATEWAY_UID_LABEL) == gateway_uid:
+                    kube.delete(child.api_version, child.kind, child.name, child.namespace,
+                                uid=(live.get("metadata") or {}).get("uid"))
+                    return False  # look again: deletion may be asynchronous (finalizers)
+        namespace = child.namespace if child is not None and child.namespace else namespace
+        if record.secret_name and namespace:
+            secret = kube.get("v1", "Secret", record.secret_name, namespace)
+            if secret is not None and _secret_of(secret, record.object_name, gateway_uid):
+                kube.delete("v1", "Secret", record.secret_name, namespace,
+                            uid=(secret.get("metadata") or {}).get("uid"))
+                return False
+    except KubeError as e:
+        return outcome_for(e, doing=f"deleting certificate {record.object_name}")
+    if child is not None:
+        store.delete_child(gateway_uid, child.child_id)
+    store.delete_certificate(gateway_uid, record.object_name)
+    return True
+
+
+def _secret_of(secret: Mapping[str, Any], certificate: str, gateway_uid: str) -> bool:
+    meta = secret.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    labels = meta.get("labels") or {}
+    return bool(annotations.get(CERT_MANAGER_NAME_ANNOTATION) == certificate
+                or labels.get(GATEWAY_UID_LABEL) == gateway_uid)
