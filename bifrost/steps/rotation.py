@@ -210,6 +210,11 @@ class RotationSteps:
                 return Fail(str(e))
             if not readiness.ready:
                 waiting.append(f"{cid}: {readiness.reason}")
+            elif not record.ready:
+                # apply_children marks what it re-applied not ready; it is again (as
+                # provision's wait_ready would record), so status stays Programmed.
+                self.store.upsert_child(record.model_copy(
+                    update={"ready": True, "updated_at": ctx.now()}))
         if waiting:
             return Wait("waiting for the children to observe the change: "
                         + "; ".join(waiting), self.recheck)

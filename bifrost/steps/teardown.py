@@ -65,16 +65,7 @@ class DeleteChildrenInOrder:
         c = ctx.context
         records = list(gateway_children(self.store, c.gateway_uid).values())
         if not records:
-            # Last: the Secrets the certificates produced (an issuer does not delete them).
-            for cert in self.store.list_certificates(gateway_uid=c.gateway_uid):
-                gone = delete_certificate_object(self.kube, self.store, gateway_uid=c.gateway_uid,
-                                                 record=cert, namespace=c.namespace)
-                if not isinstance(gone, bool):
-                    return gone
-                if not gone:
-                    return Wait(f"waiting for the Secret of certificate {cert.object_name} to be "
-                                "deleted", self.recheck)
-            return Done(output={"deleted": list(c.deleted)})
+            return self._certificate_secrets(c)
         blueprint: Blueprint | None = None
         if c.blueprint:
             try:
@@ -92,8 +83,23 @@ class DeleteChildrenInOrder:
         if progress.remaining:
             return Wait("waiting for " + ", ".join(progress.remaining) + " to be deleted",
                         self.recheck, context=context)
+        secrets = self._certificate_secrets(context)
+        if not isinstance(secrets, Done):
+            return secrets
         return Done(output={"deleted": list(context.deleted), "notOurs": list(progress.foreign)},
                     context=context)
+
+    def _certificate_secrets(self, c: TeardownContext) -> Outcome:
+        """Last: the Secrets the certificates produced (an issuer does not delete them)."""
+        for cert in self.store.list_certificates(gateway_uid=c.gateway_uid):
+            gone = delete_certificate_object(self.kube, self.store, gateway_uid=c.gateway_uid,
+                                             record=cert, namespace=c.namespace)
+            if not isinstance(gone, bool):
+                return gone
+            if not gone:
+                return Wait(f"waiting for the Secret of certificate {cert.object_name} to be "
+                            "deleted", self.recheck)
+        return Done(output={"deleted": list(c.deleted)})
 
 
 class RemoveFinalizer:

@@ -93,7 +93,11 @@ class Env:
             gw = self.gateway(name)
             c = condition(gw, "Programmed")
             return gw if c and c["status"] == "True" else None
-        return dict(wait_for(check, timeout=timeout, what=f"Gateway {name} Programmed"))
+        try:
+            return dict(wait_for(check, timeout=timeout, what=f"Gateway {name} Programmed"))
+        except AssertionError as exc:
+            status = (self.gateway(name) or {}).get("status") or {}
+            raise AssertionError(f"{exc}; conditions: {status.get('conditions')}") from None
 
     def certificates(self, uid: str) -> list[CertificateRecord]:
         return self.store.list_certificates(gateway_uid=uid)

@@ -7,7 +7,7 @@ see both the old and the new leaf (proof that it sampled across the swap)."""
 
 from __future__ import annotations
 
-from rotation_kit import Env, example_blueprint, gateway_class, https_gateway
+from rotation_kit import Env, example_blueprint, gateway_class, https_gateway, wait_for
 
 
 def test_rotation_swaps_certificates_with_zero_failed_handshakes(env: Env) -> None:
@@ -45,8 +45,17 @@ def test_rotation_swaps_certificates_with_zero_failed_handshakes(env: Env) -> No
              if j.outcome.value == "done" and j.step]
     assert steps == ["create_certificate", "await_issued", "attach_new", "verify_served",
                      "drain", "detach_old", "delete_old"]
+    # every child is recorded ready again (what Programmed is judged on)
+    assert [c.child_id for c in env.store.list_children(uid) if not c.ready] == []
     # the Gateway stayed Programmed and its listener refers to the new certificate's Secret
     gateway = env.programmed("edge")
     child = env.child_gateway("edge")
     refs = [r["name"] for r in child["spec"]["listeners"][0]["tls"]["certificateRefs"]]
     assert refs == [new.secret_name]
+
+    # deleting the Gateway removes the certificates last, then their Secrets: nothing leaks
+    env.kube.delete("gateway.networking.k8s.io/v1", "Gateway", "edge", ns)
+    wait_for(lambda: env.gateway("edge") is None, timeout=60, what="the Gateway to be gone")
+    assert env.certificate_objects(uid) == []
+    for record in (new, other):
+        assert record.secret_name and not env.secret_exists(record.secret_name)
