@@ -19,6 +19,7 @@ its status changed, so a resync of a converged fleet makes no API writes.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,6 +113,25 @@ def gateway_readiness(
             f"{_describe_op(operation)} succeeded; children not ready: {', '.join(waiting)}",
         )
     return Readiness(True, "", "")
+
+
+_CHILD_REFERENCE = re.compile(
+    r"""children\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(?:'([^']*)'|"([^"]*)")\s*\])""")
+
+
+def referenced_children(expression: str) -> frozenset[str] | None:
+    """The child ids an ``addresses`` expression reads (``children.x``, ``children['x']``), or
+    ``None`` when it reads ``children`` some other way (a macro such as
+    ``children.exists(…)``, a computed key): then every child is read."""
+    ids: set[str] = set()
+    matches = list(_CHILD_REFERENCE.finditer(expression))
+    for match in matches:
+        if match.group(1) is not None and expression[match.end():].lstrip().startswith("("):
+            return None  # children.exists(...), children.all(...): reads them all
+        ids.add(next(g for g in match.groups() if g is not None))
+    if len(re.findall(r"\bchildren\b", expression)) != len(matches):
+        return None
+    return frozenset(ids)
 
 
 def _readiness_operation(view: GatewayView) -> OperationRecord | None:
@@ -218,6 +238,13 @@ class GatewayApiStatusWriter:
         except NotFound:
             return None
 
+    def _cached_or_live(self, view: GatewayView, child: ChildRecord) -> Mapping[str, Any] | None:
+        """A child Gateway from the informer cache (every Gateway is watched); other kinds
+        with a GET."""
+        if (child.api_version, child.kind) == (GATEWAY_API_VERSION, "Gateway"):
+            return view.cache.get("Gateway", child.namespace or "", child.name)
+        return self._live(child)
+
     def addresses(self, view: GatewayView, children: Sequence[ChildRecord]) -> list[Obj]:
         """From the blueprint's ``addresses`` expression over the live children if it has one,
         else the union of the child Gateways' ``status.addresses``."""
@@ -225,7 +252,13 @@ class GatewayApiStatusWriter:
         blueprint = view.resolution.blueprint if view.resolution is not None else None
         expression = blueprint.spec.addresses if blueprint is not None else None
         if expression:
-            live = {c.child_id: self._live(c) for c in gateway_children}
+            wanted = referenced_children(expression)
+            live = {
+                c.child_id: self._cached_or_live(view, c)
+                for c in gateway_children
+                if not is_certificate_child(c.child_id)
+                and (wanted is None or c.child_id in wanted)
+            }
             try:
                 result = evaluate_addresses(expression, children=live, gateway=view.gateway)
             except RenderError as exc:
