@@ -16,6 +16,11 @@ with **indexes** from each related object to the Gateways it affects:
 from the index entries *before and after* the change, so a route moved from one Gateway to another
 wakes both. Reconciles read everything from the cache; no reconcile lists anything from the API.
 
+bifrost's own objects report on their status too (``bifrost.controller.policy_status``), so they
+are work keys of their own: a policy when it, a policy on the same target, or its target (created,
+deleted, a Gateway's or a GatewayClass's controller changed) changes; a blueprint when it or a
+GatewayClass referring to it changes.
+
 Only Gateways bifrost is responsible for are returned: their class names bifrost's controller, or
 they still carry bifrost's finalizer (a Gateway whose class vanished must still be torn down).
 """
@@ -25,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -38,11 +43,14 @@ __all__ = [
     "WATCHED",
     "Cache",
     "CacheBlueprints",
+    "CachedNamespaceLabels",
     "Informers",
     "KindSpec",
     "WorkKey",
+    "blueprint_key",
     "class_key",
     "gateway_key",
+    "policy_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,7 +68,9 @@ POLICY_KINDS = ("GatewayClassConfig", "GatewayConfig")
 
 
 class WorkKey(NamedTuple):
-    """What a worker reconciles: a ``Gateway`` (namespace, name) or a ``GatewayClass`` (name)."""
+    """What a worker reconciles: a ``Gateway`` (namespace, name), a ``GatewayClass`` (name), a
+    policy (``GatewayClassConfig``/``GatewayConfig``, namespace, name) or a
+    ``GatewayClassBlueprint`` (name) — the last two for their status only."""
 
     kind: str
     namespace: str
@@ -78,6 +88,14 @@ def gateway_key(namespace: str, name: str) -> WorkKey:
 
 def class_key(name: str) -> WorkKey:
     return WorkKey("GatewayClass", "", name)
+
+
+def policy_key(kind: str, namespace: str, name: str) -> WorkKey:
+    return WorkKey(kind, namespace, name)
+
+
+def blueprint_key(name: str) -> WorkKey:
+    return WorkKey(BLUEPRINT_KIND, "", name)
 
 
 @dataclass(frozen=True)
@@ -309,7 +327,8 @@ class Cache:
         return self.is_ours(self.get("GatewayClass", "", gateway_class_name(gateway)))
 
     def work_keys(self) -> set[WorkKey]:
-        """Every Gateway bifrost is responsible for and every bifrost GatewayClass (resync)."""
+        """Every Gateway bifrost is responsible for, every bifrost GatewayClass, every policy and
+        every blueprint (resync)."""
         with self._lock:
             keys = {
                 class_key(name)
@@ -319,7 +338,18 @@ class Cache:
             keys |= self._gateway_keys(
                 {("Gateway", ns, n) for (ns, n) in self._objects.get("Gateway", {})}
             )
+            for kind in POLICY_KINDS:
+                keys |= {policy_key(kind, ns, n) for (ns, n) in self._objects.get(kind, {})}
+            keys |= {blueprint_key(n) for (_, n) in self._objects.get(BLUEPRINT_KIND, {})}
             return keys
+
+    def _policy_keys(self, *targets: CacheKey) -> set[WorkKey]:
+        """The policies naming any of ``targets`` (their attachment may have changed)."""
+        return {
+            policy_key(kind, ns, name)
+            for target in targets
+            for kind, ns, name in self.policies_by_target.lookup(target)
+        }
 
     def _gateway_keys(self, keys: Iterable[CacheKey]) -> set[WorkKey]:
         out: set[WorkKey] = set()
@@ -346,6 +376,7 @@ class Cache:
             current = None if deleted else obj
             affected: set[CacheKey] = set()
             classes: set[str] = set()
+            own: set[WorkKey] = set()  # bifrost's own objects whose status may have changed
             if kind == "Gateway":
                 self.gateways_by_class.update(key, _opt(current, gateway_class_name))
                 self.gateways_by_namespace.update(key, [ns] if current else [])
@@ -355,12 +386,26 @@ class Cache:
                 result = {gateway_key(ns, name)} if (
                     current is not None and self.responsible_for(current)
                 ) or (before is not None and self.responsible_for(before)) else set()
+                if (before is None) != (current is None) or (
+                    before is not None and current is not None
+                    and gateway_class_name(before) != gateway_class_name(current)
+                ):
+                    # created, deleted or moved to another class: policies targeting it
+                    result |= self._policy_keys(key)
                 return result
             if kind == "GatewayClass":
                 self.classes_by_blueprint.update(key, _opt(current, blueprint_name))
                 affected |= self.gateways_by_class.lookup(name)
                 if self.is_ours(current) or self.is_ours(before):
                     classes.add(name)
+                own |= self._policy_keys(key)
+                if self.is_ours(current) != self.is_ours(before) or \
+                        (current is None) != (before is None):
+                    # Gateway policies attach only to Gateways of a bifrost class (and say
+                    # whose class it is, or that it does not exist)
+                    own |= self._policy_keys(*self.gateways_by_class.lookup(name))
+                refs = set(_opt(before, blueprint_name)) | set(_opt(current, blueprint_name))
+                own |= {blueprint_key(b) for b in refs}
             elif kind == "HTTPRoute":
                 parents = (
                     route_parents(current) | route_status_parents(current, self.controller_name)
@@ -386,7 +431,10 @@ class Cache:
                 # Labels feed allowedRoutes selectors; the namespace's own Gateways too.
                 affected |= self.gateways_by_namespace.lookup(name)
                 affected |= self._route_gateways_in(name)
+                if (before is None) != (current is None):
+                    own |= self._policy_keys(key)
             elif kind == BLUEPRINT_KIND:
+                own.add(blueprint_key(name))
                 for class_cache_key in self.classes_by_blueprint.lookup(name):
                     classes.add(class_cache_key[2])
                     affected |= self.gateways_by_class.lookup(class_cache_key[2])
@@ -395,13 +443,15 @@ class Cache:
                 old = self.policies_by_target.update(key, {t for t in targets if t})
                 for target in old | {t for t in targets if t}:
                     affected |= self._targets(target)
+                    own |= self._policy_keys(target)  # who wins a conflict may have changed
+                own.add(policy_key(kind, ns, name))
             out = self._gateway_keys(affected)
             out |= {
                 class_key(c) for c in classes if self.is_ours(self.get("GatewayClass", "", c))
             }
             if kind == "GatewayClass" and name in classes:
                 out.add(class_key(name))
-            return out
+            return out | own
 
     def _route_gateways_in(self, namespace: str) -> set[CacheKey]:
         out: set[CacheKey] = set()
@@ -425,6 +475,28 @@ def _opt(obj: Obj | None, fn: Callable[[Obj], str | None]) -> list[str]:
         return []
     value = fn(obj)
     return [value] if value else []
+
+
+class CachedNamespaceLabels(Mapping[str, Mapping[str, str]]):
+    """Namespace name → labels, read from the cache on demand (no copy of every Namespace):
+    what ``allowedRoutes`` namespace selectors are judged against, by the status writer and by
+    observe when it decides which routes are attached (so both agree)."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    def __getitem__(self, name: str) -> Mapping[str, str]:
+        ns = self._cache.get("Namespace", "", name)
+        if ns is None:
+            raise KeyError(name)
+        labels = _meta(ns).get("labels")
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([str(_meta(ns).get("name")) for ns in self._cache.objects("Namespace")])
+
+    def __len__(self) -> int:
+        return len(self._cache.objects("Namespace"))
 
 
 class CacheBlueprints:

@@ -43,6 +43,8 @@ from bifrost.controller.informers import (
     KindSpec,
     WorkKey,
 )
+from bifrost.controller.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from bifrost.controller.metrics import Metrics
 from bifrost.controller.observe import Observer, StatusWriter
 from bifrost.controller.queue import RateLimiter, WorkQueue
 from bifrost.controller.scheduler import RenewalScheduler
@@ -163,6 +165,7 @@ class Controller:
         self.clock = clock or SystemClock()
         self.registry = registry or default_registry()
         self.cache = Cache()
+        self.metrics = Metrics(store)
         self.queue: WorkQueue[WorkKey] = WorkQueue(rate_limiter=RateLimiter(base=0.05, cap=300.0))
         self.informers = Informers(
             kube, self.cache, self._enqueue, kinds=self.options.kinds,
@@ -175,18 +178,19 @@ class Controller:
             controller_namespace=self.options.controller_namespace,
             events=EventRecorder(kube, reporting_instance=self.options.identity,
                                  clock=self.clock),
+            on_operation_end=self._operation_ended,
         )
         steps = steps_factory(kube, store, self.cache)
         # Several runners, one thread each: steps wait on the API server and the database, so
-        # operations of different Gateways overlap. Each runner is its own lease owner
-        # (``<identity>``, ``<identity>/1``, …); claims never hand one operation to two.
+        # operations of different Gateways overlap. They share the pod identity as lease owner
+        # (it is the journal's actor); a claim is an atomic UPDATE of free leases, so one
+        # operation never goes to two runners, and every write is fenced on its version.
         self.runners = [
             Runner(
-                store, self.registry, steps, clock=self.clock,
-                owner=self.options.identity if i == 0 else f"{self.options.identity}/{i}",
+                store, self.registry, steps, clock=self.clock, owner=self.options.identity,
                 lease_for=self.options.runner_lease, idle_interval=self.options.runner_idle,
             )
-            for i in range(max(1, self.options.engine_workers))
+            for _ in range(max(1, self.options.engine_workers))
         ]
         self.runner = self.runners[0]
         self.elector = LeaderElector(
@@ -350,13 +354,22 @@ class Controller:
         if not self._wait_synced(term):
             return
         active = [OperationStatus.PENDING, OperationStatus.RUNNING, OperationStatus.WAITING]
+        last_id = 0
         while not term.wait(self.options.operation_poll.total_seconds()):
             try:
                 ops = self.store.list_operations(statuses=active, limit=10_000)
+                # also the ones created since the last poll: an operation that started and
+                # ended in between was never seen active, and its end still needs reporting
+                recent = self.store.list_operations(limit=500)
             except StoreUnavailable as exc:
                 log.warning("listing active operations: %s", exc)
                 continue
-            self._enqueue({WorkKey("Gateway", o.namespace, o.name) for o in ops})
+            fresh = [o for o in recent if o.id > last_id]
+            last_id = max([last_id, *(o.id for o in recent)])
+            self._enqueue({WorkKey("Gateway", o.namespace, o.name) for o in (*ops, *fresh)})
+
+    def _operation_ended(self, machine: str, result: str) -> None:
+        self.metrics.operation_ended(machine, result)
 
     def _renewal_due(self, certificate: CertificateRecord) -> bool:
         return self.observer.start_rotation(certificate, reason=REASON_RENEWAL_DUE)
@@ -402,7 +415,7 @@ class Controller:
 
 
 class HealthServer:
-    """``/healthz`` and ``/readyz`` on a small threaded HTTP server."""
+    """``/healthz``, ``/readyz`` and ``/metrics`` on a small threaded HTTP server."""
 
     def __init__(self, controller: Controller, host: str, port: int) -> None:
         self.controller = controller
@@ -410,6 +423,14 @@ class HealthServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?")[0] == "/metrics":
+                    payload = outer.controller.metrics.exposition()
+                    self.send_response(200)
+                    self.send_header("Content-Type", METRICS_CONTENT_TYPE)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 if self.path.split("?")[0] == "/healthz":
                     ok = outer.controller.healthy()
                 elif self.path.split("?")[0] == "/readyz":

@@ -20,6 +20,10 @@ Where other packages plug in (one function or protocol each):
   :func:`bifrost.engine.start_operation` when the registry knows them (else skipped and logged);
   their context is built by :func:`operation_context` from the fields the machine's context
   model declares.
+- policy and blueprint work keys go to
+  :class:`bifrost.controller.policy_status.OwnStatusWriter` (their own status only); the policies
+  merged into a Gateway's values are picked by :func:`bifrost.status.policies.winner`, the same
+  choice their status reports.
 - :class:`InputLedger` — where the last provisioned input hash is remembered: by default
   :class:`bifrost.controller.ledger.StoreLedger` (``gateways.input_hash`` in the store, cached in
   memory), so a restarted controller does not provision unchanged Gateways again;
@@ -32,7 +36,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -64,11 +68,13 @@ from bifrost.controller.informers import (
     BLUEPRINT_KIND,
     FINALIZER,
     Cache,
+    CachedNamespaceLabels,
     WorkKey,
     gateway_class_name,
     gateway_secrets,
 )
 from bifrost.controller.ledger import StoreLedger
+from bifrost.controller.policy_status import OWN_STATUS_KINDS, OwnStatusWriter
 from bifrost.engine import LaneBusy, cancel, start_operation
 from bifrost.kube import Conflict, EventRecorder, KubeClient, NotFound, ObjectRef
 from bifrost.machines.registry import MachineRegistry, UnknownMachine
@@ -79,7 +85,9 @@ from bifrost.machines.rotation import (
 )
 from bifrost.machines.spec import MachineSpec
 from bifrost.render.merge import deep_merge, merge_values
-from bifrost.status import gatewayclass_status, status_changed
+from bifrost.status import gatewayclass_status, route_attachments, status_changed
+from bifrost.status.policies import winner
+from bifrost.steps.provision import GATEWAY_UID_LABEL
 from bifrost.steps.tls import (
     leaf_fingerprint,
     listener_hostnames,
@@ -215,8 +223,9 @@ class MemoryLedger:
 
 def operation_context(spec: MachineSpec, candidate: Mapping[str, Any]) -> BaseModel:
     """Hook: the context of a new ``spec`` operation, from the candidate fields observe knows
-    (``namespace``, ``gateway``, ``gateway_uid``, ``blueprint``, ``values``) — each passed only
-    if the machine's context model declares it."""
+    (``namespace``, ``gateway``, ``gateway_uid``, ``blueprint``, ``values``, ``routes`` — the
+    attached HTTPRoutes as ``namespace/name``) — each passed only if the machine's context model
+    declares it."""
     fields = spec.context_model.model_fields
     return spec.context_model.model_validate({k: v for k, v in candidate.items() if k in fields})
 
@@ -234,6 +243,11 @@ def _spec(obj: Obj) -> dict[str, Any]:
 def _generation(obj: Obj) -> int | None:
     value = _meta(obj).get("generation")
     return value if isinstance(value, int) else None
+
+
+def _route_key(route: Obj) -> str:
+    """``namespace/name`` of an HTTPRoute (the inventory's ``route_key``)."""
+    return f"{_meta(route).get('namespace')}/{_meta(route).get('name')}"
 
 
 def _conditions(obj: Obj) -> tuple[Condition, ...]:
@@ -350,7 +364,9 @@ class Observer:
         ledger: InputLedger | None = None,
         controller_namespace: str = CONTROLLER_NAMESPACE,
         events: EventRecorder | None = None,
+        on_operation_end: Callable[[str, str], None] | None = None,
     ) -> None:
+        self.on_operation_end = on_operation_end  # (machine, result), e.g. metrics
         self.cache = cache
         self.events = events
         self.kube = kube
@@ -361,6 +377,9 @@ class Observer:
         self.status_writer: StatusWriter = status_writer or OperationStatusWriter(kube, clock)
         self.ledger: InputLedger = ledger or StoreLedger(store, clock)
         self.controller_namespace = controller_namespace
+        #: Status of bifrost's own objects (policies, blueprints).
+        self.own_status = OwnStatusWriter(cache=cache, kube=kube, clock=clock,
+                                          controller_namespace=controller_namespace)
         self._recorded: dict[str, tuple[str, str, str | None, int | None]] = {}
         self._warned: set[str] = set()
         self._seen_active: dict[str, int] = {}  # uid → id of the operation last seen active
@@ -379,6 +398,8 @@ class Observer:
             return self.observe_class(key.name)
         if key.kind == "Gateway":
             return self.observe_gateway(key.namespace, key.name)
+        if key.kind in OWN_STATUS_KINDS:
+            return Result(*self.own_status.observe(key))
         raise ValueError(f"cannot observe {key}")
 
     # ---- GatewayClass -------------------------------------------------------------------
@@ -533,24 +554,13 @@ class Observer:
     # ---- values and inputs ----------------------------------------------------------------
 
     def _winner(self, policies: list[Obj], kind: str, model: Any) -> Any:
-        """The oldest valid, well-placed policy of ``kind`` (creationTimestamp, then name)."""
-        candidates = []
-        for raw in policies:
-            if raw.get("kind") != kind:
-                continue
-            try:
-                parsed = parse_resource(model, raw)
-            except InvalidResourceError:
-                continue
-            error = (
-                parsed.placement_error(self.controller_namespace)
-                if isinstance(parsed, GatewayClassConfig) else parsed.placement_error()
-            )
-            if error is None:
-                meta = _meta(raw)
-                candidates.append((str(meta.get("creationTimestamp") or ""),
-                                   str(meta.get("name") or ""), parsed))
-        return min(candidates, key=lambda c: (c[0], c[1]))[2] if candidates else None
+        """The oldest valid, well-placed policy of ``kind`` (creationTimestamp, then name) —
+        :func:`bifrost.status.policies.winner`, the same choice the policies' status reports."""
+        best = winner(policies, kind, controller_namespace=self.controller_namespace)
+        if best is None:
+            return None
+        assert isinstance(best.parsed, model)
+        return best.parsed
 
     def merged_values(self, gateway: Obj, resolution: ClassResolution) -> dict[str, Any]:
         """DESIGN §2: blueprint → class-wide → namespace → gateway defaults, overrides reversed.
@@ -589,11 +599,45 @@ class Observer:
             blueprint_overrides=spec.overrides,
         )
 
+    def attached_routes(self, gateway: Obj, resolution: ClassResolution) -> list[Obj]:
+        """The HTTPRoutes attached to the Gateway — accepted by at least one listener, decided
+        by :func:`bifrost.status.route_attachments` exactly as the status writer decides
+        ``attachedRoutes`` and ``status.parents`` — sorted by namespace/name; routes being
+        deleted are left out, and so are the Gateway's own route children (a shadow route
+        attached back to this Gateway would otherwise beget shadows of itself). Empty when the
+        blueprint has no ``routeChildren`` (routes then do not matter to provisioning)."""
+        blueprint = resolution.blueprint
+        if blueprint is None or not blueprint.spec.route_children:
+            return []
+        meta = _meta(gateway)
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        labels = CachedNamespaceLabels(self.cache)
+        out = []
+        uid = str(meta.get("uid") or "")
+        for route in self.cache.routes_for_gateway(*key):
+            route_meta = _meta(route)
+            if route_meta.get("deletionTimestamp") \
+                    or (route_meta.get("labels") or {}).get(GATEWAY_UID_LABEL) == uid:
+                continue
+            attachments = route_attachments(route, {key: gateway}, namespace_labels=labels)
+            if any(a.accepted for a in attachments):
+                out.append(route)
+        return sorted(out, key=_route_key)
+
     def input_hash(
-        self, gateway: Obj, resolution: ClassResolution, values: Mapping[str, Any]
+        self,
+        gateway: Obj,
+        resolution: ClassResolution,
+        values: Mapping[str, Any],
+        routes: list[Obj] | None = None,
     ) -> str:
         """What a provision depends on: the Gateway's generation, the blueprint's, the merged
-        values (policies included) and the resourceVersions of referenced Secrets."""
+        values (policies included), the resourceVersions of referenced Secrets and — when the
+        blueprint has ``routeChildren`` — the attached routes (``routes``, default
+        :meth:`attached_routes`) with their generations, so attaching, detaching or editing a
+        route re-provisions (a route's status, labels or annotations do not)."""
+        if routes is None:
+            routes = self.attached_routes(gateway, resolution)
         secrets = []
         for ns, name in sorted(gateway_secrets(gateway)):
             secret = self.cache.get("Secret", ns, name)
@@ -608,6 +652,8 @@ class Observer:
             "values": values,
             "secrets": secrets,
         }
+        if routes:  # absent rather than empty: hashes of route-less Gateways stay as they were
+            payload["routes"] = [[_route_key(r), _generation(r)] for r in routes]
         encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -722,24 +768,26 @@ class Observer:
         return max(active or ops, key=lambda o: o.id)
 
     def _candidate(self, gateway: Obj, uid: str, blueprint: str | None,
-                   values: Mapping[str, Any]) -> dict[str, Any]:
+                   values: Mapping[str, Any], routes: list[Obj] | None = None) -> dict[str, Any]:
         meta = _meta(gateway)
         return {
             "namespace": str(meta["namespace"]), "gateway": str(meta["name"]),
             "gateway_uid": uid, "blueprint": blueprint or "", "values": dict(values),
+            "routes": tuple(_route_key(r) for r in routes or ()),
         }
 
     def _maybe_provision(
         self, gateway: Obj, uid: str, resolution: ClassResolution, values: Mapping[str, Any]
     ) -> tuple[bool, float | None]:
-        input_hash = self.input_hash(gateway, resolution, values)
+        routes = self.attached_routes(gateway, resolution)
+        input_hash = self.input_hash(gateway, resolution, values, routes)
         if self.ledger.recorded(uid) == input_hash:
             return False, None
         spec = self._machine(PROVISION_MACHINE)
         if spec is None:
             return False, None
         context = operation_context(
-            spec, self._candidate(gateway, uid, resolution.blueprint_name, values)
+            spec, self._candidate(gateway, uid, resolution.blueprint_name, values, routes)
         )
         meta = _meta(gateway)
         before = self.store.active_operation(uid, spec.lane)
@@ -819,7 +867,7 @@ class Observer:
     def _announce(self, gateway: Obj, uid: str, op: OperationRecord | None) -> None:
         """Events for an operation's start and end, once each as this process sees them (an
         end that happened while another replica led is not announced again)."""
-        if op is None or self.events is None:
+        if op is None:
             return
         machine = op.machine.replace("-", "_").title().replace("_", "")
         if op.status.active:
@@ -835,6 +883,8 @@ class Observer:
             return  # ended while another replica led: it announced it
         self._seen_active.pop(uid, None)
         self._announced_end[uid] = op.id
+        if self.on_operation_end is not None:
+            self.on_operation_end(op.machine, op.status.value)
         if op.status is OperationStatus.SUCCEEDED:
             self._event(gateway, reason=f"{machine}Succeeded", action=machine,
                         note=f"operation {op.id} ({op.machine}) succeeded")
@@ -845,7 +895,8 @@ class Observer:
 
     def _event(self, gateway: Obj, *, reason: str, action: str, note: str,
                warning: bool = False) -> None:
-        assert self.events is not None
+        if self.events is None:
+            return
         meta = _meta(gateway)
         ref = ObjectRef(GATEWAY_API_VERSION, "Gateway", str(meta.get("name")),
                         str(meta.get("namespace")), str(meta.get("uid") or "") or None)

@@ -31,7 +31,13 @@ from bifrost.api.conditions import (
     condition,
 )
 from bifrost.clock import Clock
-from bifrost.controller.informers import CONTROLLER_NAME, Cache, gateway_secrets, route_parents
+from bifrost.controller.informers import (
+    CONTROLLER_NAME,
+    Cache,
+    CachedNamespaceLabels,
+    gateway_secrets,
+    route_parents,
+)
 from bifrost.controller.observe import (
     GATEWAY_API_VERSION,
     PROVISION_MACHINE,
@@ -437,26 +443,6 @@ class GatewayApiStatusWriter:
                 continue
             wrote = True
         return wrote
-
-
-class CachedNamespaceLabels(Mapping[str, Mapping[str, str]]):
-    """Namespace name → labels, read from the cache on demand (no copy of every Namespace)."""
-
-    def __init__(self, cache: Cache) -> None:
-        self._cache = cache
-
-    def __getitem__(self, name: str) -> Mapping[str, str]:
-        ns = self._cache.get("Namespace", "", name)
-        if ns is None:
-            raise KeyError(name)
-        labels = _meta(ns).get("labels")
-        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([str(_meta(ns).get("name")) for ns in self._cache.objects("Namespace")])
-
-    def __len__(self) -> int:
-        return len(self._cache.objects("Namespace"))
 
 
 class CachedServices(Collection[tuple[str, str]]):

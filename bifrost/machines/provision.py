@@ -9,8 +9,9 @@ The same machine serves updates: re-running it on a changed Gateway, blueprint o
 only what changed (children whose applied hash is unchanged and which exist are not written) and
 prunes the children of removed templates — cluster-scoped ones too, from the inventory.
 
-The caller (the controller) resolves class, blueprint and policies and computes the merged values;
-the machine only carries them. Machines are data: the steps live in ``bifrost.steps.provision``.
+The caller (the controller) resolves class, blueprint and policies, computes the merged values and
+decides which HTTPRoutes are attached (for the blueprint's per-route ``routeChildren``); the machine
+only carries them. Machines are data: the steps live in ``bifrost.steps.provision``.
 """
 
 from __future__ import annotations
@@ -40,9 +41,14 @@ class ProvisionContext(BaseModel):
     """What a provision operation knows between steps (persisted as JSON).
 
     ``values`` are the merged values (blueprint → class → namespace → gateway, computed by the
-    caller). Progress: ``wanted`` — the child ids the last apply pass rendered or found pending
-    (everything else in the inventory is pruned); ``applied`` — ids this operation wrote;
-    ``ready`` — ids found ready; ``pruned`` — ids deleted because no longer rendered.
+    caller). ``routes`` — ``namespace/name`` of the HTTPRoutes attached to the Gateway (accepted
+    by at least one listener, decided by the controller with the same rules as route status),
+    sorted; each gets the blueprint's ``routeChildren``, and the route children of any other
+    route are pruned. Progress: ``wanted`` — the Gateway's child ids the last apply pass rendered
+    or found pending (every other Gateway child in the inventory is pruned); ``route_wanted`` —
+    the same per route (``namespace/name`` → route child ids); ``applied`` — ids this operation
+    wrote; ``ready`` — ids found ready; ``pruned`` — ids deleted because no longer rendered. In
+    ``applied``/``ready``/``pruned`` a route child appears as ``<id>@<namespace>/<route>``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -52,7 +58,9 @@ class ProvisionContext(BaseModel):
     gateway_uid: str
     blueprint: str
     values: dict[str, Any] = Field(default_factory=dict)
+    routes: tuple[str, ...] = ()
     wanted: tuple[str, ...] = ()
+    route_wanted: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     applied: tuple[str, ...] = ()
     ready: tuple[str, ...] = ()
     pruned: tuple[str, ...] = ()
@@ -91,20 +99,22 @@ def provision_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> Machin
                 steps=(StepSpec(name=APPLY_CHILDREN, retry=act),),
                 on_done="wait_ready",
                 description="render with the live state of ready dependencies; server-side "
-                "apply what changed; record the inventory",
+                "apply what changed; record the inventory; the same per attached HTTPRoute "
+                "for routeChildren",
             ),
             StateSpec(
                 name="wait_ready",
                 steps=(StepSpec(name=WAIT_READY, retry=act),),
                 on_done="prune",
-                description="every rendered child satisfies its readyWhen",
+                description="every rendered child (route children too) satisfies its "
+                "readyWhen",
             ),
             StateSpec(
                 name="prune",
                 steps=(StepSpec(name=PRUNE, retry=act),),
                 on_done="done",
-                description="delete inventory children that are no longer rendered and "
-                "the certificates of removed listeners",
+                description="delete inventory children that are no longer rendered (route "
+                "children of detached routes too) and the certificates of removed listeners",
             ),
             StateSpec(name="done", terminal=OperationStatus.SUCCEEDED),
         ),

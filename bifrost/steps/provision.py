@@ -30,7 +30,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -47,6 +47,7 @@ from bifrost.render import (
     dependency_graph,
     evaluate_ready,
     render_gateway,
+    render_route_children,
     topological_order,
 )
 from bifrost.steps.kube_outcomes import outcome_for
@@ -74,6 +75,8 @@ RETIRED = "retired"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GATEWAY_UID_LABEL = "gateway.bifrost.dev/gateway-uid"
 CHILD_ID_LABEL = "gateway.bifrost.dev/child-id"
+ROUTE_ANNOTATION = "gateway.bifrost.dev/route"
+"""On a route child: ``namespace/name`` of the HTTPRoute it was rendered for."""
 SUPERSEDED = "#superseded-"
 """Inventory keys ``<child id>#superseded-<hash>`` hold objects replaced by a renamed child."""
 
@@ -126,6 +129,25 @@ def gateway_children(store: OperationStore, gateway_uid: str) -> dict[str, Child
     return {r.child_id: r for r in store.list_children(gateway_uid) if r.route_key is None}
 
 
+def route_children(store: OperationStore, gateway_uid: str) -> dict[str, dict[str, ChildRecord]]:
+    """The Gateway's per-route inventory: route key (``namespace/name``) → child id → record."""
+    out: dict[str, dict[str, ChildRecord]] = {}
+    for r in store.list_children(gateway_uid):
+        if r.route_key is not None:
+            out.setdefault(r.route_key, {})[r.child_id] = r
+    return out
+
+
+def child_key(child_id: str, route_key: str | None) -> str:
+    """How a child is named in progress, messages and ``live`` maps: its id for a Gateway child,
+    ``<id>@<namespace>/<route>`` for a route child (ids are DNS labels: no ``@`` in them)."""
+    return child_id if route_key is None else f"{child_id}@{route_key}"
+
+
+def record_key(record: ChildRecord) -> str:
+    return child_key(record.child_id, record.route_key)
+
+
 def observe(kube: KubeClient, record: ChildRecord) -> Obj | None:
     """The recorded child's live object, or None when it is gone (a NotFound kind included)."""
     try:
@@ -148,9 +170,11 @@ def load_blueprint(source: BlueprintSource, name: str) -> Blueprint | Outcome:
         return Fail(f"{BLUEPRINT_KIND} {name!r} is invalid: {e}")
 
 
-def render_failure(blueprint: str, errors: Sequence[RenderError]) -> Fail:
+def render_failure(blueprint: str, errors: Sequence[RenderError], *,
+                   route: str | None = None) -> Fail:
     return Fail(
         f"{BLUEPRINT_KIND} {blueprint!r}: cannot render "
+        + (f"for HTTPRoute {route}: " if route else "")
         + "; ".join(str(e) for e in errors)
     )
 
@@ -165,20 +189,21 @@ def deletion_waves(
 
     Groups by ``deleteOrder`` (the blueprint's value for children it still declares, else the
     inventory's), higher first. Within a group, reverse dependency order: a child is in a later
-    wave than every child that depends on it (dependencies from the blueprint). Within a wave,
-    children the blueprint no longer declares go first, then reverse apply order (the blueprint's
-    topological order, else reverse creation time, then id).
+    wave than every child that depends on it (dependencies from the blueprint; a route child
+    depends on its route's siblings and on the Gateway's children). Within a wave, children the
+    blueprint no longer declares go first, then reverse apply order (the blueprint's topological
+    order, else reverse creation time, then id), then route. ``live`` is keyed by
+    :func:`record_key`.
     """
     records = list(records)
-    templates = {t.id: t for t in blueprint.children} if blueprint is not None else {}
+    declared = (*blueprint.children, *blueprint.route_children) if blueprint is not None else ()
+    templates = {t.id: t for t in declared}
     graph: dict[str, tuple[str, ...]] = {}
     position: dict[str, int] = {}
-    if blueprint is not None:
+    if declared:
         try:
-            graph = dependency_graph(blueprint.children)
-            position = {
-                cid: i for i, cid in enumerate(topological_order(blueprint.children, graph))
-            }
+            graph = dependency_graph(declared)
+            position = {cid: i for i, cid in enumerate(topological_order(declared, graph))}
         except RenderError:
             graph, position = {}, {}
 
@@ -189,27 +214,32 @@ def deletion_waves(
         return r.delete_order
 
     def created(r: ChildRecord) -> str:
-        obj = live.get(r.child_id)
+        obj = live.get(record_key(r))
         return str(((obj or {}).get("metadata") or {}).get("creationTimestamp") or "")
 
-    def within_wave(r: ChildRecord) -> tuple[int, int, str, str]:
-        declared = r.child_id in position
+    def within_wave(r: ChildRecord) -> tuple[int, int, str, str, str]:
+        known = r.child_id in position
         # descending apply position / creation time: negate the position, invert the text order
-        return (1 if declared else 0, -position.get(r.child_id, 0), _desc(created(r)),
-                _desc(r.child_id))
+        return (1 if known else 0, -position.get(r.child_id, 0), _desc(created(r)),
+                _desc(r.child_id), r.route_key or "")
+
+    def dependencies(r: ChildRecord) -> set[str]:
+        # a dependency is a sibling of the same route, or one of the Gateway's children
+        return {child_key(d, rk) for d in graph.get(r.child_id, ())
+                for rk in {r.route_key, None}}
 
     waves: list[list[ChildRecord]] = []
     for value in sorted({group(r) for r in records}, reverse=True):
-        members = {r.child_id: r for r in records if group(r) == value}
+        members = {record_key(r): r for r in records if group(r) == value}
         while members:
-            depended_on = {d for cid in members for d in graph.get(cid, ()) if d in members}
-            wave = [r for cid, r in members.items() if cid not in depended_on]
+            depended_on = {d for r in members.values() for d in dependencies(r) if d in members}
+            wave = [r for key, r in members.items() if key not in depended_on]
             if not wave:  # a cycle (an invalid blueprint): delete the rest together
                 wave = list(members.values())
             wave.sort(key=within_wave)
             waves.append(wave)
             for r in wave:
-                del members[r.child_id]
+                del members[record_key(r)]
     return waves
 
 
@@ -220,8 +250,9 @@ def _desc(text: str) -> str:
 
 @dataclass(frozen=True)
 class DeletionProgress:
-    """What one ``delete_in_waves`` pass did: ids gone (and removed from the inventory), ids
-    still being deleted, ids skipped because another Gateway owns the object."""
+    """What one ``delete_in_waves`` pass did: children gone (and removed from the inventory),
+    children still being deleted, children skipped because another Gateway owns the object —
+    each named by :func:`record_key`."""
 
     gone: tuple[str, ...]
     remaining: tuple[str, ...]
@@ -242,7 +273,7 @@ def delete_in_waves(
     live: dict[str, Obj | None] = {}
     try:
         for r in records:
-            live[r.child_id] = observe(kube, r)
+            live[record_key(r)] = observe(kube, r)
     except KubeError as e:
         return outcome_for(e, doing="reading the children to delete")
     gone: list[str] = []
@@ -250,12 +281,13 @@ def delete_in_waves(
     remaining: list[str] = []
     for wave in deletion_waves(records, blueprint, live):
         for r in wave:
-            obj = live[r.child_id]
+            key = record_key(r)
+            obj = live[key]
             if obj is None or not owned_by(obj, gateway_uid):
                 if obj is not None:
-                    foreign.append(r.child_id)
-                store.delete_child(gateway_uid, r.child_id)
-                gone.append(r.child_id)
+                    foreign.append(key)
+                store.delete_child(gateway_uid, r.child_id, route_key=r.route_key)
+                gone.append(key)
                 continue
             meta = obj.get("metadata") or {}
             try:
@@ -263,13 +295,12 @@ def delete_in_waves(
                     kube.delete(r.api_version, r.kind, r.name, r.namespace, uid=meta.get("uid"))
                 still = observe(kube, r)
             except KubeError as e:
-                return outcome_for(e, doing=f"deleting child {r.child_id!r} "
-                                            f"({describe_record(r)})")
+                return outcome_for(e, doing=f"deleting child {key!r} ({describe_record(r)})")
             if still is None or (still.get("metadata") or {}).get("uid") != meta.get("uid"):
-                store.delete_child(gateway_uid, r.child_id)
-                gone.append(r.child_id)
+                store.delete_child(gateway_uid, r.child_id, route_key=r.route_key)
+                gone.append(key)
             else:
-                remaining.append(r.child_id)
+                remaining.append(key)
         if remaining:
             break
     return DeletionProgress(tuple(gone), tuple(remaining), tuple(foreign))
@@ -308,10 +339,33 @@ class _ProvisionStep:
         return gateway
 
 
+@dataclass(frozen=True)
+class _LiveState:
+    live: dict[str, Obj | None]  # child id → live object (None: gone)
+    ready: dict[str, Obj]  # ours and ready
+    not_ready: dict[str, str]  # ours, not ready: why
+
+
+@dataclass
+class _RoutePass:
+    wanted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    rendered: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+
+
 class ApplyChildren(_ProvisionStep):
     """``apply_children``: one render pass with the live state of ready dependencies; apply each
     rendered child that changed (server-side apply, field manager ``bifrost``) in dependency
-    order and record it in the inventory; ``Wait`` while children are pending."""
+    order and record it in the inventory; ``Wait`` while children are pending.
+
+    Then the same for every attached HTTPRoute in ``routes`` (``spec.routeChildren``): the route
+    is read live (gone: treated as detached, its children are pruned), its templates see the
+    route and the live state of the Gateway's ready children and of the route's own ready
+    siblings, and each child is recorded under (child id, route). Route children of different
+    routes must have different names — templates derive them from ``route.metadata.namespace``
+    and ``route.metadata.name``; an object that is already another route's child (or a Gateway
+    child) fails the operation instead of being taken over."""
 
     def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
         c = ctx.context
@@ -323,6 +377,60 @@ class ApplyChildren(_ProvisionStep):
             return blueprint
         templates = {t.id: t for t in blueprint.children}
         inventory = gateway_children(self.store, c.gateway_uid)
+        state = self._live_state(c, templates, inventory)
+        if not isinstance(state, _LiveState):
+            return state
+        live, ready_live, not_ready = state.live, state.ready, state.not_ready
+        view = copy.deepcopy(gateway)
+        (view.get("metadata") or {}).pop("managedFields", None)
+        result = render_gateway(blueprint, gateway=view, values=c.values, live_children=ready_live,
+                                certificates=attached_certificates(self.store, c.gateway_uid))
+        if result.errors:
+            return render_failure(c.blueprint, result.errors)
+
+        applied: list[str] = []
+        conflicts: list[str] = []
+        for child in result.children:
+            outcome = self._apply_one(ctx, child, inventory, live, applied, conflicts)
+            if outcome is not None:
+                return outcome
+        wanted = tuple(
+            cid for cid in result.order
+            if cid in {ch.id for ch in result.children} | {p.child_id for p in result.pending}
+        )
+        waiting = [
+            f"{p.child_id} waits for "
+            + ", ".join(
+                f"{d} ({not_ready[d]})" if d in not_ready else f"{d} (not applied yet)"
+                for d in p.waiting_for
+            )
+            for p in result.pending
+        ]
+        routes = self._apply_routes(ctx, blueprint, view, ready_live, not_ready, applied,
+                                    conflicts)
+        if not isinstance(routes, _RoutePass):
+            return routes
+        context = c.model_copy(update={
+            "wanted": wanted, "route_wanted": routes.wanted,
+            "applied": tuple(dict.fromkeys((*c.applied, *applied))),
+        })
+        waiting += routes.waiting
+        if conflicts:
+            waiting = [*conflicts, *waiting]
+        if waiting:
+            return Wait("; ".join(waiting), self.recheck, context=context)
+        return Done(
+            output={"applied": applied, "unchanged": [
+                *(ch.id for ch in result.children if ch.id not in applied),
+                *(k for k in routes.rendered if k not in applied),
+            ], "skipped": [*result.skipped, *routes.skipped]},
+            context=context,
+        )
+
+    def _live_state(self, c: ProvisionContext, templates: Mapping[str, ChildTemplate],
+                    inventory: Mapping[str, ChildRecord]) -> _LiveState | Outcome:
+        """The live objects of the inventory's children that still have a template, and which
+        of them (ours) are ready."""
         live: dict[str, Obj | None] = {}
         try:
             for cid, record in inventory.items():
@@ -347,44 +455,62 @@ class ApplyChildren(_ProvisionStep):
                 not_ready[cid] = readiness.reason
         if errors:
             return render_failure(c.blueprint, errors)
-        view = copy.deepcopy(gateway)
-        (view.get("metadata") or {}).pop("managedFields", None)
-        result = render_gateway(blueprint, gateway=view, values=c.values, live_children=ready_live,
-                                certificates=attached_certificates(self.store, c.gateway_uid))
-        if result.errors:
-            return render_failure(c.blueprint, result.errors)
+        return _LiveState(live, ready_live, not_ready)
 
-        applied: list[str] = []
-        conflicts: list[str] = []
-        for child in result.children:
-            outcome = self._apply_one(ctx, child, inventory, live, applied, conflicts)
-            if outcome is not None:
-                return outcome
-        wanted = tuple(
-            cid for cid in result.order
-            if cid in {ch.id for ch in result.children} | {p.child_id for p in result.pending}
-        )
-        context = c.model_copy(
-            update={"wanted": wanted, "applied": tuple(dict.fromkeys((*c.applied, *applied)))}
-        )
-        waiting = [
-            f"{p.child_id} waits for "
-            + ", ".join(
-                f"{d} ({not_ready[d]})" if d in not_ready else f"{d} (not applied yet)"
-                for d in p.waiting_for
-            )
-            for p in result.pending
-        ]
-        if conflicts:
-            waiting = [*conflicts, *waiting]
-        if waiting:
-            return Wait("; ".join(waiting), self.recheck, context=context)
-        return Done(
-            output={"applied": applied, "unchanged": [
-                ch.id for ch in result.children if ch.id not in applied
-            ], "skipped": list(result.skipped)},
-            context=context,
-        )
+    def _apply_routes(
+        self,
+        ctx: StepContext[ProvisionContext],
+        blueprint: Blueprint,
+        gateway: Obj,
+        gateway_ready: Mapping[str, Obj],
+        gateway_not_ready: Mapping[str, str],
+        applied: list[str],
+        conflicts: list[str],
+    ) -> _RoutePass | Outcome:
+        """Render and apply ``spec.routeChildren`` for each route of ``c.routes``."""
+        c = ctx.context
+        out = _RoutePass()
+        if not blueprint.route_children:
+            return out
+        templates = {t.id: t for t in blueprint.route_children}
+        by_route = route_children(self.store, c.gateway_uid)
+        for route_key in c.routes:
+            route_ns, _, route_name = route_key.partition("/")
+            try:
+                route = self.kube.get(GATEWAY_API, "HTTPRoute", route_name, route_ns)
+            except KubeError as e:
+                return outcome_for(e, doing=f"reading HTTPRoute {route_key}")
+            if route is None or (route.get("metadata") or {}).get("deletionTimestamp"):
+                continue  # gone: detached, prune deletes its children
+            (route.get("metadata") or {}).pop("managedFields", None)
+            inventory = by_route.get(route_key, {})
+            state = self._live_state(c, templates, inventory)
+            if not isinstance(state, _LiveState):
+                return state
+            result = render_route_children(
+                blueprint, gateway=gateway, route=route, values=c.values,
+                live_children={**gateway_ready, **state.ready})
+            if result.errors:
+                return render_failure(c.blueprint, result.errors, route=route_key)
+            for child in result.children:
+                outcome = self._apply_one(ctx, child, inventory, state.live, applied, conflicts,
+                                          route_key=route_key)
+                if outcome is not None:
+                    return outcome
+                out.rendered.append(child_key(child.id, route_key))
+            keep = {ch.id for ch in result.children} | {p.child_id for p in result.pending}
+            out.wanted[route_key] = tuple(cid for cid in result.order if cid in keep)
+            out.skipped += [child_key(cid, route_key) for cid in result.skipped]
+            not_ready = {**gateway_not_ready, **state.not_ready}
+            out.waiting += [
+                f"{child_key(p.child_id, route_key)} waits for "
+                + ", ".join(
+                    f"{d} ({not_ready[d]})" if d in not_ready else f"{d} (not applied yet)"
+                    for d in p.waiting_for
+                )
+                for p in result.pending
+            ]
+        return out
 
     def _apply_one(
         self,
@@ -394,21 +520,27 @@ class ApplyChildren(_ProvisionStep):
         live: dict[str, Obj | None],
         applied: list[str],
         conflicts: list[str],
+        *,
+        route_key: str | None = None,
     ) -> Outcome | None:
-        """Apply one rendered child if needed; an outcome ends the step."""
+        """Apply one rendered child if needed; an outcome ends the step. ``inventory`` and
+        ``live`` are those of the Gateway's children, or of ``route_key``'s route children."""
         c = ctx.context
         obj = child.object
         api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
+        key = child_key(child.id, route_key)
+        source = child.template.field_path("template") if child.template else \
+            f"spec.children[{child.id}].template"
         try:
             namespaced = self.kube.is_namespaced(api_version, kind)
         except UnknownKind:
             return Fail(
-                f"child {child.id!r} (spec.children[{child.id}].template): the cluster does not "
+                f"child {key!r} ({source}): the cluster does not "
                 f"serve {api_version} {kind} (is its CRD installed?)"
             )
         except KubeError as e:
             return outcome_for(e, doing=f"discovering {api_version} {kind}")
-        body = self._prepare(c, child, namespaced=namespaced)
+        body = self._prepare(c, child, namespaced=namespaced, route_key=route_key)
         meta = body["metadata"]
         namespace: str | None = meta.get("namespace") if namespaced else None
         name = str(meta["name"])
@@ -423,15 +555,26 @@ class ApplyChildren(_ProvisionStep):
             try:
                 current = self.kube.get(api_version, kind, name, namespace)
             except KubeError as e:
-                return outcome_for(e, doing=f"reading child {child.id!r} ({kind} {where})")
+                return outcome_for(e, doing=f"reading child {key!r} ({kind} {where})")
         if current is not None and not owned_by(current, c.gateway_uid):
             owner = ((current.get("metadata") or {}).get("labels") or {}).get(GATEWAY_UID_LABEL)
             conflicts.append(
-                f"child {child.id!r}: {kind} {where} exists and belongs to "
+                f"child {key!r}: {kind} {where} exists and belongs to "
                 + (f"Gateway uid {owner}" if owner else "no bifrost Gateway")
                 + " (not taken over; waiting for it to go)"
             )
             return None
+        if current is not None:
+            current_meta = current.get("metadata") or {}
+            other_route = (current_meta.get("annotations") or {}).get(ROUTE_ANNOTATION)
+            if other_route != route_key:
+                other = child_key(str((current_meta.get("labels") or {}).get(CHILD_ID_LABEL)),
+                                  other_route)
+                return Fail(
+                    f"child {key!r} ({source}) renders {kind} {where}, which is already child "
+                    f"{other!r} of this Gateway: route children need a name per route (derive "
+                    "it from route.metadata.namespace and route.metadata.name)"
+                )
         if (
             same_identity
             and record is not None
@@ -451,37 +594,40 @@ class ApplyChildren(_ProvisionStep):
             # Write-ahead: a crash after the apply must find this child in the inventory.
             self.store.upsert_child(ChildRecord(
                 gateway_uid=c.gateway_uid, child_id=child.id, api_version=api_version,
-                kind=kind, namespace=namespace, name=name, uid=None, applied_hash=None,
-                ready=False, delete_order=delete_order, updated_at=now,
+                kind=kind, namespace=namespace, name=name, uid=None, route_key=route_key,
+                applied_hash=None, ready=False, delete_order=delete_order, updated_at=now,
             ))
         try:
             result = self.kube.apply(body)
         except Invalid as e:
             return Fail(
-                f"child {child.id!r} ({kind} {where}, from spec.children[{child.id}].template) "
+                f"child {key!r} ({kind} {where}, from {source}) "
                 f"was rejected by the API server: {e}"
             )
         except Retryable as e:
-            return Retry(f"applying child {child.id!r} ({kind} {where}): {e}",
+            return Retry(f"applying child {key!r} ({kind} {where}): {e}",
                          backoff=timedelta(seconds=e.delay))
         except KubeError as e:
             return Fail(
-                f"child {child.id!r} ({kind} {where}, from spec.children[{child.id}].template) "
+                f"child {key!r} ({kind} {where}, from {source}) "
                 f"could not be applied: {e}"
             )
         self.store.upsert_child(ChildRecord(
             gateway_uid=c.gateway_uid, child_id=child.id, api_version=api_version, kind=kind,
             namespace=namespace, name=name, uid=(result.get("metadata") or {}).get("uid"),
-            applied_hash=digest, ready=False, delete_order=delete_order, updated_at=now,
+            route_key=route_key, applied_hash=digest, ready=False, delete_order=delete_order,
+            updated_at=now,
         ))
         live[child.id] = result
-        applied.append(child.id)
+        applied.append(key)
         return None
 
     @staticmethod
-    def _prepare(c: ProvisionContext, child: RenderedChild, *, namespaced: bool) -> Obj:
+    def _prepare(c: ProvisionContext, child: RenderedChild, *, namespaced: bool,
+                 route_key: str | None = None) -> Obj:
         """The body to apply: namespace defaulted (or dropped when cluster-scoped), ownership
-        labels, and an owner reference to the Gateway when in its namespace."""
+        labels (and for a route child the route's annotation), and an owner reference to the
+        Gateway when in its namespace."""
         body = copy.deepcopy(child.object)
         meta = body.setdefault("metadata", {})
         if namespaced:
@@ -494,6 +640,11 @@ class ApplyChildren(_ProvisionStep):
             GATEWAY_UID_LABEL: c.gateway_uid,
             CHILD_ID_LABEL: child.id,
         }
+        if route_key is not None:
+            meta["annotations"] = {**(meta.get("annotations") or {}), ROUTE_ANNOTATION: route_key}
+        elif ROUTE_ANNOTATION in (meta.get("annotations") or {}):
+            meta["annotations"] = {k: v for k, v in meta["annotations"].items()
+                                   if k != ROUTE_ANNOTATION}
         if namespaced and meta["namespace"] == c.namespace:
             refs = [r for r in meta.get("ownerReferences") or []
                     if r.get("uid") != c.gateway_uid]
@@ -510,27 +661,33 @@ class ApplyChildren(_ProvisionStep):
 
 
 class WaitReady(_ProvisionStep):
-    """``wait_ready``: every wanted child exists (ours) and satisfies its ``readyWhen``; the
-    inventory's ``ready`` flag follows (written only when it changes)."""
+    """``wait_ready``: every wanted child — the Gateway's and each attached route's — exists
+    (ours) and satisfies its ``readyWhen``; the inventory's ``ready`` flag follows (written only
+    when it changes)."""
 
     def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
         c = ctx.context
         blueprint = load_blueprint(self.blueprints, c.blueprint)
         if not isinstance(blueprint, Blueprint):
             return blueprint
-        templates = {t.id: t for t in blueprint.children}
-        inventory = gateway_children(self.store, c.gateway_uid)
+        templates = {t.id: t for t in (*blueprint.children, *blueprint.route_children)}
+        inventories: dict[str | None, dict[str, ChildRecord]] = {
+            None: gateway_children(self.store, c.gateway_uid)}
+        inventories.update(route_children(self.store, c.gateway_uid))
+        wanted: list[tuple[str, str | None]] = [(cid, None) for cid in c.wanted]
+        wanted += [(cid, rk) for rk, ids in c.route_wanted.items() for cid in ids]
         waiting: list[str] = []
         ready: list[str] = []
-        for cid in c.wanted:
-            record = inventory.get(cid)
+        for cid, route_key in wanted:
+            key = child_key(cid, route_key)
+            record = inventories.get(route_key, {}).get(cid)
             if record is None:
-                waiting.append(f"{cid} (not applied)")
+                waiting.append(f"{key} (not applied)")
                 continue
             try:
                 obj = observe(self.kube, record)
             except KubeError as e:
-                return outcome_for(e, doing=f"reading child {cid!r} ({describe_record(record)})")
+                return outcome_for(e, doing=f"reading child {key!r} ({describe_record(record)})")
             if obj is not None and not owned_by(obj, c.gateway_uid):
                 obj = None
             template = templates.get(cid) or ChildTemplate(id=cid, template="")
@@ -543,10 +700,10 @@ class WaitReady(_ProvisionStep):
                     record.model_copy(update={"ready": readiness.ready, "updated_at": ctx.now()})
                 )
             if readiness.ready:
-                ready.append(cid)
+                ready.append(key)
             else:
                 reason = "missing" if obj is None else readiness.reason
-                waiting.append(f"{cid} ({reason})")
+                waiting.append(f"{key} ({reason})")
         context = c.model_copy(update={"ready": tuple(ready)})
         if waiting:
             return Wait("children not ready: " + "; ".join(waiting), self.recheck,
@@ -556,8 +713,9 @@ class WaitReady(_ProvisionStep):
 
 class Prune(_ProvisionStep):
     """``prune``: delete inventory children this pass did not render (removed templates,
-    templates that rendered empty, superseded objects), cluster-scoped ones too, in delete order;
-    each leaves the inventory once it is gone."""
+    templates that rendered empty, superseded objects, and the route children of routes no
+    longer attached), cluster-scoped ones too, in delete order; each leaves the inventory once
+    it is gone."""
 
     def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
         c = ctx.context
@@ -572,6 +730,8 @@ class Prune(_ProvisionStep):
         # children.
         stale = [r for cid, r in gateway_children(self.store, c.gateway_uid).items()
                  if cid not in wanted and not is_certificate_child(cid)]
+        stale += [r for rk, records in route_children(self.store, c.gateway_uid).items()
+                  for cid, r in records.items() if cid not in c.route_wanted.get(rk, ())]
         if not stale:
             return Done(output={"pruned": [], "retiredCertificates": [r.object_name
                                                                       for r in retired]})

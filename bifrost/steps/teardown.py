@@ -1,13 +1,13 @@
 """Teardown steps: delete a Gateway's children in the blueprint's declared delete order, then
 remove bifrost's finalizer from the Gateway.
 
-``delete_children`` works from the store's inventory, so it deletes cluster-scoped children and
-children of templates removed since they were applied, which the cluster's garbage collector would
-leak. Groups are deleted one after the other, each waited for until it is gone (see
-``bifrost.steps.provision.deletion_waves``); an object labelled with another Gateway's uid (a
-Gateway re-created under the same name) is never deleted. The step name is shared with the
-edge_certificate machine, whose implementation this one delegates to for that machine's
-operations, so one runner can run both.
+``delete_children`` works from the store's inventory, so it deletes cluster-scoped children,
+per-route children (``routeChildren``) and children of templates removed since they were applied,
+which the cluster's garbage collector would leak. Groups are deleted one after the other, each
+waited for until it is gone (see ``bifrost.steps.provision.deletion_waves``); an object labelled
+with another Gateway's uid (a Gateway re-created under the same name) is never deleted. The step
+name is shared with the edge_certificate machine, whose implementation this one delegates to for
+that machine's operations, so one runner can run both.
 
 ``remove_finalizer`` is the last state: a JSON patch that tests the finalizer's position and the
 Gateway's uid before removing it, so it cannot remove another entry or touch a re-created Gateway.
@@ -29,7 +29,6 @@ from bifrost.steps.provision import (
     ClusterBlueprints,
     DeletionProgress,
     delete_in_waves,
-    gateway_children,
 )
 from bifrost.steps.tls import delete_certificate_object
 from bifrost.store.interface import OperationStore
@@ -63,7 +62,8 @@ class DeleteChildrenInOrder:
                 )
             return self.fallback.run(ctx, input)
         c = ctx.context
-        records = list(gateway_children(self.store, c.gateway_uid).values())
+        # Every inventory row: the Gateway's children and the per-route children (route_key).
+        records = self.store.list_children(c.gateway_uid)
         if not records:
             return self._certificate_secrets(c)
         blueprint: Blueprint | None = None

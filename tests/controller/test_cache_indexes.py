@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from bifrost.controller.informers import Cache, WorkKey, class_key, gateway_key
+from bifrost.controller.informers import (
+    Cache,
+    WorkKey,
+    blueprint_key,
+    class_key,
+    gateway_key,
+    policy_key,
+)
 
 GW = "gateway.networking.k8s.io/v1"
 BF = "gateway.bifrost.dev/v1alpha1"
@@ -83,24 +90,30 @@ def test_secret_event_enqueues_the_gateways_that_reference_it(cache: Cache) -> N
 
 
 def test_blueprint_event_enqueues_its_classes_and_their_gateways(cache: Cache) -> None:
+    # ... and the blueprint itself (for its own status)
     bp = obj("GatewayClassBlueprint", "edge-bp", spec={"children": []})
-    assert cache.apply("GatewayClassBlueprint", "MODIFIED", bp) == {class_key("edge"), A, B}
+    assert cache.apply("GatewayClassBlueprint", "MODIFIED", bp) == {
+        class_key("edge"), A, B, blueprint_key("edge-bp"),
+    }
     mesh = obj("GatewayClassBlueprint", "mesh-bp", spec={"children": []})
-    assert cache.apply("GatewayClassBlueprint", "ADDED", mesh) == {class_key("mesh"), C}
+    assert cache.apply("GatewayClassBlueprint", "ADDED", mesh) == {
+        class_key("mesh"), C, blueprint_key("mesh-bp"),
+    }
     nobody = obj("GatewayClassBlueprint", "unused", spec={"children": []})
-    assert cache.apply("GatewayClassBlueprint", "ADDED", nobody) == set()
+    assert cache.apply("GatewayClassBlueprint", "ADDED", nobody) == {blueprint_key("unused")}
 
 
 def test_class_event_enqueues_the_class_and_its_gateways(cache: Cache) -> None:
+    # ... and the blueprints it refers to (before and after), whose Accepted depends on it
     assert cache.apply("GatewayClass", "MODIFIED", klass("edge", "edge-bp")) == {
         class_key("edge"),
         A,
         B,
+        blueprint_key("edge-bp"),
     }
-    assert (
-        cache.apply("GatewayClass", "MODIFIED", klass("other", "x", controller="example.com/x"))
-        == set()
-    )
+    assert cache.apply(
+        "GatewayClass", "MODIFIED", klass("other", "x", controller="example.com/x")
+    ) == {blueprint_key("edge-bp"), blueprint_key("x")}
     # re-pointing a class at another blueprint moves it in the blueprint index
     cache.apply("GatewayClass", "MODIFIED", klass("edge", "new-bp"))
     assert cache.classes_for_blueprint("edge-bp") == set()
@@ -108,18 +121,52 @@ def test_class_event_enqueues_the_class_and_its_gateways(cache: Cache) -> None:
     assert cache.classes_for_blueprint("new-bp") == {"edge"}
 
 
+P1 = policy_key("GatewayClassConfig", "bifrost-system", "p1")
+P2 = policy_key("GatewayConfig", "blog", "p2")
+P3 = policy_key("GatewayConfig", "shop", "p3")
+
+
 def test_policy_event_enqueues_the_gateways_of_its_target(cache: Cache) -> None:
+    # ... and the policy itself (for its own status)
     by_class = policy("GatewayClassConfig", "bifrost-system", "p1", "GatewayClass", "edge")
-    assert cache.apply("GatewayClassConfig", "ADDED", by_class) == {A, B}
+    assert cache.apply("GatewayClassConfig", "ADDED", by_class) == {A, B, P1}
     by_ns = policy("GatewayConfig", "blog", "p2", "Namespace", "blog")
-    assert cache.apply("GatewayConfig", "ADDED", by_ns) == {C}
+    assert cache.apply("GatewayConfig", "ADDED", by_ns) == {C, P2}
     by_gw = policy("GatewayConfig", "shop", "p3", "Gateway", "b")
-    assert cache.apply("GatewayConfig", "ADDED", by_gw) == {B}
+    assert cache.apply("GatewayConfig", "ADDED", by_gw) == {B, P3}
     # retargeting wakes the old and the new target
     moved = policy("GatewayConfig", "shop", "p3", "Gateway", "a")
-    assert cache.apply("GatewayConfig", "MODIFIED", moved) == {A, B}
-    assert cache.apply("GatewayConfig", "DELETED", moved) == {A}
+    assert cache.apply("GatewayConfig", "MODIFIED", moved) == {A, B, P3}
+    assert cache.apply("GatewayConfig", "DELETED", moved) == {A, P3}
     assert [p["metadata"]["name"] for p in cache.policies_for("GatewayClass", "", "edge")] == ["p1"]
+
+
+def test_policy_status_keys(cache: Cache) -> None:
+    """A policy's attachment depends on the policies of its target (who wins a conflict) and on
+    the target: its existence, and for GatewayClasses and Gateways whether bifrost manages it."""
+    cache.apply("GatewayConfig", "ADDED", policy("GatewayConfig", "shop", "p3", "Gateway", "b"))
+    # a rival on the same target wakes both; deleting the winner wakes the one left
+    rival = policy("GatewayConfig", "shop", "p4", "Gateway", "b")
+    p4 = policy_key("GatewayConfig", "shop", "p4")
+    assert cache.apply("GatewayConfig", "ADDED", rival) == {B, P3, p4}
+    assert cache.apply("GatewayConfig", "DELETED", rival) == {B, P3, p4}
+    # the target Gateway: created, deleted or moved to another class — not on other changes
+    assert cache.apply("Gateway", "MODIFIED", gw("shop", "b", "edge")) == {B}
+    assert cache.apply("Gateway", "MODIFIED", gw("shop", "b", "mesh")) == {B, P3}
+    assert cache.apply("Gateway", "DELETED", gw("shop", "b", "mesh")) == {B, P3}
+    assert cache.apply("Gateway", "ADDED", gw("shop", "b", "edge")) == {B, P3}
+    # the target Gateway's class changes hands
+    assert P3 in cache.apply("GatewayClass", "MODIFIED", klass("edge", "edge-bp", "example.com/x"))
+    assert P3 not in cache.apply("GatewayClass", "MODIFIED", klass("edge", "bp2", "example.com/x"))
+    # a class-wide policy: its class changes; a namespace policy: its namespace comes or goes
+    cache.apply("GatewayClassConfig", "ADDED",
+                policy("GatewayClassConfig", "bifrost-system", "p1", "GatewayClass", "mesh"))
+    assert P1 in cache.apply("GatewayClass", "MODIFIED", klass("mesh", "mesh-bp"))
+    by_ns = policy("GatewayConfig", "blog", "p2", "Namespace", "blog")
+    cache.apply("GatewayConfig", "ADDED", by_ns)
+    assert P2 in cache.apply("Namespace", "ADDED", obj("Namespace", "blog"))
+    assert P2 not in cache.apply("Namespace", "MODIFIED", obj("Namespace", "blog"))
+    assert P2 in cache.apply("Namespace", "DELETED", obj("Namespace", "blog"))
 
 
 def test_route_event_enqueues_old_and_new_parents(cache: Cache) -> None:
@@ -168,3 +215,7 @@ def test_gateway_events_only_for_gateways_bifrost_is_responsible_for(cache: Cach
 def test_work_keys_for_resync(cache: Cache) -> None:
     keys: set[WorkKey] = cache.work_keys()
     assert keys == {class_key("edge"), class_key("mesh"), A, B, C}
+    # every policy and every blueprint, for their own status
+    cache.apply("GatewayConfig", "ADDED", policy("GatewayConfig", "shop", "p3", "Gateway", "zz"))
+    cache.apply("GatewayClassBlueprint", "ADDED", obj("GatewayClassBlueprint", "unused"))
+    assert cache.work_keys() == keys | {P3, blueprint_key("unused")}

@@ -23,6 +23,7 @@ from controller_kit import (
     wait_for,
 )
 
+from bifrost.kube import Conflict
 from bifrost.kube.client import KubeClient
 from bifrost.store import open_store
 
@@ -71,11 +72,20 @@ def test_class_status_follows_the_blueprint(kube: KubeClient, start_controller) 
     assert cond["status"] == "False" and cond["reason"] == "InvalidParameters"
     assert bp in cond["message"]
 
-    # Fixing the blueprint flips the class to Accepted=True (watch-driven).
-    live = kube.get(BIFROST_API, "GatewayClassBlueprint", bp)
-    assert live is not None
-    live["spec"]["children"][0].pop("dependsOn")
-    kube.replace(live)
+    # Fixing the blueprint flips the class to Accepted=True (watch-driven). The controller
+    # writes the blueprint's own status meanwhile: read-modify-write retries on a conflict, as
+    # any client of a controller-updated object must.
+    for _ in range(10):
+        live = kube.get(BIFROST_API, "GatewayClassBlueprint", bp)
+        assert live is not None
+        live["spec"]["children"][0].pop("dependsOn", None)
+        try:
+            kube.replace(live)
+            break
+        except Conflict:
+            continue
+    else:
+        raise AssertionError("the blueprint could not be updated")
     cond = wait_for(
         lambda: (
             (c := accepted(kube.get(GATEWAY_API, "GatewayClass", cls)))

@@ -129,12 +129,16 @@ class Harness:
         )
 
     # --- cluster objects ----------------------------------------------------------------------
-    def set_blueprint(self, children: list[dict[str, Any]]) -> None:
+    def set_blueprint(self, children: list[dict[str, Any]],
+                      route_children: list[dict[str, Any]] | None = None) -> None:
+        spec: dict[str, Any] = {"children": copy.deepcopy(children)}
+        if route_children is not None:
+            spec["routeChildren"] = copy.deepcopy(route_children)
         self.kube.apply({
             "apiVersion": BLUEPRINT_API,
             "kind": "GatewayClassBlueprint",
             "metadata": {"name": self.blueprint},
-            "spec": {"children": copy.deepcopy(children)},
+            "spec": spec,
         })
 
     def create_gateway(self, name: str = "edge", *, finalizer: bool = False) -> dict[str, Any]:
@@ -156,7 +160,8 @@ class Harness:
 
     # --- operations ---------------------------------------------------------------------------
     def start_provision(
-        self, gateway: dict[str, Any], *, values: dict[str, Any] | None = None
+        self, gateway: dict[str, Any], *, values: dict[str, Any] | None = None,
+        routes: tuple[str, ...] = (),
     ) -> OperationRecord:
         meta = gateway["metadata"]
         return start_operation(
@@ -164,7 +169,8 @@ class Harness:
             name=meta["name"], clock=self.clock, actor="test",
             context=ProvisionContext(namespace=self.namespace, gateway=meta["name"],
                                      gateway_uid=meta["uid"], blueprint=self.blueprint,
-                                     values=dict(VALUES if values is None else values)),
+                                     values=dict(VALUES if values is None else values),
+                                     routes=routes),
         )
 
     def start_teardown(self, gateway: dict[str, Any]) -> OperationRecord:

@@ -53,8 +53,8 @@ def env(rotation_cluster: Path, tmp_path: Path) -> Iterator[Env]:
     namespace = f"r-{uuid.uuid4().hex[:8]}"
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     try:
-        with running_controller(kube, store, identity=f"ctl-{namespace}"):
-            yield Env(kube, store, namespace)
+        with running_controller(kube, store, identity=f"ctl-{namespace}") as controller:
+            yield Env(kube, store, namespace, controller)
     finally:
         with contextlib.suppress(Exception):
             kube.delete("v1", "Namespace", namespace)

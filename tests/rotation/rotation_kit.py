@@ -84,6 +84,7 @@ class Env:
     kube: KubeClient
     store: SqlStore
     namespace: str
+    controller: Controller | None = None
 
     def gateway(self, name: str) -> dict[str, Any] | None:
         return self.kube.get(GATEWAY_API, "Gateway", name, self.namespace)

@@ -1,0 +1,140 @@
+"""Writes the status of bifrost's own objects: policies and blueprints.
+
+For a ``GatewayClassConfig``/``GatewayConfig`` work key, :class:`OwnStatusWriter` reads the policy,
+its target (for a Gateway also the Gateway's class) and the policies naming the same target from
+the informer cache, lets :func:`bifrost.status.policies.decide_policy` say whether and where it is
+attached, and writes ``status`` through ``/status``. For a ``GatewayClassBlueprint`` key it checks
+the blueprint with :func:`bifrost.status.blueprints.blueprint_problems` and reports ``Accepted``/
+``Valid``. The informers enqueue these keys when the object, a competing policy or a target
+changes (see :mod:`bifrost.controller.informers`); the resync enqueues them all.
+
+Like the Gateway status writer it compares before writing (:func:`bifrost.status.status_changed`),
+so a converged resync makes no API writes; a write is conditional on the cached
+``resourceVersion`` (a conflict means the cache is behind: the watch brings the newer object and
+the key comes back).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from bifrost.clock import Clock
+from bifrost.controller.informers import (
+    BLUEPRINT_API_VERSION,
+    BLUEPRINT_KIND,
+    POLICY_KINDS,
+    Cache,
+    WorkKey,
+    gateway_class_name,
+)
+from bifrost.kube import Conflict, KubeClient, NotFound
+from bifrost.status import status_changed
+from bifrost.status.blueprints import blueprint_problems, blueprint_status
+from bifrost.status.policies import decide_policy, policy_status, target_key
+
+__all__ = ["OWN_STATUS_KINDS", "OwnStatusWriter"]
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+#: Work key kinds this module observes.
+OWN_STATUS_KINDS: frozenset[str] = frozenset({*POLICY_KINDS, BLUEPRINT_KIND})
+#: Seconds before looking again after a write conflict (the watch usually comes first).
+CONFLICT_RECHECK_SECONDS = 1.0
+
+#: (actions taken, requeue after seconds or ``None``)
+Outcome = tuple[tuple[str, ...], float | None]
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _status(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    status = obj.get("status")
+    return status if isinstance(status, Mapping) else {}
+
+
+class OwnStatusWriter:
+    """Observes policy and blueprint work keys (see the module docstring)."""
+
+    def __init__(
+        self, *, cache: Cache, kube: KubeClient, clock: Clock, controller_namespace: str
+    ) -> None:
+        self.cache = cache
+        self.kube = kube
+        self.clock = clock
+        self.controller_namespace = controller_namespace
+
+    def observe(self, key: WorkKey) -> Outcome:
+        if key.kind in POLICY_KINDS:
+            return self.observe_policy(key.kind, key.namespace, key.name)
+        if key.kind == BLUEPRINT_KIND:
+            return self.observe_blueprint(key.name)
+        raise ValueError(f"not a policy or blueprint key: {key}")
+
+    # ---- policies -----------------------------------------------------------------------
+
+    def policy_status(self, policy: Obj) -> dict[str, Any]:
+        """The status ``policy`` should have, from the cache."""
+        target_ref = target_key(policy)
+        target = target_class = None
+        competitors: list[Obj] = []
+        if target_ref is not None:
+            target = self.cache.get(*target_ref)
+            if target_ref[0] == "Gateway" and target is not None:
+                target_class = self.cache.get("GatewayClass", "", gateway_class_name(target))
+            competitors = self.cache.policies_for(*target_ref)
+        verdict = decide_policy(
+            policy, target=target, target_class=target_class, competitors=competitors,
+            controller_name=self.cache.controller_name,
+            controller_namespace=self.controller_namespace,
+        )
+        return policy_status(policy, verdict, now=self.clock.now())
+
+    def observe_policy(self, kind: str, namespace: str, name: str) -> Outcome:
+        policy = self.cache.get(kind, namespace, name)
+        if policy is None or _meta(policy).get("deletionTimestamp"):
+            return (), None
+        return self._write(kind, namespace, name, policy, self.policy_status(policy),
+                           action="policy-status")
+
+    # ---- blueprints ---------------------------------------------------------------------
+
+    def blueprint_status(self, blueprint: Obj) -> dict[str, Any]:
+        """The status ``blueprint`` should have, from the cache."""
+        name = str(_meta(blueprint).get("name") or "")
+        classes = [
+            c for c in self.cache.classes_for_blueprint(name)
+            if self.cache.is_ours(self.cache.get("GatewayClass", "", c))
+        ]
+        return blueprint_status(blueprint, problems=blueprint_problems(blueprint),
+                                classes=classes, now=self.clock.now())
+
+    def observe_blueprint(self, name: str) -> Outcome:
+        blueprint = self.cache.get(BLUEPRINT_KIND, "", name)
+        if blueprint is None or _meta(blueprint).get("deletionTimestamp"):
+            return (), None
+        return self._write(BLUEPRINT_KIND, None, name, blueprint,
+                           self.blueprint_status(blueprint), action="blueprint-status")
+
+    # ---- writing ------------------------------------------------------------------------
+
+    def _write(self, kind: str, namespace: str | None, name: str, obj: Obj,
+               desired: dict[str, Any], *, action: str) -> Outcome:
+        if not status_changed(_status(obj), desired):
+            return (), None
+        try:
+            self.kube.patch_status(
+                BLUEPRINT_API_VERSION, kind, name, namespace, desired,
+                resource_version=str(_meta(obj).get("resourceVersion") or "") or None,
+            )
+        except Conflict:
+            return (f"{action}-conflict",), CONFLICT_RECHECK_SECONDS
+        except NotFound:
+            return (), None
+        return (action,), None

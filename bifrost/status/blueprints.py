@@ -1,0 +1,196 @@
+"""GatewayClassBlueprint status: is the blueprint valid, and does a bifrost GatewayClass use it?
+
+A platform engineer who writes a blueprint sees the verdict on the blueprint itself, before any
+Gateway of its class fails to render. Two conditions, as the CRD's printer columns show them:
+
+- ``Valid``: the spec parses (the same checks ``Observer.resolve_class`` makes before a class is
+  accepted: schema, unique ids, sound ``dependsOn``) *and* everything ``bifrost.render`` compiles
+  compiles — every child template (Jinja syntax, no ``include``/``import``), every ``readyWhen``,
+  ``spec.addresses`` and the TLS expressions (CEL syntax), every ``children.<id>`` a template reads
+  names a known child, and the dependencies (explicit and inferred) have no cycle. False with the
+  first problem's reason (``Invalid``, ``InvalidTemplate``, ``InvalidExpression``,
+  ``UnknownDependency``, ``DependencyCycle``) and a message naming each problem's child and field.
+- ``Accepted``: the controller uses it — it is valid and a GatewayClass bifrost manages refers to
+  it in ``spec.parametersRef``. False with the ``Valid`` reason and message while it is invalid,
+  else ``NotReferenced``.
+
+Checks are static: nothing is rendered with real values (a template that fails only for some
+Gateway's values shows up on that Gateway's ``Programmed`` condition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bifrost.api.blueprint import GatewayClassBlueprint
+from bifrost.api.conditions import BlueprintConditionType, BlueprintReason, condition
+from bifrost.api.errors import InvalidResourceError, parse_resource
+from bifrost.render.errors import BLUEPRINT, RenderError
+from bifrost.render.expressions import check_addresses, check_ready_when, compile_expression
+from bifrost.render.model import Blueprint, ChildTemplate
+from bifrost.render.ordering import child_dependencies, topological_order
+from bifrost.render.templates import compile_child
+from bifrost.status._util import Obj, generation, get_map, merge_conditions
+
+__all__ = ["BlueprintProblem", "blueprint_problems", "blueprint_status"]
+
+TLS_CERTIFICATE_TEMPLATE = "spec.tls.certificateTemplate"
+_MESSAGE_LIMIT = 32768
+
+
+@dataclass(frozen=True)
+class BlueprintProblem:
+    """One thing wrong with a blueprint: the condition reason and what to fix, where."""
+
+    reason: BlueprintReason
+    message: str
+
+
+def _describe(exc: RenderError) -> str:
+    if exc.child_id == BLUEPRINT:
+        where = exc.source if exc.line is None else f"{exc.source}, line {exc.line}"
+        return f"{where}: {exc.message}"
+    return str(exc)
+
+
+def _problem(reason: BlueprintReason, exc: RenderError) -> BlueprintProblem:
+    return BlueprintProblem(reason, _describe(exc))
+
+
+def _reason(value: str) -> BlueprintReason:
+    try:
+        return BlueprintReason(value)
+    except ValueError:
+        return BlueprintReason.INVALID
+
+
+def _children_problems(bp: Blueprint) -> list[BlueprintProblem]:
+    problems: list[BlueprintProblem] = []
+    gateway_ids = frozenset(c.id for c in bp.children)
+    all_ids = gateway_ids | {c.id for c in bp.route_children}
+    graph: dict[str, tuple[str, ...]] = {}
+    ordered: list[ChildTemplate] = []
+    entries = [(c, gateway_ids) for c in bp.children] + [(c, all_ids) for c in bp.route_children]
+    for child, known in entries:
+        try:
+            compile_child(child)
+        except RenderError as exc:
+            problems.append(_problem(BlueprintReason.INVALID_TEMPLATE, exc))
+            continue
+        try:
+            check_ready_when(child)
+        except RenderError as exc:
+            problems.append(_problem(BlueprintReason.INVALID_EXPRESSION, exc))
+        try:
+            graph[child.id] = child_dependencies(child, known)
+        except RenderError as exc:
+            self_reference = "cannot depend on itself" in exc.message
+            problems.append(_problem(
+                BlueprintReason.DEPENDENCY_CYCLE if self_reference
+                else BlueprintReason.UNKNOWN_DEPENDENCY, exc,
+            ))
+            continue
+        ordered.append(child)
+    try:
+        topological_order(ordered, graph)
+    except RenderError as exc:
+        problems.append(_problem(BlueprintReason.DEPENDENCY_CYCLE, exc))
+    return problems
+
+
+def _tls_problems(parsed: GatewayClassBlueprint) -> list[BlueprintProblem]:
+    tls = parsed.spec.tls
+    if tls is None:
+        return []
+    problems: list[BlueprintProblem] = []
+    try:
+        compile_child(ChildTemplate(id="certificate", template=tls.certificate_template,
+                                    list_name="tls"))
+    except RenderError as exc:
+        problems.append(_problem(BlueprintReason.INVALID_TEMPLATE, RenderError(
+            BLUEPRINT, exc.message, exc.line, TLS_CERTIFICATE_TEMPLATE)))
+    expressions = [("spec.tls.readyWhen", tls.ready_when), ("spec.tls.secretName", tls.secret_name)]
+    if tls.verify is not None:
+        expressions.append(("spec.tls.verify.expression", tls.verify.expression))
+    for field, source in expressions:
+        if not source:
+            continue
+        try:
+            compile_expression(source, child_id=BLUEPRINT, field=field)
+        except RenderError as exc:
+            problems.append(_problem(BlueprintReason.INVALID_EXPRESSION, exc))
+    return problems
+
+
+def blueprint_problems(blueprint: Obj) -> list[BlueprintProblem]:
+    """Everything statically wrong with ``blueprint`` (an API object), in spec order; empty when
+    it is valid (see the module docstring)."""
+    try:
+        parsed = parse_resource(GatewayClassBlueprint, blueprint)
+    except InvalidResourceError as exc:
+        return [BlueprintProblem(_reason(exc.reason), str(exc))]
+    try:
+        bp = Blueprint.from_dict(blueprint)
+    except RenderError as exc:
+        return [_problem(BlueprintReason.INVALID, exc)]
+    problems = _children_problems(bp)
+    try:
+        check_addresses(bp.addresses)
+    except RenderError as exc:
+        problems.append(_problem(BlueprintReason.INVALID_EXPRESSION, exc))
+    return problems + _tls_problems(parsed)
+
+
+def _quoted(names: Iterable[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def blueprint_status(
+    blueprint: Obj,
+    *,
+    problems: Sequence[BlueprintProblem],
+    classes: Iterable[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """The ``status`` to write on ``blueprint``: ``Accepted`` and ``Valid`` merged into the
+    existing conditions, and ``observedGeneration``.
+
+    ``problems`` is :func:`blueprint_problems`'s verdict; ``classes`` the GatewayClasses bifrost
+    manages whose ``parametersRef`` names the blueprint.
+    """
+    gen = generation(blueprint)
+    used_by = sorted(set(classes))
+    if problems:
+        reason = problems[0].reason
+        message = "\n".join(p.message for p in problems)[:_MESSAGE_LIMIT]
+        valid = condition(BlueprintConditionType.VALID, False, reason=reason, message=message,
+                          generation=gen, now=now)
+        accepted = condition(BlueprintConditionType.ACCEPTED, False, reason=reason,
+                             message=message, generation=gen, now=now)
+    else:
+        valid = condition(
+            BlueprintConditionType.VALID, True, reason=BlueprintReason.VALID,
+            message="templates and expressions compile and the dependencies are sound",
+            generation=gen, now=now,
+        )
+        if used_by:
+            noun = "GatewayClass" if len(used_by) == 1 else "GatewayClasses"
+            accepted = condition(
+                BlueprintConditionType.ACCEPTED, True, reason=BlueprintReason.ACCEPTED,
+                message=f"used by {noun} {_quoted(used_by)}"[:_MESSAGE_LIMIT],
+                generation=gen, now=now,
+            )
+        else:
+            accepted = condition(
+                BlueprintConditionType.ACCEPTED, False, reason=BlueprintReason.NOT_REFERENCED,
+                message="no GatewayClass managed by bifrost refers to it in spec.parametersRef",
+                generation=gen, now=now,
+            )
+    status: dict[str, Any] = dict(get_map(blueprint, "status"))
+    status["conditions"] = merge_conditions(status.get("conditions"), [accepted, valid])
+    if gen is not None:
+        status["observedGeneration"] = gen
+    return status
