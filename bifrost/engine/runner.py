@@ -47,6 +47,7 @@ from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMa
 from bifrost.machines.retry import RetryPolicy, backoff
 from bifrost.machines.spec import DONE_TRIGGER, FAIL_TRIGGER, MachineSpec, StateSpec, StepSpec
 from bifrost.store.errors import LeaseLost, NotFound, OperationConflict, StoreUnavailable
+from bifrost.store.fence import StepFence, step_fence
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import OperationRecord, OperationStatus, StepStart
 from bifrost.store.records import Outcome as JournalOutcome
@@ -490,14 +491,20 @@ class Runner:
             idempotency_key=idempotency_key(record.gateway_uid, record.id, step_name),
             started_at=started.started_at,
         )
+        # The step's own store writes are fenced like the engine's commits: once another runner
+        # took the operation over, they raise LeaseLost and write nothing.
+        fence = StepFence(record.id, self.owner, record.version, step_name, attempt)
         try:
-            outcome: Outcome = impl.run(ctx, env.input)
+            with step_fence(fence):
+                outcome: Outcome = impl.run(ctx, env.input)
             if not isinstance(outcome, Done | Wait | Retry | Fail):
                 raise TypeError(f"step {step_name!r} returned {outcome!r}, not an outcome")
             new_context = getattr(outcome, "context", None)
             if new_context is not None and not isinstance(new_context, spec.context_model):
                 raise TypeError(f"step {step_name!r} returned a context of type "
                                 f"{type(new_context).__name__}, not {spec.context_model.__name__}")
+        except LeaseLost:
+            raise  # fenced off: the operation is someone else's now (run_once drops the work)
         except Exception as exc:  # noqa: BLE001 - any step bug is retried per the policy
             log.warning("operation %s step %s attempt %d raised", record.id, step_name, attempt,
                         exc_info=True)

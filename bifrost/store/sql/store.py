@@ -60,6 +60,7 @@ from bifrost.store.errors import (
     OperationConflict,
     StoreUnavailable,
 )
+from bifrost.store.fence import current_fence
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import (
     ACTIVE_STATUSES,
@@ -1075,6 +1076,7 @@ class SqlStore:
             set_={k: v for k, v in values.items() if k not in ("gateway_uid", "object_name")},
         )
         with self._tx(write=True) as conn:
+            self._check_fence(conn)
             self._require_gateway(conn, record.gateway_uid)
             conn.execute(stmt)
             row = (
@@ -1088,6 +1090,28 @@ class SqlStore:
                 .one()
             )
             return _certificate(row)
+
+    def _check_fence(self, conn: Connection) -> None:
+        """Inside a step (``bifrost.store.fence``): LeaseLost unless its runner still holds the
+        operation at the version, step and attempt it began; checked in the write's own
+        transaction (the row is locked where the database can), so a takeover either comes
+        before and fences the write off, or after it."""
+        fence = current_fence()
+        if fence is None:
+            return
+        row = conn.execute(
+            select(_OP.lease_owner, _OP.version, _OP.step, _OP.attempt)
+            .where(_OP.id == fence.operation_id)
+            .with_for_update()
+        ).first()
+        if row is None or (row.lease_owner, row.version, row.step, row.attempt) != (
+            fence.owner, fence.version, fence.step, fence.attempt
+        ):
+            raise LeaseLost(
+                f"operation {fence.operation_id}: {fence.owner!r} no longer holds the lease at "
+                f"version {fence.version} with step {fence.step!r} attempt {fence.attempt} in "
+                "flight; the step's store write is fenced off"
+            )
 
     def _require_gateway(self, conn: Connection, uid: str) -> None:
         if conn.execute(select(_GW.uid).where(_GW.uid == uid)).first() is None:
@@ -1114,6 +1138,7 @@ class SqlStore:
     def delete_certificate(self, gateway_uid: str, object_name: str) -> None:
         """A no-op when the certificate is not recorded."""
         with self._tx(write=True) as conn:
+            self._check_fence(conn)
             conn.execute(
                 delete(certificates).where(
                     _CERT.gateway_uid == gateway_uid, _CERT.object_name == object_name
@@ -1165,6 +1190,7 @@ class SqlStore:
             set_={k: v for k, v in values.items() if k not in key},
         )
         with self._tx(write=True) as conn:
+            self._check_fence(conn)
             self._require_gateway(conn, record.gateway_uid)
             conn.execute(stmt)
             row = (
@@ -1195,6 +1221,7 @@ class SqlStore:
     ) -> None:
         """A no-op when the child is not recorded."""
         with self._tx(write=True) as conn:
+            self._check_fence(conn)
             conn.execute(
                 delete(children).where(
                     _CH.gateway_uid == gateway_uid,
