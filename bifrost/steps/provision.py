@@ -830,7 +830,10 @@ class EnsureCertificates(_ProvisionStep):
                 if not isinstance(found, dict):
                     return found
                 source = found
-            pending = next((r for r in mine if r.object_name in requested), None)
+            # a certificate requested earlier for this listener (by this operation, or by one
+            # that failed waiting for it) is waited for again, not requested a second time
+            pending = next((r for r in mine if r.object_name in requested), None) or next(
+                (r for r in mine if not r.attached and r.state in ("requested", "issued")), None)
             cert = pending.object_name if pending else certificate_name(
                 c.gateway, name, f"{ctx.idempotency_key}/{name}")
             outcome = request_certificate(

@@ -132,3 +132,29 @@ def test_renewal_missed_while_no_controller_ran_starts_at_once(env: Env) -> None
     assert new.object_name != old.object_name
     assert new.renewal_at is not None and new.renewal_at > SystemClock().now()
     assert running_controller  # the kit's controller is what ran it
+
+
+def test_first_certificate_not_issued_fails_provision_then_the_retry_reuses_it(env: Env) -> None:
+    ns = env.namespace
+    blueprint = example_blueprint(f"bp-{ns}-first", issueTimeoutSeconds=1)
+    blueprint["spec"]["defaults"]["issuer"] = "nowhere-ca"
+    env.kube.apply(blueprint)
+    env.kube.apply(gateway_class(f"gc-{ns}-first", f"bp-{ns}-first"))
+    env.kube.apply(https_gateway(ns, "first", f"gc-{ns}-first", ("f.example.com",)))
+
+    def failed_provision() -> list[object]:
+        gw = env.gateway("first")
+        uid = (gw or {}).get("metadata", {}).get("uid")
+        return [o for o in env.store.list_operations(gateway_uid=uid)
+                if o.machine == "provision" and o.status.value == "failed"] if uid else []
+
+    (op,) = wait_for(failed_provision, timeout=30, what="the provision to give up")
+    assert "not issued within 1s" in (op.last_error or "")  # type: ignore[attr-defined]
+    uid = env.gateway("first")["metadata"]["uid"]  # type: ignore[index]
+    assert len(env.certificate_objects(uid)) == 1
+    # the platform team fixes the issuer: the next provision issues the same certificate
+    blueprint["spec"]["defaults"]["issuer"] = "devcluster-ca"
+    env.kube.apply(blueprint)
+    env.programmed("first")
+    (cert,) = env.attached(uid, "https-0")
+    assert [o["metadata"]["name"] for o in env.certificate_objects(uid)] == [cert.object_name]
