@@ -87,8 +87,9 @@ from bifrost.machines.spec import MachineSpec
 from bifrost.render.merge import deep_merge, merge_values
 from bifrost.status import gatewayclass_status, route_attachments, status_changed
 from bifrost.status.policies import winner
-from bifrost.steps.provision import GATEWAY_UID_LABEL
+from bifrost.steps.ownership import GATEWAY_UID_LABEL
 from bifrost.steps.tls import (
+    attached_certificates,
     leaf_fingerprint,
     listener_hostnames,
     managed_listeners,
@@ -347,6 +348,14 @@ class OperationStatusWriter:
 # ---------------------------------------------------------------- the observer
 
 
+def _latest(ops: list[OperationRecord]) -> OperationRecord | None:
+    """The active operation, else the most recent one."""
+    if not ops:
+        return None
+    active = [o for o in ops if o.status.active]
+    return max(active or ops, key=lambda o: o.id)
+
+
 class Observer:
     """Decides and does what one work key needs (see the module docstring). Thread-safe as long
     as one key is observed by one worker at a time (the work queue guarantees it)."""
@@ -504,7 +513,8 @@ class Observer:
                 started, requeue = self._maybe_provision(gateway, uid, resolution, values)
                 if started:
                     actions.append("provision-started")
-        operation = self._latest_operation(uid)
+        ops = self.store.list_operations(gateway_uid=uid, limit=100)
+        operation = _latest(ops)
         self._announce(gateway, uid, operation)
         if operation is not None and operation.status.active:
             requeue = min(requeue or ACTIVE_RECHECK_SECONDS, ACTIVE_RECHECK_SECONDS)
@@ -513,7 +523,8 @@ class Observer:
         except RecordNotFound:
             children = ()
         view = GatewayView(gateway, resolution, operation, self.cache, values, children,
-                           provision=self._latest_operation(uid, machine=PROVISION_MACHINE),
+                           provision=_latest([o for o in ops
+                                              if o.machine == PROVISION_MACHINE]),
                            certificates=self._attached_secrets(uid))
         try:
             if self.status_writer.write_status(view):
@@ -747,25 +758,13 @@ class Observer:
 
     def _attached_secrets(self, uid: str) -> dict[str, tuple[str, ...]]:
         out: dict[str, list[str]] = {}
-        try:
-            records = self.store.list_certificates(gateway_uid=uid)
-        except RecordNotFound:
-            return {}
-        for r in sorted(records, key=lambda r: (r.not_before is None, r.not_before or 0,
-                                                r.object_name)):
-            if r.attached and r.secret_name:
-                out.setdefault(r.listener, []).append(r.secret_name)
+        for cert in attached_certificates(self.store, uid):
+            if cert["secretName"]:
+                out.setdefault(cert["listener"], []).append(cert["secretName"])
         return {k: tuple(v) for k, v in out.items()}
 
-    def _latest_operation(self, uid: str, *, machine: str | None = None
-                          ) -> OperationRecord | None:
-        ops = self.store.list_operations(gateway_uid=uid, limit=100)
-        if machine is not None:
-            ops = [o for o in ops if o.machine == machine]
-        if not ops:
-            return None
-        active = [o for o in ops if o.status.active]
-        return max(active or ops, key=lambda o: o.id)
+    def _latest_operation(self, uid: str) -> OperationRecord | None:
+        return _latest(self.store.list_operations(gateway_uid=uid, limit=100))
 
     def _candidate(self, gateway: Obj, uid: str, blueprint: str | None,
                    values: Mapping[str, Any], routes: list[Obj] | None = None) -> dict[str, Any]:

@@ -9,18 +9,17 @@ the crashed attempt made.
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from bifrost.engine import Done, Outcome, StepContext, Wait
 from bifrost.kube import KubeClient, KubeError
 from bifrost.machines.edge_certificate import EdgeCertificateContext
 from bifrost.steps.children import owner_reference
 from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.steps.tls import der_fingerprint, dns_names
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import CertificateRecord
 
@@ -30,10 +29,6 @@ CERT_API = "cert-manager.io/v1"
 def leaf_from_pem(pem: str) -> x509.Certificate:
     """The first certificate of a PEM chain (the leaf)."""
     return x509.load_pem_x509_certificates(pem.encode())[0]
-
-
-def fingerprint_sha256(der: bytes) -> str:
-    return hashlib.sha256(der).hexdigest()
 
 
 class ApplyCertificate:
@@ -105,9 +100,9 @@ class WaitCertificateIssued:
         if secret is None or "tls.crt" not in (secret.get("data") or {}):
             return Wait(f"Secret {c.secret_name} not written yet", self.recheck)
         leaf = leaf_from_pem(base64.b64decode(secret["data"]["tls.crt"]).decode())
-        if c.hostname not in _dns_names(leaf):
+        if c.hostname not in dns_names(leaf):
             return Wait(f"Secret {c.secret_name} does not cover {c.hostname} yet", self.recheck)
-        fingerprint = fingerprint_sha256(leaf.public_bytes(Encoding.DER))
+        fingerprint = der_fingerprint(leaf)
         return Done(
             output={"fingerprint": fingerprint, "notAfter": status.get("notAfter")},
             context=c.model_copy(
@@ -153,11 +148,3 @@ class RecordCertificate:
             )
         )
         return Done(output={"recorded": c.certificate_name})
-
-
-def _dns_names(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return list(san.get_values_for_type(x509.DNSName))

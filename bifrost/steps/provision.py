@@ -27,15 +27,13 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bifrost.api.blueprint import API_VERSION as BLUEPRINT_API_VERSION
-from bifrost.api.blueprint import BLUEPRINT_KIND, BlueprintTLS, TLSSource
+from bifrost.api.blueprint import BLUEPRINT_KIND, TLSSource
 from bifrost.engine import Done, Fail, Outcome, Retry, StepContext, Wait
 from bifrost.kube import Invalid, KubeClient, KubeError, Retryable, UnknownKind
 from bifrost.machines.provision import ProvisionContext
@@ -51,6 +49,13 @@ from bifrost.render import (
     topological_order,
 )
 from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.steps.ownership import (
+    GATEWAY_API,
+    GATEWAY_UID_LABEL,
+    body_hash,
+    gateway_owner_reference,
+    owned_by,
+)
 from bifrost.steps.tls import (
     Issued,
     RenewalTime,
@@ -58,6 +63,7 @@ from bifrost.steps.tls import (
     certificate_name,
     delete_certificate_object,
     is_certificate_child,
+    issued_record,
     listener_hostnames,
     load_tls,
     managed_listeners,
@@ -72,8 +78,6 @@ from bifrost.store.records import CertificateRecord, ChildRecord
 #: The state of a certificate whose listener went away: detached, deleted by prune.
 RETIRED = "retired"
 
-GATEWAY_API = "gateway.networking.k8s.io/v1"
-GATEWAY_UID_LABEL = "gateway.bifrost.dev/gateway-uid"
 CHILD_ID_LABEL = "gateway.bifrost.dev/child-id"
 ROUTE_ANNOTATION = "gateway.bifrost.dev/route"
 """On a route child: ``namespace/name`` of the HTTPRoute it was rendered for."""
@@ -102,12 +106,6 @@ class ClusterBlueprints:
 # --- helpers shared with the teardown steps -------------------------------------------------
 
 
-def body_hash(body: Mapping[str, Any]) -> str:
-    """sha256 of the applied body in canonical JSON (sorted keys, no spaces)."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def superseded_key(record: ChildRecord) -> str:
     """The inventory key of an object replaced by a child whose kind/namespace/name changed."""
     identity = [record.api_version, record.kind, record.namespace, record.name]
@@ -117,11 +115,6 @@ def superseded_key(record: ChildRecord) -> str:
 def describe_record(record: ChildRecord) -> str:
     where = f"{record.namespace}/{record.name}" if record.namespace else record.name
     return f"{record.kind} {where}"
-
-
-def owned_by(live: Mapping[str, Any], gateway_uid: str) -> bool:
-    labels = (live.get("metadata") or {}).get("labels") or {}
-    return bool(labels.get(GATEWAY_UID_LABEL) == gateway_uid)
 
 
 def gateway_children(store: OperationStore, gateway_uid: str) -> dict[str, ChildRecord]:
@@ -156,14 +149,22 @@ def observe(kube: KubeClient, record: ChildRecord) -> Obj | None:
         return None  # the CRD is gone, and with it every object of the kind
 
 
-def load_blueprint(source: BlueprintSource, name: str) -> Blueprint | Outcome:
-    """The parsed blueprint, or the outcome to answer (missing → Fail, API error → per error)."""
+def load_raw_blueprint(source: BlueprintSource, name: str) -> Mapping[str, Any] | Outcome:
+    """The blueprint object, or the outcome to answer (missing → Fail, API error → per error)."""
     try:
         raw = source.get(name)
     except KubeError as e:
         return outcome_for(e, doing=f"reading {BLUEPRINT_KIND} {name}")
     if raw is None:
         return Fail(f"{BLUEPRINT_KIND} {name!r} not found")
+    return raw
+
+
+def load_blueprint(source: BlueprintSource, name: str) -> Blueprint | Outcome:
+    """The parsed blueprint, or the outcome to answer (missing → Fail, API error → per error)."""
+    raw = load_raw_blueprint(source, name)
+    if not isinstance(raw, Mapping):
+        return raw
     try:
         return Blueprint.from_dict(raw)
     except RenderError as e:
@@ -648,14 +649,7 @@ class ApplyChildren(_ProvisionStep):
         if namespaced and meta["namespace"] == c.namespace:
             refs = [r for r in meta.get("ownerReferences") or []
                     if r.get("uid") != c.gateway_uid]
-            refs.append({
-                "apiVersion": GATEWAY_API,
-                "kind": "Gateway",
-                "name": c.gateway,
-                "uid": c.gateway_uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            })
+            refs.append(gateway_owner_reference(c.gateway, c.gateway_uid))
             meta["ownerReferences"] = refs
         return body
 
@@ -796,7 +790,7 @@ class EnsureCertificates(_ProvisionStep):
 
     def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
         c = ctx.context
-        raw = self._raw_blueprint(c)
+        raw = load_raw_blueprint(self.blueprints, c.blueprint)
         if not isinstance(raw, Mapping):
             return raw
         tls = load_tls(raw)
@@ -865,52 +859,12 @@ class EnsureCertificates(_ProvisionStep):
             return Wait("; ".join(waiting), self.recheck, context=context)
         return Done(output={"attached": attached}, context=context)
 
-    def _raw_blueprint(self, c: ProvisionContext) -> Mapping[str, Any] | Outcome:
-        try:
-            raw = self.blueprints.get(c.blueprint)
-        except KubeError as e:
-            return outcome_for(e, doing=f"reading {BLUEPRINT_KIND} {c.blueprint}")
-        if raw is None:
-            return Fail(f"{BLUEPRINT_KIND} {c.blueprint!r} not found")
-        return raw
-
     def _retire(self, records: Sequence[CertificateRecord], *, keep: set[str],
                 now: datetime) -> None:
         for r in records:
             if r.listener not in keep and r.state != RETIRED:
                 self.store.upsert_certificate(r.model_copy(
                     update={"attached": False, "state": RETIRED, "updated_at": now}))
-
-
-def issued_record(
-    gateway_uid: str,
-    listener: str,
-    name: str,
-    issued: Issued,
-    tls: BlueprintTLS,
-    *,
-    now: datetime,
-    attached: bool,
-    renewal_time: RenewalTime | None,
-) -> CertificateRecord:
-    """The store row of an issued certificate, with its renewal time (policy from the blueprint;
-    without an injected policy: two thirds of the lifetime). A passed-through user certificate
-    (``source: ListenerSecret``) gets none: renewing it is its owner's business, and bifrost
-    rotates when the Secret's certificate changes."""
-    renew_at: datetime | None
-    if tls.source is TLSSource.LISTENER_SECRET:
-        renew_at = None
-    elif renewal_time is not None:
-        renew_at = renewal_time(issued.not_before, issued.not_after, tls)
-    else:
-        renew_at = issued.not_before + (issued.not_after - issued.not_before) * 2 / 3
-    return CertificateRecord(
-        gateway_uid=gateway_uid, listener=listener, object_name=name,
-        secret_name=issued.secret_name, serial=issued.serial,
-        fingerprint_sha256=issued.fingerprint, dns_names=issued.dns_names,
-        not_before=issued.not_before, not_after=issued.not_after, renewal_at=renew_at,
-        attached=attached, state="attached" if attached else "issued", updated_at=now,
-    )
 
 
 def provision_steps(

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
-import socket
 import ssl
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -38,23 +36,24 @@ from bifrost.render import (
     evaluate_ready,
 )
 from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.steps.ownership import GATEWAY_API, owned_by
 from bifrost.steps.provision import (
-    GATEWAY_API,
     ApplyChildren,
     BlueprintSource,
     ClusterBlueprints,
     describe_record,
     gateway_children,
-    issued_record,
+    load_raw_blueprint,
     observe,
-    owned_by,
 )
 from bifrost.steps.tls import (
     Issued,
     RenewalTime,
     certificate_name,
+    certificate_record,
     delete_certificate_object,
     is_certificate_child,
+    issued_record,
     listener_hostnames,
     load_tls,
     observe_issued,
@@ -62,11 +61,11 @@ from bifrost.steps.tls import (
     request_certificate,
     source_secret,
 )
+from bifrost.steps.tls_probe import served_fingerprint
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import CertificateRecord
 
-__all__ = ["DEFAULT_DRAIN", "RotationSteps", "observed_generation_problem", "rotation_steps",
-           "served_fingerprint"]
+__all__ = ["DEFAULT_DRAIN", "RotationSteps", "observed_generation_problem", "rotation_steps"]
 
 Obj = dict[str, Any]
 
@@ -74,25 +73,6 @@ Obj = dict[str, Any]
 DEFAULT_DRAIN = timedelta(seconds=30)
 DEFAULT_ENDPOINT = '{"host": gateway.status.addresses[0].value, "port": listener.port}'
 PROBE_LABEL = "bifrost-probe"
-
-
-def served_fingerprint(host: str, port: int, *, server_name: str, ca_pem: str | None,
-                       timeout: float = 3.0) -> str:
-    """One real TLS handshake with SNI ``server_name``; the SHA-256 of the served leaf. With
-    ``ca_pem`` the chain and the name are verified against it; without, only the fingerprint
-    (compared by the caller) proves what is served."""
-    if ca_pem:
-        context = ssl.create_default_context(cadata=ca_pem)
-    else:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    with (socket.create_connection((host, port), timeout=timeout) as raw,
-          context.wrap_socket(raw, server_hostname=server_name) as tls):
-        der = tls.getpeercert(binary_form=True)
-    if der is None:
-        raise ssl.SSLError("no peer certificate")
-    return hashlib.sha256(der).hexdigest()
 
 
 def observed_generation_problem(obj: Mapping[str, Any]) -> str | None:
@@ -135,12 +115,9 @@ class RotationSteps:
     # ---- shared -----------------------------------------------------------------------------
 
     def _tls(self, c: RotationContext) -> BlueprintTLS | Outcome:
-        try:
-            raw = self.blueprints.get(c.blueprint)
-        except KubeError as e:
-            return outcome_for(e, doing=f"reading {BLUEPRINT_KIND} {c.blueprint}")
-        if raw is None:
-            return Fail(f"{BLUEPRINT_KIND} {c.blueprint!r} not found")
+        raw = load_raw_blueprint(self.blueprints, c.blueprint)
+        if not isinstance(raw, Mapping):
+            return raw
         tls = load_tls(raw)
         if tls is None:
             return Fail(f"{BLUEPRINT_KIND} {c.blueprint!r} has no spec.tls: nothing to rotate")
@@ -156,12 +133,7 @@ class RotationSteps:
         return gateway
 
     def _record(self, c: RotationContext, name: str | None) -> CertificateRecord | None:
-        if not name:
-            return None
-        for r in self.store.list_certificates(gateway_uid=c.gateway_uid):
-            if r.object_name == name:
-                return r
-        return None
+        return certificate_record(self.store, c.gateway_uid, name)
 
     def _set_attached(self, c: RotationContext, name: str | None, attached: bool,
                       now: datetime) -> None:

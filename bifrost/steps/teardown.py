@@ -23,8 +23,8 @@ from bifrost.kube import KubeClient, KubeError, Retryable
 from bifrost.machines.teardown import GATEWAY_FINALIZER, TeardownContext
 from bifrost.render import Blueprint, RenderError
 from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.steps.ownership import GATEWAY_API
 from bifrost.steps.provision import (
-    GATEWAY_API,
     BlueprintSource,
     ClusterBlueprints,
     DeletionProgress,

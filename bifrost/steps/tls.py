@@ -40,6 +40,7 @@ from bifrost.kube import Invalid, KubeClient, KubeError, UnknownKind
 from bifrost.render import NotAvailable, RenderError, evaluate_expression, render_certificate
 from bifrost.render.templates import dns_label
 from bifrost.steps.kube_outcomes import outcome_for
+from bifrost.steps.ownership import GATEWAY_UID_LABEL, body_hash, gateway_owner_reference
 from bifrost.store.errors import NotFound as RecordNotFound
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import CertificateRecord, ChildRecord
@@ -52,11 +53,16 @@ __all__ = [
     "Issued",
     "RenewalTime",
     "attached_certificates",
+    "certificate_child",
+    "certificate_record",
+    "der_fingerprint",
+    "dns_names",
     "certificate_child_id",
     "certificate_name",
     "certificate_view",
     "delete_certificate_object",
     "is_certificate_child",
+    "issued_record",
     "leaf_fingerprint",
     "listener_hostnames",
     "load_tls",
@@ -64,6 +70,7 @@ __all__ = [
     "observe_issued",
     "references",
     "request_certificate",
+    "secret_leaf",
     "source_secret",
     "source_secret_ref",
 ]
@@ -75,8 +82,6 @@ CERTIFICATE_CHILD_PREFIX = "tls:"
 CERTIFICATE_DELETE_ORDER = -1000
 DEFAULT_READY_WHEN = 'object.status.conditions.exists(c, c.type == "Ready" && c.status == "True")'
 DEFAULT_SECRET_NAME = "object.spec.secretName"
-GATEWAY_API = "gateway.networking.k8s.io/v1"
-GATEWAY_UID_LABEL = "gateway.bifrost.dev/gateway-uid"
 LISTENER_LABEL = "gateway.bifrost.dev/listener"
 CERT_MANAGER_NAME_ANNOTATION = "cert-manager.io/certificate-name"
 
@@ -135,14 +140,32 @@ def source_secret(
     return secret
 
 
+def secret_leaf(data: Mapping[str, Any]) -> x509.Certificate:
+    """The leaf (first certificate) of a TLS Secret's base64 ``data["tls.crt"]`` chain; raises
+    KeyError without one, ValueError when it is not PEM."""
+    return x509.load_pem_x509_certificates(base64.b64decode(data["tls.crt"]))[0]
+
+
+def der_fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER encoding (what a TLS client is served)."""
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+
+
+def dns_names(cert: x509.Certificate) -> list[str]:
+    """The certificate's SAN dNSNames."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.get_values_for_type(x509.DNSName))
+
+
 def leaf_fingerprint(secret: Mapping[str, Any] | None) -> str | None:
     """SHA-256 of the leaf in a Secret's ``tls.crt`` (``None`` when there is none)."""
-    data = (secret or {}).get("data") or {}
     try:
-        leaf = x509.load_pem_x509_certificates(base64.b64decode(data["tls.crt"]))[0]
+        return der_fingerprint(secret_leaf((secret or {}).get("data") or {}))
     except (KeyError, ValueError):
         return None
-    return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
 
 
 def certificate_child_id(object_name: str) -> str:
@@ -271,15 +294,11 @@ def request_certificate(
     bmeta["labels"] = {**(bmeta.get("labels") or {}), GATEWAY_UID_LABEL: uid,
                        LISTENER_LABEL: dns_label(listener["name"])}
     if namespaced:
-        bmeta["ownerReferences"] = [{
-            "apiVersion": GATEWAY_API, "kind": "Gateway", "name": gateway_name, "uid": uid,
-            "controller": True, "blockOwnerDeletion": True,
-        }]
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        bmeta["ownerReferences"] = [gateway_owner_reference(gateway_name, uid)]
+    digest = body_hash(body)
     child_id = certificate_child_id(name)
-    inventory = {r.child_id: r for r in store.list_children(uid) if r.route_key is None}
-    record = inventory.get(child_id)
-    existing = _certificate_record(store, uid, name)
+    record = certificate_child(store, uid, name)
+    existing = certificate_record(store, uid, name)
     if record is not None and record.applied_hash == digest and record.uid:
         try:
             live = kube.get(api_version, kind, name, namespace if namespaced else None)
@@ -315,11 +334,20 @@ def request_certificate(
     return None
 
 
-def _certificate_record(store: OperationStore, uid: str, name: str) -> CertificateRecord | None:
-    for r in store.list_certificates(gateway_uid=uid):
-        if r.object_name == name:
-            return r
-    return None
+def certificate_record(store: OperationStore, uid: str, name: str | None
+                       ) -> CertificateRecord | None:
+    """The store's row of certificate ``name`` of a gateway (``None``: not recorded)."""
+    if not name:
+        return None
+    return next((r for r in store.list_certificates(gateway_uid=uid) if r.object_name == name),
+                None)
+
+
+def certificate_child(store: OperationStore, uid: str, name: str) -> ChildRecord | None:
+    """The inventory entry of certificate object ``name`` (``None``: not in the inventory)."""
+    child_id = certificate_child_id(name)
+    return next((r for r in store.list_children(uid)
+                 if r.child_id == child_id and r.route_key is None), None)
 
 
 @dataclass(frozen=True)
@@ -344,8 +372,7 @@ def observe_issued(
     hostnames: Sequence[str],
 ) -> Issued | str | Outcome:
     """The issued certificate, or why not yet (a ``str``: wait), or an outcome (an error)."""
-    record = {r.child_id: r for r in store.list_children(gateway_uid)}.get(
-        certificate_child_id(name))
+    record = certificate_child(store, gateway_uid, name)
     if record is None:
         return Fail(f"certificate {name} is not in the inventory (was it deleted?)")
     try:
@@ -377,10 +404,10 @@ def observe_issued(
     if "tls.crt" not in data:
         return f"Secret {secret_name} has no tls.crt yet"
     try:
-        leaf = x509.load_pem_x509_certificates(base64.b64decode(data["tls.crt"]))[0]
+        leaf = secret_leaf(data)
     except ValueError as e:
         return f"Secret {secret_name} tls.crt is not a PEM certificate yet ({e})"
-    names = _dns_names(leaf)
+    names = dns_names(leaf)
     missing = [h for h in hostnames if h not in names]
     if missing:
         return f"Secret {secret_name} does not cover {', '.join(missing)} yet"
@@ -388,20 +415,12 @@ def observe_issued(
         store.upsert_child(record.model_copy(update={"ready": True}))
     return Issued(
         secret_name=secret_name,
-        fingerprint=hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
+        fingerprint=der_fingerprint(leaf),
         serial=format(leaf.serial_number, "x"),
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,
         dns_names=tuple(names),
     )
-
-
-def _dns_names(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return list(san.get_values_for_type(x509.DNSName))
 
 
 def references(obj: Mapping[str, Any], record: CertificateRecord) -> bool:
@@ -424,8 +443,7 @@ def delete_certificate_object(
     it); True once both are gone and the store forgot them. The caller checks first that nothing
     attaches it. ``namespace``: where the Secret is when the object left the inventory already
     (teardown deletes the objects in its waves)."""
-    child = {r.child_id: r for r in store.list_children(gateway_uid)}.get(
-        certificate_child_id(record.object_name))
+    child = certificate_child(store, gateway_uid, record.object_name)
     try:
         if child is not None:
             live = kube.get(child.api_version, child.kind, child.name, child.namespace)
@@ -456,3 +474,34 @@ def _secret_of(secret: Mapping[str, Any], certificate: str, gateway_uid: str) ->
     labels = meta.get("labels") or {}
     return bool(annotations.get(CERT_MANAGER_NAME_ANNOTATION) == certificate
                 or labels.get(GATEWAY_UID_LABEL) == gateway_uid)
+
+
+def issued_record(
+    gateway_uid: str,
+    listener: str,
+    name: str,
+    issued: Issued,
+    tls: BlueprintTLS,
+    *,
+    now: datetime,
+    attached: bool,
+    renewal_time: RenewalTime | None,
+) -> CertificateRecord:
+    """The store row of an issued certificate, with its renewal time (policy from the blueprint;
+    without an injected policy: two thirds of the lifetime). A passed-through user certificate
+    (``source: ListenerSecret``) gets none: renewing it is its owner's business, and bifrost
+    rotates when the Secret's certificate changes."""
+    renew_at: datetime | None
+    if tls.source is TLSSource.LISTENER_SECRET:
+        renew_at = None
+    elif renewal_time is not None:
+        renew_at = renewal_time(issued.not_before, issued.not_after, tls)
+    else:
+        renew_at = issued.not_before + (issued.not_after - issued.not_before) * 2 / 3
+    return CertificateRecord(
+        gateway_uid=gateway_uid, listener=listener, object_name=name,
+        secret_name=issued.secret_name, serial=issued.serial,
+        fingerprint_sha256=issued.fingerprint, dns_names=issued.dns_names,
+        not_before=issued.not_before, not_after=issued.not_after, renewal_at=renew_at,
+        attached=attached, state="attached" if attached else "issued", updated_at=now,
+    )

@@ -19,11 +19,17 @@ from bifrost.steps.kube_outcomes import outcome_for
 
 
 def served_fingerprint(
-    address: str, port: int, *, server_name: str, ca_pem: str, timeout: float = 3.0
+    address: str, port: int, *, server_name: str, ca_pem: str | None, timeout: float = 3.0
 ) -> str:
-    """Handshake with SNI ``server_name``, verifying the chain against ``ca_pem`` and the name;
-    return the SHA-256 fingerprint of the served leaf."""
-    context = ssl.create_default_context(cadata=ca_pem)
+    """One real TLS handshake with SNI ``server_name``; the SHA-256 fingerprint of the served
+    leaf. With ``ca_pem`` the chain and the name are verified against it; without, only the
+    fingerprint (compared by the caller) proves what is served."""
+    if ca_pem:
+        context = ssl.create_default_context(cadata=ca_pem)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     with (
         socket.create_connection((address, port), timeout=timeout) as raw,
         context.wrap_socket(raw, server_hostname=server_name) as tls,

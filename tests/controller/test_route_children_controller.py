@@ -18,7 +18,8 @@ from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE, gateway_c
 
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.kube.client import KubeClient
-from bifrost.steps.provision import GATEWAY_UID_LABEL, ROUTE_ANNOTATION
+from bifrost.steps.ownership import GATEWAY_UID_LABEL
+from bifrost.steps.provision import ROUTE_ANNOTATION
 from bifrost.store import SqlStore, migrate, open_store
 
 TIMEOUT = 20.0

@@ -13,7 +13,8 @@ from typing import Any
 from provision_kit import LB_API, VALUES, Harness, OffsetClock, blueprint_children
 
 from bifrost.render import Blueprint
-from bifrost.steps.provision import CHILD_ID_LABEL, GATEWAY_UID_LABEL, deletion_waves
+from bifrost.steps.ownership import GATEWAY_UID_LABEL
+from bifrost.steps.provision import CHILD_ID_LABEL, deletion_waves
 from bifrost.store.records import ChildRecord, OperationStatus
 
 KINDS = {

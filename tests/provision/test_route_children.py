@@ -12,9 +12,9 @@ from typing import Any
 from provision_kit import GATEWAY_API, LB_API, Harness
 
 from bifrost.render import Blueprint
+from bifrost.steps.ownership import GATEWAY_UID_LABEL
 from bifrost.steps.provision import (
     CHILD_ID_LABEL,
-    GATEWAY_UID_LABEL,
     ROUTE_ANNOTATION,
     deletion_waves,
     record_key,
