@@ -26,7 +26,7 @@ import typer
 if TYPE_CHECKING:
     from bifrost.kube import KubeClient
 
-__all__ = ["RunError", "register", "run_controller"]
+__all__ = ["RunError", "parse_bind_address", "register", "run_controller"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,20 @@ def _preflight(kube: KubeClient, *, lease_namespace: str) -> None:
         )
 
 
+def parse_bind_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8081`` for IPv6; ``:8081`` means every interface) → (host,
+    port); ``""`` or ``"0"`` → ("", 0), disabled."""
+    value = value.strip()
+    if value in ("", "0"):
+        return "", 0
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise RunError(f"--metrics-bind-address {value!r} is not HOST:PORT (e.g. 127.0.0.1:8081; "
+                       "0 disables /metrics)")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ':PORT' asks for every interface
+    return host, int(port)
+
+
 def run_controller(
     *,
     stop: threading.Event,
@@ -76,6 +90,7 @@ def run_controller(
     context: str | None = None,
     database_url: str | None = None,
     health_port: int = 0,
+    metrics_bind_address: str = "",
     identity: str | None = None,
     lease_duration: float = 15.0,
     renew_deadline: float | None = None,
@@ -98,6 +113,7 @@ def run_controller(
     from bifrost.settings import Settings
     from bifrost.store import StoreError, migrate, open_store
 
+    metrics_host, metrics_port = parse_bind_address(metrics_bind_address)
     settings = Settings()
     url = database_url or settings.resolved_database_url()
     if url.startswith("sqlite:///") and database_url is None:
@@ -129,6 +145,8 @@ def run_controller(
             renew_deadline=renew,
             retry_period=retry,
             health_port=health_port,
+            metrics_host=metrics_host or "127.0.0.1",
+            metrics_port=metrics_port,
             resync_interval=resync_seconds,
             workers=workers,
             runner_idle=timedelta(seconds=0.5),
@@ -189,6 +207,16 @@ def register(app: typer.Typer) -> None:
                 help="Serve /healthz and /readyz on this port (0: disabled).",
             ),
         ] = 0,
+        metrics_bind_address: Annotated[
+            str,
+            typer.Option(
+                "--metrics-bind-address",
+                envvar="BIFROST_METRICS_BIND_ADDRESS",
+                help="Serve /metrics on HOST:PORT, never on the health port (deploy/ uses "
+                "127.0.0.1:8081: only the pod itself can scrape; ':8081' listens on every "
+                "interface, see deploy/README.md). 0: off.",
+            ),
+        ] = "0",
         identity: Annotated[
             str | None,
             typer.Option(
@@ -240,6 +268,7 @@ def register(app: typer.Typer) -> None:
                 context=context,
                 database_url=database_url,
                 health_port=health_port,
+                metrics_bind_address=metrics_bind_address,
                 identity=identity,
                 lease_duration=lease_duration,
                 resync_seconds=resync_seconds,

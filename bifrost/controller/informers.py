@@ -23,6 +23,14 @@ GatewayClass referring to it changes.
 
 Only Gateways bifrost is responsible for are returned: their class names bifrost's controller, or
 they still carry bifrost's finalizer (a Gateway whose class vanished must still be torn down).
+
+**Secrets are never cached with their data.** Their informer lists and watches metadata only
+(``PartialObjectMetadata``: name, resourceVersion, labels — enough to notice that a referenced
+Secret changed), and the cache strips whatever else arrives. :meth:`Cache.get` of a Secret reads
+the full object by name through the cache's ``secret_reader`` (a GET), only when a reconcile asks
+for it — i.e. for the Secrets Gateways reference and the managed Secrets of their certificates —
+and remembers it until the watch reports another resourceVersion or the Secret is deleted. A
+cache without a reader answers Secrets with their metadata only.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from bifrost.kube import KubeClient, Watcher, WatchEvent
+from bifrost.kube.client import metadata_view
 
 __all__ = [
     "BLUEPRINT_API_VERSION",
@@ -46,6 +55,7 @@ __all__ = [
     "CachedNamespaceLabels",
     "Informers",
     "KindSpec",
+    "SecretReader",
     "WorkKey",
     "blueprint_key",
     "class_key",
@@ -98,10 +108,16 @@ def blueprint_key(name: str) -> WorkKey:
     return WorkKey(BLUEPRINT_KIND, "", name)
 
 
+#: Reads one Secret, data included, by (namespace, name); ``None`` when it does not exist.
+SecretReader = Callable[[str, str], Obj | None]
+
+
 @dataclass(frozen=True)
 class KindSpec:
     api_version: str
     kind: str
+    #: List and watch ``PartialObjectMetadata`` only (see the module docstring).
+    metadata_only: bool = False
 
 
 #: Every kind the controller watches (children's kinds come with the provision machine).
@@ -110,7 +126,7 @@ WATCHED: tuple[KindSpec, ...] = (
     KindSpec("gateway.networking.k8s.io/v1", "Gateway"),
     KindSpec("gateway.networking.k8s.io/v1", "HTTPRoute"),
     KindSpec("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
-    KindSpec("v1", "Secret"),
+    KindSpec("v1", "Secret", metadata_only=True),
     KindSpec("v1", "Namespace"),
     KindSpec("v1", "Service"),
     KindSpec(BLUEPRINT_API_VERSION, BLUEPRINT_KIND),
@@ -257,13 +273,22 @@ class Cache:
     """Objects of the watched kinds by (kind, namespace, name), with the indexes above.
 
     Thread-safe: informer threads call :meth:`apply`, workers read. Objects handed out are the
-    cache's own dicts — treat them as read-only.
+    cache's own dicts — treat them as read-only. Secrets are kept as metadata; ``secret_reader``
+    reads one with its data when :meth:`get` asks for it (see the module docstring).
     """
 
-    def __init__(self, *, controller_name: str = CONTROLLER_NAME) -> None:
+    def __init__(
+        self,
+        *,
+        controller_name: str = CONTROLLER_NAME,
+        secret_reader: SecretReader | None = None,
+    ) -> None:
         self.controller_name = controller_name
+        self._secret_reader = secret_reader
         self._lock = threading.RLock()
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {}
+        #: (namespace, name) → (resourceVersion the watch reported when it was read, the Secret)
+        self._secrets_read: dict[tuple[str, str], tuple[str, Obj]] = {}
         self.gateways_by_class = _Index()
         self.gateways_by_namespace = _Index()
         self.gateways_by_secret = _Index()
@@ -276,8 +301,30 @@ class Cache:
     # ---- reads --------------------------------------------------------------------------
 
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """The cached object; a Secret with its data read by name (see the module docstring).
+        Reading a Secret may raise the reader's :class:`~bifrost.kube.KubeError`."""
+        key = (namespace or "", name)
         with self._lock:
-            return self._objects.get(kind, {}).get((namespace or "", name))
+            obj = self._objects.get(kind, {}).get(key)
+            if kind != "Secret" or obj is None or self._secret_reader is None:
+                return obj
+            version = _resource_version(obj)
+            read = self._secrets_read.get(key)
+            if read is not None and read[0] == version:
+                return read[1]
+        full = self._secret_reader(*key)  # outside the lock: a GET
+        with self._lock:
+            current = self._objects.get("Secret", {}).get(key)
+            if current is None or full is None:
+                return None  # deleted meanwhile (the watch will say so)
+            if _resource_version(current) == version:
+                self._secrets_read[key] = (version, full)
+            return full
+
+    def secrets_read(self) -> int:
+        """How many Secrets are held with their data (the referenced ones read so far)."""
+        with self._lock:
+            return len(self._secrets_read)
 
     def objects(self, kind: str) -> list[Obj]:
         with self._lock:
@@ -365,7 +412,15 @@ class Cache:
         """Record one watch event; the work keys it affects (see the module docstring)."""
         ns, name = _ns_name(obj)
         key: CacheKey = (kind, ns, name)
+        if kind == "Secret":
+            obj = metadata_view(obj)  # whatever the informer was sent: never data in the cache
         with self._lock:
+            if kind == "Secret":
+                read = self._secrets_read.get((ns, name))
+                if read is not None and (
+                    event_type == "DELETED" or read[0] != _resource_version(obj)
+                ):
+                    del self._secrets_read[(ns, name)]
             objects = self._objects.setdefault(kind, {})
             before = objects.get((ns, name))
             deleted = event_type == "DELETED"
@@ -470,6 +525,10 @@ class Cache:
         return {("Gateway", ns, name)}
 
 
+def _resource_version(obj: Obj) -> str:
+    return str(_meta(obj).get("resourceVersion") or "")
+
+
 def _opt(obj: Obj | None, fn: Callable[[Obj], str | None]) -> list[str]:
     if obj is None:
         return []
@@ -533,7 +592,8 @@ class Informers:
     def start(self) -> None:
         for spec in self.kinds:
             watcher = Watcher(
-                self._kube, spec.api_version, spec.kind, timeout_seconds=self._timeout_seconds
+                self._kube, spec.api_version, spec.kind, timeout_seconds=self._timeout_seconds,
+                metadata_only=spec.metadata_only,
             )
             self._watchers[spec.kind] = watcher
             thread = threading.Thread(

@@ -18,7 +18,9 @@ Why it is shaped this way:
 
 ``/healthz`` answers 200 while the process runs its loops; ``/readyz`` answers 200 once every
 informer has synced (followers are ready too: they are healthy standbys). Both return JSON with
-the identity, leadership and sync state.
+the identity, leadership and sync state. ``/metrics`` is served on its own listener
+(``metrics_host``/``metrics_port``, loopback by default), never on the health port: probes need
+the pod IP, metrics need not be open to the world.
 """
 
 from __future__ import annotations
@@ -127,6 +129,9 @@ class ControllerOptions:
     resync_interval: float = 300.0
     health_host: str = "0.0.0.0"  # noqa: S104 - probes come from the kubelet
     health_port: int = 0  # 0: no health server
+    #: ``/metrics`` listener (0: none). Loopback unless an operator exposes it deliberately.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     runner_lease: timedelta = timedelta(seconds=30)
     #: Engine threads (runners) of the leader; operations of different Gateways run in
     #: parallel, each one still a step at a time.
@@ -164,7 +169,8 @@ class Controller:
         self.options = options or ControllerOptions()
         self.clock = clock or SystemClock()
         self.registry = registry or default_registry()
-        self.cache = Cache()
+        # Secrets: metadata from the watch, data read by name only for the referenced ones.
+        self.cache = Cache(secret_reader=lambda ns, name: kube.get("v1", "Secret", name, ns))
         self.metrics = Metrics(store)
         self.queue: WorkQueue[WorkKey] = WorkQueue(rate_limiter=RateLimiter(base=0.05, cap=300.0))
         self.informers = Informers(
@@ -205,6 +211,7 @@ class Controller:
         self._term_threads: list[threading.Thread] = []
         self._running = threading.Event()
         self.health: HealthServer | None = None
+        self.metrics_server: HealthServer | None = None
         #: The renewal scheduler of the current term (leader only).
         self.scheduler: RenewalScheduler | None = None
         #: Counters for tests and metrics.
@@ -236,8 +243,13 @@ class Controller:
     def run(self, stop: threading.Event) -> None:
         """Start everything, block until ``stop`` is set, then shut down in reverse order."""
         if self.options.health_port:
-            self.health = HealthServer(self, self.options.health_host, self.options.health_port)
+            self.health = HealthServer(self, self.options.health_host, self.options.health_port,
+                                       metrics=False)
             self.health.start()
+        if self.options.metrics_port:
+            self.metrics_server = HealthServer(self, self.options.metrics_host,
+                                               self.options.metrics_port, health=False)
+            self.metrics_server.start()
         self._running.set()
         self.informers.start()
         try:
@@ -257,6 +269,8 @@ class Controller:
             self.informers.stop()
             if self.health is not None:
                 self.health.stop()
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
 
     def _enqueue(self, keys: set[WorkKey]) -> None:
         for key in keys:
@@ -415,15 +429,23 @@ class Controller:
 
 
 class HealthServer:
-    """``/healthz``, ``/readyz`` and ``/metrics`` on a small threaded HTTP server."""
+    """``/healthz`` and ``/readyz`` (``health``) and ``/metrics`` (``metrics``) on a small
+    threaded HTTP server; a path it does not serve is a 404."""
 
-    def __init__(self, controller: Controller, host: str, port: int) -> None:
+    def __init__(self, controller: Controller, host: str, port: int, *,
+                 health: bool = True, metrics: bool = True) -> None:
         self.controller = controller
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                if self.path.split("?")[0] == "/metrics":
+                path = self.path.split("?")[0]
+                if (path == "/metrics" and not metrics) or (
+                    path in ("/healthz", "/readyz") and not health
+                ):
+                    self.send_error(404)
+                    return
+                if path == "/metrics":
                     payload = outer.controller.metrics.exposition()
                     self.send_response(200)
                     self.send_header("Content-Type", METRICS_CONTENT_TYPE)

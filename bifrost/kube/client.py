@@ -56,6 +56,7 @@ __all__ = [
     "MERGE_PATCH",
     "KubeClient",
     "WatchStream",
+    "metadata_view",
     "transport_retries",
 ]
 
@@ -84,6 +85,27 @@ RequestTimeout = float | tuple[float, float]
 def _meta(obj: Obj) -> dict[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
+
+#: ``Accept`` headers of a metadata-only read (what client-go's metadata client sends): the
+#: server answers ``PartialObjectMetadata`` — no ``data``, ``spec`` or ``status`` — and falls
+#: back to the full object if it cannot (the ``application/json`` at the end).
+METADATA_LIST_ACCEPT = (
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+)
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+#: kubectl's client-side apply copies the whole object (a Secret's data too) into this annotation.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def metadata_view(obj: Obj) -> Obj:
+    """``obj`` reduced to its metadata, as a ``PartialObjectMetadata`` (no ``data``, ``spec``,
+    ``status``, ``managedFields`` nor kubectl's last-applied annotation, which holds a copy of
+    the whole object). Applied also when a server ignored the metadata-only ``Accept``."""
+    meta = {k: v for k, v in _meta(obj).items() if k != "managedFields"}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": meta}
 
 
 def transport_retries() -> Retry:
@@ -428,12 +450,14 @@ class KubeClient:
         label_selector: str | None = None,
         field_selector: str | None = None,
         page_size: int = 500,
+        metadata_only: bool = False,
     ) -> tuple[list[Obj], str]:
         """All matching objects (every page) and the list resourceVersion to watch from.
 
         ``namespace=None`` lists a namespaced kind across all namespaces. Items always carry
         ``apiVersion`` and ``kind``. If a continue token expires midway (410), the list starts over
-        (at most three times).
+        (at most three times). ``metadata_only``: ask for ``PartialObjectMetadataList`` and
+        return :func:`metadata_view` items (never the objects' data, whatever the server sent).
         """
         k = self._kind(api_version, kind)
         ns = namespace if k.namespaced else None
@@ -453,11 +477,15 @@ class KubeClient:
                         field_selector=field_selector,
                         limit=page_size,
                         _continue=token,
+                        header_params={"Accept": METADATA_LIST_ACCEPT} if metadata_only else None,
                     )
                     meta = _meta(page)
                     if not list_rv:
                         list_rv = str(meta.get("resourceVersion") or "")
-                    items.extend(self._typed(item, k) for item in page.get("items") or [])
+                    items.extend(
+                        metadata_view(item) if metadata_only else self._typed(item, k)
+                        for item in page.get("items") or []
+                    )
                     token = meta.get("continue") or None
                     if not token:
                         return items, list_rv
@@ -478,6 +506,7 @@ class KubeClient:
         timeout_seconds: int | None = None,
         allow_bookmarks: bool = True,
         read_timeout: float | None = None,
+        metadata_only: bool = False,
     ) -> WatchStream:
         """Open one watch (``?watch=true``) and return the stream of raw event dicts.
 
@@ -485,6 +514,8 @@ class KubeClient:
         mapped :class:`~bifrost.kube.errors.KubeError`; an ``ERROR`` event inside the stream is
         yielded as-is for the caller to interpret. ``read_timeout`` bounds the silence between
         bytes (default: ``timeout_seconds`` + 30 s) so a dead connection cannot block forever.
+        ``metadata_only`` asks for ``PartialObjectMetadata`` events (the caller still reduces
+        each object with :func:`metadata_view`: a server may answer with full objects).
         """
         k = self._kind(api_version, kind)
         ns = namespace if k.namespaced else None
@@ -510,6 +541,7 @@ class KubeClient:
                         "field_selector": field_selector,
                         "timeout_seconds": timeout_seconds,
                         "allow_watch_bookmarks": True if allow_bookmarks else None,
+                        "header_params": {"Accept": METADATA_ACCEPT} if metadata_only else None,
                     }.items()
                     if value is not None
                 },

@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bifrost.kube.client import KubeClient, WatchStream
+from bifrost.kube.client import KubeClient, WatchStream, metadata_view
 from bifrost.kube.errors import Gone, KubeError, Retryable, map_error
 
 __all__ = ["Backoff", "WatchEvent", "Watcher"]
@@ -108,8 +108,13 @@ class Watcher:
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         min_stream_seconds: float = 1.0,
+        metadata_only: bool = False,
     ) -> None:
         """``timeout_seconds`` is asked of the server per stream (jittered by up to 10 %).
+
+        ``metadata_only``: list and watch ``PartialObjectMetadata`` — every object emitted (and
+        remembered) is its :func:`~bifrost.kube.client.metadata_view`, so a Secret's data never
+        reaches the consumer even from a server that ignores the metadata-only ``Accept``.
 
         A stream that ends within ``min_stream_seconds`` without delivering anything counts as a
         failure (and is backed off), so a server that closes every stream at once is not hammered.
@@ -120,6 +125,7 @@ class Watcher:
         self.namespace = namespace
         self.label_selector = label_selector
         self.field_selector = field_selector
+        self.metadata_only = metadata_only
         self.timeout_seconds = timeout_seconds
         self.backoff = backoff or Backoff()
         self._stop = threading.Event()
@@ -245,6 +251,9 @@ class Watcher:
                 self._pause(self._failure_delay(failures, None))
             # "ended": a stream that lived normally; resume at once.
 
+    def _metadata_kw(self) -> dict[str, Any]:
+        return {"metadata_only": True} if self.metadata_only else {}
+
     def _relist(self) -> list[WatchEvent]:
         """List and diff against what the consumer knows; returns the events to emit."""
         self.stats["lists"] += 1
@@ -254,6 +263,7 @@ class Watcher:
             self.namespace,
             label_selector=self.label_selector,
             field_selector=self.field_selector,
+            **self._metadata_kw(),
         )
         fresh: dict[Key, dict[str, Any]] = {}
         for item in items:
@@ -292,6 +302,7 @@ class Watcher:
                 field_selector=self.field_selector,
                 timeout_seconds=timeout,
                 allow_bookmarks=True,
+                **self._metadata_kw(),
             )
         except Gone:
             return "expired", False, None
@@ -324,6 +335,8 @@ class Watcher:
                     continue
                 if etype not in ("ADDED", "MODIFIED", "DELETED"):
                     continue
+                if self.metadata_only:
+                    obj = metadata_view(obj)
                 if rv:
                     self.resource_version = rv
                 delivered += 1

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bifrost.render.confinement import Confinement
 from bifrost.render.errors import BLUEPRINT, RenderError
 
 CHILD_ID_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -47,6 +48,8 @@ class Blueprint:
     children: tuple[ChildTemplate, ...] = ()
     route_children: tuple[ChildTemplate, ...] = ()
     addresses: str | None = None
+    confinement: Confinement = field(default_factory=Confinement)
+    """``spec.confinement``: where children may land beyond the Gateway's namespace."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Blueprint:
@@ -79,6 +82,7 @@ class Blueprint:
             children=children,
             route_children=route_children,
             addresses=addresses or None,
+            confinement=Confinement.from_dict(spec.get("confinement")),
         )
 
 
