@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -29,6 +29,8 @@ __all__ = [
     "BlueprintTLS",
     "CertificateVerify",
     "ChildTemplate",
+    "Confinement",
+    "ConfinementRule",
     "GatewayClassBlueprint",
     "GatewayClassBlueprintSpec",
     "GatewayClassBlueprintStatus",
@@ -206,6 +208,64 @@ class BlueprintTLS(ApiModel):
 
 _CHILD_LIST = x_kube(list_type="map", list_map_keys=["id"])
 
+#: An API group ("" for core), a kind name, a namespace name (as ``spec.confinement`` uses them).
+GROUP_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$"
+KIND_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+Namespace = Annotated[str, Field(min_length=1, max_length=63, pattern=NAMESPACE_PATTERN)]
+
+
+class ConfinementRule(ApiModel):
+    """One kind a blueprint allows beyond the default confinement (``spec.confinement.allow``).
+
+    Naming a kind opts it in: a sensitive kind (RBAC, ServiceAccount, tokens and access reviews,
+    admission webhooks, CRDs, APIServices, CertificateSigningRequests, Namespaces, Secrets of type
+    ``kubernetes.io/service-account-token``) may then be applied in the Gateway's namespace.
+    ``namespaces`` lists the other namespaces the kind may land in; ``clusterScoped: true`` lets a
+    cluster-scoped kind be applied at all.
+    """
+
+    group: str = Field(max_length=253, pattern=GROUP_PATTERN)
+    kind: str = Field(min_length=1, max_length=63, pattern=KIND_PATTERN)
+    cluster_scoped: bool = False
+    namespaces: tuple[Namespace, ...] = Field(
+        default=(), max_length=32, json_schema_extra=x_kube(list_type="set")
+    )
+
+
+class Confinement(ApiModel):
+    """``spec.confinement``: where a Gateway's children may land.
+
+    Without it (or with an empty ``allow``) every namespaced child lands in its Gateway's
+    namespace (a child that names none gets it; one that names another is refused),
+    cluster-scoped children and sensitive kinds are refused. Each ``allow`` entry widens that for
+    exactly one (group, kind)::
+
+        confinement:
+          allow:
+            - {group: elbv2.aws.upbound.io, kind: LB, clusterScoped: true}
+            - {group: "", kind: ConfigMap, namespaces: [bifrost-system]}
+            - {group: "", kind: ServiceAccount}   # a sensitive kind, in the Gateway's namespace
+
+    Violations are refused before anything of the pass is applied: on the Gateway's condition
+    (and, where the template's kind and namespace are literal, on the blueprint's ``Valid``).
+    """
+
+    allow: tuple[ConfinementRule, ...] = Field(
+        default=(), max_length=64,
+        json_schema_extra=x_kube(list_type="map", list_map_keys=["group", "kind"]),
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _unique(cls, value: tuple[ConfinementRule, ...]) -> tuple[ConfinementRule, ...]:
+        # The CRD's list-map keys say the same; checked here for objects not from the API.
+        keys = [(r.group, r.kind) for r in value]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each (group, kind) may be listed once")
+        return value
+
 
 class GatewayClassBlueprintSpec(ApiModel):
     defaults: dict[str, Any] = Field(
@@ -220,6 +280,7 @@ class GatewayClassBlueprintSpec(ApiModel):
     )
     addresses: str | None = None
     tls: BlueprintTLS | None = None
+    confinement: Confinement | None = None
 
     @model_validator(mode="after")
     def _graph(self) -> GatewayClassBlueprintSpec:
