@@ -21,12 +21,20 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from bifrost.api.base import ApiModel, ModelCheckError, ObjectMeta, x_cel, x_kube
 from bifrost.api.conditions import BlueprintReason, Condition
+from bifrost.api.values_schema import (
+    SchemaError,
+    compiled_schema,
+    declares_path,
+    format_violations,
+    validate_level,
+)
 
 __all__ = [
     "API_VERSION",
     "BLUEPRINT_KIND",
     "CHILD_ID_PATTERN",
     "BlueprintTLS",
+    "BlueprintValues",
     "CertificateVerify",
     "ChildTemplate",
     "Confinement",
@@ -206,6 +214,57 @@ class BlueprintTLS(ApiModel):
     )
 
 
+#: A tenant key: a top-level key of the values or a dotted path of keys (``resources.limits``).
+TENANT_KEY_PATTERN = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+TenantKey = Annotated[str, Field(min_length=1, max_length=253, pattern=TENANT_KEY_PATTERN)]
+
+
+class BlueprintValues(ApiModel):
+    """``spec.values``: the type of the values, and which keys application teams may set.
+
+    ``schema`` is an OpenAPI v3 subset with root ``type: object`` (the keywords, their meaning and
+    the bounds are in :mod:`bifrost.api.values_schema`). ``tenantKeys`` lists the top-level or
+    dotted keys a ``GatewayConfig`` — the application team's policy, in its own namespace — may
+    set (a key covers everything below it; ``[]``: none); every other key is set only by the
+    platform team (the blueprint, ``GatewayClassConfig``). A policy that breaks either is
+    ``Accepted=False``/``Invalid`` and not merged; merged values that break the schema are not
+    provisioned (the Gateway keeps its children).
+
+    Without ``spec.values`` a blueprint is untyped, as before this field existed: every level,
+    tenants' included, may set any key (values are data to the templates, never syntax, so this
+    is about *which* settings a tenant controls, not about injection). Declare it to take that
+    choice away from tenants.
+    """
+
+    schema_: dict[str, Any] | None = Field(
+        default=None, alias="schema", json_schema_extra=x_kube(preserve_unknown_fields=True)
+    )
+    tenant_keys: tuple[TenantKey, ...] = Field(
+        max_length=64, json_schema_extra=x_kube(list_type="set")
+    )
+
+    @model_validator(mode="after")
+    def _schema_compiles(self) -> BlueprintValues:
+        # Beyond the CRD schema (which preserves the schema as data): it is a supported, bounded
+        # schema, and every tenant key is one it can admit.
+        if len(set(self.tenant_keys)) != len(self.tenant_keys):
+            raise ModelCheckError("tenantKeys: duplicate entries", reason=BlueprintReason.INVALID)
+        if self.schema_ is None:
+            return self
+        try:
+            schema = compiled_schema(self.schema_, path="schema")
+        except SchemaError as exc:
+            raise ModelCheckError(str(exc), reason=BlueprintReason.INVALID) from None
+        for i, key in enumerate(self.tenant_keys):
+            if not declares_path(schema, key):
+                raise ModelCheckError(
+                    f"tenantKeys[{i}]: the schema admits no key {key!r} — declare it"
+                    " under properties or remove it",
+                    reason=BlueprintReason.INVALID,
+                )
+        return self
+
+
 _CHILD_LIST = x_kube(list_type="map", list_map_keys=["id"])
 
 #: An API group ("" for core), a kind name, a namespace name (as ``spec.confinement`` uses them).
@@ -274,6 +333,7 @@ class GatewayClassBlueprintSpec(ApiModel):
     overrides: dict[str, Any] = Field(
         default_factory=dict, json_schema_extra=x_kube(preserve_unknown_fields=True)
     )
+    values: BlueprintValues | None = None
     children: tuple[ChildTemplate, ...] = Field(max_length=64, json_schema_extra=_CHILD_LIST)
     route_children: tuple[ChildTemplate, ...] = Field(
         default=(), max_length=64, json_schema_extra=_CHILD_LIST
@@ -281,6 +341,23 @@ class GatewayClassBlueprintSpec(ApiModel):
     addresses: str | None = None
     tls: BlueprintTLS | None = None
     confinement: Confinement | None = None
+
+    @model_validator(mode="after")
+    def _typed_values(self) -> GatewayClassBlueprintSpec:
+        # Beyond the CRD schema: the blueprint's own defaults and overrides obey spec.values.schema
+        # (each as one partial level: required keys may come from a policy). Paths are relative
+        # to spec (the error's location).
+        if self.values is None or self.values.schema_ is None:
+            return self
+        schema = compiled_schema(self.values.schema_)
+        for field, level in (("defaults", self.defaults), ("overrides", self.overrides)):
+            broken = validate_level(schema, level, field)
+            if broken:
+                raise ModelCheckError(
+                    f"{format_violations(broken)} (values.schema)",
+                    reason=BlueprintReason.INVALID,
+                )
+        return self
 
     @model_validator(mode="after")
     def _graph(self) -> GatewayClassBlueprintSpec:
