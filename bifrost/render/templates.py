@@ -1,25 +1,35 @@
 """Sandboxed Jinja2 templates that render one blueprint child into one Kubernetes object.
 
 Blueprints are written by platform teams but evaluated inside the controller, which holds broad
-cluster credentials — so templates are treated as untrusted code:
+cluster credentials, and they print values that tenants supply (namespace and Gateway policies,
+Gateway and HTTPRoute fields) — so templates are treated as untrusted code and values as hostile:
 
+- **Values are data, never syntax** (``bifrost.render.yaml_data``): every ``{{ … }}`` prints an
+  opaque slot token; the author's text is parsed strictly (no duplicate keys, anchors, aliases,
+  tags or merge keys) and then each slot is replaced by its value as data. A value cannot add a
+  key or a document or change the kind, name or namespace the author wrote.
 - ``ImmutableSandboxedEnvironment``: no access to dunder attributes, no mutation of the inputs,
-  ``str.format`` sandboxed; ``*``/``**`` are checked so a template cannot build huge strings;
+  ``str.format`` sandboxed;
+- **budgets** (``bifrost.render.budgets``): every string-growing operation is checked before it
+  allocates, loops, calls and output check a wall-clock deadline, and the output of a child is
+  capped;
 - no loader and ``include``/``import``/``extends`` refused at parse time: a template sees nothing
-  but its inputs (``gateway``, ``values``, ``children``, and ``route`` for route children);
+  but its inputs (``gateway``, ``values``, ``children``, ``certificates``, and ``route`` for route
+  children); macros, ``{% call %}``, ``{% filter %}`` blocks and block ``{% set %}`` are refused
+  too (they would capture printed slots as text);
 - no default globals (``lipsum``, ``cycler``, ``joiner``, ``namespace`` are gone; ``range`` and
   ``dict`` stay) and an allow-list of deterministic filters (no ``random``: the same inputs must
   always render the same object, or every resync would re-apply);
-- printing ``None``, a map or a list is refused (Python's repr is not the YAML the author meant:
-  ``None`` would become the string "None"); ``to_json``/``to_yaml`` say what is meant;
+- printing ``None``, a map or a list is refused (``None`` would become the string "None");
+  ``to_json``/``to_yaml`` say what is meant and insert the structure itself;
 - strict undefined: a missing variable is an error naming the child and the line, never an empty
   string silently applied to the cluster. Attribute chains on a missing value are deferred (so
   ``values.waf.arn | default("")`` works) but any *use* of the missing value fails.
 
-The output is parsed with ``yaml.safe_load_all``: one document (or none: the child is skipped, e.g.
-a template wrapped in ``{% if values.waf.enabled %}``), a mapping with ``apiVersion``, ``kind`` and
-``metadata.name``, made of JSON types only (an unquoted date is refused rather than crashing the
-API client later).
+The output is one document (or none: the child is skipped, e.g. a template wrapped in
+``{% if values.waf.enabled %}``), a mapping with ``apiVersion``, ``kind`` and ``metadata.name``,
+made of JSON types only. Error messages name the child, the field and a position; they never
+quote a value (values may be tenant input or come from a Secret).
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
@@ -37,16 +48,20 @@ from typing import Any
 import jinja2
 import yaml
 from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bifrost.render import budgets
+from bifrost.render.budgets import DEFAULT_BUDGETS, BudgetExceeded, Budgets
 from bifrost.render.errors import RenderError
 from bifrost.render.model import ChildTemplate
+from bifrost.render.yaml_data import OutputError, SlotTable, Structured, load_documents
 
-MAX_SEQUENCE_LENGTH = 1_000_000
-"""Largest string/list a template may build with ``*``."""
-MAX_EXPONENT = 1_000
+MAX_SEQUENCE_LENGTH = DEFAULT_BUDGETS.max_string
+"""Largest string/list a template may build (see ``Budgets.max_string``)."""
+MAX_EXPONENT = DEFAULT_BUDGETS.max_exponent
 
 _TEMPLATE_FILENAME = "<template>"
 
@@ -89,6 +104,8 @@ _BUILTIN_FILTERS = (
     "upper",
 )
 
+_SLOTS: ContextVar[SlotTable | None] = ContextVar("bifrost_render_slots", default=None)
+
 
 class StrictChainableUndefined(jinja2.ChainableUndefined, jinja2.StrictUndefined):
     """Strict about every use (print, test, iterate, compare) but lets ``a.b.c`` chain."""
@@ -97,13 +114,37 @@ class StrictChainableUndefined(jinja2.ChainableUndefined, jinja2.StrictUndefined
 
 
 def to_yaml(value: Any) -> str:
-    """Block-style YAML without a trailing newline (pair with ``indent``)."""
-    return yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip("\n")
+    """Block-style YAML without a trailing newline. Printed as a whole plain value it inserts the
+    structure itself; inside a string or a block scalar, this text."""
+    _fail_if_undefined(value)
+    text = yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip("\n")
+    budgets.check_size(len(text), "to_yaml")
+    return Structured(text, value)
 
 
 def to_json(value: Any) -> str:
-    """Compact, key-sorted JSON; also valid inline YAML."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Compact, key-sorted JSON. Printed as a whole plain value it inserts the structure itself;
+    inside a string (``'{{ x | to_json }}'``), this text."""
+    _fail_if_undefined(value)
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    budgets.check_size(len(text), "to_json")
+    return Structured(text, value)
+
+
+def _fail_if_undefined(value: Any) -> None:
+    """An undefined value given to to_json/to_yaml fails naming the variable (not with a
+    serialisation error about the Undefined type)."""
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError naming what is missing
+
+
+def indent(value: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    """Jinja's ``indent``, keeping ``to_yaml``/``to_json`` structure (``| to_yaml | indent(4)``
+    on its own line still inserts the structure)."""
+    text = jinja2.filters.do_indent(str(value), width, first, blank)
+    if isinstance(value, Structured):
+        return Structured(text, value.data, value.original or str(value))
+    return Structured(text, original=str(value))
 
 
 def b64encode(value: Any) -> str:
@@ -129,29 +170,88 @@ def dns_label(value: Any, max_length: int = 63) -> str:
     return f"{head}-{digest}" if head else digest[:max_length]
 
 
+class _BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator with ``~`` routed through a size check."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.bounded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class BlueprintEnvironment(ImmutableSandboxedEnvironment):
     """The only Jinja environment blueprints are rendered in."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _BoundedCodeGenerator
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+        budgets.check_deadline()
+        limits = budgets.current()
+        if operator == "**" and isinstance(right, int | float) and abs(right) > limits.max_exponent:
+            raise SecurityError(f"exponent {right} is larger than {limits.max_exponent}")
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(times, int)
-                    and len(seq) * times > MAX_SEQUENCE_LENGTH
-                ):
-                    raise SecurityError(
-                        f"repeating a sequence would build more than {MAX_SEQUENCE_LENGTH} items"
-                    )
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    budgets.check_size(len(seq) * times, "repeating a sequence")
+        if operator == "+" and isinstance(left, str | list | tuple) and isinstance(
+            right, str | list | tuple
+        ):
+            budgets.check_size(len(left) + len(right), "adding two sequences")
+        if operator == "%" and isinstance(left, str):
+            budgets.check_percent_format(left, right)
         return super().call_binop(context, operator, left, right)
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Jinja wraps ``str.format``/``format_map`` when they are looked up; check the widths
+        before the sandboxed formatter runs."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt: str = value.__self__
+        is_map = value.__name__ == "format_map"
 
-def _finalize(value: Any) -> Any:
-    """Refuse printing values whose Python form is not the YAML the author meant."""
+        def checked(*args: Any, **kwargs: Any) -> str:
+            budgets.check_deadline()
+            mapping = args[0] if is_map and args and isinstance(args[0], Mapping) else {}
+            budgets.check_brace_format(fmt, () if is_map else args, {**kwargs, **mapping})
+            return wrapped(*args, **kwargs)
+
+        return checked
+
+    def bounded_concat(self, parts: Iterable[Any]) -> str:
+        budgets.check_deadline()
+        texts = [str(p) for p in parts]
+        budgets.check_size(sum(len(t) for t in texts), "the ~ operator")
+        return "".join(texts)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budgets.check_deadline()
+        owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "")
+        if isinstance(owner, str):
+            args = budgets.check_str_method(owner, name, args)
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(result, str | list | tuple):
+            budgets.check_size(len(result), f"calling {name or 'a function'}")
+        return result
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        budgets.check_deadline()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        budgets.check_deadline()
+        return super().getitem(obj, argument)
+
+
+@jinja2.pass_context
+def _finalize(context: Context, value: Any) -> Any:
+    """Print a slot token for ``value`` (see ``yaml_data``); refuse values whose printed form
+    is not what the author meant. ``pass_context`` keeps Jinja from folding constants at compile
+    time, so every printed expression goes through here at render time."""
     if value is None:
         raise jinja2.TemplateRuntimeError(
             "printed a null value (it would render as the string 'None'); "
@@ -159,10 +259,17 @@ def _finalize(value: Any) -> Any:
         )
     if isinstance(value, Mapping | list | tuple):
         raise jinja2.TemplateRuntimeError(
-            f"printed a {type(value).__name__} directly (it would render as a Python repr); "
-            "use | to_json (inline) or | to_yaml | indent(n) (block)"
+            f"printed a {type(value).__name__} directly; "
+            "use | to_json (inline) or | to_yaml (block)"
         )
-    return value
+    slots = _SLOTS.get()
+    if slots is None:  # rendered outside render_child: plain text
+        return value
+    if not isinstance(value, str | int | float | bool):
+        value = str(value)
+    if isinstance(value, str):
+        budgets.check_size(len(value), "a printed value")
+    return slots.add(value)
 
 
 def make_environment() -> BlueprintEnvironment:
@@ -179,22 +286,26 @@ def make_environment() -> BlueprintEnvironment:
     env.globals.update({"range": _safe_range, "dict": dict})
     builtin = dict(env.filters)
     env.filters.clear()
-    env.filters.update({name: builtin[name] for name in _BUILTIN_FILTERS})
+    env.filters.update(
+        {name: budgets.bounded_filter(name, builtin[name]) for name in _BUILTIN_FILTERS}
+    )
     extra: dict[str, Callable[..., Any]] = {
         "to_yaml": to_yaml,
         "to_json": to_json,
+        "indent": indent,
         "b64encode": b64encode,
         "sha256": sha256,
         "dns_label": dns_label,
     }
-    env.filters.update(extra)
+    env.filters.update({name: budgets.bounded_filter(name, f) for name, f in extra.items()})
+    env.filters["_metered"] = budgets.metered_iter
     return env
 
 
 def _safe_range(*args: int) -> range:
+    budgets.check_deadline()
     rng = range(*args)
-    if len(rng) > MAX_SEQUENCE_LENGTH:
-        raise SecurityError(f"range is longer than {MAX_SEQUENCE_LENGTH} items")
+    budgets.check_size(len(rng), "range")
     return rng
 
 
@@ -214,6 +325,10 @@ _FORBIDDEN_NODES: tuple[tuple[type[nodes.Node], str], ...] = (
     (nodes.Import, "import"),
     (nodes.FromImport, "from … import"),
     (nodes.Extends, "extends"),
+    (nodes.Macro, "macro"),
+    (nodes.CallBlock, "call"),
+    (nodes.FilterBlock, "filter block"),
+    (nodes.AssignBlock, "block set"),
 )
 
 
@@ -224,7 +339,10 @@ def compile_source(source: str) -> CompiledTemplate:
     for node_type, word in _FORBIDDEN_NODES:
         for node in ast.find_all(node_type):
             raise _Forbidden(word, node.lineno)
-    return CompiledTemplate(template=ENVIRONMENT.from_string(source), ast=ast)
+    metered = ENVIRONMENT.parse(source)
+    for loop in metered.find_all(nodes.For):  # every loop checks the deadline as it goes
+        loop.iter = nodes.Filter(loop.iter, "_metered", [], [], None, None, lineno=loop.lineno)
+    return CompiledTemplate(template=ENVIRONMENT.from_string(metered), ast=ast)
 
 
 class _Forbidden(Exception):
@@ -247,18 +365,44 @@ def compile_child(child: ChildTemplate) -> CompiledTemplate:
         raise RenderError(
             child.id,
             f"'{exc.word}' is not allowed: a template can only use its inputs "
-            "(gateway, values, children, route), not other files",
+            "(gateway, values, children, certificates, route), not other files or "
+            "captured blocks",
             exc.line,
             where,
         ) from None
 
 
-def render_child(child: ChildTemplate, context: Mapping[str, Any]) -> dict[str, Any] | None:
+def render_child(
+    child: ChildTemplate, context: Mapping[str, Any], *, limits: Budgets = DEFAULT_BUDGETS
+) -> dict[str, Any] | None:
     """Render ``child`` with ``context`` into one object, or ``None`` when it renders empty."""
     compiled = compile_child(child)
     where = child.field_path("template")
+    slots = SlotTable()
+    token = _SLOTS.set(slots)
     try:
-        text = compiled.template.render(**context)
+        with budgets.metered(limits):
+            parts: list[str] = []
+            size = 0
+            for chunk in compiled.template.generate(**context):
+                size += len(chunk)
+                if size + slots.size > limits.max_child_bytes:
+                    raise BudgetExceeded(
+                        f"the rendered output is over {limits.max_child_bytes} bytes "
+                        "(output limit per child)"
+                    )
+                budgets.check_deadline()
+                parts.append(chunk)
+            text = "".join(parts)
+    except BudgetExceeded as exc:
+        raise RenderError(
+            child.id, f"over budget: {exc}", _template_line(exc.__traceback__), where
+        ) from None
+    except MemoryError as exc:
+        raise RenderError(
+            child.id, "over budget: the template ran out of memory building its output",
+            _template_line(exc.__traceback__), where,
+        ) from None
     except jinja2.UndefinedError as exc:
         raise RenderError(
             child.id,
@@ -276,40 +420,49 @@ def render_child(child: ChildTemplate, context: Mapping[str, Any]) -> dict[str, 
     except jinja2.TemplateError as exc:
         raise RenderError(
             child.id,
-            f"template error: {exc.message or exc}",
+            f"template error: {exc.message or type(exc).__name__}",
             _template_line(exc.__traceback__),
             where,
         ) from None
     except Exception as exc:  # a filter or an operator failed on the given values
+        # The exception's own text may quote a value (tenant input, Secret-derived): name the
+        # type and the line only.
+        hint = _HINTS.get(type(exc), "check the values this line uses")
         raise RenderError(
             child.id,
-            f"template failed: {type(exc).__name__}: {exc}",
+            f"template failed: {type(exc).__name__} ({hint})",
             _template_line(exc.__traceback__),
             where,
         ) from None
-    return parse_output(child, text)
+    finally:
+        _SLOTS.reset(token)
+    return parse_output(child, text, slots)
 
 
-def parse_output(child: ChildTemplate, text: str) -> dict[str, Any] | None:
-    """Parse rendered text as exactly one Kubernetes object (``None`` for an empty output)."""
+_HINTS: dict[type[BaseException], str] = {
+    TypeError: "an operator or filter got a value of the wrong type",
+    ValueError: "a filter or method got a value it cannot use",
+    KeyError: "a key is missing; use | default(...) or test it with 'in'",
+    IndexError: "a list is shorter than the index",
+    ZeroDivisionError: "division by zero",
+    UnicodeError: "a value could not be encoded",
+}
+
+
+def parse_output(
+    child: ChildTemplate, text: str, slots: SlotTable | None = None
+) -> dict[str, Any] | None:
+    """Parse rendered text as exactly one Kubernetes object (``None`` for an empty output),
+    inserting the printed values as data (``bifrost.render.yaml_data``)."""
     where = child.field_path("template")
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        snippet = ""
-        if line is not None:
-            lines = text.splitlines()
-            if 0 < line <= len(lines):
-                snippet = f": {lines[line - 1].strip()!r}"
-        where_text = f" at line {line} of the rendered output{snippet}" if line else ""
+        documents = load_documents(text, slots or SlotTable())
+    except OutputError as exc:
         raise RenderError(
             child.id,
-            f"rendered output is not valid YAML{where_text} ({problem}); "
-            "quote values that contain ':' or start with special characters, or use | to_json",
-            line,
+            f"{exc.message}; printed values cannot cause this (they are inserted as data), so "
+            "the template's own YAML needs fixing",
+            exc.line,
             where,
         ) from None
     if not documents:

@@ -69,7 +69,9 @@ def test_sandbox_refuses_escapes(template: str) -> None:
     assert err.line == 1
     assert any(
         reason in err.message
-        for reason in ("refused by the template sandbox", "is undefined", "has no attribute")
+        for reason in (
+            "refused by the template sandbox", "is undefined", "has no attribute", "over budget"
+        )
     ), err.message
     assert err.source == "spec.children[lb].template"
 
@@ -148,12 +150,19 @@ def test_syntax_error_names_the_line() -> None:
     assert err.line == 6
 
 
-def test_yaml_error_names_the_rendered_line() -> None:
-    err = render_error(HEAD + "data:\n  url: {{ values.url }}\n", values={"url": "a: b"})
+def test_a_value_cannot_make_yaml_invalid() -> None:
+    obj = render(HEAD + "data:\n  url: {{ values.url }}\n", values={"url": "a: b"})
+    assert obj is not None and obj["data"] == {"url": "a: b"}
+
+
+def test_yaml_error_names_the_rendered_line_with_values_masked() -> None:
+    err = render_error(HEAD + "data:\n  url: {{ values.url }}: b\n", values={"url": "s3cr3t"})
     assert err.child_id == "lb"
     assert err.line == 6
-    assert "not valid YAML at line 6 of the rendered output" in err.message
-    assert "url: a: b" in err.message
+    assert "not valid YAML" in err.message
+    assert "at line 6, column" in err.message
+    assert "url: {{…}}: b" in err.message
+    assert "s3cr3t" not in err.message
 
 
 @pytest.mark.parametrize(
