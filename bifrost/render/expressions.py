@@ -32,6 +32,7 @@ from typing import Any
 
 import cel
 
+from bifrost.render.budgets import BudgetExceeded, check_cel
 from bifrost.render.errors import BLUEPRINT, RenderError
 from bifrost.render.model import ChildTemplate
 
@@ -69,7 +70,13 @@ def _compile(source: str) -> cel.Program:
 
 
 def compile_expression(source: str, *, child_id: str, field: str) -> cel.Program:
-    """Compile (cached) or raise ``RenderError`` with the line and column of the syntax error."""
+    """Compile (cached) or raise ``RenderError`` with the line and column of the syntax error,
+    or when the expression is over the static cost limit (``Budgets``: length, nesting of
+    comprehension macros). Evaluation time is bounded by the sandbox worker's timeout."""
+    try:
+        check_cel(source)
+    except BudgetExceeded as exc:
+        raise RenderError(child_id, f"over budget: {exc}", None, field) from None
     try:
         return _compile(source)
     except ValueError as exc:
@@ -103,11 +110,13 @@ def evaluate_ready(child: ChildTemplate, live: Mapping[str, Any] | None) -> Read
     except _NOT_AVAILABLE as exc:
         return Readiness(False, f"readyWhen not satisfied yet: {_describe(exc)}")
     except Exception as exc:  # unknown variable/function: fix the blueprint
-        raise RenderError(child.id, f"readyWhen failed: {exc}", None, field) from None
+        raise RenderError(
+            child.id, f"readyWhen failed: {redact(exc, child.ready_when)}", None, field
+        ) from None
     if not isinstance(result, bool):
         raise RenderError(
             child.id,
-            f"readyWhen must evaluate to a bool, got {type(result).__name__} {result!r}",
+            f"readyWhen must evaluate to a bool, got {type(result).__name__}",
             None,
             field,
         )
@@ -134,7 +143,9 @@ def evaluate_expression(source: str, variables: Mapping[str, Any], *, field: str
     except _NOT_AVAILABLE as exc:
         raise NotAvailable(_describe(exc)) from None
     except Exception as exc:
-        raise RenderError(BLUEPRINT, f"expression failed: {exc}", None, field) from None
+        raise RenderError(
+            BLUEPRINT, f"expression failed: {redact(exc, source)}", None, field
+        ) from None
 
 
 def _plain(value: Any) -> Any:
@@ -167,7 +178,9 @@ def evaluate_addresses(
     except _NOT_AVAILABLE as exc:
         return AddressesResult((), f"addresses not available yet: {_describe(exc)}")
     except Exception as exc:
-        raise RenderError(BLUEPRINT, f"addresses failed: {exc}", None, ADDRESSES_FIELD) from None
+        raise RenderError(
+            BLUEPRINT, f"addresses failed: {redact(exc, expression)}", None, ADDRESSES_FIELD
+        ) from None
     if not isinstance(result, list):
         raise RenderError(
             BLUEPRINT,
@@ -183,7 +196,7 @@ def evaluate_addresses(
             raise RenderError(
                 BLUEPRINT,
                 f"addresses[{index}] must be a map with a string 'value' (and optional 'type'), "
-                f"got {item!r}",
+                f"got {type(item).__name__}",
                 None,
                 ADDRESSES_FIELD,
             )
@@ -194,9 +207,25 @@ def evaluate_addresses(
     return AddressesResult(tuple(dict.fromkeys(addresses)))
 
 
+_QUOTED = re.compile("'[^'\\n]*'|\"[^\"\\n]*\"")
+
+
+def redact(exc: Exception, source: str) -> str:
+    """An evaluation error's first line with every quoted part that is not in the expression
+    itself masked: CEL quotes operands (e.g. a regex built from a value) and values may be tenant
+    input or come from a Secret."""
+    first = str(exc).split("\n", 1)[0].strip()
+    return _QUOTED.sub(
+        lambda m: m.group(0) if m.group(0)[1:-1] in source else m.group(0)[0] + "…" + m.group(0)[0],
+        first,
+    )
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, KeyError):
-        return f"field {exc.args[0]!r} is missing" if exc.args else "a field is missing"
+        if not exc.args:
+            return "a field is missing"
+        return f"field {exc.args[0]!r} is missing"
     if isinstance(exc, TypeError):
         return "a field is null or has an unexpected type"
     return str(exc)
