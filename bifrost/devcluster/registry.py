@@ -125,6 +125,21 @@ def _builtins() -> list[ResourceType]:
         ResourceType("", ["v1"], "Pod", "pods", "pod", True, ["po"], ["all"], status=True),
         ResourceType("", ["v1"], "Endpoints", "endpoints", "endpoints", True, ["ep"], []),
         ResourceType("coordination.k8s.io", ["v1"], "Lease", "leases", "lease", True),
+        # RBAC objects are stored (examples ship ClusterRoles beside their blueprints), not
+        # enforced: the devcluster authorizes every request.
+        ResourceType(
+            "rbac.authorization.k8s.io", ["v1"], "ClusterRole", "clusterroles", "clusterrole",
+            False,
+        ),
+        ResourceType(
+            "rbac.authorization.k8s.io", ["v1"], "ClusterRoleBinding", "clusterrolebindings",
+            "clusterrolebinding", False,
+        ),
+        ResourceType("rbac.authorization.k8s.io", ["v1"], "Role", "roles", "role", True),
+        ResourceType(
+            "rbac.authorization.k8s.io", ["v1"], "RoleBinding", "rolebindings", "rolebinding",
+            True,
+        ),
         ResourceType(
             "events.k8s.io",
             ["v1"],
