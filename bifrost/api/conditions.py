@@ -191,6 +191,8 @@ class BlueprintReason(StrEnum):
     INVALID_EXPRESSION = "InvalidExpression"
     UNKNOWN_DEPENDENCY = "UnknownDependency"
     DEPENDENCY_CYCLE = "DependencyCycle"
+    #: A child template puts a literal kind/namespace where spec.confinement does not allow it.
+    CHILD_NOT_CONFINED = "ChildNotConfined"
 
 
 class PolicyConditionType(StrEnum):

@@ -296,6 +296,7 @@ def static_violations(
     confinement: Confinement,
     *,
     is_namespaced: Callable[[str, str], bool | None] = known_scope,
+    namespace_forced: bool = False,
 ) -> list[Violation]:
     """The violations known without rendering, for ``(child id, field path, template)``s.
 
@@ -303,7 +304,9 @@ def static_violations(
     both literal (no ``{{``/``{%``), is judged, and a ``namespace:`` counts only as exactly one
     literal line directly under a top-level ``metadata:``. The scope comes from
     ``is_namespaced`` (well-known kinds by default; ``None``: unknown, not judged unless the kind
-    is sensitive wherever it lands). Anything else is decided when the child renders.
+    is sensitive wherever it lands). ``namespace_forced``: the caller puts the object in the
+    Gateway's namespace whatever the template says (the TLS certificate). Anything else is
+    decided when the child renders.
     """
     out: list[Violation] = []
     for child, _source, text in templates:
@@ -311,6 +314,8 @@ def static_violations(
         if facts is None:
             continue
         group, kind, namespace, secret_type = facts
+        if namespace_forced:
+            namespace = None
         scope = is_namespaced(group, kind)
         sensitive = sensitive_reason(group, kind, {"type": secret_type})
         if scope is None:

@@ -9,7 +9,9 @@ Gateway of its class fails to render. Two conditions, as the CRD's printer colum
   ``spec.addresses`` and the TLS expressions (CEL syntax), every ``children.<id>`` a template reads
   names a known child, and the dependencies (explicit and inferred) have no cycle. False with the
   first problem's reason (``Invalid``, ``InvalidTemplate``, ``InvalidExpression``,
-  ``UnknownDependency``, ``DependencyCycle``) and a message naming each problem's child and field.
+  ``UnknownDependency``, ``DependencyCycle``, ``ChildNotConfined`` — a template whose literal
+  ``kind``/``namespace`` ``spec.confinement`` refuses, see ``bifrost.render.confinement``) and a
+  message naming each problem's child and field.
 - ``Accepted``: the controller uses it — it is valid and a GatewayClass bifrost manages refers to
   it in ``spec.parametersRef``. False with the ``Valid`` reason and message while it is invalid,
   else ``NotReferenced``.
@@ -28,6 +30,7 @@ from typing import Any
 from bifrost.api.blueprint import GatewayClassBlueprint
 from bifrost.api.conditions import BlueprintConditionType, BlueprintReason, condition
 from bifrost.api.errors import InvalidResourceError, parse_resource
+from bifrost.render.confinement import static_violations
 from bifrost.render.errors import BLUEPRINT, RenderError
 from bifrost.render.expressions import check_addresses, check_ready_when, compile_expression
 from bifrost.render.model import Blueprint, ChildTemplate
@@ -125,6 +128,20 @@ def _tls_problems(parsed: GatewayClassBlueprint) -> list[BlueprintProblem]:
     return problems
 
 
+def _confinement_problems(bp: Blueprint, parsed: GatewayClassBlueprint) -> list[BlueprintProblem]:
+    """Children whose literal kind/namespace ``spec.confinement`` refuses (the rest is checked
+    when they render; see ``bifrost.render.confinement.static_violations``)."""
+    templates = [(c.id, c.field_path("template"), c.template)
+                 for c in (*bp.children, *bp.route_children)]
+    found = static_violations(templates, bp.confinement)
+    tls = parsed.spec.tls
+    if tls is not None:  # the certificate always lands in the Gateway's namespace
+        found += static_violations([("certificate", TLS_CERTIFICATE_TEMPLATE,
+                                     tls.certificate_template)],
+                                   bp.confinement, namespace_forced=True)
+    return [BlueprintProblem(BlueprintReason.CHILD_NOT_CONFINED, v.message) for v in found]
+
+
 def blueprint_problems(blueprint: Obj) -> list[BlueprintProblem]:
     """Everything statically wrong with ``blueprint`` (an API object), in spec order; empty when
     it is valid (see the module docstring)."""
@@ -141,7 +158,7 @@ def blueprint_problems(blueprint: Obj) -> list[BlueprintProblem]:
         check_addresses(bp.addresses)
     except RenderError as exc:
         problems.append(_problem(BlueprintReason.INVALID_EXPRESSION, exc))
-    return problems + _tls_problems(parsed)
+    return problems + _tls_problems(parsed) + _confinement_problems(bp, parsed)
 
 
 def _quoted(names: Iterable[str]) -> str:

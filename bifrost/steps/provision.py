@@ -42,12 +42,15 @@ from bifrost.render import (
     ChildTemplate,
     RenderedChild,
     RenderError,
+    RenderResult,
     dependency_graph,
     evaluate_ready,
     render_gateway,
     render_route_children,
     topological_order,
 )
+from bifrost.render.confinement import Allowed, Confinement, Violation
+from bifrost.steps.confinement import check_children, confinement_of, place
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import (
     GATEWAY_API,
@@ -347,6 +350,22 @@ class _LiveState:
     not_ready: dict[str, str]  # ours, not ready: why
 
 
+def _source(child: RenderedChild) -> str:
+    """The blueprint field a rendered child came from (for messages)."""
+    return (child.template.field_path("template") if child.template
+            else f"spec.children[{child.id}].template")
+
+
+@dataclass(frozen=True)
+class _RouteRender:
+    """One attached route's render result, with its inventory and live state."""
+
+    route_key: str
+    inventory: dict[str, ChildRecord]
+    state: _LiveState
+    result: RenderResult
+
+
 @dataclass
 class _RoutePass:
     wanted: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -388,11 +407,25 @@ class ApplyChildren(_ProvisionStep):
                                 certificates=attached_certificates(self.store, c.gateway_uid))
         if result.errors:
             return render_failure(c.blueprint, result.errors)
+        rendered_routes = self._render_routes(ctx, blueprint, view, ready_live)
+        if not isinstance(rendered_routes, list):
+            return rendered_routes
+        # Confinement before anything of this pass is applied (bifrost.steps.confinement).
+        confined = check_children(
+            self.kube,
+            [*((ch.id, _source(ch), ch.object) for ch in result.children),
+             *((child_key(ch.id, r.route_key), _source(ch), ch.object)
+               for r in rendered_routes for ch in r.result.children)],
+            blueprint=c.blueprint, gateway_namespace=c.namespace,
+            confinement=blueprint.confinement)
+        if confined is not None:
+            return confined
 
         applied: list[str] = []
         conflicts: list[str] = []
         for child in result.children:
-            outcome = self._apply_one(ctx, child, inventory, live, applied, conflicts)
+            outcome = self._apply_one(ctx, child, inventory, live, applied, conflicts,
+                                      confinement=blueprint.confinement)
             if outcome is not None:
                 return outcome
         wanted = tuple(
@@ -407,8 +440,8 @@ class ApplyChildren(_ProvisionStep):
             )
             for p in result.pending
         ]
-        routes = self._apply_routes(ctx, blueprint, view, ready_live, not_ready, applied,
-                                    conflicts)
+        routes = self._apply_routes(ctx, rendered_routes, not_ready, applied, conflicts,
+                                    blueprint.confinement)
         if not isinstance(routes, _RoutePass):
             return routes
         context = c.model_copy(update={
@@ -458,19 +491,17 @@ class ApplyChildren(_ProvisionStep):
             return render_failure(c.blueprint, errors)
         return _LiveState(live, ready_live, not_ready)
 
-    def _apply_routes(
+    def _render_routes(
         self,
         ctx: StepContext[ProvisionContext],
         blueprint: Blueprint,
         gateway: Obj,
         gateway_ready: Mapping[str, Obj],
-        gateway_not_ready: Mapping[str, str],
-        applied: list[str],
-        conflicts: list[str],
-    ) -> _RoutePass | Outcome:
-        """Render and apply ``spec.routeChildren`` for each route of ``c.routes``."""
+    ) -> list[_RouteRender] | Outcome:
+        """Render ``spec.routeChildren`` for each route of ``c.routes`` (applied later, by
+        ``_apply_routes``, once the whole pass is known to be confined)."""
         c = ctx.context
-        out = _RoutePass()
+        out: list[_RouteRender] = []
         if not blueprint.route_children:
             return out
         templates = {t.id: t for t in blueprint.route_children}
@@ -493,9 +524,25 @@ class ApplyChildren(_ProvisionStep):
                 live_children={**gateway_ready, **state.ready})
             if result.errors:
                 return render_failure(c.blueprint, result.errors, route=route_key)
+            out.append(_RouteRender(route_key, inventory, state, result))
+        return out
+
+    def _apply_routes(
+        self,
+        ctx: StepContext[ProvisionContext],
+        rendered: Sequence[_RouteRender],
+        gateway_not_ready: Mapping[str, str],
+        applied: list[str],
+        conflicts: list[str],
+        confinement: Confinement,
+    ) -> _RoutePass | Outcome:
+        """Apply the rendered ``spec.routeChildren`` of each route."""
+        out = _RoutePass()
+        for r in rendered:
+            route_key, state, result = r.route_key, r.state, r.result
             for child in result.children:
-                outcome = self._apply_one(ctx, child, inventory, state.live, applied, conflicts,
-                                          route_key=route_key)
+                outcome = self._apply_one(ctx, child, r.inventory, state.live, applied, conflicts,
+                                          confinement=confinement, route_key=route_key)
                 if outcome is not None:
                     return outcome
                 out.rendered.append(child_key(child.id, route_key))
@@ -522,28 +569,26 @@ class ApplyChildren(_ProvisionStep):
         applied: list[str],
         conflicts: list[str],
         *,
+        confinement: Confinement,
         route_key: str | None = None,
     ) -> Outcome | None:
         """Apply one rendered child if needed; an outcome ends the step. ``inventory`` and
-        ``live`` are those of the Gateway's children, or of ``route_key``'s route children."""
+        ``live`` are those of the Gateway's children, or of ``route_key``'s route children;
+        ``confinement`` (the blueprint's) decides the namespace."""
         c = ctx.context
         obj = child.object
         api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
         key = child_key(child.id, route_key)
-        source = child.template.field_path("template") if child.template else \
-            f"spec.children[{child.id}].template"
-        try:
-            namespaced = self.kube.is_namespaced(api_version, kind)
-        except UnknownKind:
-            return Fail(
-                f"child {key!r} ({source}): the cluster does not "
-                f"serve {api_version} {kind} (is its CRD installed?)"
-            )
-        except KubeError as e:
-            return outcome_for(e, doing=f"discovering {api_version} {kind}")
-        body = self._prepare(c, child, namespaced=namespaced, route_key=route_key)
+        source = _source(child)
+        verdict = place(self.kube, obj, child=key, source=source, gateway_namespace=c.namespace,
+                        confinement=confinement)
+        if isinstance(verdict, Violation):  # checked before the pass; the blueprint changed?
+            return Fail(f"{BLUEPRINT_KIND} {c.blueprint!r}: {verdict.message}")
+        if not isinstance(verdict, Allowed):
+            return verdict
+        namespace = verdict.namespace
+        body = self._prepare(c, child, namespace=namespace, route_key=route_key)
         meta = body["metadata"]
-        namespace: str | None = meta.get("namespace") if namespaced else None
         name = str(meta["name"])
         digest = body_hash(body)
         where = f"{namespace}/{name}" if namespace else name
@@ -624,16 +669,15 @@ class ApplyChildren(_ProvisionStep):
         return None
 
     @staticmethod
-    def _prepare(c: ProvisionContext, child: RenderedChild, *, namespaced: bool,
+    def _prepare(c: ProvisionContext, child: RenderedChild, *, namespace: str | None,
                  route_key: str | None = None) -> Obj:
-        """The body to apply: namespace defaulted (or dropped when cluster-scoped), ownership
-        labels (and for a route child the route's annotation), and an owner reference to the
-        Gateway when in its namespace."""
+        """The body to apply: the namespace confinement decided (``None``: cluster-scoped, none
+        set), ownership labels (and for a route child the route's annotation), and an owner
+        reference to the Gateway when in its namespace."""
         body = copy.deepcopy(child.object)
         meta = body.setdefault("metadata", {})
-        if namespaced:
-            if not meta.get("namespace"):
-                meta["namespace"] = c.namespace
+        if namespace is not None:
+            meta["namespace"] = namespace
         else:
             meta.pop("namespace", None)
         meta["labels"] = {
@@ -646,7 +690,7 @@ class ApplyChildren(_ProvisionStep):
         elif ROUTE_ANNOTATION in (meta.get("annotations") or {}):
             meta["annotations"] = {k: v for k, v in meta["annotations"].items()
                                    if k != ROUTE_ANNOTATION}
-        if namespaced and meta["namespace"] == c.namespace:
+        if namespace == c.namespace:
             refs = [r for r in meta.get("ownerReferences") or []
                     if r.get("uid") != c.gateway_uid]
             refs.append(gateway_owner_reference(c.gateway, c.gateway_uid))
@@ -796,6 +840,9 @@ class EnsureCertificates(_ProvisionStep):
         tls = load_tls(raw)
         if isinstance(tls, Fail):
             return tls
+        confinement = confinement_of(raw)
+        if isinstance(confinement, Fail):
+            return confinement
         now = ctx.now()
         records = self.store.list_certificates(gateway_uid=c.gateway_uid)
         if tls is None:
@@ -832,7 +879,8 @@ class EnsureCertificates(_ProvisionStep):
                 c.gateway, name, f"{ctx.idempotency_key}/{name}")
             outcome = request_certificate(
                 self.kube, self.store, tls=tls, gateway=gateway, values=c.values,
-                listener=listener, name=cert, hostnames=hostnames, now=now, source=source)
+                listener=listener, name=cert, hostnames=hostnames, now=now, source=source,
+                confinement=confinement)
             if outcome is not None:
                 return outcome
             if cert not in requested:

@@ -35,6 +35,8 @@ from bifrost.render import (
     evaluate_expression,
     evaluate_ready,
 )
+from bifrost.render.confinement import Confinement
+from bifrost.steps.confinement import confinement_of
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_API, owned_by
 from bifrost.steps.provision import (
@@ -262,9 +264,14 @@ class RotationSteps:
             source = found
         name = c.new or certificate_name(c.gateway, c.listener, ctx.idempotency_key)
         now = ctx.now()
+        raw = load_raw_blueprint(self.blueprints, c.blueprint)
+        confinement = confinement_of(raw) if isinstance(raw, Mapping) else raw
+        if not isinstance(confinement, Confinement):
+            return confinement
         outcome = request_certificate(self.kube, self.store, tls=tls, gateway=gateway,
                                       values=c.values, listener=listener, name=name,
-                                      hostnames=hostnames, now=now, source=source)
+                                      hostnames=hostnames, now=now, source=source,
+                                      confinement=confinement)
         if outcome is not None:
             return outcome
         return Done(output={"certificate": name, "hostnames": list(hostnames)},

@@ -38,6 +38,7 @@ from bifrost.api.blueprint import BlueprintTLS, TLSSource
 from bifrost.engine import Fail, Outcome
 from bifrost.kube import Invalid, KubeClient, KubeError, UnknownKind
 from bifrost.render import NotAvailable, RenderError, evaluate_expression, render_certificate
+from bifrost.render.confinement import Confinement, Violation, confine
 from bifrost.render.templates import dns_label
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_UID_LABEL, body_hash, gateway_owner_reference
@@ -254,12 +255,15 @@ def request_certificate(
     hostnames: Sequence[str],
     now: datetime,
     source: Mapping[str, Any] | None = None,
+    confinement: Confinement | None = None,
 ) -> Outcome | None:
     """Render and apply the certificate object ``name`` for ``listener`` (observe first: an
     existing one with the same body is not written). The store row and the inventory entry are
     written *before* the apply, so a crash right after it cannot leak the object. ``source``:
     the user's Secret a ``ListenerSecret`` blueprint passes through (templates see it as
-    ``source``; it goes to the cluster only, never to the store)."""
+    ``source``; it goes to the cluster only, never to the store). ``confinement`` is the
+    blueprint's (``None``: no opt-ins): the object lands in the Gateway's namespace, a
+    cluster-scoped or sensitive kind only where it allows (see ``bifrost.render.confinement``)."""
     meta = gateway.get("metadata") or {}
     namespace, gateway_name, uid = str(meta["namespace"]), str(meta["name"]), str(meta["uid"])
     secret = f"{name}-tls"
@@ -286,6 +290,12 @@ def request_certificate(
     except KubeError as e:
         return outcome_for(e, doing=f"discovering {api_version} {kind}")
     bmeta = body.setdefault("metadata", {})
+    # The certificate always lands in the Gateway's namespace (whatever the template wrote).
+    verdict = confine({**body, "metadata": {**bmeta, "namespace": namespace}},
+                      child=certificate_child_id(name), namespaced=namespaced,
+                      gateway_namespace=namespace, confinement=confinement or Confinement())
+    if isinstance(verdict, Violation):
+        return Fail(f"spec.tls.certificateTemplate: {verdict.message}")
     bmeta["name"] = name  # the deterministic name wins over whatever the template wrote
     if namespaced:
         bmeta["namespace"] = namespace

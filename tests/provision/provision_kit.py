@@ -81,6 +81,9 @@ children:
 
 VALUES = {"hostname": "shop.example.com", "scheme": "internet-facing"}
 
+#: The test blueprint's ``spec.confinement``: the load balancer is cluster-scoped.
+CONFINEMENT = {"allow": [{"group": LB_KIND[0], "kind": LB_KIND[2], "clusterScoped": True}]}
+
 
 def blueprint_children() -> list[dict[str, Any]]:
     loaded = yaml.safe_load(BLUEPRINT_YAML)
@@ -131,7 +134,8 @@ class Harness:
     # --- cluster objects ----------------------------------------------------------------------
     def set_blueprint(self, children: list[dict[str, Any]],
                       route_children: list[dict[str, Any]] | None = None) -> None:
-        spec: dict[str, Any] = {"children": copy.deepcopy(children)}
+        spec: dict[str, Any] = {"children": copy.deepcopy(children),
+                                "confinement": copy.deepcopy(CONFINEMENT)}
         if route_children is not None:
             spec["routeChildren"] = copy.deepcopy(route_children)
         self.kube.apply({
