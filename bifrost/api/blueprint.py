@@ -354,7 +354,7 @@ class GatewayClassBlueprintSpec(ApiModel):
             broken = validate_level(schema, level, field)
             if broken:
                 raise ModelCheckError(
-                    f"{format_violations(broken)} (values.schema)",
+                    f"{format_violations(broken)} (the rule is in spec.values.schema)",
                     reason=BlueprintReason.INVALID,
                 )
         return self

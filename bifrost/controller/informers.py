@@ -357,6 +357,11 @@ class Cache:
         with self._lock:
             return self._gateway_keys(self.gateways_by_secret.lookup((namespace, name)))
 
+    def gateways_in(self, namespace: str) -> list[Obj]:
+        """The Gateways in ``namespace`` (any class)."""
+        with self._lock:
+            return self._objs(self.gateways_by_namespace.lookup(namespace))
+
     def gateways_of_class(self, name: str) -> set[WorkKey]:
         with self._lock:
             return self._gateway_keys(self.gateways_by_class.lookup(name))
@@ -445,8 +450,9 @@ class Cache:
                     before is not None and current is not None
                     and gateway_class_name(before) != gateway_class_name(current)
                 ):
-                    # created, deleted or moved to another class: policies targeting it
-                    result |= self._policy_keys(key)
+                    # created, deleted or moved to another class: policies targeting it, and
+                    # its namespace's (they are checked against the blueprints of its classes)
+                    result |= self._policy_keys(key, ("Namespace", "", ns))
                 return result
             if kind == "GatewayClass":
                 self.classes_by_blueprint.update(key, _opt(current, blueprint_name))
@@ -492,7 +498,11 @@ class Cache:
                 own.add(blueprint_key(name))
                 for class_cache_key in self.classes_by_blueprint.lookup(name):
                     classes.add(class_cache_key[2])
-                    affected |= self.gateways_by_class.lookup(class_cache_key[2])
+                    gateways = self.gateways_by_class.lookup(class_cache_key[2])
+                    affected |= gateways
+                    # policies feeding it are checked against its spec.values
+                    own |= self._policy_keys(class_cache_key, *gateways, *{
+                        ("Namespace", "", g[1]) for g in gateways})
             elif kind in POLICY_KINDS:
                 targets = {policy_target(current)} if current else set()
                 old = self.policies_by_target.update(key, {t for t in targets if t})

@@ -62,6 +62,7 @@ from bifrost.api.conditions import (
     condition,
 )
 from bifrost.api.policies import CONTROLLER_NAMESPACE
+from bifrost.api.values_schema import compiled_schema, join_path, validate
 from bifrost.clock import Clock
 from bifrost.controller.informers import (
     BIFROST_GROUP,
@@ -84,9 +85,22 @@ from bifrost.machines.rotation import (
     ROTATION_MACHINE,
 )
 from bifrost.machines.spec import MachineSpec
-from bifrost.render.merge import deep_merge, merge_values
+from bifrost.render.merge import (
+    BLUEPRINT_DEFAULTS,
+    BLUEPRINT_OVERRIDES,
+    CLASS_DEFAULTS,
+    CLASS_OVERRIDES,
+    GATEWAY_DEFAULTS,
+    GATEWAY_OVERRIDES,
+    LEVEL_WRITERS,
+    NAMESPACE_DEFAULTS,
+    NAMESPACE_OVERRIDES,
+    MergedValues,
+    deep_merge,
+    explain_values,
+)
 from bifrost.status import gatewayclass_status, route_attachments, status_changed
-from bifrost.status.policies import winner
+from bifrost.status.policies import ValuesRules, check_policy, precedence, winner
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
 from bifrost.steps.tls import (
     attached_certificates,
@@ -117,6 +131,7 @@ __all__ = [
     "OperationStatusWriter",
     "Result",
     "StatusWriter",
+    "ValuesVerdict",
     "operation_context",
 ]
 
@@ -181,6 +196,75 @@ class GatewayView:
     #: The attached certificates bifrost manages, by listener name (their Secrets stand in for
     #: the listener's certificateRefs in status).
     certificates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Why the Gateway's current values are not provisioned (they break the blueprint's
+    #: ``spec.values``; field paths and levels, no values), else ``None``.
+    values_held: str | None = None
+
+
+@dataclass(frozen=True)
+class ValuesVerdict:
+    """A Gateway's merged values and what is wrong with them (see
+    :meth:`Observer.values_verdict`)."""
+
+    merged: MergedValues
+    #: Policies not merged because their values break the blueprint's ``spec.values``.
+    left_out: tuple[str, ...] = ()
+    #: How the merged values break ``spec.values.schema`` (field paths, rules and levels).
+    problem: str | None = None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.merged.values
+
+    def hold(self, *, provisioned: bool) -> str | None:
+        """Why no provision may start with these values (``None``: it may). ``provisioned``:
+        the Gateway was provisioned before (so it has last good children to keep)."""
+        if self.problem is not None:
+            return self.problem
+        if self.left_out and provisioned:
+            return "; ".join(self.left_out)
+        return None
+
+
+def _policy_writers(class_policy: Any, ns_class: Any, ns_gateway: Any,
+                    gw: Any) -> dict[str, str]:
+    """Level → the policies that wrote it, by kind and name (for messages)."""
+
+    def named(*policies: Any, part: str) -> str | None:
+        names = [f'{p.kind} "{p.metadata.namespace}/{p.metadata.name}" spec.{part}'
+                 for p in policies if p is not None]
+        return " and ".join(names) or None
+
+    levels = {
+        CLASS_DEFAULTS: named(class_policy, part="default"),
+        NAMESPACE_DEFAULTS: named(ns_class, ns_gateway, part="default"),
+        GATEWAY_DEFAULTS: named(gw, part="default"),
+        GATEWAY_OVERRIDES: named(gw, part="override"),
+        NAMESPACE_OVERRIDES: named(ns_class, ns_gateway, part="override"),
+        CLASS_OVERRIDES: named(class_policy, part="override"),
+    }
+    return {k: v for k, v in levels.items() if v is not None}
+
+
+def _set_by(path: str, merged: MergedValues, writers: Mapping[str, str]) -> str:
+    """Who set the value at the printed ``path`` (or above or below it), for a message."""
+    found: list[str] = []
+    for keys, level in merged.provenance.items():
+        printed = "values"
+        for key in keys:
+            printed = join_path(printed, key)
+        related = any(
+            a == b or a.startswith(b + ".") or a.startswith(b + "[")
+            for a, b in ((path, printed), (printed, path))
+        )
+        if related and level not in found:
+            found.append(level)
+    if not found:
+        return "no level sets it"
+    order = [BLUEPRINT_DEFAULTS, CLASS_DEFAULTS, NAMESPACE_DEFAULTS, GATEWAY_DEFAULTS,
+             GATEWAY_OVERRIDES, NAMESPACE_OVERRIDES, CLASS_OVERRIDES, BLUEPRINT_OVERRIDES]
+    found.sort(key=order.index)
+    return "set by " + ", ".join(writers.get(level, level) for level in found)
 
 
 class StatusWriter(Protocol):
@@ -393,6 +477,7 @@ class Observer:
         self._warned: set[str] = set()
         self._seen_active: dict[str, int] = {}  # uid → id of the operation last seen active
         self._announced_end: dict[str, int] = {}  # uid → id of the operation last announced
+        self._values_held: dict[str, str] = {}  # uid → why its values are not provisioned
         self._term_started = clock.now()
 
     def new_term(self) -> None:
@@ -500,16 +585,29 @@ class Observer:
         resolution = self.resolve_class(gateway_class)
         values: dict[str, Any] = {}
         requeue: float | None = None
-        if resolution.blueprint is not None:
-            values = self.merged_values(gateway, resolution)
+        if resolution.blueprint is None:
+            self._values_held.pop(uid, None)
+        else:
+            verdict = self.values_verdict(gateway, resolution)
+            values = verdict.values
+            held = verdict.hold(provisioned=self.ledger.recorded(uid) is not None)
             tls = resolution.blueprint.spec.tls
+            # A rotation renders with the last provision's values, never with these.
             rotating = self._maybe_rotate(gateway, uid, tls) if tls is not None else None
             if rotating is not None:
                 # The rotation re-renders the children with the new hostnames and certificate;
                 # the provision for the changed inputs follows once it ended.
                 actions.append("rotation-started")
                 requeue = ACTIVE_RECHECK_SECONDS
+            elif held is not None:
+                # Invalid values are never provisioned: the Gateway keeps its last children.
+                if self._values_held.get(uid) != held:
+                    self._values_held[uid] = held
+                    self._event(gateway, reason="InvalidValues", action="Provision",
+                                warning=True, note=f"not provisioned: {held}"[:1024])
+                actions.append("values-held")
             else:
+                self._values_held.pop(uid, None)
                 started, requeue = self._maybe_provision(gateway, uid, resolution, values)
                 if started:
                     actions.append("provision-started")
@@ -525,7 +623,8 @@ class Observer:
         view = GatewayView(gateway, resolution, operation, self.cache, values, children,
                            provision=_latest([o for o in ops
                                               if o.machine == PROVISION_MACHINE]),
-                           certificates=self._attached_secrets(uid))
+                           certificates=self._attached_secrets(uid),
+                           values_held=self._values_held.get(uid))
         try:
             if self.status_writer.write_status(view):
                 actions.append("status")
@@ -564,31 +663,68 @@ class Observer:
 
     # ---- values and inputs ----------------------------------------------------------------
 
-    def _winner(self, policies: list[Obj], kind: str, model: Any) -> Any:
-        """The oldest valid, well-placed policy of ``kind`` (creationTimestamp, then name) —
-        :func:`bifrost.status.policies.winner`, the same choice the policies' status reports."""
-        best = winner(policies, kind, controller_namespace=self.controller_namespace)
+    def _winner(self, policies: list[Obj], kind: str, model: Any, rules: ValuesRules,
+                left_out: list[str]) -> Any:
+        """The oldest valid, well-placed policy of ``kind`` (creationTimestamp, then name) whose
+        values obey ``rules`` — :func:`bifrost.status.policies.winner`, the same choice the
+        policies' status reports. Each policy that would have won but for its values is added
+        to ``left_out`` (kind, name and what it breaks — field paths and rules, no values)."""
+        best = winner(policies, kind, controller_namespace=self.controller_namespace,
+                      rules=rules)
+        for raw in policies:
+            if raw.get("kind") != kind or (best is not None and raw is best.raw) or (
+                    best is not None and precedence(raw) >= precedence(best.raw)):
+                continue
+            if not check_policy(raw, controller_namespace=self.controller_namespace).eligible:
+                continue  # unparsable or misplaced: never a candidate, whatever its values
+            checked = check_policy(raw, controller_namespace=self.controller_namespace,
+                                   rules=rules)
+            if checked.problem is not None:
+                meta = _meta(raw)
+                left_out.append(f'{kind} "{meta.get("namespace")}/{meta.get("name")}": '
+                                f"{checked.problem}")
         if best is None:
             return None
         assert isinstance(best.parsed, model)
         return best.parsed
 
     def merged_values(self, gateway: Obj, resolution: ClassResolution) -> dict[str, Any]:
+        """The values the Gateway's children are rendered with (:meth:`values_verdict`)."""
+        return self.values_verdict(gateway, resolution).values
+
+    def values_verdict(self, gateway: Obj, resolution: ClassResolution) -> ValuesVerdict:
         """DESIGN §2: blueprint → class-wide → namespace → gateway defaults, overrides reversed.
         Within the namespace level the GatewayClassConfig applies first, the GatewayConfig on
-        top (as :mod:`bifrost.api.policies` documents)."""
+        top (as :mod:`bifrost.api.policies` documents).
+
+        Typed values (the blueprint's ``spec.values``, :class:`bifrost.api.blueprint.
+        BlueprintValues`): a policy whose values break them is not merged — the values are
+        computed as if it did not exist (its status says ``Accepted=False``/``Invalid``) — and
+        is listed in ``left_out``; the merged values are then checked against the whole schema
+        (``required`` included), a break named by field path and the level(s) that set it in
+        ``problem``. :meth:`observe_gateway` does not provision merged values with a
+        ``problem``, nor — once the Gateway was provisioned — while a policy is left out: the
+        Gateway keeps its last good children (a Gateway never provisioned gets the values of
+        the valid levels). A blueprint without ``spec.values`` accepts any values, as before.
+        """
         assert resolution.blueprint is not None
         ns, name = str(_meta(gateway)["namespace"]), str(_meta(gateway)["name"])
         class_name = str(_meta(resolution.gateway_class).get("name"))
+        spec = resolution.blueprint.spec
+        rules = ValuesRules(resolution.blueprint_name or "", spec.values)
+        left_out: list[str] = []
         class_policy = self._winner(
             self.cache.policies_for("GatewayClass", "", class_name), "GatewayClassConfig",
-            GatewayClassConfig,
+            GatewayClassConfig, rules, left_out,
         )
         ns_policies = self.cache.policies_for("Namespace", "", ns)
-        ns_class_policy = self._winner(ns_policies, "GatewayClassConfig", GatewayClassConfig)
-        ns_gateway_policy = self._winner(ns_policies, "GatewayConfig", GatewayConfig)
+        ns_class_policy = self._winner(ns_policies, "GatewayClassConfig", GatewayClassConfig,
+                                       rules, left_out)
+        ns_gateway_policy = self._winner(ns_policies, "GatewayConfig", GatewayConfig, rules,
+                                         left_out)
         gw_policy = self._winner(
-            self.cache.policies_for("Gateway", ns, name), "GatewayConfig", GatewayConfig
+            self.cache.policies_for("Gateway", ns, name), "GatewayConfig", GatewayConfig,
+            rules, left_out,
         )
 
         def level(*policies: Any, part: str) -> dict[str, Any]:
@@ -598,8 +734,7 @@ class Observer:
                     out = deep_merge(out, getattr(policy.spec, part))
             return out
 
-        spec = resolution.blueprint.spec
-        return merge_values(
+        merged = explain_values(
             blueprint_defaults=spec.defaults,
             class_defaults=level(class_policy, part="default"),
             namespace_defaults=level(ns_class_policy, ns_gateway_policy, part="default"),
@@ -609,6 +744,20 @@ class Observer:
             class_overrides=level(class_policy, part="override"),
             blueprint_overrides=spec.overrides,
         )
+        problem = None
+        if spec.values is not None and spec.values.schema_ is not None:
+            broken = validate(compiled_schema(spec.values.schema_), merged.values, "values")
+            if broken:
+                writers = {
+                    **LEVEL_WRITERS,
+                    **_policy_writers(class_policy, ns_class_policy, ns_gateway_policy,
+                                      gw_policy),
+                }
+                problem = "; ".join(
+                    f"{v} ({_set_by(v.path, merged, writers)})" for v in broken
+                ) + f' — the merged values break GatewayClassBlueprint "{rules.blueprint}"' \
+                    " spec.values.schema; fix the level named"
+        return ValuesVerdict(merged, tuple(left_out), problem)
 
     def attached_routes(self, gateway: Obj, resolution: ClassResolution) -> list[Obj]:
         """The HTTPRoutes attached to the Gateway — accepted by at least one listener, decided

@@ -20,6 +20,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from bifrost.api.blueprint import GatewayClassBlueprint
+from bifrost.api.errors import InvalidResourceError, parse_resource
 from bifrost.clock import Clock
 from bifrost.controller.informers import (
     BLUEPRINT_API_VERSION,
@@ -27,12 +29,19 @@ from bifrost.controller.informers import (
     POLICY_KINDS,
     Cache,
     WorkKey,
+    blueprint_name,
     gateway_class_name,
 )
 from bifrost.kube import Conflict, KubeClient, NotFound
 from bifrost.status import status_changed
 from bifrost.status.blueprints import blueprint_problems, blueprint_status
-from bifrost.status.policies import decide_policy, policy_status, target_key
+from bifrost.status.policies import (
+    TargetKey,
+    ValuesRules,
+    decide_policy,
+    policy_status,
+    target_key,
+)
 
 __all__ = ["OWN_STATUS_KINDS", "OwnStatusWriter"]
 
@@ -93,8 +102,39 @@ class OwnStatusWriter:
             policy, target=target, target_class=target_class, competitors=competitors,
             controller_name=self.cache.controller_name,
             controller_namespace=self.controller_namespace,
+            rules=self.values_rules(target_ref) if target is not None else (),
         )
         return policy_status(policy, verdict, now=self.clock.now())
+
+    def values_rules(self, target_ref: TargetKey | None) -> list[ValuesRules]:
+        """The ``spec.values`` of the (valid) blueprints a policy on ``target_ref`` feeds: its
+        GatewayClass's, its Gateway's class's, or those of the classes of the Gateways in its
+        Namespace (see :mod:`bifrost.status.policies`)."""
+        if target_ref is None:
+            return []
+        kind, ns, name = target_ref
+        if kind == "GatewayClass":
+            class_names = {name}
+        elif kind == "Gateway":
+            gateway = self.cache.get("Gateway", ns, name)
+            class_names = {gateway_class_name(gateway)} if gateway is not None else set()
+        else:
+            class_names = {gateway_class_name(g) for g in self.cache.gateways_in(name)}
+        out: dict[str, ValuesRules] = {}
+        for class_name in sorted(class_names):
+            gateway_class = self.cache.get("GatewayClass", "", class_name)
+            if gateway_class is None or not self.cache.is_ours(gateway_class):
+                continue
+            bp_name = blueprint_name(gateway_class)
+            raw = self.cache.get(BLUEPRINT_KIND, "", bp_name) if bp_name else None
+            if bp_name is None or raw is None or bp_name in out:
+                continue
+            try:
+                blueprint = parse_resource(GatewayClassBlueprint, raw)
+            except InvalidResourceError:
+                continue  # its own status says why; no Gateway of it is provisioned
+            out[bp_name] = ValuesRules(bp_name, blueprint.spec.values)
+        return list(out.values())
 
     def observe_policy(self, kind: str, namespace: str, name: str) -> Outcome:
         policy = self.cache.get(kind, namespace, name)

@@ -9,7 +9,10 @@ Merge rule: mappings deep-merge key by key; anything else (lists, scalars, ``Non
 was there. Lists replace rather than append so that a more specific level can remove entries; a
 value that is a mapping on one level and not on another is replaced as a whole.
 
-``explain_values`` also says which level set each leaf, for ``bifrost-admin`` and for policy status.
+``explain_values`` also says which level set each leaf, for ``bifrost-admin``, for policy status
+and for naming the level whose value breaks a blueprint's ``spec.values.schema``
+(:mod:`bifrost.api.values_schema`; the controller checks each policy before merging it and the
+merged values after, see ``Observer.values_verdict``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,18 @@ PRECEDENCE: tuple[str, ...] = (
     BLUEPRINT_OVERRIDES,
 )
 """Levels in the order they are applied: each one wins over all before it."""
+
+#: Who writes each level, for messages (the controller names the policies too).
+LEVEL_WRITERS: dict[str, str] = {
+    BLUEPRINT_DEFAULTS: "the blueprint's spec.defaults",
+    CLASS_DEFAULTS: "the class-wide GatewayClassConfig's spec.default",
+    NAMESPACE_DEFAULTS: "the namespace policies' spec.default",
+    GATEWAY_DEFAULTS: "the Gateway's GatewayConfig's spec.default",
+    GATEWAY_OVERRIDES: "the Gateway's GatewayConfig's spec.override",
+    NAMESPACE_OVERRIDES: "the namespace policies' spec.override",
+    CLASS_OVERRIDES: "the class-wide GatewayClassConfig's spec.override",
+    BLUEPRINT_OVERRIDES: "the blueprint's spec.overrides",
+}
 
 
 @dataclass(frozen=True)

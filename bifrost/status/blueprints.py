@@ -4,7 +4,10 @@ A platform engineer who writes a blueprint sees the verdict on the blueprint its
 Gateway of its class fails to render. Two conditions, as the CRD's printer columns show them:
 
 - ``Valid``: the spec parses (the same checks ``Observer.resolve_class`` makes before a class is
-  accepted: schema, unique ids, sound ``dependsOn``) *and* everything ``bifrost.render`` compiles
+  accepted: schema, unique ids, sound ``dependsOn``, and the typed values of ``spec.values`` — a
+  supported, bounded values schema whose patterns compile, tenant keys it can admit, and the
+  blueprint's own ``defaults``/``overrides`` obeying it; see
+  :class:`bifrost.api.blueprint.BlueprintValues`) *and* everything ``bifrost.render`` compiles
   compiles — every child template (Jinja syntax, no ``include``/``import``), every ``readyWhen``,
   ``spec.addresses`` and the TLS expressions (CEL syntax), every ``children.<id>`` a template reads
   names a known child, and the dependencies (explicit and inferred) have no cycle. False with the

@@ -14,9 +14,21 @@ One ``Accepted`` condition (GEP-713), checked in this order:
    policy's own namespace; see :mod:`bifrost.api.policies`);
 2. ``TargetNotFound`` — the target does not exist, or it is not bifrost's: a GatewayClass whose
    ``controllerName`` is another controller's, a Gateway whose class is not bifrost's;
-3. ``Conflicted`` — another valid policy of the same kind targets the same object and wins by the
+3. ``Invalid`` — its values break the ``spec.values`` of a blueprint they would feed
+   (:class:`ValuesRules`): a ``GatewayConfig`` (the application team's) sets a key outside
+   ``tenantKeys``, or a value breaks the schema (any policy). The message names the policy's field
+   path and the rule, never the value. Such a policy is not merged (:func:`winner` skips it, so
+   the values are computed as if it did not exist; the controller then keeps an already
+   provisioned Gateway as it is, see ``Observer.values_verdict``). A blueprint without
+   ``spec.values`` accepts any values (backward compatible);
+4. ``Conflicted`` — another valid policy of the same kind targets the same object and wins by the
    documented tie-break: the oldest ``creationTimestamp``, then the name. The message names it;
-4. ``Accepted`` — attached; ``status.attachedTo`` lists the target.
+5. ``Accepted`` — attached; ``status.attachedTo`` lists the target.
+
+Which blueprints a policy feeds: a class-wide policy, its GatewayClass's; a Gateway policy, the
+Gateway's class's; a namespace policy, those of the classes of the Gateways in the namespace. A
+namespace policy that suits one class and not another is judged per Gateway (applied to the
+Gateways whose blueprint it suits) and reports ``Invalid`` naming the blueprint it breaks.
 
 ``attachedTo`` is empty unless the policy is attached. ``observedGeneration`` (of the status and
 of the condition) is the policy's ``metadata.generation``.
@@ -24,11 +36,12 @@ of the condition) is the policy's ``metadata.generation``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bifrost.api.blueprint import BlueprintValues
 from bifrost.api.conditions import PolicyConditionType, PolicyReason, condition
 from bifrost.api.errors import InvalidResourceError, parse_resource
 from bifrost.api.policies import (
@@ -40,6 +53,14 @@ from bifrost.api.policies import (
     GatewayConfig,
     PolicyAttachment,
 )
+from bifrost.api.values_schema import (
+    MAX_VIOLATIONS,
+    Violation,
+    compiled_schema,
+    format_violations,
+    tenant_key_violations,
+    validate_level,
+)
 from bifrost.status._util import Obj, generation, get_map, merge_conditions
 from bifrost.status.routes import DEFAULT_CONTROLLER_NAME
 
@@ -48,11 +69,13 @@ __all__ = [
     "Policy",
     "PolicyVerdict",
     "TargetKey",
+    "ValuesRules",
     "check_policy",
     "decide_policy",
     "policy_status",
     "precedence",
     "target_key",
+    "values_violations",
     "winner",
 ]
 
@@ -97,6 +120,42 @@ def target_key(policy: Obj) -> TargetKey | None:
 
 
 @dataclass(frozen=True)
+class ValuesRules:
+    """The ``spec.values`` of the blueprint ``blueprint`` (``None``: untyped, anything goes)."""
+
+    blueprint: str
+    values: BlueprintValues | None
+
+
+def values_violations(policy: Policy, values: BlueprintValues | None) -> list[Violation]:
+    """What in ``policy``'s ``default``/``override`` breaks ``values``: keys a ``GatewayConfig``
+    may not set (``tenantKeys``), then the schema (each part as one partial level, see
+    :func:`bifrost.api.values_schema.validate_level`). Empty without ``values`` (untyped)."""
+    if values is None:
+        return []
+    schema = compiled_schema(values.schema_) if values.schema_ is not None else None
+    out: list[Violation] = []
+    for part in ("default", "override"):
+        level = getattr(policy.spec, part)
+        path = f"spec.{part}"
+        if isinstance(policy, GatewayConfig):
+            out += tenant_key_violations(values.tenant_keys, level, path)
+        if schema is not None:
+            out += validate_level(schema, level, path)
+    return out[:MAX_VIOLATIONS]
+
+
+def _values_problem(policy: Policy, rules: ValuesRules) -> str | None:
+    broken = values_violations(policy, rules.values)
+    if not broken:
+        return None
+    return (
+        f'{format_violations(broken)} (spec.values of GatewayClassBlueprint "{rules.blueprint}")'
+        " — the policy is not applied; fix these fields"
+    )
+
+
+@dataclass(frozen=True)
 class CheckedPolicy:
     """A policy as the API returned it, parsed, or the reason it cannot attach anywhere."""
 
@@ -110,9 +169,11 @@ class CheckedPolicy:
 
 
 def check_policy(
-    policy: Obj, *, controller_namespace: str = CONTROLLER_NAMESPACE
+    policy: Obj, *, controller_namespace: str = CONTROLLER_NAMESPACE,
+    rules: ValuesRules | None = None,
 ) -> CheckedPolicy:
-    """Parse ``policy`` and check where it lives (see :mod:`bifrost.api.policies`)."""
+    """Parse ``policy`` and check where it lives (see :mod:`bifrost.api.policies`) and, with
+    ``rules``, its values (see the module docstring)."""
     model = _MODELS.get(str(policy.get("kind") or ""))
     if model is None:
         return CheckedPolicy(policy, None, f"kind {policy.get('kind')!r} is not a bifrost policy")
@@ -125,19 +186,23 @@ def check_policy(
         if isinstance(parsed, GatewayClassConfig)
         else parsed.placement_error()
     )
+    if problem is None and rules is not None:
+        problem = _values_problem(parsed, rules)
     return CheckedPolicy(policy, parsed, problem)
 
 
 def winner(
-    policies: Iterable[Obj], kind: str, *, controller_namespace: str = CONTROLLER_NAMESPACE
+    policies: Iterable[Obj], kind: str, *, controller_namespace: str = CONTROLLER_NAMESPACE,
+    rules: ValuesRules | None = None,
 ) -> CheckedPolicy | None:
     """The policy of ``kind`` among ``policies`` (all naming one target) whose values apply: the
-    eligible one with the smallest :func:`precedence`; ``None`` if none is eligible."""
+    eligible one (parsed, well placed, values valid against ``rules``) with the smallest
+    :func:`precedence`; ``None`` if none is eligible."""
     best: CheckedPolicy | None = None
     for raw in policies:
         if raw.get("kind") != kind:
             continue
-        checked = check_policy(raw, controller_namespace=controller_namespace)
+        checked = check_policy(raw, controller_namespace=controller_namespace, rules=rules)
         if checked.eligible and (best is None or precedence(raw) < precedence(best.raw)):
             best = checked
     return best
@@ -202,13 +267,15 @@ def decide_policy(
     competitors: Iterable[Obj] = (),
     controller_name: str = DEFAULT_CONTROLLER_NAME,
     controller_namespace: str = CONTROLLER_NAMESPACE,
+    rules: Sequence[ValuesRules] = (),
 ) -> PolicyVerdict:
     """Whether ``policy`` is attached (see the module docstring).
 
     - ``target``: the object its targetRef names (``None`` if it does not exist);
     - ``target_class``: for a Gateway target, the Gateway's GatewayClass (``None`` if missing);
     - ``competitors``: the policies naming the same target (any kind; ``policy`` itself may be
-      among them) — the conflict is decided among those of the policy's kind.
+      among them) — the conflict is decided among those of the policy's kind;
+    - ``rules``: the ``spec.values`` of the blueprints the policy's values feed.
     """
     checked = check_policy(policy, controller_namespace=controller_namespace)
     if checked.parsed is None or checked.problem is not None:
@@ -224,13 +291,22 @@ def decide_policy(
     problem = _target_problem(key, target, target_class, controller_name)
     if problem is not None:
         return PolicyVerdict(False, PolicyReason.TARGET_NOT_FOUND, problem)
+    assert checked.parsed is not None
+    for rule in rules:
+        broken = _values_problem(checked.parsed, rule)
+        if broken is not None:
+            return PolicyVerdict(False, PolicyReason.INVALID, broken)
     me = _ns_name(policy)
     rivals = [
         p for p in competitors
         if p.get("kind") == policy.get("kind") and target_key(p) == key and _ns_name(p) != me
     ]
-    best = winner([policy, *rivals], str(policy.get("kind")),
-                  controller_namespace=controller_namespace)
+    judged: Sequence[ValuesRules | None] = rules or (None,)
+    for each in judged:
+        best = winner([policy, *rivals], str(policy.get("kind")),
+                      controller_namespace=controller_namespace, rules=each)
+        if best is not None and _ns_name(best.raw) != me:
+            break
     if best is not None and _ns_name(best.raw) != me:
         ns, name = _ns_name(best.raw)
         created = precedence(best.raw)[0] or "unknown"
