@@ -1,0 +1,223 @@
+"""Confinement end to end: ``bifrost run``'s Controller in-process against a devcluster (Gateway
+API and bifrost CRDs), SQLite store.
+
+- A blueprint whose template puts a Secret in ``kube-system`` literally is ``Valid=False``
+  (``ChildNotConfined``) naming the child, and ``Valid=True`` once ``spec.confinement`` allows it.
+- A blueprint whose child namespace comes from a value is valid (nothing literal to judge), but
+  the Gateway's provision fails with the confinement message before anything is applied: the
+  Gateway's ``Programmed`` condition and a ``ProvisionFailed`` Event say it, no ConfigMap or
+  Secret is written anywhere (the devcluster's request log), the inventory stays empty, and the
+  value that was meant as the Secret's data appears in none of it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.devcluster import crd_paths
+
+from bifrost.controller.manager import Controller, ControllerOptions
+from bifrost.devcluster.server import DevCluster
+from bifrost.kube import KubeClient
+from bifrost.store import SqlStore, migrate, open_store
+
+REPO = Path(__file__).resolve().parents[2]
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+BIFROST_API = "gateway.bifrost.dev/v1alpha1"
+CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
+SYSTEM_NAMESPACE = "bifrost-system"
+TIMEOUT = 20.0
+TOKEN = "tenant-chosen-data-7f3a"
+
+
+def wait_for(predicate: Callable[[], Any], *, what: str, timeout: float = TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[DevCluster]:
+    dc = DevCluster(crd_paths=[*crd_paths(), REPO / "deploy" / "crds"], bookmark_interval=0.5)
+    dc.start()
+    try:
+        yield dc
+    finally:
+        dc.stop()
+    assert dc.last_error is None, f"devcluster internal error: {dc.last_error!r}"
+
+
+@pytest.fixture(scope="module")
+def kube(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClient]:
+    config = cluster.write_kubeconfig(tmp_path_factory.mktemp("confinement-kube") / "config")
+    client = KubeClient.from_kubeconfig(config)
+    for ns in (SYSTEM_NAMESPACE, "kube-system"):
+        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
+    url = f"sqlite:///{(tmp_path_factory.mktemp('confinement-db') / 'bifrost.db').as_posix()}"
+    migrate.upgrade(url)
+    opened = open_store(url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture(scope="module")
+def controller(kube: KubeClient, store: SqlStore) -> Iterator[Controller]:
+    suffix = uuid.uuid4().hex[:6]
+    running = Controller(kube, store, options=ControllerOptions(
+        identity=f"confine-{suffix}", lease_name=f"confine-{suffix}",
+        lease_namespace=SYSTEM_NAMESPACE, controller_namespace=SYSTEM_NAMESPACE,
+        lease_duration=3.0, renew_deadline=2.0, retry_period=0.3, workers=2,
+        runner_idle=timedelta(seconds=0.05),
+    ))
+    stop = threading.Event()
+    thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: running.is_leader and running.ready(), timeout=15,
+                 what="in-process controller leading and synced")
+        yield running
+    finally:
+        stop.set()
+        thread.join(15)
+        assert not thread.is_alive()
+
+
+@pytest.fixture
+def namespace(kube: KubeClient) -> str:
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+def _blueprint(name: str, children: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": BIFROST_API, "kind": "GatewayClassBlueprint",
+            "metadata": {"name": name}, "spec": {"children": children, **spec}}
+
+
+def _condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+SETTINGS = {
+    "id": "settings",
+    "template": "apiVersion: v1\nkind: ConfigMap\n"
+                "metadata: {name: '{{ gateway.metadata.name }}-settings'}\n"
+                "data: {replicas: '2'}\n",
+}
+
+
+def test_a_literal_namespace_makes_the_blueprint_invalid(
+    kube: KubeClient, controller: Controller
+) -> None:
+    name = f"bp-literal-{uuid.uuid4().hex[:6]}"
+    leak = {"id": "leak", "template": "apiVersion: v1\nkind: Secret\nmetadata:\n"
+                                      "  name: '{{ gateway.metadata.name }}-leak'\n"
+                                      "  namespace: kube-system\n"
+                                      "stringData: {a: b}\n"}
+    kube.create(_blueprint(name, [SETTINGS, leak]))
+
+    def valid() -> dict[str, Any] | None:
+        return _condition(kube.get(BIFROST_API, "GatewayClassBlueprint", name), "Valid")
+
+    cond = wait_for(lambda: (c := valid()) and c["status"] == "False" and c,
+                    what=f"{name} Valid=False")
+    assert cond["reason"] == "ChildNotConfined"
+    assert cond["message"] == (
+        "child 'leak' (Secret in namespace kube-system) is outside the Gateway's namespace: add "
+        '{group: "", kind: Secret, namespaces: [kube-system]} to spec.confinement.allow')
+    # The platform team opts in: valid again.
+    obj = kube.get(BIFROST_API, "GatewayClassBlueprint", name)
+    assert obj is not None
+    obj["spec"]["confinement"] = {"allow": [
+        {"group": "", "kind": "Secret", "namespaces": ["kube-system"]}]}
+    kube.replace(obj)
+    wait_for(lambda: (c := valid()) and c["status"] == "True", what=f"{name} Valid=True")
+
+
+def test_a_namespace_from_a_value_fails_the_provision_and_applies_nothing(
+    kube: KubeClient, controller: Controller, store: SqlStore, cluster: DevCluster,
+    namespace: str,
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    bp, cls = f"bp-value-{suffix}", f"cls-value-{suffix}"
+    leak = {"id": "leak", "template": "apiVersion: v1\nkind: Secret\nmetadata:\n"
+                                      "  name: '{{ gateway.metadata.name }}-leak'\n"
+                                      "  namespace: {{ values.target | to_json }}\n"
+                                      "stringData: {token: {{ values.token | to_json }}}\n"}
+    kube.create(_blueprint(bp, [SETTINGS, leak],
+                           defaults={"target": "kube-system", "token": TOKEN}))
+    wait_for(lambda: (_condition(kube.get(BIFROST_API, "GatewayClassBlueprint", bp), "Valid")
+                      or {}).get("status") == "True",
+             what=f"{bp} Valid=True (its namespace is not literal)")
+    kube.create({"apiVersion": GATEWAY_API, "kind": "GatewayClass", "metadata": {"name": cls},
+                 "spec": {"controllerName": CONTROLLER_NAME, "parametersRef": {
+                     "group": "gateway.bifrost.dev", "kind": "GatewayClassBlueprint",
+                     "name": bp}}})
+    writes_before = cluster.request_log.count(writes_only=True,
+                                              resources={"configmaps", "secrets"})
+    gateway = kube.create({
+        "apiVersion": GATEWAY_API, "kind": "Gateway",
+        "metadata": {"name": "edge", "namespace": namespace},
+        "spec": {"gatewayClassName": cls,
+                 "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+    })
+    uid = gateway["metadata"]["uid"]
+
+    def programmed() -> dict[str, Any] | None:
+        cond = _condition(kube.get(GATEWAY_API, "Gateway", "edge", namespace), "Programmed")
+        return cond if cond and cond["status"] == "False" and "failed" in cond["message"] \
+            else None
+
+    cond = wait_for(programmed, what="Gateway Programmed=False from the failed provision")
+    expected = ("child 'leak' (Secret in namespace kube-system) is outside the Gateway's "
+                f"namespace {namespace}: add "
+                '{group: "", kind: Secret, namespaces: [kube-system]} to spec.confinement.allow')
+    assert expected in cond["message"]
+    (op,) = [o for o in store.list_operations(gateway_uid=uid) if o.machine == "provision"]
+    assert op.status.value == "failed" and op.last_error is not None
+    assert expected in op.last_error
+
+    def failed_event() -> str | None:
+        events, _ = kube.list("events.k8s.io/v1", "Event", namespace)
+        notes = [str(e.get("note") or "") for e in events
+                 if (e.get("regarding") or {}).get("uid") == uid
+                 and e.get("reason") == "ProvisionFailed"]
+        return notes[0] if notes else None
+
+    note = wait_for(failed_event, what="a ProvisionFailed Event on the Gateway")
+    assert expected in note
+    # Nothing of the pass was applied, anywhere: not the confined ConfigMap either.
+    assert cluster.request_log.count(writes_only=True,
+                                     resources={"configmaps", "secrets"}) == writes_before
+    assert kube.get("v1", "ConfigMap", "edge-settings", namespace) is None
+    assert kube.get("v1", "Secret", "edge-leak", "kube-system") is None
+    assert store.list_children(uid) == []
+    # the value meant as the Secret's data is in no message
+    journal = [j.message for j in store.journal(operation_id=op.id)]
+    for text in (cond["message"], op.last_error, note, *journal):
+        assert TOKEN not in (text or "")
