@@ -1,0 +1,215 @@
+"""Typed values end to end, with the in-process controller against the devcluster: a Gateway
+whose blueprint declares ``spec.values`` is provisioned with a tenant's valid namespace policy;
+the tenant then breaks the policy (a string with a quote and YAML lines where an integer belongs,
+then a key only the platform may set) — the policy turns ``Accepted=False``/``Invalid`` naming
+the field and the rule and not the value, the Gateway gets an ``InvalidValues`` Event and keeps
+its last good child (no new provision starts); fixing the policy provisions again. Every wait
+polls with a deadline."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from conftest import SYSTEM_NAMESPACE
+
+from bifrost.controller.manager import Controller, ControllerOptions
+from bifrost.kube.client import KubeClient
+from bifrost.store import SqlStore, migrate, open_store
+
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+BIFROST_API = "gateway.bifrost.dev/v1alpha1"
+CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
+TIMEOUT = 30.0
+HOSTILE = '3"\nkind: Secret\nmetadata:\n  name: injected\n  namespace: kube-system'
+
+
+def wait_for(predicate: Any, *, what: str, timeout: float = TIMEOUT) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
+    url = f"sqlite:///{(tmp_path_factory.mktemp('values-db') / 'bifrost.db').as_posix()}"
+    migrate.upgrade(url)
+    s = open_store(url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def running(kube: KubeClient, store: SqlStore) -> Iterator[Controller]:
+    suffix = uuid.uuid4().hex[:6]
+    controller = Controller(kube, store, options=ControllerOptions(
+        identity=f"values-{suffix}", lease_name=f"values-{suffix}",
+        lease_namespace=SYSTEM_NAMESPACE, controller_namespace=SYSTEM_NAMESPACE,
+        lease_duration=3.0, renew_deadline=2.0, retry_period=0.3, workers=2,
+        runner_idle=timedelta(seconds=0.05), operation_poll=timedelta(seconds=0.2),
+    ))
+    stop = threading.Event()
+    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: controller.is_leader and controller.ready(), timeout=15,
+                 what="in-process controller leading and synced")
+        yield controller
+    finally:
+        stop.set()
+        thread.join(15)
+        assert not thread.is_alive()
+
+
+def _typed_class(kube: KubeClient) -> str:
+    suffix = uuid.uuid4().hex[:6]
+    kube.create({
+        "apiVersion": BIFROST_API, "kind": "GatewayClassBlueprint",
+        "metadata": {"name": f"typed-{suffix}"},
+        "spec": {
+            "defaults": {"replicas": 1, "tier": "silver"},
+            "values": {
+                "schema": {
+                    "type": "object", "additionalProperties": False,
+                    "required": ["replicas", "tier"],
+                    "properties": {
+                        "replicas": {"type": "integer", "minimum": 1, "maximum": 10},
+                        "tier": {"type": "string", "enum": ["gold", "silver"]},
+                    },
+                },
+                "tenantKeys": ["replicas"],
+            },
+            "children": [{
+                "id": "config",
+                "template": "apiVersion: v1\nkind: ConfigMap\n"
+                "metadata:\n  name: '{{ gateway.metadata.name }}-config'\n"
+                "data:\n  replicas: 'n={{ values.replicas }}'\n  tier: 't={{ values.tier }}'\n",
+            }],
+        },
+    })
+    kube.create({
+        "apiVersion": GATEWAY_API, "kind": "GatewayClass", "metadata": {"name": f"typed-{suffix}"},
+        "spec": {"controllerName": CONTROLLER_NAME, "parametersRef": {
+            "group": "gateway.bifrost.dev", "kind": "GatewayClassBlueprint",
+            "name": f"typed-{suffix}"}},
+    })
+    return f"typed-{suffix}"
+
+
+def _accepted(kube: KubeClient, ns: str, name: str) -> tuple[str, str, str, int | None]:
+    obj = kube.get(BIFROST_API, "GatewayConfig", name, ns) or {}
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Accepted":
+            return (str(cond["status"]), str(cond["reason"]), str(cond.get("message", "")),
+                    cond.get("observedGeneration"))
+    return ("", "", "", None)
+
+
+def _set_policy(kube: KubeClient, ns: str, default: dict[str, Any]) -> int:
+    obj = kube.get(BIFROST_API, "GatewayConfig", "team", ns)
+    if obj is None:
+        obj = kube.create({
+            "apiVersion": BIFROST_API, "kind": "GatewayConfig",
+            "metadata": {"name": "team", "namespace": ns},
+            "spec": {"targetRef": {"group": "", "kind": "Namespace", "name": ns},
+                     "default": default},
+        })
+    else:
+        obj["spec"]["default"] = default
+        obj = kube.replace(obj)
+    return int(obj["metadata"]["generation"])
+
+
+def _wait_policy(kube: KubeClient, ns: str, generation: int, status: str,
+                 reason: str) -> str:
+    def check() -> str | None:
+        got = _accepted(kube, ns, "team")
+        return got[2] or "-" if got[:2] == (status, reason) and got[3] == generation else None
+
+    message: str = wait_for(check, what=f"GatewayConfig Accepted={status}/{reason} at "
+                            f"generation {generation} (now {_accepted(kube, ns, 'team')})")
+    return message
+
+
+def _config(kube: KubeClient, ns: str) -> dict[str, Any] | None:
+    return kube.get("v1", "ConfigMap", "edge-config", ns)
+
+
+def _provisions(store: SqlStore, uid: str) -> list[Any]:
+    return [o for o in store.list_operations(gateway_uid=uid, limit=100)
+            if o.machine == "provision"]
+
+
+def test_a_bad_tenant_policy_is_invalid_and_the_gateway_keeps_its_children(
+    kube: KubeClient, running: Controller, store: SqlStore, namespace: str
+) -> None:
+    class_name = _typed_class(kube)
+    gen = _set_policy(kube, namespace, {"replicas": 3})
+    gateway = kube.create({
+        "apiVersion": GATEWAY_API, "kind": "Gateway",
+        "metadata": {"name": "edge", "namespace": namespace},
+        "spec": {"gatewayClassName": class_name,
+                 "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+    })
+    uid = str(gateway["metadata"]["uid"])
+    assert "attached to Namespace" in _wait_policy(kube, namespace, gen, "True", "Accepted")
+    good = wait_for(lambda: (c := _config(kube, namespace)) is not None
+                    and c.get("data", {}).get("replicas") == "n=3" and c,
+                    what="the child rendered with the tenant's replicas")
+    wait_for(lambda: _provisions(store, uid) and all(
+        o.status.terminal for o in _provisions(store, uid)), what="the provision ended")
+    provisions = len(_provisions(store, uid))
+
+    def held_events() -> list[dict[str, Any]]:
+        events, _ = kube.list("events.k8s.io/v1", "Event", namespace)
+        return [e for e in events if e.get("reason") == "InvalidValues"
+                and (e.get("regarding") or {}).get("uid") == uid]
+
+    # 1. a string with a quote and YAML lines where an integer belongs
+    gen = _set_policy(kube, namespace, {"replicas": HOSTILE})
+    message = _wait_policy(kube, namespace, gen, "False", "Invalid")
+    assert "spec.default.replicas: must be an integer, not a string" in message
+    assert "not applied" in message
+    assert "Secret" not in message and "injected" not in message and '3"' not in message
+    [event] = wait_for(held_events, what="an InvalidValues Event on the Gateway")
+    note = str(event.get("note", ""))
+    assert 'GatewayConfig "' + namespace + '/team": spec.default.replicas' in note
+    assert "Secret" not in note and "injected" not in note
+    # the Gateway keeps its last good children: no provision started, the child unchanged
+    assert len(_provisions(store, uid)) == provisions
+    now = _config(kube, namespace)
+    assert now is not None and now["data"] == good["data"]
+    assert now["metadata"]["resourceVersion"] == good["metadata"]["resourceVersion"]
+    assert kube.get("v1", "Secret", "injected", "kube-system") is None
+
+    # 2. a key only the platform may set (valid for the schema, but not a tenant key)
+    gen = _set_policy(kube, namespace, {"replicas": 4, "tier": "gold"})
+    message = _wait_policy(kube, namespace, gen, "False", "Invalid")
+    assert "spec.default.tier: may not be set by a GatewayConfig" in message
+    wait_for(lambda: len(held_events()) >= 2 or any(
+        "spec.default.tier" in str(e.get("note")) for e in held_events()),
+        what="the Event names the new problem")
+    assert len(_provisions(store, uid)) == provisions
+    now = _config(kube, namespace)
+    assert now is not None and now["data"] == {"replicas": "n=3", "tier": "t=silver"}
+
+    # 3. fixed: accepted again and provisioned with the new value
+    gen = _set_policy(kube, namespace, {"replicas": 4})
+    _wait_policy(kube, namespace, gen, "True", "Accepted")
+    wait_for(lambda: (c := _config(kube, namespace)) is not None
+             and c.get("data", {}).get("replicas") == "n=4",
+             what="the child re-rendered with the fixed policy")
+    assert len(_provisions(store, uid)) == provisions + 1
