@@ -123,6 +123,7 @@ __all__ = [
     "GATEWAY_API_VERSION",
     "PROVISION_MACHINE",
     "TEARDOWN_MACHINE",
+    "VALUES_CONDITION",
     "ClassResolution",
     "GatewayView",
     "InputLedger",
@@ -152,6 +153,10 @@ ACTIVE_RECHECK_SECONDS = 2.0
 BLOCKED_RECHECK_SECONDS = 5.0
 #: After a failed rotation, how long observe waits before starting another one by itself.
 ROTATION_RETRY_AFTER = timedelta(minutes=5)
+#: Domain-prefixed Gateway condition: False/InvalidValues while the Gateway's values break its
+#: blueprint's ``spec.values`` and are not provisioned (the message names levels and field
+#: paths, never values); True/Valid once they obey it again.
+VALUES_CONDITION = "gateway.bifrost.dev/Values"
 
 
 # ---------------------------------------------------------------- results and hooks

@@ -42,6 +42,7 @@ from bifrost.controller.observe import (
     GATEWAY_API_VERSION,
     PROVISION_MACHINE,
     SUPPORTED_FEATURES,
+    VALUES_CONDITION,
     GatewayView,
 )
 from bifrost.kube import Conflict, KubeClient, NotFound
@@ -331,6 +332,14 @@ class GatewayApiStatusWriter:
         old_types = {
             c.get("type") for c in status.get("conditions") or [] if isinstance(c, Mapping)
         }
+        if view.values_held is not None:
+            # the merged values break the blueprint's spec.values: not provisioned (no values)
+            extra.append(condition(VALUES_CONDITION, False, reason="InvalidValues",
+                                   message=view.values_held[:32768], generation=gen, now=now))
+        elif VALUES_CONDITION in old_types:
+            extra.append(condition(VALUES_CONDITION, True, reason="Valid",
+                                   message="the values obey the blueprint's spec.values",
+                                   generation=gen, now=now))
         if op is not None and op.status.active:
             extra.append(
                 condition(

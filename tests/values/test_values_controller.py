@@ -148,6 +148,14 @@ def _config(kube: KubeClient, ns: str) -> dict[str, Any] | None:
     return kube.get("v1", "ConfigMap", "edge-config", ns)
 
 
+def _values_condition(kube: KubeClient, ns: str) -> tuple[str, str, str]:
+    gateway = kube.get(GATEWAY_API, "Gateway", "edge", ns) or {}
+    for cond in (gateway.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "gateway.bifrost.dev/Values":
+            return str(cond["status"]), str(cond["reason"]), str(cond.get("message", ""))
+    return ("", "", "")
+
+
 def _provisions(store: SqlStore, uid: str) -> list[Any]:
     return [o for o in store.list_operations(gateway_uid=uid, limit=100)
             if o.machine == "provision"]
@@ -188,6 +196,10 @@ def test_a_bad_tenant_policy_is_invalid_and_the_gateway_keeps_its_children(
     note = str(event.get("note", ""))
     assert 'GatewayConfig "' + namespace + '/team": spec.default.replicas' in note
     assert "Secret" not in note and "injected" not in note
+    status, reason, says = wait_for(
+        lambda: (c := _values_condition(kube, namespace))[:2] == ("False", "InvalidValues") and c,
+        what="the Gateway's Values condition False/InvalidValues")
+    assert "spec.default.replicas: must be an integer" in says and "Secret" not in says
     # the Gateway keeps its last good children: no provision started, the child unchanged
     assert len(_provisions(store, uid)) == provisions
     now = _config(kube, namespace)
@@ -213,3 +225,5 @@ def test_a_bad_tenant_policy_is_invalid_and_the_gateway_keeps_its_children(
              and c.get("data", {}).get("replicas") == "n=4",
              what="the child re-rendered with the fixed policy")
     assert len(_provisions(store, uid)) == provisions + 1
+    wait_for(lambda: _values_condition(kube, namespace)[:2] == ("True", "Valid"),
+             what="the Gateway's Values condition True/Valid again")
