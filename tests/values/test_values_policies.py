@@ -343,3 +343,26 @@ def test_a_policy_broken_by_a_narrower_schema_is_left_out(cache: Cache,
     assert left.startswith('GatewayClassConfig "bifrost-system/wide": spec.override.tier: '
                            'must be one of "silver"')
     assert "tier" not in verdict.values
+
+
+# ---------------------------------------------------------------- who is re-judged when
+
+
+def test_policies_are_re_judged_when_their_blueprint_or_namespace_gateways_change(
+    cache: Cache,
+) -> None:
+    on_class = pol("GatewayClassConfig", "bifrost-system", "wide", "GatewayClass", "edge")
+    on_gw = pol("GatewayConfig", "shop", "mine", "Gateway", "a")
+    on_ns = pol("GatewayConfig", "shop", "ns", "Namespace", "shop")
+    elsewhere = pol("GatewayConfig", "other", "ns", "Namespace", "other")
+    for p in (on_class, on_gw, on_ns, elsewhere):
+        cache.apply(p["kind"], "ADDED", p)
+    keys = cache.apply("GatewayClassBlueprint", "MODIFIED", bp("edge-bp", values=VALUES))
+    judged = {(k.kind, k.namespace, k.name) for k in keys if k.kind in (
+        "GatewayClassConfig", "GatewayConfig")}
+    assert judged == {("GatewayClassConfig", "bifrost-system", "wide"),
+                      ("GatewayConfig", "shop", "mine"), ("GatewayConfig", "shop", "ns")}
+    # a new Gateway in the namespace may bring another blueprint: the namespace's policies
+    keys = cache.apply("Gateway", "ADDED", gw("shop", "c", "old"))
+    assert ("GatewayConfig", "shop", "ns") in {(k.kind, k.namespace, k.name) for k in keys}
+    assert ("GatewayConfig", "other", "ns") not in {(k.kind, k.namespace, k.name) for k in keys}
