@@ -48,7 +48,7 @@ from bifrost.controller.observe import (
 from bifrost.kube import Conflict, KubeClient, NotFound
 from bifrost.machines.rotation import ROTATION_MACHINE
 from bifrost.render.errors import RenderError
-from bifrost.render.expressions import evaluate_addresses
+from bifrost.sandbox import evaluate_addresses
 from bifrost.status import Readiness, attached_routes, gateway_status, route_status
 from bifrost.status import status_changed as _status_changed
 from bifrost.status._util import merge_conditions

@@ -44,12 +44,10 @@ from bifrost.render import (
     RenderError,
     RenderResult,
     dependency_graph,
-    evaluate_ready,
-    render_gateway,
-    render_route_children,
     topological_order,
 )
 from bifrost.render.confinement import Allowed, Confinement, Violation
+from bifrost.sandbox import evaluate_ready, render_gateway, render_route_children
 from bifrost.steps.confinement import check_children, confinement_of, place
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import (

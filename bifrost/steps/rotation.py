@@ -32,10 +32,9 @@ from bifrost.render import (
     Blueprint,
     NotAvailable,
     RenderError,
-    evaluate_expression,
-    evaluate_ready,
 )
 from bifrost.render.confinement import Confinement
+from bifrost.sandbox import evaluate_expression, evaluate_ready
 from bifrost.steps.confinement import confinement_of
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_API, owned_by

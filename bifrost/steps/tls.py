@@ -37,9 +37,10 @@ from pydantic import ValidationError
 from bifrost.api.blueprint import BlueprintTLS, TLSSource
 from bifrost.engine import Fail, Outcome
 from bifrost.kube import Invalid, KubeClient, KubeError, UnknownKind
-from bifrost.render import NotAvailable, RenderError, evaluate_expression, render_certificate
+from bifrost.render import NotAvailable, RenderError
 from bifrost.render.confinement import Confinement, Violation, confine
 from bifrost.render.templates import dns_label
+from bifrost.sandbox import evaluate_expression, render_certificate
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_UID_LABEL, body_hash, gateway_owner_reference
 from bifrost.store.errors import NotFound as RecordNotFound

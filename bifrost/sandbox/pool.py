@@ -1,0 +1,203 @@
+"""Supervised sandbox worker processes: a hard time and memory limit around blueprint code.
+
+Why processes: the CEL library evaluates in Rust while holding the GIL, and a single C call on a
+large input (a sort, a regex) cannot be interrupted from Python. Run in the controller's process,
+one hostile expression froze every thread — Lease renewal and health included. Here the calling
+thread waits on a pipe (the GIL is free for everyone else); when a call overruns its time budget
+the worker is killed and a fresh one takes its place, and a worker over its memory limit fails
+alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bifrost.sandbox import codec
+from bifrost.sandbox.frames import HEADER, MAX_FRAME
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """How many workers, and the hard limits of each call (documented in docs/security.md)."""
+
+    workers: int = 2
+    memory_mb: int = 768
+    """Address-space limit of a worker (``RLIMIT_AS``); 0: none."""
+    render_seconds: float = 10.0
+    """Hard wall time of one render call (all children of one Gateway or one route)."""
+    expression_seconds: float = 2.0
+    """Hard wall time of one CEL evaluation."""
+
+
+class SandboxTimeout(Exception):
+    """A call overran its time budget; its worker was killed."""
+
+
+class SandboxFailure(Exception):
+    """A worker died or answered something unreadable (e.g. it hit its memory limit)."""
+
+
+class _Worker:
+    def __init__(self, settings: SandboxSettings) -> None:
+        env = {**os.environ, "BIFROST_SANDBOX_MEMORY_MB": str(settings.memory_mb)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bifrost.sandbox.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.stdin = self.process.stdin
+        self.stdout_fd = self.process.stdout.fileno()
+
+    def call(self, payload: bytes, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        self.stdin.write(HEADER.pack(len(payload)) + payload)
+        self.stdin.flush()
+        (size,) = HEADER.unpack(self._read(HEADER.size, deadline, timeout))
+        if size > MAX_FRAME:
+            raise SandboxFailure(f"the worker sent a frame of {size} bytes")
+        return self._read(size, deadline, timeout)
+
+    def _read(self, size: int, deadline: float, timeout: float) -> bytes:
+        chunks: list[bytes] = []
+        remaining = size
+        while remaining:
+            # select's own timeout is real time, also when a test freezes the clock
+            wait = min(max(deadline - time.monotonic(), 0.0), timeout)
+            ready, _, _ = select.select([self.stdout_fd], [], [], wait)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(self.stdout_fd, min(remaining, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+
+class Sandbox:
+    """A small pool of worker processes, started on first use, shared by every thread."""
+
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        self.settings = settings or SandboxSettings()
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._live: set[_Worker] = set()
+        self._closed = False
+        self.kills = 0
+        """Workers killed for overrunning (for tests and metrics)."""
+
+    def call(self, name: str, *args: Any, timeout: float, **kwargs: Any) -> Any:
+        """Run ``worker.CALLS[name](*args, **kwargs)`` in a worker; its result, or the
+        ``RenderError``/``NotAvailable`` it raised, raised here."""
+        payload = codec.dumps((name, list(args), kwargs))
+        worker = self._take()
+        try:
+            reply = worker.call(payload, timeout)
+        except TimeoutError:
+            self._discard(worker, killed=True)
+            raise SandboxTimeout(f"over {timeout:g} s") from None
+        except (EOFError, OSError, SandboxFailure) as exc:
+            self._discard(worker)
+            raise SandboxFailure(f"the sandbox worker died ({type(exc).__name__})") from None
+        except BaseException:
+            self._discard(worker)
+            raise
+        self._idle.put(worker)
+        try:
+            kind, value = codec.loads(reply)
+        except (codec.CodecError, ValueError, TypeError) as exc:
+            raise SandboxFailure(f"unreadable reply from the sandbox ({exc})") from None
+        if kind == "ok":
+            return value
+        if kind == "raise" and isinstance(value, Exception):
+            raise value
+        raise SandboxFailure(str(value))
+
+    def _take(self) -> _Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._closed:
+                raise SandboxFailure("the sandbox is shut down")
+            if len(self._live) < self.settings.workers:
+                worker = _Worker(self.settings)
+                self._live.add(worker)
+                return worker
+        return self._idle.get()
+
+    def _discard(self, worker: _Worker, *, killed: bool = False) -> None:
+        worker.kill()
+        with self._lock:
+            self._live.discard(worker)
+            if killed:
+                self.kills += 1
+        if killed:
+            log.warning("sandbox worker %s killed: a call overran its time budget",
+                        worker.process.pid)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._live)
+            self._live.clear()
+        for worker in workers:
+            worker.kill()
+
+
+_default: Sandbox | None = None
+_default_lock = threading.Lock()
+
+
+def default_sandbox() -> Sandbox:
+    """The process-wide sandbox (started lazily; ``configure`` replaces its settings)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Sandbox()
+        return _default
+
+
+def configure(settings: SandboxSettings) -> Sandbox:
+    """Replace the process-wide sandbox (the controller calls this from its settings)."""
+    global _default
+    with _default_lock:
+        old, _default = _default, Sandbox(settings)
+    if old is not None:
+        old.close()
+    return _default
+
+
+@atexit.register
+def _close_default() -> None:
+    if _default is not None:
+        _default.close()
