@@ -43,6 +43,24 @@ class Settings(BaseSettings):
         description="Renewals are spread over up to this many seconds (per certificate).",
     )
 
+    sandbox_workers: int = Field(
+        default=2, ge=1, le=32,
+        description="Worker processes that evaluate blueprint templates and CEL expressions.",
+    )
+    sandbox_memory_mb: int = Field(
+        default=384, ge=0,
+        description="Address-space limit of each sandbox worker in MiB (0: none).",
+    )
+    sandbox_render_seconds: float = Field(
+        default=10.0, gt=0,
+        description="Hard wall time of one render call (one Gateway's or one route's "
+        "children); the worker is killed past it.",
+    )
+    sandbox_expression_seconds: float = Field(
+        default=2.0, gt=0,
+        description="Hard wall time of one CEL evaluation; the worker is killed past it.",
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

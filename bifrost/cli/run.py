@@ -113,8 +113,16 @@ def run_controller(
     from bifrost.settings import Settings
     from bifrost.store import StoreError, migrate, open_store
 
+    from bifrost import sandbox
+
     metrics_host, metrics_port = parse_bind_address(metrics_bind_address)
     settings = Settings()
+    sandbox.configure(sandbox.SandboxSettings(
+        workers=settings.sandbox_workers,
+        memory_mb=settings.sandbox_memory_mb,
+        render_seconds=settings.sandbox_render_seconds,
+        expression_seconds=settings.sandbox_expression_seconds,
+    ))
     url = database_url or settings.resolved_database_url()
     if url.startswith("sqlite:///") and database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ class SandboxSettings:
     """How many workers, and the hard limits of each call (documented in docs/security.md)."""
 
     workers: int = 2
-    memory_mb: int = 768
+    memory_mb: int = 384
     """Address-space limit of a worker (``RLIMIT_AS``); 0: none."""
     render_seconds: float = 10.0
     """Hard wall time of one render call (all children of one Gateway or one route)."""
