@@ -171,6 +171,15 @@ def vm(pid: int, field: str) -> float:
     return float("nan")
 
 
+def children_peak(pid: int) -> float:
+    """Sum of the peak RSS (MB) of ``pid``'s child processes: the sandbox workers."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return float("nan")
+    return sum(vm(int(k), "VmHWM") for k in kids)
+
+
 def lease_writes(snap: dict[str, Any]) -> int:
     return sum(
         n for k, n in snap["byVerbResource"].items()
@@ -296,6 +305,7 @@ def main() -> int:
         prov = api.request("GET", "/devcluster/requests")
         rss_after_prov = vm(controller.pid, "VmRSS")
         peak_prov = vm(controller.pid, "VmHWM")
+        workers_peak = children_peak(controller.pid)
         restart: dict[str, Any] | None = None
         restart_secs = 0.0
         errors = warnings = 0
@@ -400,6 +410,7 @@ def main() -> int:
         peak = peak_prov
     row("controller peak RSS (VmHWM), provisioning", f"{peak:.1f} MB",
         "<= 200 MB" if n >= 1000 else "(1000 gw)", ok(peak <= 200) if n >= 1000 else "")
+    row("sandbox workers peak RSS (sum of VmHWM)", f"{workers_peak:.1f} MB")
     row(f"steady: API writes in {args.resyncs} resyncs (no Lease)", str(s_writes), "0",
         ok(s_writes == 0))
     cm_gets = steady["byVerbResource"].get("get configmaps", 0)

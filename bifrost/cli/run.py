@@ -103,6 +103,7 @@ def run_controller(
 
     ``on_started`` is called once start-up succeeded, just before the controller runs.
     """
+    from bifrost import sandbox
     from bifrost.controller.manager import (
         Controller,
         ControllerOptions,
@@ -112,8 +113,6 @@ def run_controller(
     from bifrost.kube.identity import default_identity
     from bifrost.settings import Settings
     from bifrost.store import StoreError, migrate, open_store
-
-    from bifrost import sandbox
 
     metrics_host, metrics_port = parse_bind_address(metrics_bind_address)
     settings = Settings()

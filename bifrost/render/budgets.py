@@ -203,6 +203,9 @@ def bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any
             items = list(metered_iter(values[0]))
             check_size(len(items), "the join filter")
             check_size(sum(len(str(i)) for i in items), "the join filter")
+            # the items were consumed (a generator, e.g. from map): join the list instead
+            first = next(i for i, a in enumerate(args) if not _is_jinja_internal(a))
+            args = (*args[:first], items, *args[first + 1:])
         result = function(*args, **kwargs)
         if isinstance(result, str | list | tuple):
             check_size(len(result), f"the {name} filter")

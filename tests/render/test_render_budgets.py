@@ -105,3 +105,9 @@ def test_cel_static_cost_limit() -> None:
         check_cel("a.map(x, a.map(y, a.map(z, x + y + z)))")
     with pytest.raises(BudgetExceeded, match="characters long"):
         check_cel("1 + " * 2000 + "1")
+
+
+def test_bounded_filters_still_take_generators() -> None:
+    obj = render("  x: \"{{ values.l | map('upper') | join(',') }}\"\n"
+                 "  y: \"{{ ','.join(values.l | map('lower')) }}\"\n", l=["a", "B"])
+    assert obj is not None and obj["data"] == {"x": "A,B", "y": "a,b"}
