@@ -19,9 +19,10 @@ The numbers are data (``Budgets``), documented in ``docs/security.md``.
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -224,6 +225,23 @@ def _is_jinja_internal(value: Any) -> bool:
     return module.startswith("jinja2.") and type(value).__name__ in {
         "EvalContext", "Context", "ImmutableSandboxedEnvironment", "BlueprintEnvironment",
     }
+
+
+def check_gateway_output(
+    objects: Sequence[Mapping[str, Any]], budgets: Budgets = DEFAULT_BUDGETS
+) -> str | None:
+    """Why one Gateway's rendered children (its own and every route's) are over budget, or
+    ``None``: the number of children and their total size as JSON."""
+    if len(objects) > budgets.max_children:
+        return (f"over budget: {len(objects)} children rendered (the Gateway's plus its routes'); "
+                f"the limit is {budgets.max_children} per Gateway")
+    total = 0
+    for obj in objects:
+        total += len(json.dumps(obj, separators=(",", ":")))
+        if total > budgets.max_gateway_bytes:
+            return (f"over budget: the rendered children are over {budgets.max_gateway_bytes} "
+                    "bytes in total (output limit per Gateway)")
+    return None
 
 
 def cel_comprehension_depth(source: str) -> int:

@@ -46,6 +46,7 @@ from bifrost.render import (
     dependency_graph,
     topological_order,
 )
+from bifrost.render.budgets import check_gateway_output
 from bifrost.render.confinement import Allowed, Confinement, Violation
 from bifrost.sandbox import evaluate_ready, render_gateway, render_route_children
 from bifrost.steps.confinement import check_children, confinement_of, place
@@ -408,6 +409,12 @@ class ApplyChildren(_ProvisionStep):
         rendered_routes = self._render_routes(ctx, blueprint, view, ready_live)
         if not isinstance(rendered_routes, list):
             return rendered_routes
+        over = check_gateway_output([
+            *(ch.object for ch in result.children),
+            *(ch.object for r in rendered_routes for ch in r.result.children),
+        ])
+        if over is not None:
+            return Fail(f"{BLUEPRINT_KIND} {c.blueprint!r}: {over}; nothing applied")
         # Confinement before anything of this pass is applied (bifrost.steps.confinement).
         confined = check_children(
             self.kube,

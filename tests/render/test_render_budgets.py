@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from bifrost.render import RenderError
-from bifrost.render.budgets import BudgetExceeded, Budgets, cel_comprehension_depth, check_cel
+from bifrost.render.budgets import (
+    BudgetExceeded,
+    Budgets,
+    cel_comprehension_depth,
+    check_cel,
+    check_gateway_output,
+)
 from bifrost.render.model import ChildTemplate
 from bifrost.render.templates import render_child
 
@@ -111,3 +117,14 @@ def test_bounded_filters_still_take_generators() -> None:
     obj = render("  x: \"{{ values.l | map('upper') | join(',') }}\"\n"
                  "  y: \"{{ ','.join(values.l | map('lower')) }}\"\n", l=["a", "B"])
     assert obj is not None and obj["data"] == {"x": "A,B", "y": "a,b"}
+
+
+def test_children_per_gateway_are_capped_in_number_and_size() -> None:
+    small = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
+    limits = Budgets(max_children=3, max_gateway_bytes=10_000)
+    assert check_gateway_output([small] * 3, limits) is None
+    over = check_gateway_output([small] * 4, limits)
+    assert over is not None and "4 children" in over and "limit is 3" in over
+    big = {**small, "data": {"k": "y" * 6_000}}
+    over = check_gateway_output([big, big], limits)
+    assert over is not None and "over 10000 bytes in total" in over
