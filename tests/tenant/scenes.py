@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -40,7 +40,7 @@ MARKER = "Bfm7Qz_marker"
 """The benign value: plain text YAML keeps as a string, with upper case and ``_`` so that
 ``dns_label`` (which lower-cases and replaces ``_``) never passes it through unchanged."""
 
-Outcome = dict[str, Any] | RenderError | None
+Outcome: TypeAlias = dict[str, Any] | RenderError | None
 
 
 def documents(folder: Path) -> list[dict[str, Any]]:

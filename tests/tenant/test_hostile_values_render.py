@@ -133,7 +133,8 @@ def check(point: Point, benign: dict[str, Outcome], hostile: dict[str, Outcome],
             if h.get(field) != b.get(field):
                 problems.append(f"{key}: {field} {_short(h.get(field))} instead of "
                                 f"{b.get(field)!r}")
-        meta = h.get("metadata") if isinstance(h.get("metadata"), dict) else {}
+        raw_meta = h.get("metadata")
+        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         if meta.get("namespace", namespace) != namespace:
             problems.append(f"{key}: metadata.namespace {_short(meta.get('namespace'))}, "
                             f"outside the Gateway's namespace {namespace!r}")
