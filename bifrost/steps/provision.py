@@ -58,6 +58,7 @@ from bifrost.steps.ownership import (
     gateway_owner_reference,
     owned_by,
 )
+from bifrost.steps.redaction import rejection
 from bifrost.steps.tls import (
     Issued,
     RenewalTime,
@@ -653,7 +654,7 @@ class ApplyChildren(_ProvisionStep):
         except Invalid as e:
             return Fail(
                 f"child {key!r} ({kind} {where}, from {source}) "
-                f"was rejected by the API server: {e}"
+                f"was rejected by the API server: {_said(e, body)}"
             )
         except Retryable as e:
             return Retry(f"applying child {key!r} ({kind} {where}): {e}",
@@ -661,7 +662,7 @@ class ApplyChildren(_ProvisionStep):
         except KubeError as e:
             return Fail(
                 f"child {key!r} ({kind} {where}, from {source}) "
-                f"could not be applied: {e}"
+                f"could not be applied: {_said(e, body)}"
             )
         self.store.upsert_child(ChildRecord(
             gateway_uid=c.gateway_uid, child_id=child.id, api_version=api_version, kind=kind,
@@ -918,6 +919,11 @@ class EnsureCertificates(_ProvisionStep):
             if r.listener not in keep and r.state != RETIRED:
                 self.store.upsert_certificate(r.model_copy(
                     update={"attached": False, "state": RETIRED, "updated_at": now}))
+
+
+def _said(error: KubeError, body: Mapping[str, Any]) -> str:
+    """What the API server said about ``body``; for a Secret, without the values it quotes."""
+    return rejection(error, body) if body.get("kind") == "Secret" else str(error)
 
 
 def provision_steps(

@@ -25,6 +25,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,7 @@ from bifrost.render.templates import dns_label
 from bifrost.sandbox import evaluate_expression, render_certificate
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_UID_LABEL, body_hash, gateway_owner_reference
+from bifrost.steps.redaction import Redactor, rejection
 from bifrost.store.errors import NotFound as RecordNotFound
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import CertificateRecord, ChildRecord
@@ -265,6 +267,27 @@ def request_certificate(
     ``source``; it goes to the cluster only, never to the store). ``confinement`` is the
     blueprint's (``None``: no opt-ins): the object lands in the Gateway's namespace, a
     cluster-scoped or sensitive kind only where it allows (see ``bifrost.render.confinement``)."""
+    outcome = _request_certificate(
+        kube, store, tls=tls, gateway=gateway, values=values, listener=listener, name=name,
+        hostnames=hostnames, now=now, source=source, confinement=confinement)
+    # The template saw the user's Secret: no fragment of it may reach a message.
+    return None if outcome is None else Redactor.of(source).outcome(outcome)
+
+
+def _request_certificate(
+    kube: KubeClient,
+    store: OperationStore,
+    *,
+    tls: BlueprintTLS,
+    gateway: Mapping[str, Any],
+    values: Mapping[str, Any],
+    listener: Mapping[str, Any],
+    name: str,
+    hostnames: Sequence[str],
+    now: datetime,
+    source: Mapping[str, Any] | None = None,
+    confinement: Confinement | None = None,
+) -> Outcome | None:
     meta = gateway.get("metadata") or {}
     namespace, gateway_name, uid = str(meta["namespace"]), str(meta["name"]), str(meta["uid"])
     secret = f"{name}-tls"
@@ -332,8 +355,10 @@ def request_certificate(
     try:
         applied = kube.apply(body)
     except Invalid as e:
+        # values the server quotes from a body rendered from a Secret are masked
+        said = rejection(e, body) if source is not None or kind == "Secret" else str(e)
         return Fail(f"the certificate {kind} {namespace}/{name} (from spec.tls.certificateTemplate)"
-                    f" was rejected by the API server: {e}")
+                    f" was rejected by the API server: {said}")
     except KubeError as e:
         return outcome_for(e, doing=f"applying {kind} {namespace}/{name}")
     store.upsert_child(ChildRecord(
@@ -392,21 +417,49 @@ def observe_issued(
         return outcome_for(e, doing=f"reading {record.kind} {name}")
     if obj is None:
         return f"{record.kind} {name} does not exist yet"
+    # With ``ListenerSecret`` the object is rendered from the user's Secret (usually a copy of
+    # it): the expressions see its data, and no fragment of that may reach a message.
+    redactor = Redactor.of(obj)
+    issued = _judge_issued(kube, store, tls=tls, record=record, obj=obj, name=name,
+                           hostnames=hostnames)
+    if isinstance(issued, str):
+        return redactor.text(issued)
+    return issued if isinstance(issued, Issued) else redactor.outcome(issued)
+
+
+def _judge_issued(
+    kube: KubeClient,
+    store: OperationStore,
+    *,
+    tls: BlueprintTLS,
+    record: ChildRecord,
+    obj: Mapping[str, Any],
+    name: str,
+    hostnames: Sequence[str],
+) -> Issued | str | Outcome:
     try:
-        ready = evaluate_expression(ready_when(tls), {"object": obj},
-                                    field="spec.tls.readyWhen")
-        secret_name = evaluate_expression(secret_name_expression(tls),
-                                          {"object": obj}, field="spec.tls.secretName")
+        field = "spec.tls.readyWhen"
+        ready = evaluate_expression(ready_when(tls), {"object": obj}, field=field)
+        field = "spec.tls.secretName"
+        secret_name = evaluate_expression(secret_name_expression(tls), {"object": obj},
+                                          field=field)
     except NotAvailable as e:
-        return f"{record.kind} {name} is not issued yet ({e.reason})"
+        return f"{record.kind} {name} is not issued yet ({field}: {e.reason})"
     except RenderError as e:
         return Fail(str(e))
     if ready is not True:
         conditions = (obj.get("status") or {}).get("conditions") or []
         why = "; ".join(str(c.get("message")) for c in conditions if c.get("message"))
+        if tls.source is TLSSource.LISTENER_SECRET:
+            why = ""  # the object is rendered from the user's Secret: quote nothing of it
         return f"{record.kind} {name} is not issued yet" + (f": {why}" if why else "")
-    if not isinstance(secret_name, str) or not secret_name:
-        return Fail(f"spec.tls.secretName must give a Secret name, got {secret_name!r}")
+    if not isinstance(secret_name, str):
+        return Fail(f"spec.tls.secretName must give a Secret name (a string), it gave a "
+                    f"{_cel_type(secret_name)}")
+    if not _SECRET_NAME.fullmatch(secret_name):
+        return Fail(f"spec.tls.secretName must give a Secret name (a DNS subdomain of at most "
+                    f"253 characters), it gave a string of {len(secret_name)} characters that "
+                    "is not one")
     try:
         secret = kube.get("v1", "Secret", secret_name, record.namespace)
     except KubeError as e:
@@ -417,7 +470,7 @@ def observe_issued(
     try:
         leaf = secret_leaf(data)
     except ValueError as e:
-        return f"Secret {secret_name} tls.crt is not a PEM certificate yet ({e})"
+        return f"Secret {secret_name} tls.crt is not a PEM certificate yet ({type(e).__name__})"
     names = dns_names(leaf)
     missing = [h for h in hostnames if h not in names]
     if missing:
@@ -432,6 +485,23 @@ def observe_issued(
         not_after=leaf.not_valid_after_utc,
         dns_names=tuple(names),
     )
+
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SECRET_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
+
+
+def _cel_type(value: Any) -> str:
+    """The CEL name of a result's type (an error names it instead of quoting the value)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    for kinds, name in (((Mapping,), "map"), ((list, tuple), "list"), ((int,), "int"),
+                        ((float,), "double"), ((bytes,), "bytes")):
+        if isinstance(value, kinds):
+            return name
+    return type(value).__name__
 
 
 def references(obj: Mapping[str, Any], record: CertificateRecord) -> bool:
