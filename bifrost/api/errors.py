@@ -61,26 +61,27 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 
 
 def _problem(err: ErrorDetails) -> str:
+    """The rule the input broke — never the input itself: a policy's values may be anything a
+    tenant typed, and messages go to status, Events and logs."""
     kind, ctx = err["type"], err.get("ctx") or {}
-    value: Any = err.get("input")
     if kind == "missing":
         return "required"
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "string_pattern_mismatch":
-        return f"{value!r} does not match {ctx.get('pattern')}"
+        return f"does not match {ctx.get('pattern')}"
     if kind == "string_too_long":
         return f"longer than {ctx.get('max_length')} characters"
     if kind == "string_too_short":
         return "must not be empty" if ctx.get("min_length") == 1 else err["msg"].lower()
     if kind in ("literal_error", "enum"):
-        return f"{value!r} is not one of {ctx.get('expected')}"
+        return f"is not one of {ctx.get('expected')}"
     if kind == "too_long":
         return f"more than {ctx.get('max_length')} items"
     if kind == "too_short":
         return f"fewer than {ctx.get('min_length')} items"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        return f"{value!r}: {err['msg'].lower()}"
+        return err["msg"].lower()
     if kind == "value_error":
         msg = err["msg"]
         return msg.removeprefix("Value error, ")

@@ -116,7 +116,7 @@ def _blueprint_error(mutate: Any) -> str:
         ),
         (
             lambda s: s["children"][0].update(id="Load_Balancer"),
-            "spec.children[0].id: 'Load_Balancer' does not match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+            "spec.children[0].id: does not match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
             " — use a DNS label",
         ),
         (
@@ -141,11 +141,11 @@ def _blueprint_error(mutate: Any) -> str:
         ),
         (
             lambda s: s["tls"]["maintenanceWindows"][0].update(days=["Tuesday"]),
-            "spec.tls.maintenanceWindows[0].days[0]: 'Tuesday' is not one of",
+            "spec.tls.maintenanceWindows[0].days[0]: is not one of",
         ),
         (
             lambda s: s["tls"]["maintenanceWindows"][0].update(start="10pm"),
-            "spec.tls.maintenanceWindows[0].start: '10pm' does not match",
+            "spec.tls.maintenanceWindows[0].start: does not match",
         ),
         (
             lambda s: s["tls"]["maintenanceWindows"][0].update(timezone="Mars/Olympus"),
@@ -157,7 +157,7 @@ def _blueprint_error(mutate: Any) -> str:
         ),
         (
             lambda s: s["tls"].update(drainSeconds=-1),
-            "spec.tls.drainSeconds: -1: input should be greater than or equal to 0",
+            "spec.tls.drainSeconds: input should be greater than or equal to 0",
         ),
         (lambda s: s.update(childen=[]), "spec.childen: unknown field — remove it or fix"),
     ],
@@ -178,9 +178,10 @@ def test_policy_errors() -> None:
     bad["spec"]["targetRef"] = {"group": "", "kind": "Service", "name": "x"}
     with pytest.raises(InvalidResourceError) as info:
         parse_resource(GatewayConfig, bad)
-    assert "spec.targetRef.kind: 'Service' is not one of 'Gateway' or 'Namespace'" in str(
+    assert "spec.targetRef.kind: is not one of 'Gateway' or 'Namespace'" in str(
         info.value
     )
+    assert "Service" not in str(info.value)  # the rule, never the input (it may be anything)
     del bad["spec"]["targetRef"]
     with pytest.raises(InvalidResourceError) as info:
         parse_resource(GatewayConfig, bad)
