@@ -234,29 +234,70 @@ def settled_condition(env: Env, policy: dict[str, Any]) -> dict[str, Any] | None
 
 
 IN_CLUSTER = EXAMPLES / "in-cluster"
-APPS = "apps"
+UNTYPED = "untyped"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One copy of the in-cluster example: its namespace policy (what tests change) and the
+    namespace of its Gateway ``edge``."""
+
+    policy: dict[str, Any]
+    namespace: str
+
+
+def untyped_copy(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The example without ``spec.values`` (an untyped blueprint: tenants may set any value), as
+    its own blueprint, class and namespace ``apps-untyped``."""
+    out = []
+    for doc in docs:
+        doc = json.loads(json.dumps(doc))
+        kind, meta, spec = doc["kind"], doc["metadata"], doc.get("spec") or {}
+        if kind == "GatewayClassBlueprint":
+            meta["name"] = f"in-cluster-{UNTYPED}"
+            spec.pop("values", None)
+        elif kind == "GatewayClass":
+            meta["name"] = f"bifrost-in-cluster-{UNTYPED}"
+            spec["parametersRef"]["name"] = f"in-cluster-{UNTYPED}"
+        elif kind == "Namespace":
+            meta["name"] = f"apps-{UNTYPED}"
+        elif kind == "GatewayConfig":
+            meta["namespace"] = spec["targetRef"]["name"] = f"apps-{UNTYPED}"
+        elif kind == "Gateway":
+            meta["namespace"] = f"apps-{UNTYPED}"
+            spec["gatewayClassName"] = f"bifrost-in-cluster-{UNTYPED}"
+        else:
+            continue  # RBAC: the example's own applies
+        out.append(doc)
+    return out
 
 
 @pytest.fixture(scope="module")
-def in_cluster(env: Env) -> dict[str, Any]:
-    """``examples/in-cluster/`` applied; the namespace policy (returned) is what tests change."""
+def in_cluster(env: Env) -> dict[str, Target]:
+    """``examples/in-cluster/`` applied as is (``example``) and its untyped copy (``untyped``)."""
     docs = documents(IN_CLUSTER)
-    [policy] = [d for d in docs if d["kind"] == "GatewayConfig"]
-    apply_all(env, docs)
-    return policy
+    targets = {}
+    for variant, variant_docs in (("example", docs), (UNTYPED, untyped_copy(docs))):
+        [policy] = [d for d in variant_docs if d["kind"] == "GatewayConfig"]
+        apply_all(env, variant_docs)
+        targets[variant] = Target(policy, policy["metadata"]["namespace"])
+    return targets
 
 
-def configmap_replicas(env: Env) -> Any:
-    cm = env.kube.get("v1", "ConfigMap", "edge-settings", APPS)
+def configmap_replicas(env: Env, namespace: str) -> Any:
+    cm = env.kube.get("v1", "ConfigMap", "edge-settings", namespace)
     return None if cm is None else (cm.get("data") or {}).get("replicas", "<absent>")
 
 
+@pytest.mark.parametrize("variant", ["example", UNTYPED])
 @pytest.mark.parametrize("hostile_id", EXPLOIT_IDS)
 def test_the_exploit_through_a_namespace_policy_stays_data(
-    env: Env, in_cluster: dict[str, Any], hostile_id: str
+    env: Env, in_cluster: dict[str, Target], hostile_id: str, variant: str
 ) -> None:
     hostile = by_id(hostile_id)
-    policy = set_policy(env, in_cluster, {"replicas": hostile.value})
+    target = in_cluster[variant]
+    ns = target.namespace
+    policy = set_policy(env, target.policy, {"replicas": hostile.value})
 
     def outcome() -> str | None:
         # fail as soon as the attack shows (the children are applied within a second)
@@ -267,25 +308,27 @@ def test_the_exploit_through_a_namespace_policy_stays_data(
             return None
         if cond["status"] == "False":
             return "rejected"
-        if cond["status"] == "True" and configmap_replicas(env) == hostile.value:
+        if cond["status"] == "True" and configmap_replicas(env, ns) == hostile.value:
             return "held"
         return None
 
     def describe() -> str:
         return (f"{hostile.id}: Accepted={settled_condition(env, policy)}, "
-                f"data.replicas={configmap_replicas(env)!r}, "
-                f"{latest_operation(env, APPS, 'edge')}")
+                f"data.replicas={configmap_replicas(env, ns)!r}, "
+                f"{latest_operation(env, ns, 'edge')}")
 
     result = wait_for(outcome, what=describe)
-    print(f"{hostile.id}: {result}")
+    print(f"{variant}/{hostile.id}: {result}")  # shown with -s
     if result == "rejected":
         cond = settled_condition(env, policy)
         assert cond is not None and cond["reason"] == "Invalid", describe()
         lines = [line for line in hostile.value.splitlines() if len(line.strip()) >= 8]
         assert not [line for line in lines if line in cond["message"]], cond["message"]
         # the Gateway keeps children rendered without the rejected policy
-        wait_for(lambda: configmap_replicas(env) not in (None, "<absent>"), what=describe)
-        assert configmap_replicas(env) != hostile.value
+        wait_for(lambda: configmap_replicas(env, ns) not in (None, "<absent>"), what=describe)
+        assert configmap_replicas(env, ns) != hostile.value
+    if variant == UNTYPED:  # nothing to reject: the value is data
+        assert result == "held", describe()
     assert_confined(env, hostile)
 
 
