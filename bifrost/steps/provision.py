@@ -58,7 +58,7 @@ from bifrost.steps.ownership import (
     gateway_owner_reference,
     owned_by,
 )
-from bifrost.steps.redaction import rejection
+from bifrost.steps.redaction import Redactor, rejection
 from bifrost.steps.tls import (
     Issued,
     RenewalTime,
@@ -491,8 +491,8 @@ class ApplyChildren(_ProvisionStep):
                 continue
             if readiness.ready:
                 ready_live[cid] = obj
-            else:
-                not_ready[cid] = readiness.reason
+            else:  # (a Secret child's data never reaches the message)
+                not_ready[cid] = Redactor.of(obj).text(readiness.reason)
         if errors:
             return render_failure(c.blueprint, errors)
         return _LiveState(live, ready_live, not_ready)
@@ -746,7 +746,7 @@ class WaitReady(_ProvisionStep):
             if readiness.ready:
                 ready.append(key)
             else:
-                reason = "missing" if obj is None else readiness.reason
+                reason = "missing" if obj is None else Redactor.of(obj).text(readiness.reason)
                 waiting.append(f"{key} ({reason})")
         context = c.model_copy(update={"ready": tuple(ready)})
         if waiting:

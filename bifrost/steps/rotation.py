@@ -47,6 +47,7 @@ from bifrost.steps.provision import (
     load_raw_blueprint,
     observe,
 )
+from bifrost.steps.redaction import Redactor
 from bifrost.steps.tls import (
     Issued,
     RenewalTime,
@@ -181,8 +182,8 @@ class RotationSteps:
                 readiness = evaluate_ready(templates[cid], obj)
             except RenderError as e:
                 return Fail(str(e))
-            if not readiness.ready:
-                waiting.append(f"{cid}: {readiness.reason}")
+            if not readiness.ready:  # (a Secret child's data never reaches the message)
+                waiting.append(f"{cid}: {Redactor.of(obj).text(readiness.reason)}")
             elif not record.ready:
                 # apply_children marks what it re-applied not ready; it is again (as
                 # provision's wait_ready would record), so status stays Programmed.
@@ -403,7 +404,10 @@ class RotationSteps:
             return Fail(str(e))
         if not isinstance(endpoint, Mapping) or not endpoint.get("host") or not isinstance(
                 endpoint.get("port"), int):
-            return Fail(f"spec.tls.verify.endpoint must give {{host, port}}, got {endpoint!r}")
+            return Fail("spec.tls.verify.endpoint must give a map {host: string, port: int}, "
+                        f"it gave a {type(endpoint).__name__}"
+                        + (f" with keys {', '.join(sorted(map(str, endpoint)))}"
+                           if isinstance(endpoint, Mapping) else ""))
         host, port = str(endpoint["host"]), int(endpoint["port"])
         try:
             secret = self.kube.get("v1", "Secret", c.new_secret, c.namespace)
