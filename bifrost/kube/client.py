@@ -211,7 +211,9 @@ class WatchStream:
                             try:
                                 event = json.loads(line)
                             except ValueError:
-                                log.warning("skipping an undecodable watch line: %.200r", line)
+                                # (its length only: a line may hold an object's data)
+                                log.warning("skipping an undecodable watch line (%d bytes)",
+                                            len(line))
                                 continue
                             if isinstance(event, dict):
                                 yield event
