@@ -108,7 +108,7 @@ def evaluate_ready(child: ChildTemplate, live: Mapping[str, Any] | None) -> Read
     try:
         result = program.execute({"object": dict(live)})
     except _NOT_AVAILABLE as exc:
-        return Readiness(False, f"readyWhen not satisfied yet: {_describe(exc)}")
+        return Readiness(False, f"readyWhen not satisfied yet: {_describe(exc, child.ready_when)}")
     except Exception as exc:  # unknown variable/function: fix the blueprint
         raise RenderError(
             child.id, f"readyWhen failed: {redact(exc, child.ready_when)}", None, field
@@ -141,7 +141,7 @@ def evaluate_expression(source: str, variables: Mapping[str, Any], *, field: str
     try:
         return program.execute({k: _plain(v) for k, v in variables.items()})
     except _NOT_AVAILABLE as exc:
-        raise NotAvailable(_describe(exc)) from None
+        raise NotAvailable(_describe(exc, source)) from None
     except Exception as exc:
         raise RenderError(
             BLUEPRINT, f"expression failed: {redact(exc, source)}", None, field
@@ -176,7 +176,7 @@ def evaluate_addresses(
     try:
         result = program.execute(context)
     except _NOT_AVAILABLE as exc:
-        return AddressesResult((), f"addresses not available yet: {_describe(exc)}")
+        return AddressesResult((), f"addresses not available yet: {_describe(exc, expression)}")
     except Exception as exc:
         raise RenderError(
             BLUEPRINT, f"addresses failed: {redact(exc, expression)}", None, ADDRESSES_FIELD
@@ -221,11 +221,16 @@ def redact(exc: Exception, source: str) -> str:
     )
 
 
-def _describe(exc: Exception) -> str:
+def _describe(exc: Exception, source: str) -> str:
+    """Why a field is not available; a missing key is named only when the expression spells it
+    (a key computed from data, e.g. ``object.data[object.data.x]``, could be a value)."""
     if isinstance(exc, KeyError):
         if not exc.args:
             return "a field is missing"
-        return f"field {exc.args[0]!r} is missing"
+        key = str(exc.args[0])
+        if key and key in source:
+            return f"field {key!r} is missing"
+        return "a field is missing (its name is computed, not shown)"
     if isinstance(exc, TypeError):
         return "a field is null or has an unexpected type"
-    return str(exc)
+    return redact(exc, source)

@@ -406,7 +406,7 @@ def render_child(
     except jinja2.UndefinedError as exc:
         raise RenderError(
             child.id,
-            _describe_undefined(exc.message or str(exc)),
+            _describe_undefined(exc.message or str(exc), child.template),
             _template_line(exc.__traceback__),
             where,
         ) from None
@@ -550,12 +550,24 @@ class ChildrenView(dict[str, Any]):
     """The ``children`` a template sees: only the live state of the children it depends on."""
 
 
-def _describe_undefined(message: str) -> str:
+_QUOTED_NAME = re.compile(r"'[^'\n]*'")
+
+
+def _describe_undefined(message: str, source: str) -> str:
+    """Jinja's undefined message with every quoted name the template does not spell masked: a
+    key computed from a value (``values[values.x]``) could be tenant input or Secret data."""
     found = re.search(r"ChildrenView object' has no (?:attribute|element) '?([^']*)'?", message)
     if found:
+        name = f"children.{found.group(1)}" if found.group(1) in source else "children[…]"
         return (
-            f"children.{found.group(1)} is not available: a template can read the live state only "
+            f"{name} is not available: a template can read the live state only "
             "of children it depends on; reference it with a literal id (children.<id> or "
             'children["<id>"]) or list it in dependsOn'
         )
-    return f"undefined value: {message}"
+
+    def mask(m: re.Match[str]) -> str:
+        name = m.group(0)[1:-1]
+        keep = name.endswith(" object") or (name and name in source)
+        return m.group(0) if keep else "'…'"
+
+    return f"undefined value: {_QUOTED_NAME.sub(mask, message.split(chr(10), 1)[0])}"

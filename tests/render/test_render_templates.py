@@ -122,8 +122,11 @@ def test_missing_value_can_be_defaulted_but_not_used() -> None:
 
 
 def test_children_not_depended_on_are_not_visible() -> None:
-    err = render_error(HEAD + "data:\n  x: {{ children[name].status }}\n", values={}, name="db")
+    err = render_error(HEAD + "data:\n  x: {{ children.db.status }}\n", values={})
     assert "children.db is not available" in err.message
+    assert "dependsOn" in err.message
+    err = render_error(HEAD + "data:\n  x: {{ children[name].status }}\n", values={}, name="db")
+    assert "children[…] is not available" in err.message  # a computed id is not echoed
     assert "dependsOn" in err.message
 
 

@@ -172,3 +172,23 @@ def test_error_messages_never_quote_a_value() -> None:
 def test_undefined_value_given_to_to_json_names_the_variable() -> None:
     err = error(HEAD + "data:\n  k: {{ values.missing | to_json }}\n")
     assert "missing" in err.message and "JSON serializable" not in err.message
+
+
+def test_computed_names_in_undefined_and_missing_field_messages_are_masked() -> None:
+    from bifrost.render import evaluate_expression, evaluate_ready
+    from bifrost.render.expressions import NotAvailable
+
+    err = error(HEAD + "data:\n  k: {{ values[values.s] }}\n", s="MIIsecretkey")
+    assert "MIIsecretkey" not in str(err) and "undefined value" in err.message
+    err = error(HEAD + "data:\n  k: {{ values.nope }}\n", s="x")
+    assert "'nope'" in err.message  # a name the template spells is shown
+    child = ChildTemplate(id="c", template="x", ready_when="object.data[object.data.k] == 'x'")
+    ready = evaluate_ready(child, {"data": {"k": "MIIsecretkey"}})
+    assert not ready.ready and "MIIsecretkey" not in ready.reason
+    with pytest.raises(NotAvailable) as info:
+        evaluate_expression("object.data[object.data.k]", {"object": {"data": {"k": "MIIs3"}}},
+                            field="spec.tls.readyWhen")
+    assert "MIIs3" not in info.value.reason
+    ready = evaluate_ready(ChildTemplate(id="c", template="x", ready_when="object.status.ok"),
+                           {"status": {}})
+    assert "'ok'" in ready.reason
