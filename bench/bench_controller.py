@@ -173,11 +173,13 @@ def vm(pid: int, field: str) -> float:
 
 def children_peak(pid: int) -> float:
     """Sum of the peak RSS (MB) of ``pid``'s child processes: the sandbox workers."""
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return float("nan")
-    return sum(vm(int(k), "VmHWM") for k in kids)
+    kids: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # children are listed per spawning thread
+        try:
+            kids.update(int(k) for k in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return sum(vm(k, "VmHWM") for k in kids)
 
 
 def lease_writes(snap: dict[str, Any]) -> int:

@@ -69,14 +69,22 @@ def _compile(source: str) -> cel.Program:
     return cel.compile(source)
 
 
+@lru_cache(maxsize=4096)
+def _over_budget(source: str) -> str | None:
+    try:
+        check_cel(source)
+    except BudgetExceeded as exc:
+        return str(exc)
+    return None
+
+
 def compile_expression(source: str, *, child_id: str, field: str) -> cel.Program:
     """Compile (cached) or raise ``RenderError`` with the line and column of the syntax error,
     or when the expression is over the static cost limit (``Budgets``: length, nesting of
     comprehension macros). Evaluation time is bounded by the sandbox worker's timeout."""
-    try:
-        check_cel(source)
-    except BudgetExceeded as exc:
-        raise RenderError(child_id, f"over budget: {exc}", None, field) from None
+    over = _over_budget(source)
+    if over is not None:
+        raise RenderError(child_id, f"over budget: {over}", None, field)
     try:
         return _compile(source)
     except ValueError as exc:
