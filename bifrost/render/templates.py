@@ -106,6 +106,12 @@ _BUILTIN_FILTERS = (
 
 _SLOTS: ContextVar[SlotTable | None] = ContextVar("bifrost_render_slots", default=None)
 
+ON_CHILD: ContextVar[Callable[[str, str], None] | None] = ContextVar(
+    "bifrost_render_on_child", default=None
+)
+"""Called with (child id, template field) as each child starts rendering: the sandbox worker
+reports it, so that a render its supervisor has to kill is blamed on the right child."""
+
 
 class StrictChainableUndefined(jinja2.ChainableUndefined, jinja2.StrictUndefined):
     """Strict about every use (print, test, iterate, compare) but lets ``a.b.c`` chain."""
@@ -376,8 +382,11 @@ def render_child(
     child: ChildTemplate, context: Mapping[str, Any], *, limits: Budgets = DEFAULT_BUDGETS
 ) -> dict[str, Any] | None:
     """Render ``child`` with ``context`` into one object, or ``None`` when it renders empty."""
-    compiled = compile_child(child)
     where = child.field_path("template")
+    hook = ON_CHILD.get()
+    if hook is not None:
+        hook(child.id, where)
+    compiled = compile_child(child)
     slots = SlotTable()
     token = _SLOTS.set(slots)
     try:

@@ -63,8 +63,10 @@ def _render(name: str, field: str, *args: Any, **kwargs: Any) -> RenderResult:
     try:
         result = box.call(name, *args, timeout=limit, **kwargs)
     except (SandboxTimeout, SandboxFailure) as exc:
+        at = exc.at if isinstance(exc, SandboxTimeout) else None
+        child, where = at if at is not None else (BLUEPRINT, field)
         return RenderResult(errors=(
-            RenderError(BLUEPRINT, _breach(exc, "rendering the children", limit), None, field),
+            RenderError(child, _breach(exc, "rendering the children", limit), None, where),
         ))
     assert isinstance(result, RenderResult)
     return result

@@ -7,6 +7,8 @@ from typing import BinaryIO
 
 HEADER = struct.Struct("!I")
 MAX_FRAME = 64 * 1024 * 1024
+PROGRESS = b"@"
+"""First byte of a progress frame (``@`` + JSON ``[child id, field]``); replies are JSON."""
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:

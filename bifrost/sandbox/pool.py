@@ -11,6 +11,7 @@ alone.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import queue
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bifrost.sandbox import codec
-from bifrost.sandbox.frames import HEADER, MAX_FRAME
+from bifrost.sandbox.frames import HEADER, MAX_FRAME, PROGRESS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,12 @@ class SandboxSettings:
 
 
 class SandboxTimeout(Exception):
-    """A call overran its time budget; its worker was killed."""
+    """A call overran its time budget; its worker was killed. ``at``: (child id, template field)
+    of the child that was rendering, when the call renders children."""
+
+    def __init__(self, message: str, at: tuple[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.at = at
 
 
 class SandboxFailure(Exception):
@@ -64,13 +70,24 @@ class _Worker:
         self.stdout_fd = self.process.stdout.fileno()
 
     def call(self, payload: bytes, timeout: float) -> bytes:
+        """Send one request; the reply frame. Progress frames on the way say which child is
+        rendering (``self.at``), so that a timeout can name it."""
+        self.at: tuple[str, str] | None = None
         deadline = time.monotonic() + timeout
         self.stdin.write(HEADER.pack(len(payload)) + payload)
         self.stdin.flush()
-        (size,) = HEADER.unpack(self._read(HEADER.size, deadline, timeout))
-        if size > MAX_FRAME:
-            raise SandboxFailure(f"the worker sent a frame of {size} bytes")
-        return self._read(size, deadline, timeout)
+        while True:
+            (size,) = HEADER.unpack(self._read(HEADER.size, deadline, timeout))
+            if size > MAX_FRAME:
+                raise SandboxFailure(f"the worker sent a frame of {size} bytes")
+            frame = self._read(size, deadline, timeout)
+            if not frame.startswith(PROGRESS):
+                return frame
+            try:
+                child_id, field = json.loads(frame[len(PROGRESS):])
+                self.at = (str(child_id), str(field))
+            except (ValueError, TypeError):
+                raise SandboxFailure("the worker sent an unreadable progress frame") from None
 
     def _read(self, size: int, deadline: float, timeout: float) -> bytes:
         chunks: list[bytes] = []
@@ -123,7 +140,7 @@ class Sandbox:
             reply = worker.call(payload, timeout)
         except TimeoutError:
             self._discard(worker, killed=True)
-            raise SandboxTimeout(f"over {timeout:g} s") from None
+            raise SandboxTimeout(f"over {timeout:g} s", getattr(worker, "at", None)) from None
         except (EOFError, OSError, SandboxFailure) as exc:
             self._discard(worker)
             raise SandboxFailure(f"the sandbox worker died ({type(exc).__name__})") from None

@@ -11,14 +11,16 @@ Only the functions in ``CALLS`` can be called.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from bifrost import render
+from bifrost.render.templates import ON_CHILD
 from bifrost.sandbox import codec
-from bifrost.sandbox.frames import read_frame, write_frame
+from bifrost.sandbox.frames import PROGRESS, read_frame, write_frame
 
 CALLS: dict[str, Callable[..., Any]] = {
     "render_gateway": render.render_gateway,
@@ -31,6 +33,10 @@ CALLS: dict[str, Callable[..., Any]] = {
 }
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    def progress(child_id: str, field: str) -> None:
+        write_frame(replies, PROGRESS + json.dumps([child_id, field]).encode())
+
+    ON_CHILD.set(progress)
     while True:
         frame = read_frame(requests)
         if frame is None:

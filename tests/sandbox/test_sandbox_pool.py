@@ -91,7 +91,7 @@ def test_other_threads_keep_running_while_a_hostile_expression_runs(box: Sandbox
 
 
 def test_a_worker_over_its_memory_limit_fails_alone() -> None:
-    starved = Sandbox(SandboxSettings(workers=1, memory_mb=90))  # ~52 MB after imports
+    starved = Sandbox(SandboxSettings(workers=1, memory_mb=64))  # ~52 MB after imports
     try:
         assert starved.call("ping", timeout=20) == "pong"
         child = ChildTemplate(id="hungry", template="x", ready_when=HUNGRY_CEL)
@@ -126,3 +126,24 @@ def test_the_codec_round_trips_render_results() -> None:
     assert codec.loads(codec.dumps(result)) == result
     tagged = {"__t": "not a tag", "x": (1, 2)}
     assert codec.loads(codec.dumps(tagged)) == tagged
+
+
+def test_a_killed_render_is_blamed_on_the_child_that_was_rendering() -> None:
+    from bifrost import sandbox as module
+
+    slow = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: slow\ndata:\n"
+            "  x: \"{% for a in values.l %}{% for b in values.l %}{% endfor %}{% endfor %}\"\n")
+    blueprint = {"children": [
+        {"id": "fast", "template": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: f\n"},
+        {"id": "slow", "template": slow},
+    ]}
+    module.configure(SandboxSettings(workers=1, render_seconds=0.5))
+    try:
+        result = module.render_gateway(blueprint, gateway=GATEWAY, values={"l": list(range(5000))},
+                                       live_children={})
+    finally:
+        module.configure(SandboxSettings())
+    (error,) = result.errors
+    assert error.child_id == "slow"
+    assert error.source == "spec.children[slow].template"
+    assert "ran longer than 0.5 s" in error.message
