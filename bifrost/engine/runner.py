@@ -498,17 +498,28 @@ class Runner:
             with step_fence(fence):
                 outcome: Outcome = impl.run(ctx, env.input)
             if not isinstance(outcome, Done | Wait | Retry | Fail):
-                raise TypeError(f"step {step_name!r} returned {outcome!r}, not an outcome")
+                raise StepContractError(f"step {step_name!r} returned a "
+                                        f"{type(outcome).__name__}, not an outcome")
             new_context = getattr(outcome, "context", None)
             if new_context is not None and not isinstance(new_context, spec.context_model):
-                raise TypeError(f"step {step_name!r} returned a context of type "
-                                f"{type(new_context).__name__}, not {spec.context_model.__name__}")
+                raise StepContractError(
+                    f"step {step_name!r} returned a context of type "
+                    f"{type(new_context).__name__}, not {spec.context_model.__name__}")
         except LeaseLost:
             raise  # fenced off: the operation is someone else's now (run_once drops the work)
+        except StepContractError as exc:  # our own words, no values in them
+            log.warning("operation %s step %s attempt %d: %s", record.id, step_name, attempt, exc)
+            outcome = Retry(error=str(exc))
         except Exception as exc:  # noqa: BLE001 - any step bug is retried per the policy
-            log.warning("operation %s step %s attempt %d raised", record.id, step_name, attempt,
-                        exc_info=True)
-            outcome = Retry(error=f"{type(exc).__name__}: {exc}")
+            # The exception's text may quote what the step was handling (tenant values, Secret
+            # data): the journal, last_error and the WARNING name its type and where it was
+            # raised; the text and traceback go to DEBUG only.
+            where = raised_at(exc)
+            log.warning("operation %s step %s attempt %d raised %s at %s", record.id, step_name,
+                        attempt, type(exc).__name__, where)
+            log.debug("operation %s step %s attempt %d traceback", record.id, step_name, attempt,
+                      exc_info=True)
+            outcome = Retry(error=f"{type(exc).__name__} raised at {where}")
         return self._outcome(loaded, step, env, attempt, failures, outcome)
 
     def _outcome(
@@ -654,3 +665,22 @@ class Runner:
             message=f"{step.name} failed: {reason}", last_error=reason,
         )
         return None
+
+
+class StepContractError(TypeError):
+    """A step broke its contract (returned something that is not an outcome, or a context of
+    the wrong type); the message names the step and the types only."""
+
+
+def raised_at(exc: BaseException) -> str:
+    """``module.py:line in function`` of the innermost frame of ``exc``'s traceback."""
+    tb = exc.__traceback__
+    if tb is None:
+        return "an unknown place"
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    path = code.co_filename.replace("\\", "/")
+    short = path[path.rindex("/bifrost/") + 1:] if "/bifrost/" in path else path.rsplit("/", 1)[-1]
+    return f"{short}:{tb.tb_lineno} in {code.co_name}"
+

@@ -109,4 +109,4 @@ def test_a_step_returning_garbage_is_treated_as_a_failure(
     make_runner(store, steps, clock=clock).run_until_idle()
     waiting = store.get_operation(op.id)
     assert waiting.status is OperationStatus.WAITING
-    assert waiting.last_error is not None and "returned 'ok', not an outcome" in waiting.last_error
+    assert waiting.last_error is not None and "returned a str, not an outcome" in waiting.last_error
