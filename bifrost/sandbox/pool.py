@@ -14,7 +14,6 @@ import atexit
 import json
 import logging
 import os
-import queue
 import select
 import subprocess
 import sys
@@ -124,8 +123,9 @@ class Sandbox:
 
     def __init__(self, settings: SandboxSettings | None = None) -> None:
         self.settings = settings or SandboxSettings()
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        """Guards the sets below; notified whenever a worker goes idle or a slot frees up."""
+        self._idle: list[_Worker] = []
         self._live: set[_Worker] = set()
         self._closed = False
         self.kills = 0
@@ -147,7 +147,9 @@ class Sandbox:
         except BaseException:
             self._discard(worker)
             raise
-        self._idle.put(worker)
+        with self._lock:
+            self._idle.append(worker)
+            self._lock.notify()
         try:
             kind, value = codec.loads(reply)
         except (codec.CodecError, ValueError, TypeError) as exc:
@@ -159,18 +161,19 @@ class Sandbox:
         raise SandboxFailure(str(value))
 
     def _take(self) -> _Worker:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
+        """An idle worker, or a new one while there is room; else wait until a worker goes idle
+        or one is discarded (a killed worker's slot is taken by a new one)."""
         with self._lock:
-            if self._closed:
-                raise SandboxFailure("the sandbox is shut down")
-            if len(self._live) < self.settings.workers:
-                worker = _Worker(self.settings)
-                self._live.add(worker)
-                return worker
-        return self._idle.get()
+            while True:
+                if self._closed:
+                    raise SandboxFailure("the sandbox is shut down")
+                if self._idle:
+                    return self._idle.pop()
+                if len(self._live) < self.settings.workers:
+                    worker = _Worker(self.settings)
+                    self._live.add(worker)
+                    return worker
+                self._lock.wait()
 
     def _discard(self, worker: _Worker, *, killed: bool = False) -> None:
         worker.kill()
@@ -178,6 +181,7 @@ class Sandbox:
             self._live.discard(worker)
             if killed:
                 self.kills += 1
+            self._lock.notify()
         if killed:
             log.warning("sandbox worker %s killed: a call overran its time budget",
                         worker.process.pid)
@@ -187,6 +191,8 @@ class Sandbox:
             self._closed = True
             workers = list(self._live)
             self._live.clear()
+            self._idle.clear()
+            self._lock.notify_all()
         for worker in workers:
             worker.kill()
 

@@ -147,3 +147,35 @@ def test_a_killed_render_is_blamed_on_the_child_that_was_rendering() -> None:
     assert error.child_id == "slow"
     assert error.source == "spec.children[slow].template"
     assert "ran longer than 0.5 s" in error.message
+
+
+def test_a_call_waiting_for_a_worker_gets_the_slot_of_a_killed_one() -> None:
+    """With every worker busy, a caller waits; when a busy worker is killed for overrunning, a
+    new worker takes its slot and the waiting caller runs (it used to wait forever)."""
+    box = Sandbox(SandboxSettings(workers=1))
+    try:
+        assert box.call("ping", timeout=20) == "pong"  # the one worker is up
+        child = ChildTemplate(id="slow", template="x", ready_when=SLOW_CEL)
+        outcome: list[object] = []
+
+        def hostile() -> None:
+            try:
+                box.call("evaluate_ready", child, {}, timeout=1.0)
+            except SandboxTimeout as exc:
+                outcome.append(exc)
+
+        attacker = threading.Thread(target=hostile)
+        attacker.start()
+        pause = threading.Event()
+        while box._idle and not outcome:  # until the attacker holds the only worker
+            pause.wait(0.005)
+        waiter_result: list[object] = []
+        waiter = threading.Thread(target=lambda: waiter_result.append(box.call("ping", timeout=20)))
+        waiter.start()
+        attacker.join(30)
+        waiter.join(30)
+        assert not waiter.is_alive(), "the waiting call was never given a worker"
+        assert waiter_result == ["pong"]
+        assert len(outcome) == 1 and box.kills == 1
+    finally:
+        box.close()
