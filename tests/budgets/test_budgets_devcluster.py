@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.inprocess import SYSTEM_NAMESPACE, running_controller
 from render.test_render_budgets import BYPASSES
 from sandbox.test_sandbox_pool import SLOW_CEL
 
-from bifrost.controller.manager import Controller, ControllerOptions
+from bifrost.controller.manager import Controller
 from bifrost.kube.client import KubeClient
 from bifrost.sandbox import default_sandbox
 from bifrost.store import SqlStore
@@ -48,7 +49,6 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 BIFROST_API = "gateway.bifrost.dev/v1alpha1"
 LEASE_API = "coordination.k8s.io/v1"
 CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
-SYSTEM_NAMESPACE = "bifrost-system"
 LEASE_DURATION = 5.0
 TIMEOUT = 50.0
 #: The healthy Gateway must be Programmed before a stuck step's runner lease (30 s) could lapse
@@ -209,25 +209,12 @@ def _largest_gap(points: list[float], start: float, end: float) -> float:
 
 @pytest.fixture
 def controller(kube: KubeClient, store: SqlStore) -> Iterator[Controller]:
-    suffix = uuid.uuid4().hex[:6]
-    running = Controller(kube, store, options=ControllerOptions(
-        identity=f"budgets-{suffix}", lease_name=f"budgets-{suffix}",
-        lease_namespace=SYSTEM_NAMESPACE, controller_namespace=SYSTEM_NAMESPACE,
+    with running_controller(
+        kube, store, name="budgets", startup_timeout=20,
         lease_duration=LEASE_DURATION, renew_deadline=4.0, retry_period=0.5,
-        health_host="127.0.0.1", health_port=_free_port(),
-        runner_idle=timedelta(seconds=0.05), operation_poll=timedelta(seconds=0.2),
-    ))
-    stop = threading.Event()
-    thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: running.is_leader and running.ready(), timeout=20,
-                 what="the in-process controller leading and synced")
+        health_host="127.0.0.1", health_port=_free_port(), workers=4,
+    ) as running:
         yield running
-    finally:
-        stop.set()
-        thread.join(20)
-        assert not thread.is_alive()
 
 
 def _messages(kube: KubeClient, namespace: str, name: str, uid: str) -> list[str]:

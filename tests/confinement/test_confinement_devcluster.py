@@ -12,103 +12,39 @@ API and bifrost CRDs), SQLite store.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from datetime import timedelta
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fixtures.devcluster import crd_paths
+from fixtures.inprocess import running_controller, sqlite_store, wait_for
 
-from bifrost.controller.manager import Controller, ControllerOptions
+from bifrost.controller.manager import Controller
 from bifrost.devcluster.server import DevCluster
 from bifrost.kube import KubeClient
-from bifrost.store import SqlStore, migrate, open_store
+from bifrost.store import SqlStore
 
-REPO = Path(__file__).resolve().parents[2]
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 BIFROST_API = "gateway.bifrost.dev/v1alpha1"
 CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
-SYSTEM_NAMESPACE = "bifrost-system"
-TIMEOUT = 20.0
 TOKEN = "tenant-chosen-data-7f3a"
 
 
-def wait_for(predicate: Callable[[], Any], *, what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DevCluster]:
-    dc = DevCluster(crd_paths=[*crd_paths(), REPO / "deploy" / "crds"], bookmark_interval=0.5)
-    dc.start()
-    try:
-        yield dc
-    finally:
-        dc.stop()
-    assert dc.last_error is None, f"devcluster internal error: {dc.last_error!r}"
-
-
-@pytest.fixture(scope="module")
-def kube(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClient]:
-    config = cluster.write_kubeconfig(tmp_path_factory.mktemp("confinement-kube") / "config")
-    client = KubeClient.from_kubeconfig(config)
-    for ns in (SYSTEM_NAMESPACE, "kube-system"):
-        client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    try:
-        yield client
-    finally:
-        client.close()
+@pytest.fixture(scope="module", autouse=True)
+def kube_system(kube: KubeClient) -> None:
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}})
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
-    url = f"sqlite:///{(tmp_path_factory.mktemp('confinement-db') / 'bifrost.db').as_posix()}"
-    migrate.upgrade(url)
-    opened = open_store(url)
-    try:
+    with sqlite_store(tmp_path_factory.mktemp("confinement-db")) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture(scope="module")
 def controller(kube: KubeClient, store: SqlStore) -> Iterator[Controller]:
-    suffix = uuid.uuid4().hex[:6]
-    running = Controller(kube, store, options=ControllerOptions(
-        identity=f"confine-{suffix}", lease_name=f"confine-{suffix}",
-        lease_namespace=SYSTEM_NAMESPACE, controller_namespace=SYSTEM_NAMESPACE,
-        lease_duration=3.0, renew_deadline=2.0, retry_period=0.3, workers=2,
-        runner_idle=timedelta(seconds=0.05),
-    ))
-    stop = threading.Event()
-    thread = threading.Thread(target=running.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: running.is_leader and running.ready(), timeout=15,
-                 what="in-process controller leading and synced")
+    with running_controller(kube, store, name="confine") as running:
         yield running
-    finally:
-        stop.set()
-        thread.join(15)
-        assert not thread.is_alive()
-
-
-@pytest.fixture
-def namespace(kube: KubeClient) -> str:
-    name = f"c-{uuid.uuid4().hex[:8]}"
-    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
 
 
 def _blueprint(name: str, children: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:

@@ -8,19 +8,17 @@ polls with a deadline."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import SYSTEM_NAMESPACE
+from fixtures import inprocess
 
-from bifrost.controller.manager import Controller, ControllerOptions
+from bifrost.controller.manager import Controller
 from bifrost.kube import Conflict
 from bifrost.kube.client import KubeClient
-from bifrost.store import SqlStore, migrate, open_store
+from bifrost.store import SqlStore
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 BIFROST_API = "gateway.bifrost.dev/v1alpha1"
@@ -30,49 +28,19 @@ HOSTILE = '3"\nkind: Secret\nmetadata:\n  name: injected\n  namespace: kube-syst
 
 
 def wait_for(predicate: Any, *, what: str, timeout: float = TIMEOUT) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    return inprocess.wait_for(predicate, what=what, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
-    url = f"sqlite:///{(tmp_path_factory.mktemp('values-db') / 'bifrost.db').as_posix()}"
-    migrate.upgrade(url)
-    s = open_store(url)
-    try:
-        yield s
-    finally:
-        s.close()
+    with inprocess.sqlite_store(tmp_path_factory.mktemp("values-db")) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
 def running(kube: KubeClient, store: SqlStore) -> Iterator[Controller]:
-    suffix = uuid.uuid4().hex[:6]
-    controller = Controller(kube, store, options=ControllerOptions(
-        identity=f"values-{suffix}", lease_name=f"values-{suffix}",
-        lease_namespace=SYSTEM_NAMESPACE, controller_namespace=SYSTEM_NAMESPACE,
-        lease_duration=3.0, renew_deadline=2.0, retry_period=0.3, workers=2,
-        runner_idle=timedelta(seconds=0.05), operation_poll=timedelta(seconds=0.2),
-    ))
-    stop = threading.Event()
-    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: controller.is_leader and controller.ready(), timeout=15,
-                 what="in-process controller leading and synced")
+    with inprocess.running_controller(kube, store, name="values") as controller:
         yield controller
-    finally:
-        stop.set()
-        thread.join(15)
-        assert not thread.is_alive()
 
 
 def _typed_class(kube: KubeClient) -> str:
