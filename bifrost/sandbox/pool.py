@@ -54,9 +54,18 @@ class SandboxFailure(Exception):
     """A worker died or answered something unreadable (e.g. it hit its memory limit)."""
 
 
+_INHERITED_ENV = frozenset({
+    "PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "LC_ALL", "LC_CTYPE", "TZ",
+    "TMPDIR", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "OPENBLAS_CORETYPE",
+})
+
+
 class _Worker:
     def __init__(self, settings: SandboxSettings) -> None:
-        env = {**os.environ, "BIFROST_SANDBOX_MEMORY_MB": str(settings.memory_mb)}
+        # Only what Python needs to start: the controller's environment (a database URL with
+        # its password, cloud or cluster settings) is not the sandbox's business.
+        env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
+        env["BIFROST_SANDBOX_MEMORY_MB"] = str(settings.memory_mb)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bifrost.sandbox.worker"],
             stdin=subprocess.PIPE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -177,5 +178,20 @@ def test_a_call_waiting_for_a_worker_gets_the_slot_of_a_killed_one() -> None:
         assert not waiter.is_alive(), "the waiting call was never given a worker"
         assert waiter_result == ["pong"]
         assert len(outcome) == 1 and box.kills == 1
+    finally:
+        box.close()
+
+
+def test_workers_do_not_inherit_the_controllers_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BIFROST_DATABASE_URL", "postgresql://bifrost:hunter2@db/bifrost")
+    box = Sandbox(SandboxSettings(workers=1))
+    try:
+        assert box.call("ping", timeout=20) == "pong"
+        (worker,) = box._live
+        environ = Path(f"/proc/{worker.process.pid}/environ").read_bytes().split(b"\0")
+        assert not any(e.startswith(b"BIFROST_DATABASE_URL=") for e in environ)
+        assert any(e.startswith(b"BIFROST_SANDBOX_MEMORY_MB=") for e in environ)
     finally:
         box.close()
