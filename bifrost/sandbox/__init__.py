@@ -54,7 +54,7 @@ def _breach(exc: Exception, what: str, limit: float) -> str:
     if isinstance(exc, SandboxTimeout):
         return (f"over budget: {what} ran longer than {limit:g} s and was stopped "
                 "(sandbox time limit)")
-    return f"over budget: {what} failed in the sandbox: {exc} (memory limit?)"
+    return f"{what} failed in the sandbox: {exc}"
 
 
 def _render(name: str, field: str, *args: Any, **kwargs: Any) -> RenderResult:

@@ -113,6 +113,18 @@ class _Worker:
             remaining -= len(chunk)
         return b"".join(chunks)
 
+    def exit_status(self) -> str | None:
+        """How the worker ended, in words (``None``: still running after a short wait)."""
+        try:
+            code = self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return None
+        if code < 0:
+            name = {6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV"}.get(-code, f"signal {-code}")
+            hint = " (over its memory limit?)" if -code in (6, 9) else ""
+            return f"was ended by {name}{hint}"
+        return f"exited with status {code}" + (" (it could not start?)" if code else "")
+
     def kill(self) -> None:
         try:
             self.process.kill()
@@ -151,8 +163,10 @@ class Sandbox:
             self._discard(worker, killed=True)
             raise SandboxTimeout(f"over {timeout:g} s", getattr(worker, "at", None)) from None
         except (EOFError, OSError, SandboxFailure) as exc:
+            status = worker.exit_status()
             self._discard(worker)
-            raise SandboxFailure(f"the sandbox worker died ({type(exc).__name__})") from None
+            raise SandboxFailure(f"the sandbox worker {status or 'failed'} "
+                                 f"({type(exc).__name__})") from None
         except BaseException:
             self._discard(worker)
             raise

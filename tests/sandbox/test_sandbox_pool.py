@@ -96,7 +96,7 @@ def test_a_worker_over_its_memory_limit_fails_alone() -> None:
     try:
         assert starved.call("ping", timeout=20) == "pong"
         child = ChildTemplate(id="hungry", template="x", ready_when=HUNGRY_CEL)
-        with pytest.raises(SandboxFailure):
+        with pytest.raises(SandboxFailure, match="memory"):
             starved.call("evaluate_ready", child, {}, timeout=60)
         assert starved.call("ping", timeout=20) == "pong"  # a fresh worker took its place
     finally:
