@@ -187,10 +187,13 @@ def check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
 
 def bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a Jinja filter so that it checks the deadline, and its growth where it can grow."""
+    # A filter marked pass_context/pass_eval_context/pass_environment gets that object first.
+    marker = getattr(function, "jinja_pass_arg", None)
+    skip = 1 if marker is not None else 0
 
     def checked(*args: Any, **kwargs: Any) -> Any:
         check_deadline()
-        values = [a for a in args if not _is_jinja_internal(a)]
+        values = args[skip:]
         if name == "indent" and values:
             text = str(values[0])
             width = values[1] if len(values) > 1 else kwargs.get("width", 4)
@@ -205,26 +208,16 @@ def bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any
             check_size(len(items), "the join filter")
             check_size(sum(len(str(i)) for i in items), "the join filter")
             # the items were consumed (a generator, e.g. from map): join the list instead
-            first = next(i for i, a in enumerate(args) if not _is_jinja_internal(a))
-            args = (*args[:first], items, *args[first + 1:])
+            args = (*args[:skip], items, *values[1:])
         result = function(*args, **kwargs)
         if isinstance(result, str | list | tuple):
             check_size(len(result), f"the {name} filter")
         return result
 
     checked.__name__ = getattr(function, "__name__", name)
-    # Keep Jinja's pass_context / pass_eval_context / pass_environment marker.
-    marker = getattr(function, "jinja_pass_arg", None)
     if marker is not None:
         checked.jinja_pass_arg = marker  # type: ignore[attr-defined]
     return checked
-
-
-def _is_jinja_internal(value: Any) -> bool:
-    module = type(value).__module__
-    return module.startswith("jinja2.") and type(value).__name__ in {
-        "EvalContext", "Context", "ImmutableSandboxedEnvironment", "BlueprintEnvironment",
-    }
 
 
 def check_gateway_output(

@@ -59,10 +59,6 @@ from bifrost.render.errors import RenderError
 from bifrost.render.model import ChildTemplate
 from bifrost.render.yaml_data import OutputError, SlotTable, Structured, load_documents
 
-MAX_SEQUENCE_LENGTH = DEFAULT_BUDGETS.max_string
-"""Largest string/list a template may build (see ``Budgets.max_string``)."""
-MAX_EXPONENT = DEFAULT_BUDGETS.max_exponent
-
 _TEMPLATE_FILENAME = "<template>"
 
 _BUILTIN_FILTERS = (

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,7 +223,3 @@ def _dedent(text: str, indent: int) -> str:
         spaces = len(line) - len(line.lstrip(" "))
         out.append(line[min(spaces, indent):])
     return "\n".join(out)
-
-
-def is_json_value(value: Any) -> bool:
-    return value is None or isinstance(value, str | bool | int | float | list | Mapping)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bifrost import render
 from bifrost.render import (
     BLUEPRINT,
     AddressesResult,
@@ -116,9 +117,7 @@ def evaluate_ready(child: ChildTemplate, live: Mapping[str, Any] | None) -> Read
     """``bifrost.render.evaluate_ready`` in the sandbox (no round trip when there is nothing to
     evaluate)."""
     if live is None or child.ready_when is None:
-        from bifrost.render import evaluate_ready as local
-
-        return local(child, live)
+        return render.evaluate_ready(child, live)
     box = default_sandbox()
     limit = box.settings.expression_seconds
     try:

@@ -76,11 +76,13 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdin = self.process.stdin
         self.stdout_fd = self.process.stdout.fileno()
+        self.at: tuple[str, str] | None = None
+        """(child id, template field) the current call was last rendering."""
 
     def call(self, payload: bytes, timeout: float) -> bytes:
         """Send one request; the reply frame. Progress frames on the way say which child is
         rendering (``self.at``), so that a timeout can name it."""
-        self.at: tuple[str, str] | None = None
+        self.at = None
         deadline = time.monotonic() + timeout
         self.stdin.write(HEADER.pack(len(payload)) + payload)
         self.stdin.flush()
@@ -161,7 +163,7 @@ class Sandbox:
             reply = worker.call(payload, timeout)
         except TimeoutError:
             self._discard(worker, killed=True)
-            raise SandboxTimeout(f"over {timeout:g} s", getattr(worker, "at", None)) from None
+            raise SandboxTimeout(f"over {timeout:g} s", worker.at) from None
         except (EOFError, OSError, SandboxFailure) as exc:
             status = worker.exit_status()
             self._discard(worker)

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, ParamSpec
 
 from bifrost.engine import Fail, Outcome, Retry, Wait
 from bifrost.kube import KubeError
 
-__all__ = ["MASK", "Redactor", "rejection", "secret_strings"]
+__all__ = ["MASK", "Redactor", "masked_by_source", "rejection", "secret_strings"]
 
 MASK = "…"
 #: A run this long copied from Secret data is masked wherever it appears.
@@ -177,3 +178,25 @@ def rejection(error: KubeError, body: Mapping[str, Any]) -> str:
         return m.group(0) if inner.isdigit() or not from_body(inner) else f"[{MASK}]"
 
     return _SUBSCRIPT.sub(mask_subscript, _QUOTED.sub(mask_quoted, str(error)))
+
+
+P = ParamSpec("P")
+
+
+def masked_by_source(
+    function: Callable[P, Outcome | None],
+) -> Callable[P, Outcome | None]:
+    """Mask the outcome of ``function`` against the Secret it was given as ``source=`` (a
+    ``ListenerSecret`` blueprint's input): whatever path the outcome took, no fragment of the
+    Secret's data reaches its message."""
+
+    @functools.wraps(function)
+    def masked(*args: P.args, **kwargs: P.kwargs) -> Outcome | None:
+        outcome = function(*args, **kwargs)
+        source = kwargs.get("source")
+        if outcome is None or not isinstance(source, Mapping):
+            return outcome
+        return Redactor.of(source).outcome(outcome)
+
+    return masked
+

@@ -117,13 +117,23 @@ class RotationSteps:
     # ---- shared -----------------------------------------------------------------------------
 
     def _tls(self, c: RotationContext) -> BlueprintTLS | Outcome:
+        found = self._tls_confined(c)
+        return found[0] if isinstance(found, tuple) else found
+
+    def _tls_confined(self, c: RotationContext) -> tuple[BlueprintTLS, Confinement] | Outcome:
+        """The blueprint's ``spec.tls`` and ``spec.confinement``, from one read."""
         raw = load_raw_blueprint(self.blueprints, c.blueprint)
         if not isinstance(raw, Mapping):
             return raw
         tls = load_tls(raw)
         if tls is None:
             return Fail(f"{BLUEPRINT_KIND} {c.blueprint!r} has no spec.tls: nothing to rotate")
-        return tls
+        if not isinstance(tls, BlueprintTLS):
+            return tls
+        confinement = confinement_of(raw)
+        if not isinstance(confinement, Confinement):
+            return confinement
+        return tls, confinement
 
     def _gateway(self, c: RotationContext) -> Obj | Outcome:
         try:
@@ -238,9 +248,10 @@ class RotationSteps:
             if isinstance(resolved, Fail):
                 return resolved
             c = resolved
-        tls = self._tls(c)
-        if not isinstance(tls, BlueprintTLS):
-            return tls
+        blueprint = self._tls_confined(c)
+        if not isinstance(blueprint, tuple):
+            return blueprint
+        tls, confinement = blueprint
         gateway = self._gateway(c)
         if not isinstance(gateway, dict):
             return gateway
@@ -264,10 +275,6 @@ class RotationSteps:
             source = found
         name = c.new or certificate_name(c.gateway, c.listener, ctx.idempotency_key)
         now = ctx.now()
-        raw = load_raw_blueprint(self.blueprints, c.blueprint)
-        confinement = confinement_of(raw) if isinstance(raw, Mapping) else raw
-        if not isinstance(confinement, Confinement):
-            return confinement
         outcome = request_certificate(self.kube, self.store, tls=tls, gateway=gateway,
                                       values=c.values, listener=listener, name=name,
                                       hostnames=hostnames, now=now, source=source,

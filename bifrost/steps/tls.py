@@ -44,7 +44,7 @@ from bifrost.render.templates import dns_label
 from bifrost.sandbox import evaluate_expression, render_certificate
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_UID_LABEL, body_hash, gateway_owner_reference
-from bifrost.steps.redaction import Redactor, rejection
+from bifrost.steps.redaction import Redactor, masked_by_source, rejection
 from bifrost.store.errors import NotFound as RecordNotFound
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import CertificateRecord, ChildRecord
@@ -246,6 +246,7 @@ def attached_certificates(store: OperationStore, gateway_uid: str) -> list[dict[
     return [certificate_view(r) for r in sorted(records, key=order) if r.attached]
 
 
+@masked_by_source
 def request_certificate(
     kube: KubeClient,
     store: OperationStore,
@@ -266,28 +267,9 @@ def request_certificate(
     the user's Secret a ``ListenerSecret`` blueprint passes through (templates see it as
     ``source``; it goes to the cluster only, never to the store). ``confinement`` is the
     blueprint's (``None``: no opt-ins): the object lands in the Gateway's namespace, a
-    cluster-scoped or sensitive kind only where it allows (see ``bifrost.render.confinement``)."""
-    outcome = _request_certificate(
-        kube, store, tls=tls, gateway=gateway, values=values, listener=listener, name=name,
-        hostnames=hostnames, now=now, source=source, confinement=confinement)
-    # The template saw the user's Secret: no fragment of it may reach a message.
-    return None if outcome is None else Redactor.of(source).outcome(outcome)
-
-
-def _request_certificate(
-    kube: KubeClient,
-    store: OperationStore,
-    *,
-    tls: BlueprintTLS,
-    gateway: Mapping[str, Any],
-    values: Mapping[str, Any],
-    listener: Mapping[str, Any],
-    name: str,
-    hostnames: Sequence[str],
-    now: datetime,
-    source: Mapping[str, Any] | None = None,
-    confinement: Confinement | None = None,
-) -> Outcome | None:
+    cluster-scoped or sensitive kind only where it allows (see ``bifrost.render.confinement``).
+    The template saw the user's Secret: no fragment of it may reach the outcome's message
+    (``masked_by_source``)."""
     meta = gateway.get("metadata") or {}
     namespace, gateway_name, uid = str(meta["namespace"]), str(meta["name"]), str(meta["uid"])
     secret = f"{name}-tls"

@@ -12,50 +12,21 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from controller_kit import BIFROST_CRDS, REPO, SYSTEM_NAMESPACE, ControllerProcess, free_port
-from fixtures.devcluster import crd_paths
+from controller_kit import REPO, SYSTEM_NAMESPACE, ControllerProcess, free_port
+from fixtures import inprocess
 
-from bifrost.devcluster.server import DevCluster
-from bifrost.kube.client import KubeClient
 from bifrost.store import migrate
 
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DevCluster]:
-    dc = DevCluster(crd_paths=[*crd_paths(), BIFROST_CRDS], bookmark_interval=0.5)
-    dc.start()
-    try:
-        yield dc
-    finally:
-        dc.stop()
-    assert dc.last_error is None, f"devcluster internal error: {dc.last_error!r}"
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cluster.write_kubeconfig(tmp_path_factory.mktemp("controller-kube") / "config")
-
-
-@pytest.fixture(scope="module")
-def kube(kubeconfig: Path) -> Iterator[KubeClient]:
-    client = KubeClient.from_kubeconfig(kubeconfig)
-    client.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}})
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def namespace(kube: KubeClient) -> str:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
+# the devcluster (Gateway API, cert-manager and bifrost CRDs), its kubeconfig, a client and a
+# fresh namespace per test: the same fixtures as the in-process scenarios
+cluster = inprocess.cluster
+kubeconfig = inprocess.kubeconfig
+kube = inprocess.kube
+namespace = inprocess.namespace
 
 
 @pytest.fixture
