@@ -27,9 +27,9 @@ import typer
 
 from bifrost.clock import SystemClock
 from bifrost.settings import Settings
+from bifrost.shipped import UPSTREAM_CRDS, shipped
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DIR = REPO / "examples" / "in-cluster"
+EXAMPLE_DIR = shipped("examples/in-cluster")
 DEMO_NAMESPACE = "demo"
 DEMO_GATEWAY = "edge"
 DEMO_HOSTNAME = "edge.demo.example"
@@ -42,11 +42,11 @@ def running_devcluster(workdir: Path) -> Iterator[Path]:
 
     if not default_crd_dirs():
         raise DemoError(
-            "the Gateway API and cert-manager CRDs were not found in ../shared/ beside the "
-            "repository; run the demo from a checkout that has them"
+            "the Gateway API and cert-manager CRDs bifrost ships are missing from "
+            f"{UPSTREAM_CRDS}; reinstall bifrost"
         )
     kubeconfig = workdir / "kubeconfig"
-    with devcluster_running(kubeconfig, crds=[REPO / "deploy" / "crds"]):
+    with devcluster_running(kubeconfig, crds=[shipped("deploy/crds")]):
         yield kubeconfig
 
 

@@ -3,8 +3,8 @@ until interrupted.
 
 No real cluster can run on a developer laptop or in CI here, yet bifrost must be developed, demoed
 and benchmarked against something that behaves like one. ``bifrost dev`` starts the emulated API
-server on loopback with the real Gateway API and cert-manager CRDs (found beside the repository in
-``../shared/`` when present), bifrost's own CRDs (``deploy/crds``) and any ``--crds``
+server on loopback with the real Gateway API and cert-manager CRDs (the bundle bifrost ships,
+``bifrost/devcluster/crds/``), bifrost's own CRDs (``deploy/crds``) and any ``--crds``
 directories, registers the Crossplane-like load balancer kind permissively, starts the simulated
 peers (issuer, load balancer, TLS data plane) as ordinary API clients, writes a kubeconfig that
 ``kubectl`` and the official client can use and prints one line saying where. Then it runs the
@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bifrost.shipped import shipped, upstream_crd_dirs
+
 if TYPE_CHECKING:
     from bifrost.devcluster.server import DevCluster
 
@@ -40,7 +42,6 @@ __all__ = [
 ]
 
 #: The repository root (``bifrost/cli/dev.py`` → two levels up from the package).
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 LB_KIND = ("elbv2.aws.upbound.io", "v1beta1", "LB", "lbs")
 
 
@@ -58,11 +59,10 @@ def register_child_kinds(cluster: DevCluster) -> None:
         )
 
 
-def default_crd_dirs(repo_root: Path = _REPO_ROOT) -> list[Path]:
-    """The Gateway API v1.6.1 and cert-manager CRD directories in ``../shared/``, if present."""
-    shared = repo_root.parent / "shared"
-    candidates = [shared / "gateway-api" / "v1.6.1", shared / "cert-manager"]
-    return [d for d in candidates if d.is_dir()]
+def default_crd_dirs() -> list[Path]:
+    """The Gateway API v1.6.1 and cert-manager CRD directories bifrost ships
+    (:mod:`bifrost.shipped`)."""
+    return [d for d in upstream_crd_dirs() if d.is_dir()]
 
 
 def _crd_files(dirs: list[Path]) -> list[Path]:
@@ -171,7 +171,7 @@ def run_dev(
     stop = stop or threading.Event()
     crd_dirs = list(crds or [])
     if default_crds:
-        crd_dirs.append(_REPO_ROOT / "deploy" / "crds")  # bifrost's own CRDs
+        crd_dirs.append(shipped("deploy/crds"))  # bifrost's own CRDs
     settings = Settings()
     url = database_url or settings.resolved_database_url()
     if controller and database_url is None and url.startswith("sqlite:///"):
@@ -253,11 +253,11 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--crds",
                 help="Extra directory (or file) of CRD YAML to load; repeatable. The Gateway API "
-                "and cert-manager CRDs from ../shared/ are loaded when present.",
+                "and cert-manager CRDs bifrost ships are always loaded.",
             ),
         ] = None,
         no_default_crds: Annotated[
-            bool, typer.Option("--no-default-crds", help="Do not load the ../shared/ CRDs.")
+            bool, typer.Option("--no-default-crds", help="Do not load the shipped CRDs.")
         ] = False,
         no_controller: Annotated[
             bool,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -20,11 +19,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from bifrost.shipped import shipped
 from bifrost.store.errors import SchemaMismatch, StoreError, StoreUnavailable
 from bifrost.store.sql.backend import connect, describe_error, safe_url
 from bifrost.store.sql.sqlite import WRITE_OPTION
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+MIGRATIONS_DIR = shipped("migrations")
 # pg_advisory_xact_lock key serialising concurrent migrations ("bifrost" in ASCII).
 LOCK_KEY = 0x62696672_6F7374
 
