@@ -13,7 +13,7 @@ Figures (issue 4, "Benchmark"):
   and database writes (``PRAGMA data_version`` on a long-lived connection — it changes when any
   other connection commits — plus a content diff of every table). Target: 0 and 0.
 
-The devcluster runs as its own process (``python -m bifrost.devcluster``, with the Gateway API,
+The devcluster runs as its own process (``python -m devcluster``, with the Gateway API,
 cert-manager and bifrost CRDs; no peers: the blueprint has no Certificate or child Gateway), the
 controller as another (``python -m bifrost.cli.run`` on a fresh SQLite file), and this process
 only creates the objects and polls.
@@ -118,7 +118,7 @@ def start_devcluster(tmp: Path) -> tuple[subprocess.Popen[str], str, Path]:
     if missing:
         sys.exit(f"CRD directories not found: {missing}")
     kubeconfig = tmp / "kubeconfig"
-    args = [sys.executable, "-m", "bifrost.devcluster", "--port", "0",
+    args = [sys.executable, "-m", "devcluster", "--port", "0",
             "--kubeconfig-out", str(kubeconfig)]
     for d in crds:  # non-recursive, like ``bifrost dev`` (skips gateway-api/conformance/)
         args += ["--crds", str(d)]

@@ -2,7 +2,7 @@
 
 bifrost's own benchmarks run against the devcluster, so it must be fast enough to measure bifrost
 rather than itself (target: >= 1,000 small writes/s and >= 3,000 gets/s on a 2-core machine).
-The server runs in its own process (``python -m bifrost.devcluster``), as it would for
+The server runs in its own process (``python -m devcluster``), as it would for
 ``bifrost dev``; the clients are the official ``kubernetes`` client over HTTP and, to separate
 client cost from server cost, a raw keep-alive ``http.client`` loop.
 
@@ -32,7 +32,7 @@ def server(url: str | None) -> Iterator[str]:
         yield url
         return
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bifrost.devcluster", "--port", "0"],
+        [sys.executable, "-m", "devcluster", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

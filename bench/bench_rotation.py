@@ -17,7 +17,7 @@ rotation ended:
   into the controller's and the simulated peers' (issuer: Secrets and Certificate status; load
   balancer: child Gateway annotation and status) and broken down by verb and resource;
 - TLS handshakes made against the data plane during the rotations and failures (must be 0): a
-  set of :class:`~bifrost.devcluster.handshakes.HandshakeLoop` threads handshakes with SNI and full
+  set of :class:`~devcluster.handshakes.HandshakeLoop` threads handshakes with SNI and full
   verification (chain, name, validity) against every Gateway's child; with many targets no
   client on this machine reaches each one every 50 ms, so the longest gap between two handshakes
   on the same target is reported (and the mean per-target interval); every leaf served must be
@@ -28,7 +28,7 @@ rotation ended:
   ``/proc/PID/clear_refs``; the lifetime peak if that is not allowed) and CPU seconds per process.
 
 Processes: the devcluster (API server; its request log tells parent from child Gateways), the
-peers (issuer, load balancer, TLS data plane: ``bifrost.devcluster.peers.Peers``, no Crossplane
+peers (issuer, load balancer, TLS data plane: ``devcluster.peers.Peers``, no Crossplane
 provider), the controller (``python -m bifrost.cli.run`` on a fresh SQLite file) each run as
 their own process — the first two are this script re-run with ``--serve cluster|peers``; this
 process creates the objects, reads the controller's store (and writes the renewal times into it),
@@ -82,8 +82,8 @@ def serve_cluster(workdir: Path) -> int:
     """The devcluster with the Gateway API, cert-manager and bifrost CRDs and the child kinds;
     its request log counts writes to child Gateways (``*-child``) as ``gateways[child]``."""
     from bifrost.cli.dev import register_child_kinds
-    from bifrost.devcluster.faults import Request, RequestLog
-    from bifrost.devcluster.server import DevCluster
+    from devcluster.faults import Request, RequestLog
+    from devcluster.server import DevCluster
 
     class ChildAwareLog(RequestLog):
         def record(self, req: Request, status: int) -> None:
@@ -114,7 +114,7 @@ def serve_peers(workdir: Path) -> int:
     """The simulated issuer, load balancer and TLS data plane as one API client process."""
     import logging
 
-    from bifrost.devcluster.peers import Peers
+    from devcluster.peers import Peers
 
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -296,10 +296,10 @@ def main() -> int:
         return serve_peers(args.workdir)
 
     from bifrost.clock import SystemClock
-    from bifrost.devcluster.handshakes import HandshakeLoop, Target
     from bifrost.machines.rotation import ROTATION_MACHINE
     from bifrost.store import open_store
     from bifrost.store.records import OperationRecord, Outcome
+    from devcluster.handshakes import HandshakeLoop, Target
 
     n = args.gateways
     clock = SystemClock()

@@ -27,7 +27,8 @@ import typer
 
 from bifrost.clock import SystemClock
 from bifrost.settings import Settings
-from bifrost.shipped import UPSTREAM_CRDS, shipped
+from bifrost.shipped import shipped
+from devcluster.bundle import UPSTREAM_CRDS
 
 EXAMPLE_DIR = shipped("examples/in-cluster")
 DEMO_NAMESPACE = "demo"
@@ -62,9 +63,9 @@ def rotation_tour(kube: Any, store: Any, uid: str, *, deadline: float,
     import base64
     import time
 
-    from bifrost.devcluster.handshakes import HandshakeLoop, Target
     from bifrost.engine import start_operation
     from bifrost.machines.rotation import RotationContext, rotation_spec
+    from devcluster.handshakes import HandshakeLoop, Target
 
     if not uid:
         return {"ok": False, "error": "the Gateway never became Programmed"}

@@ -4,7 +4,7 @@ until interrupted.
 No real cluster can run on a developer laptop or in CI here, yet bifrost must be developed, demoed
 and benchmarked against something that behaves like one. ``bifrost dev`` starts the emulated API
 server on loopback with the real Gateway API and cert-manager CRDs (the bundle bifrost ships,
-``bifrost/devcluster/crds/``), bifrost's own CRDs (``deploy/crds``) and any ``--crds``
+``devcluster/crds/``), bifrost's own CRDs (``deploy/crds``) and any ``--crds``
 directories, registers the Crossplane-like load balancer kind permissively, starts the simulated
 peers (issuer, load balancer, TLS data plane) as ordinary API clients, writes a kubeconfig that
 ``kubectl`` and the official client can use and prints one line saying where. Then it runs the
@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bifrost.shipped import shipped, upstream_crd_dirs
+from bifrost.shipped import shipped
+from devcluster.bundle import upstream_crd_dirs
 
 if TYPE_CHECKING:
-    from bifrost.devcluster.server import DevCluster
+    from devcluster.server import DevCluster
 
 __all__ = [
     "default_crd_dirs",
@@ -49,8 +50,8 @@ def register_child_kinds(cluster: DevCluster) -> None:
     """Serve the cloud children's kinds permissively and cluster-scoped, as Crossplane's managed
     resources are: the load balancer (``LB_KIND``) and the kinds of the Crossplane-like peer
     (listener, listener certificate, ACM certificate, Route 53 record, security group and rule,
-    WAF association — ``bifrost.devcluster.peers.crossplane.DEFAULT_MANAGED_KINDS``)."""
-    from bifrost.devcluster.peers.crossplane import DEFAULT_MANAGED_KINDS
+    WAF association — ``devcluster.peers.crossplane.DEFAULT_MANAGED_KINDS``)."""
+    from devcluster.peers.crossplane import DEFAULT_MANAGED_KINDS
 
     kinds = [LB_KIND, *((k.group, k.version, k.kind, k.plural) for k in DEFAULT_MANAGED_KINDS)]
     for group, version, kind, plural in kinds:
@@ -95,9 +96,9 @@ def devcluster_running(
     child_gateway_classes: list[str] | None = None,
 ) -> Iterator[DevCluster]:
     """Start the devcluster and its peers and write the kubeconfig; stop both on exit."""
-    from bifrost.devcluster.peers import IssuerOptions, LoadBalancerOptions, Peers
-    from bifrost.devcluster.peers.loadbalancer import DEFAULT_CHILD_GATEWAY_CLASSES
-    from bifrost.devcluster.server import DevCluster
+    from devcluster.peers import IssuerOptions, LoadBalancerOptions, Peers
+    from devcluster.peers.loadbalancer import DEFAULT_CHILD_GATEWAY_CLASSES
+    from devcluster.server import DevCluster
 
     crd_dirs = (default_crd_dirs() if default_crds else []) + list(crds or [])
     cluster = DevCluster(

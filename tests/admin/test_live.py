@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from fixtures.admin_fleet import Fleet
 
-from bifrost.devcluster.kubeconfig import write_kubeconfig
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
+from devcluster.kubeconfig import write_kubeconfig
+from devcluster.server import DevCluster
 
 GATEWAY_CRDS = Path(__file__).resolve().parents[2].parent / "shared" / "gateway-api" / "v1.6.1"
 GW = "gateway.networking.k8s.io/v1"

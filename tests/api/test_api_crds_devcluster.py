@@ -33,9 +33,9 @@ from bifrost.api import (
     parse_resource,
     set_condition,
 )
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import Invalid
+from devcluster.server import DevCluster
 
 CRDS = Path(__file__).resolve().parents[2] / "deploy" / "crds"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

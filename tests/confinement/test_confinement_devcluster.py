@@ -20,9 +20,9 @@ import pytest
 from fixtures.inprocess import running_controller, sqlite_store, wait_for
 
 from bifrost.controller.manager import Controller
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube import KubeClient
 from bifrost.store import SqlStore
+from devcluster.server import DevCluster
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 BIFROST_API = "gateway.bifrost.dev/v1alpha1"

@@ -21,10 +21,10 @@ from fixtures.devcluster import crd_paths  # noqa: E402
 from provision_kit import CONFINEMENT, GATEWAY_API, REPO, Harness  # noqa: E402
 
 from bifrost.cli.dev import LB_KIND  # noqa: E402
-from bifrost.devcluster.server import DevCluster  # noqa: E402
 from bifrost.kube import KubeClient  # noqa: E402
 from bifrost.store import migrate, open_store  # noqa: E402
 from bifrost.store.records import OperationStatus  # noqa: E402
+from devcluster.server import DevCluster  # noqa: E402
 
 CHILDREN = [{"id": "config", "template": (
     "apiVersion: v1\nkind: ConfigMap\n"

@@ -29,7 +29,6 @@ from bifrost.controller.informers import Cache
 from bifrost.controller.ledger import StoreLedger
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.controller.observe import OperationStatusWriter
-from bifrost.devcluster.server import DevCluster
 from bifrost.engine import Done, Outcome, Step, StepContext
 from bifrost.kube.client import KubeClient
 from bifrost.machines.registry import MachineRegistry
@@ -38,6 +37,7 @@ from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
 from bifrost.store import SqlStore, open_store
 from bifrost.store.interface import OperationStore
 from bifrost.store.records import ChildRecord, OperationStatus
+from devcluster.server import DevCluster
 
 FINALIZER = "gateway.bifrost.dev/finalizer"
 

@@ -26,10 +26,10 @@ from controller_kit import (
     wait_for,
 )
 
-from bifrost.devcluster.peers import Peers
 from bifrost.kube.client import KubeClient
 from bifrost.store import SqlStore, open_store
 from bifrost.store.records import OperationStatus
+from devcluster.peers import Peers
 
 GATEWAY_UID_LABEL = "gateway.bifrost.dev/gateway-uid"
 CHILD_ID_LABEL = "gateway.bifrost.dev/child-id"

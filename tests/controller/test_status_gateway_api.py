@@ -24,9 +24,9 @@ from cryptography.x509.oid import NameOID
 
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.controller.status_writer import GatewayApiStatusWriter
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
 from bifrost.store import SqlStore, migrate, open_store
+from devcluster.server import DevCluster
 
 CONTROLLER = "gateway.bifrost.dev/bifrost"
 ADDRESS = "192.0.2.10"

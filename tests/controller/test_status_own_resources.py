@@ -25,9 +25,9 @@ from controller_kit import (
 )
 
 from bifrost.controller.manager import Controller, ControllerOptions
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
 from bifrost.store import SqlStore, migrate, open_store
+from devcluster.server import DevCluster
 
 TIMEOUT = 20.0
 GROUP = "gateway.networking.k8s.io"

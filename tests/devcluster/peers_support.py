@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bifrost.devcluster.peers.ca import IssuedCertificate
+from devcluster.peers.ca import IssuedCertificate
 
 T = TypeVar("T")
 

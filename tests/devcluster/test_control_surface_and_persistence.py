@@ -1,6 +1,6 @@
 """The devcluster's own surface: the ``/devcluster/`` HTTP control endpoints (request counts,
 fault rules, compaction, dropping watches), fault injection on the request path, persistence to a
-state file across restarts, ``python -m bifrost.devcluster`` and the kubeconfig it writes."""
+state file across restarts, ``python -m devcluster`` and the kubeconfig it writes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import yaml
 from dc_support import body_of, wait_for
 from kubernetes import client, config
 
-from bifrost.devcluster import DevCluster
-from bifrost.devcluster.faults import FaultInjector
+from devcluster import DevCluster
+from devcluster.faults import FaultInjector
 
 
 def _call(cluster: DevCluster, method: str, path: str, body: object | None = None) -> dict:
@@ -166,7 +166,7 @@ def test_module_entry_point_writes_a_usable_kubeconfig(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "bifrost.devcluster",
+            "devcluster",
             "--port",
             "0",
             "--crds",

@@ -9,7 +9,7 @@ from dc_support import body_of
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
-from bifrost.devcluster import DevCluster
+from devcluster import DevCluster
 
 GW = "gateway.networking.k8s.io"
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bifrost.devcluster.faults import Fault, FaultInjector, Request, RequestLog
+from devcluster.faults import Fault, FaultInjector, Request, RequestLog
 
 GATEWAY_GET = Request("get", "gateway.networking.k8s.io", "v1", "gateways", None, "default", "gw")
 GATEWAY_STATUS_PATCH = Request(

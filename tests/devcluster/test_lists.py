@@ -8,7 +8,7 @@ import pytest
 from dc_support import body_of
 from kubernetes import client
 
-from bifrost.devcluster import DevCluster
+from devcluster import DevCluster
 
 GW = "gateway.networking.k8s.io"
 

@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from bifrost.clock import ManualClock
-from bifrost.devcluster.peers.ca import IssuedCertificate, LocalCA, key_type_for
+from devcluster.peers.ca import IssuedCertificate, LocalCA, key_type_for
 
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

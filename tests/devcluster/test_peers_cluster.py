@@ -25,9 +25,9 @@ from peers_support import (
     wait_for,
 )
 
-from bifrost.devcluster.peers import PORT_ANNOTATION, IssuerOptions, LoadBalancerOptions, Peers
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
+from devcluster.peers import PORT_ANNOTATION, IssuerOptions, LoadBalancerOptions, Peers
+from devcluster.server import DevCluster
 
 GW = "gateway.networking.k8s.io/v1"
 CM = "cert-manager.io/v1"

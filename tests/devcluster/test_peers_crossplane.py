@@ -13,10 +13,10 @@ import pytest
 from peers_support import condition, crd_files, wait_for
 
 from bifrost.cli.dev import register_child_kinds
-from bifrost.devcluster.peers import CrossplaneOptions, Peers
-from bifrost.devcluster.peers.crossplane import DEFAULT_MANAGED_KINDS, FINALIZER, Crossplane
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
+from devcluster.peers import CrossplaneOptions, Peers
+from devcluster.peers.crossplane import DEFAULT_MANAGED_KINDS, FINALIZER, Crossplane
+from devcluster.server import DevCluster
 
 EC2 = "ec2.aws.upbound.io/v1beta1"
 ELBV2 = "elbv2.aws.upbound.io/v1beta1"

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from peers_support import HandshakeFailed, handshake, tls_secret, wait_for
 
-from bifrost.devcluster.peers.ca import LocalCA
-from bifrost.devcluster.peers.dataplane import CertRef, ChildRef, DataPlane, hostname_matches
+from devcluster.peers.ca import LocalCA
+from devcluster.peers.dataplane import CertRef, ChildRef, DataPlane, hostname_matches
 
 CHILD = ChildRef("gateway.networking.k8s.io/v1", "Gateway", "apps", "child")
 

@@ -20,10 +20,10 @@ from cryptography.x509.verification import PolicyBuilder, Store
 from peers_support import certificate, condition, crd_files, wait_for
 
 from bifrost.clock import ManualClock
-from bifrost.devcluster.peers.issuer import Issuer, IssuerOptions, parse_duration, renewal_time
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
 from bifrost.kube.times import parse_time
+from devcluster.peers.issuer import Issuer, IssuerOptions, parse_duration, renewal_time
+from devcluster.server import DevCluster
 
 CM = "cert-manager.io/v1"
 

@@ -7,7 +7,7 @@ import time
 
 from peers_support import wait_for
 
-from bifrost.devcluster.peers._runtime import WorkQueue
+from devcluster.peers._runtime import WorkQueue
 
 
 def test_delayed_adds_of_one_key_collapse_into_the_earliest() -> None:

@@ -14,7 +14,7 @@ from kubernetes import client, watch
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from bifrost.devcluster import DevCluster
+from devcluster import DevCluster
 
 
 def _conn(cluster: DevCluster) -> http.client.HTTPConnection:

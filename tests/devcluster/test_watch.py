@@ -11,7 +11,7 @@ import pytest
 from dc_support import wait_for
 from kubernetes import client, watch
 
-from bifrost.devcluster import DevCluster
+from devcluster import DevCluster
 
 
 def _raw_watch(cluster: DevCluster, path: str) -> list[dict]:

@@ -28,7 +28,6 @@ from bifrost.api import GatewayClassBlueprint, GatewayClassConfig, GatewayConfig
 from bifrost.api.errors import parse_resource
 from bifrost.cli.dev import default_crd_dirs, devcluster_running
 from bifrost.controller.manager import Controller, ControllerOptions
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube import KubeClient
 from bifrost.render import Blueprint, RenderError, render_gateway
 from bifrost.render.expressions import check_addresses, check_ready_when
@@ -36,6 +35,7 @@ from bifrost.render.ordering import dependency_graph
 from bifrost.render.templates import compile_child
 from bifrost.store import migrate, open_store
 from bifrost.store.interface import OperationStore
+from devcluster.server import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

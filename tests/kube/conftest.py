@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bifrost.devcluster.faults import FaultInjector
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
+from devcluster.faults import FaultInjector
+from devcluster.server import DevCluster
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 GATEWAY_CRDS = SHARED / "gateway-api" / "v1.6.1"

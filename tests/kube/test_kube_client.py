@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from kube_helpers import configmap, gateway
 
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import Conflict, UnknownKind
+from devcluster.server import DevCluster
 
 GW = "gateway.networking.k8s.io/v1"
 

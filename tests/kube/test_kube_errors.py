@@ -10,8 +10,6 @@ from email.utils import format_datetime
 import pytest
 from kube_helpers import configmap, eventually, gateway
 
-from bifrost.devcluster.faults import FaultInjector
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import (
     DEFAULT_CONFLICT_DELAY,
@@ -28,6 +26,8 @@ from bifrost.kube.errors import (
     TooManyRequests,
     map_error,
 )
+from devcluster.faults import FaultInjector
+from devcluster.server import DevCluster
 
 GW = "gateway.networking.k8s.io/v1"
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 from kube_helpers import gateway
 
 from bifrost.clock import ManualClock
-from bifrost.devcluster.faults import FaultInjector
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
 from bifrost.kube.events import REPORTING_CONTROLLER, EventRecorder, ObjectRef, truncate_note
+from devcluster.faults import FaultInjector
+from devcluster.server import DevCluster
 
 EV = "events.k8s.io/v1"
 

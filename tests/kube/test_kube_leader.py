@@ -10,9 +10,9 @@ import pytest
 from kube_helpers import eventually
 
 from bifrost.clock import ManualClock
-from bifrost.devcluster.faults import FaultInjector
 from bifrost.kube.client import KubeClient
 from bifrost.kube.leader import LEASE_API_VERSION, LeaderElector
+from devcluster.faults import FaultInjector
 
 
 class Recorder:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from kube_helpers import configmap, eventually
 
-from bifrost.devcluster.faults import FaultInjector
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube.client import KubeClient
 from bifrost.kube.watch import Backoff, Watcher, WatchEvent
+from devcluster.faults import FaultInjector
+from devcluster.server import DevCluster
 
 FAST = Backoff(base=0.05, cap=0.2)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bifrost.shipped import UPSTREAM_CRDS, shipped, upstream_crd_dirs
+from bifrost.shipped import shipped
+from devcluster.bundle import UPSTREAM_CRDS, upstream_crd_dirs
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -64,8 +65,8 @@ def test_the_wheel_carries_what_bifrost_reads_at_run_time(tmp_path: Path) -> Non
         "bifrost/_shipped/deploy/crds/gateway.bifrost.dev_gatewayclassblueprints.yaml",
         "bifrost/_shipped/examples/in-cluster/10-blueprint.yaml",
         "bifrost/_shipped/examples/cloud-edge/10-blueprint.yaml",
-        "bifrost/devcluster/crds/SOURCES.yaml",
-        *(f"bifrost/devcluster/crds/{entry['file']}" for entry in sources()),
+        "devcluster/crds/SOURCES.yaml",
+        *(f"devcluster/crds/{entry['file']}" for entry in sources()),
     }
     assert expected <= names, sorted(expected - names)
     assert not any("__pycache__" in n for n in names)

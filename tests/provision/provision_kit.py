@@ -17,7 +17,6 @@ import yaml
 
 from bifrost.cli.dev import LB_KIND
 from bifrost.clock import Clock, SystemClock
-from bifrost.devcluster.server import DevCluster
 from bifrost.engine import Runner, Step, start_operation
 from bifrost.kube import KubeClient
 from bifrost.machines.provision import ProvisionContext, provision_spec
@@ -27,6 +26,7 @@ from bifrost.steps.provision import provision_steps
 from bifrost.steps.teardown import teardown_steps
 from bifrost.store import SqlStore
 from bifrost.store.records import OperationRecord
+from devcluster.server import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_API = "gateway.networking.k8s.io/v1"

@@ -15,10 +15,10 @@ from fixtures.devcluster import crd_paths
 from rotation_kit import REPO, Env, running_controller
 
 from bifrost.cli.dev import LB_KIND
-from bifrost.devcluster.peers import IssuerOptions, Peers
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube import KubeClient
 from bifrost.store import migrate, open_store
+from devcluster.peers import IssuerOptions, Peers
+from devcluster.server import DevCluster
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,6 @@ from rotation_kit import (
     wait_for,
 )
 
-from bifrost.devcluster.handshakes import HandshakeLoop
 from bifrost.kube import KubeClient
 from bifrost.machines.rotation import (
     ATTACH_NEW,
@@ -66,6 +65,7 @@ from bifrost.machines.rotation import (
 )
 from bifrost.store import SqlStore, migrate, open_store
 from bifrost.store.records import CertificateRecord, OperationRecord, OperationStatus, Outcome
+from devcluster.handshakes import HandshakeLoop
 
 # The global 300 s per-test timeout is too tight on a loaded machine (~2.5 min when idle).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -64,7 +64,6 @@ from rotation_kit import (
 )
 
 from bifrost.controller.manager import LEASE_NAME
-from bifrost.devcluster.handshakes import HandshakeLoop
 from bifrost.kube import KubeClient
 from bifrost.machines.rotation import (
     ATTACH_NEW,
@@ -88,6 +87,7 @@ from bifrost.store.records import (
     OperationStatus,
     Outcome,
 )
+from devcluster.handshakes import HandshakeLoop
 
 SUCCESS_STEPS = (CREATE_CERTIFICATE, AWAIT_ISSUED, ATTACH_NEW, VERIFY_SERVED, DRAIN, DETACH_OLD,
                  DELETE_OLD)

@@ -10,9 +10,9 @@ from typing import Any
 
 from rotation_kit import Env, example_blueprint, gateway_class, https_gateway, wait_for
 
-from bifrost.devcluster.handshakes import HandshakeLoop
-from bifrost.devcluster.peers.ca import IssuedCertificate, LocalCA
 from bifrost.machines.rotation import REASON_SOURCE_CHANGED
+from devcluster.handshakes import HandshakeLoop
+from devcluster.peers.ca import IssuedCertificate, LocalCA
 
 COPY_TEMPLATE = """\
 apiVersion: v1

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from rotation_kit import Env, condition, example_blueprint, gateway_class, https_gateway, wait_for
 
-from bifrost.devcluster.peers.ca import IssuedCertificate, LocalCA
 from bifrost.engine import Fail, Retry, Wait
 from bifrost.kube import Invalid
 from bifrost.kube.errors import Cause
 from bifrost.steps.redaction import Redactor, rejection
+from devcluster.peers.ca import IssuedCertificate, LocalCA
 
 _HEAD = """\
 apiVersion: v1

@@ -37,10 +37,10 @@ from scenes import EXAMPLES, PROBE, documents
 
 from bifrost.cli.dev import default_crd_dirs, devcluster_running
 from bifrost.controller.manager import Controller, ControllerOptions
-from bifrost.devcluster.server import DevCluster
 from bifrost.kube import KubeClient
 from bifrost.store import migrate, open_store
 from bifrost.store.interface import OperationStore
+from devcluster.server import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]
 BIFROST_API = "gateway.bifrost.dev/v1alpha1"

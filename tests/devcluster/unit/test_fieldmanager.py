@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bifrost.devcluster.fieldmanager import (
+from devcluster.fieldmanager import (
     ApplyConflict,
     ListTypeFn,
     apply,
@@ -20,7 +20,7 @@ from bifrost.devcluster.fieldmanager import (
     paths_to_fields,
     record_update,
 )
-from bifrost.devcluster.schema import StructuralSchema
+from devcluster.schema import StructuralSchema
 
 GATEWAYS_CRD = Path("/work/shared/gateway-api/v1.6.1/gateway.networking.k8s.io_gateways.yaml")
 GV = "gateway.networking.k8s.io/v1"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bifrost.devcluster.patch import (
+from devcluster.patch import (
     PatchError,
     PatchTestFailed,
     json_patch,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bifrost.devcluster.schema import FieldError, StructuralSchema, invalid_message
+from devcluster.schema import FieldError, StructuralSchema, invalid_message
 
 SHARED = Path("/work/shared")
 GATEWAY_API = SHARED / "gateway-api" / "v1.6.1"

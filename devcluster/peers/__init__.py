@@ -22,18 +22,18 @@ import logging
 import os
 
 from bifrost.clock import Clock, SystemClock
-from bifrost.devcluster.peers.ca import IssuedCertificate, KeyType, LocalCA
-from bifrost.devcluster.peers.crossplane import Crossplane, CrossplaneOptions, ManagedKind
-from bifrost.devcluster.peers.dataplane import CertRef, ChildRef, DataPlane, ServedCertificate
-from bifrost.devcluster.peers.issuer import IssuanceAttempt, Issuer, IssuerOptions
-from bifrost.devcluster.peers.loadbalancer import (
+from bifrost.kube.client import KubeClient
+from bifrost.kube.errors import KubeError
+from devcluster.peers.ca import IssuedCertificate, KeyType, LocalCA
+from devcluster.peers.crossplane import Crossplane, CrossplaneOptions, ManagedKind
+from devcluster.peers.dataplane import CertRef, ChildRef, DataPlane, ServedCertificate
+from devcluster.peers.issuer import IssuanceAttempt, Issuer, IssuerOptions
+from devcluster.peers.loadbalancer import (
     PORT_ANNOTATION,
     ChildKind,
     LoadBalancer,
     LoadBalancerOptions,
 )
-from bifrost.kube.client import KubeClient
-from bifrost.kube.errors import KubeError
 
 __all__ = [
     "CA_CONFIGMAP",

@@ -3,7 +3,7 @@
 A real HTTP/1.1 server on loopback (``ThreadingHTTPServer``, one daemon thread per connection,
 keep-alive, ``Content-Length`` on every non-streaming answer, chunked watch streams) so that the
 unmodified official client and kubectl talk to it exactly as to a cluster. This module only maps
-URLs to :class:`~bifrost.devcluster.handlers.Target` and verbs, applies fault injection, records
+URLs to :class:`~devcluster.handlers.Target` and verbs, applies fault injection, records
 every request, and serialises answers; the semantics live in ``handlers.py`` and ``watch.py``.
 
 A small control surface under ``/devcluster/`` lets separate processes (benchmarks, controller
@@ -30,15 +30,15 @@ from typing import Any
 
 import yaml
 
-from bifrost.devcluster.errors import ApiError, status_body
-from bifrost.devcluster.faults import FaultInjector, Request, RequestLog
-from bifrost.devcluster.gc import GarbageCollector
-from bifrost.devcluster.handlers import Api, Target, parse_body
-from bifrost.devcluster.kubeconfig import write_kubeconfig
-from bifrost.devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
-from bifrost.devcluster.registry import Registry
-from bifrost.devcluster.storage import Store
-from bifrost.devcluster.watch import serve_watch
+from devcluster.errors import ApiError, status_body
+from devcluster.faults import FaultInjector, Request, RequestLog
+from devcluster.gc import GarbageCollector
+from devcluster.handlers import Api, Target, parse_body
+from devcluster.kubeconfig import write_kubeconfig
+from devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
+from devcluster.registry import Registry
+from devcluster.storage import Store
+from devcluster.watch import serve_watch
 
 __all__ = ["DevCluster"]
 

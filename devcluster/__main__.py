@@ -1,4 +1,4 @@
-"""``python -m bifrost.devcluster``: run one devcluster standalone until interrupted."""
+"""``python -m devcluster``: run one devcluster standalone until interrupted."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
-from bifrost.devcluster.server import DevCluster
+from devcluster.server import DevCluster
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bifrost.devcluster", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m devcluster", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument(

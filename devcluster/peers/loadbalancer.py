@@ -16,7 +16,7 @@ devcluster, over the API like the real ones:
   permissively): ``status.atProvider.dnsName`` (default ``localhost``), ``status.atProvider.arn``
   and ``id``, and ``Ready`` (``Available``) / ``Synced`` (``ReconcileSuccess``) conditions.
 
-With a :class:`~bifrost.devcluster.peers.dataplane.DataPlane`, every child also gets its own
+With a :class:`~devcluster.peers.dataplane.DataPlane`, every child also gets its own
 loopback TLS server. **Where it listens** is published as the annotation
 ``devcluster.bifrost.dev/dataplane-port: "<port>"`` on the child (a Gateway's ``status.addresses``
 has no port field, and the loopback IP is the same for every child) and from
@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bifrost.clock import Clock, SystemClock
-from bifrost.devcluster.peers._runtime import Informer, WorkQueue
-from bifrost.devcluster.peers.dataplane import CertRef, ChildRef, DataPlane
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import KubeError
 from bifrost.kube.times import format_time
 from bifrost.kube.watch import WatchEvent
+from devcluster.peers._runtime import Informer, WorkQueue
+from devcluster.peers.dataplane import CertRef, ChildRef, DataPlane
 
 __all__ = [
     "DEFAULT_CHILD_GATEWAY_CLASSES",

@@ -11,7 +11,7 @@ import datetime
 import re
 from typing import Any
 
-from bifrost.devcluster.schema import FieldError
+from devcluster.schema import FieldError
 
 __all__ = [
     "normalize_micro_time",

@@ -7,12 +7,12 @@ implements are listed in ``devcluster-spec.md``.
 
 Entry points:
 
-* ``DevCluster`` (``bifrost.devcluster.server``): ``start``/``stop``/context manager, ``url``,
+* ``DevCluster`` (``devcluster.server``): ``start``/``stop``/context manager, ``url``,
   ``load_crds``, ``install_crd``, ``register_permissive``, ``write_kubeconfig``, ``compact``,
-  ``drop_watches``, ``faults`` (:class:`~bifrost.devcluster.faults.FaultInjector`) and
-  ``request_log`` (:class:`~bifrost.devcluster.faults.RequestLog`). It is imported lazily here
+  ``drop_watches``, ``faults`` (:class:`~devcluster.faults.FaultInjector`) and
+  ``request_log`` (:class:`~devcluster.faults.RequestLog`). It is imported lazily here
   so that importing a pure submodule (``patch``, ``schema``) does not pull in the server.
-* ``python -m bifrost.devcluster --port N --crds DIR --kubeconfig-out PATH [--state-file F]``.
+* ``python -m devcluster --port N --crds DIR --kubeconfig-out PATH [--state-file F]``.
 * HTTP control surface for other processes: ``GET|DELETE /devcluster/requests``,
   ``GET|POST|DELETE /devcluster/faults`` (and ``DELETE /devcluster/faults/{id}``),
   ``POST /devcluster/compact``, ``POST /devcluster/drop-watches``.
@@ -29,14 +29,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bifrost.devcluster.server import DevCluster
+    from devcluster.server import DevCluster
 
 __all__ = ["DevCluster"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "DevCluster":
-        from bifrost.devcluster.server import DevCluster
+        from devcluster.server import DevCluster
 
         return DevCluster
     raise AttributeError(name)

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from bifrost.devcluster.schema import StructuralSchema
+from devcluster.schema import StructuralSchema
 
 __all__ = ["Registry", "ResourceType", "kube_version_key"]
 

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bifrost.devcluster.errors import ApiError, status_body
-from bifrost.devcluster.handlers import Api, Target
-from bifrost.devcluster.selectors import SelectorError, parse_field_selector, parse_label_selector
-from bifrost.devcluster.storage import Event, Expired
+from devcluster.errors import ApiError, status_body
+from devcluster.handlers import Api, Target
+from devcluster.selectors import SelectorError, parse_field_selector, parse_label_selector
+from devcluster.storage import Event, Expired
 
 __all__ = ["serve_watch"]
 

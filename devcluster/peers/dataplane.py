@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from bifrost.devcluster.peers.ca import fingerprint_sha256
+from devcluster.peers.ca import fingerprint_sha256
 
 __all__ = [
     "CertRef",

@@ -22,8 +22,8 @@ import copy
 import threading
 from typing import Any
 
-from bifrost.devcluster.handlers import Api
-from bifrost.devcluster.namespaces import finalize_namespaces
+from devcluster.handlers import Api
+from devcluster.namespaces import finalize_namespaces
 
 __all__ = ["GarbageCollector"]
 

@@ -54,11 +54,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from bifrost.clock import Clock, SystemClock
-from bifrost.devcluster.peers._runtime import Informer, WorkQueue
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import KubeError, NotFound, UnknownKind
 from bifrost.kube.times import format_time
 from bifrost.kube.watch import WatchEvent
+from devcluster.peers._runtime import Informer, WorkQueue
 
 __all__ = [
     "ACM_GROUP",

@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from bifrost.devcluster.registry import Registry
+from devcluster.registry import Registry
 
 __all__ = ["openapi_v3_discovery", "openapi_v3_group_version"]
 

@@ -28,25 +28,25 @@ from typing import Any
 
 import yaml
 
-from bifrost.devcluster import fieldmanager, patch
-from bifrost.devcluster.admission import (
+from devcluster import fieldmanager, patch
+from devcluster.admission import (
     normalize_micro_time,
     normalize_time,
     validate_event_core,
     validate_event_v1,
     validate_name,
 )
-from bifrost.devcluster.conversion import core_event_to_v1, v1_event_to_core
-from bifrost.devcluster.errors import ApiError
-from bifrost.devcluster.protobuf import ProtobufError, decode_object
-from bifrost.devcluster.registry import Registry, ResourceType, resource_type_from_crd
-from bifrost.devcluster.schema import FieldError, invalid_message
-from bifrost.devcluster.selectors import (
+from devcluster.conversion import core_event_to_v1, v1_event_to_core
+from devcluster.errors import ApiError
+from devcluster.protobuf import ProtobufError, decode_object
+from devcluster.registry import Registry, ResourceType, resource_type_from_crd
+from devcluster.schema import FieldError, invalid_message
+from devcluster.selectors import (
     SelectorError,
     parse_field_selector,
     parse_label_selector,
 )
-from bifrost.devcluster.storage import Expired, Store
+from devcluster.storage import Expired, Store
 
 __all__ = ["Api", "Target", "now_rfc3339"]
 

@@ -4,7 +4,7 @@ bifrost never issues certificates itself: it creates cert-manager ``Certificate`
 waits for them to become ``Ready``. To exercise that path (including the slow and failing cases
 that make rotation interesting) without cert-manager, this peer watches ``cert-manager.io/v1``
 Certificates over the API like cert-manager does and, for each one that needs a certificate,
-issues a real X.509 certificate from the devcluster's :class:`~bifrost.devcluster.peers.ca.LocalCA`.
+issues a real X.509 certificate from the devcluster's :class:`~devcluster.peers.ca.LocalCA`.
 
 What it reproduces of cert-manager (the contract bifrost relies on):
 
@@ -58,12 +58,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from bifrost.clock import Clock, SystemClock
-from bifrost.devcluster.peers._runtime import Informer, WorkQueue
-from bifrost.devcluster.peers.ca import IssuedCertificate, LocalCA, key_type_for
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import KubeError
 from bifrost.kube.times import format_time
 from bifrost.kube.watch import WatchEvent
+from devcluster.peers._runtime import Informer, WorkQueue
+from devcluster.peers.ca import IssuedCertificate, LocalCA, key_type_for
 
 __all__ = [
     "CERTIFICATE_API_VERSION",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from bifrost.devcluster.handlers import Api
+from devcluster.handlers import Api
 
 __all__ = ["finalize_namespaces"]
 
