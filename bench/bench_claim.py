@@ -32,8 +32,8 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore, migrate, open_store
-from bifrost.store.records import OperationStatus, Outcome
 from bifrost.store.sql import connect
 from bifrost.store.sql.sqlite import WRITE_OPTION
 from bifrost.store.sql.tables import gateways, operations
@@ -114,7 +114,7 @@ def bench_claims(store: SqlStore, claims: int) -> list[float]:
             owner="bench",
             version=op.version,
             now=now,
-            outcome=Outcome.DONE,
+            outcome=JournalOutcome.DONE,
             state="done",
             status=OperationStatus.SUCCEEDED,
             context={},

@@ -41,9 +41,9 @@ from pydantic import BaseModel
 from bifrost.clock import SystemClock
 from bifrost.engine import Done, Runner, StepContext, start_operation
 from bifrost.machines import MachineRegistry, MachineSpec, StateSpec, StepSpec
+from bifrost.records import OperationStatus
 from bifrost.store import migrate as store_migrate
 from bifrost.store import open_store
-from bifrost.store.records import OperationStatus
 from bifrost.store.sql.backend import connect
 from bifrost.store.sql.sqlite import WRITE_OPTION
 

@@ -297,8 +297,8 @@ def main() -> int:
 
     from bifrost.clock import SystemClock
     from bifrost.machines.rotation import ROTATION_MACHINE
+    from bifrost.records import JournalOutcome, OperationRecord
     from bifrost.store import open_store
-    from bifrost.store.records import OperationRecord, Outcome
     from devcluster.handshakes import HandshakeLoop, Target
 
     n = args.gateways
@@ -527,7 +527,7 @@ def main() -> int:
     window = (last_finished - first_created).total_seconds()
     durations = [(o.finished_at - o.created_at).total_seconds() for o in ops if o.finished_at]
     outcomes = Counter(j.outcome.value for j in journal)
-    done_steps = [j for j in journal if j.outcome is Outcome.DONE and j.step]
+    done_steps = [j for j in journal if j.outcome is JournalOutcome.DONE and j.step]
     # per step: from the first row of the step (write-ahead 'started') to its 'done'
     first_row: dict[tuple[int, str], datetime] = {}
     for j in journal:

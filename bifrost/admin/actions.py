@@ -28,15 +28,15 @@ from bifrost.engine import admin as engine_admin
 from bifrost.engine.admin import AdminRefused
 from bifrost.engine.operations import LaneBusy, start_operation
 from bifrost.machines.registry import MachineRegistry, UnknownMachine
-from bifrost.store.errors import NotFound
-from bifrost.store.interface import OperationStore
-from bifrost.store.records import (
+from bifrost.records import (
     ACTIVE_STATUSES,
     CertificateRecord,
     GatewayRecord,
     OperationRecord,
     OperationStatus,
 )
+from bifrost.store.errors import NotFound
+from bifrost.store.interface import OperationStore
 
 #: The machine ``renew`` starts when the running code has it (DESIGN §4, TLS rotation).
 ROTATION_MACHINE = "rotate_certificate"

@@ -40,17 +40,17 @@ from bifrost.engine.runner import ENGINE_KEY
 from bifrost.machines.diagram import mermaid
 from bifrost.machines.registry import MachineRegistry, UnknownMachine
 from bifrost.machines.spec import MachineSpec
-from bifrost.store.errors import NotFound
-from bifrost.store.interface import OperationStore
-from bifrost.store.records import (
+from bifrost.records import (
     ACTIVE_STATUSES,
     CertificateRecord,
     ChildRecord,
     GatewayRecord,
+    JournalOutcome,
     JournalRecord,
     OperationRecord,
-    Outcome,
 )
+from bifrost.store.errors import NotFound
+from bifrost.store.interface import OperationStore
 
 #: Upper bound handed to list queries that must return "all" rows of a kind.
 ALL = 1_000_000_000
@@ -277,7 +277,9 @@ def gateway_list(
 
 
 # --- journal timeline ----------------------------------------------------------------------------
-_ATTEMPT_OUTCOMES = frozenset({Outcome.DONE, Outcome.WAIT, Outcome.RETRY, Outcome.FAILED})
+_ATTEMPT_OUTCOMES = frozenset(
+    {JournalOutcome.DONE, JournalOutcome.WAIT, JournalOutcome.RETRY, JournalOutcome.FAILED}
+)
 
 
 def timeline(
@@ -296,7 +298,7 @@ def timeline(
     for row in rows:
         op = operations.get(row.operation_id)
         outcome: str = row.outcome.value
-        if row.outcome is Outcome.STARTED:
+        if row.outcome is JournalOutcome.STARTED:
             if (row.operation_id, row.step, row.attempt) in finished:
                 continue
             still_running = (
@@ -305,9 +307,9 @@ def timeline(
                 and latest[row.operation_id] == row.sequence
             )
             outcome = "in_flight" if still_running else "interrupted"
-        if row.outcome is Outcome.ADMIN:
+        if row.outcome is JournalOutcome.ADMIN:
             kind = "admin"
-        elif row.outcome is Outcome.TRANSITION:
+        elif row.outcome is JournalOutcome.TRANSITION:
             kind = "transition"
         else:
             kind = "attempt"

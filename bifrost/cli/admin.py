@@ -34,7 +34,7 @@ from rich.text import Text
 
 from bifrost.admin import actions, queries
 from bifrost.admin.errors import AdminError, BadInput
-from bifrost.admin.render import OutputFormat, render
+from bifrost.admin.format import OutputFormat, format_document
 from bifrost.admin.views import Document
 from bifrost.clock import Clock, SystemClock
 from bifrost.machines.registry import MachineRegistry
@@ -175,7 +175,7 @@ def _store(env: AdminEnv, database_url: str | None) -> Iterator[OperationStore]:
 
 
 def _emit(doc: Document, output: OutputFormat) -> None:
-    typer.echo(render(doc, output))
+    typer.echo(format_document(doc, output))
 
 
 def _watch(
@@ -214,10 +214,10 @@ def _watch(
             return ""
         drawn = True
         if output is OutputFormat.TABLE:
-            return header + render(doc, output)
+            return header + format_document(doc, output)
         if output is OutputFormat.JSON:
-            return render(doc, output, compact=True)
-        return "---\n" + render(doc, output)
+            return format_document(doc, output, compact=True)
+        return "---\n" + format_document(doc, output)
 
     def text() -> Text:  # cropped at the terminal's width, like watch(1)
         return Text(frame(), no_wrap=True, overflow="crop")

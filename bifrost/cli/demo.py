@@ -245,6 +245,7 @@ def run_demo(*, database_url: str, timeout: float = 60.0,
         EDGE_CERTIFICATE_VERSION,
         EdgeCertificateContext,
     )
+    from bifrost.records import OperationStatus
     from bifrost.steps.certificates import (
         ApplyCertificate,
         RecordCertificate,
@@ -258,7 +259,6 @@ def run_demo(*, database_url: str, timeout: float = 60.0,
     )
     from bifrost.steps.tls_probe import ProbeTLS
     from bifrost.store import migrate, open_store
-    from bifrost.store.records import OperationStatus
 
     migrate.upgrade(database_url)
     store = open_store(database_url)

@@ -57,9 +57,9 @@ from bifrost.kube.identity import default_identity
 from bifrost.machines.catalog import default_registry
 from bifrost.machines.registry import MachineRegistry
 from bifrost.machines.rotation import REASON_RENEWAL_DUE
+from bifrost.records import CertificateRecord, OperationStatus
 from bifrost.store.errors import StoreUnavailable
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import CertificateRecord, OperationStatus
 
 __all__ = [
     "LEASE_NAME",

@@ -85,6 +85,12 @@ from bifrost.machines.rotation import (
     ROTATION_MACHINE,
 )
 from bifrost.machines.spec import MachineSpec
+from bifrost.records import (
+    CertificateRecord,
+    ChildRecord,
+    OperationRecord,
+    OperationStatus,
+)
 from bifrost.status import gatewayclass_status, route_attachments, status_changed
 from bifrost.status.policies import ValuesRules, check_policy, precedence, winner
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
@@ -98,12 +104,6 @@ from bifrost.steps.tls import (
 from bifrost.store.errors import NotFound as RecordNotFound
 from bifrost.store.errors import OperationConflict
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import (
-    CertificateRecord,
-    ChildRecord,
-    OperationRecord,
-    OperationStatus,
-)
 
 __all__ = [
     "GATEWAY_API_VERSION",

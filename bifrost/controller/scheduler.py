@@ -52,8 +52,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bifrost.clock import Clock
 from bifrost.controller.renewal import renewal_jitter
+from bifrost.records import CertificateRecord
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import CertificateRecord
 
 __all__ = ["CATCH_UP_JOB_ID", "POLL_JOB_ID", "RenewalScheduler", "job_id"]
 

@@ -47,13 +47,13 @@ from bifrost.controller.observe import (
 )
 from bifrost.kube import Conflict, KubeClient, NotFound
 from bifrost.machines.rotation import ROTATION_MACHINE
+from bifrost.records import ChildRecord, OperationRecord, OperationStatus
 from bifrost.render.errors import RenderError
 from bifrost.sandbox import evaluate_addresses
 from bifrost.status import Readiness, attached_routes, gateway_status, route_status
 from bifrost.status import status_changed as _status_changed
 from bifrost.status._util import merge_conditions
 from bifrost.steps.tls import is_certificate_child
-from bifrost.store.records import ChildRecord, OperationRecord, OperationStatus
 
 __all__ = [
     "SUPPORTED_FEATURES",

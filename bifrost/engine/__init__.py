@@ -7,10 +7,10 @@ from bifrost.engine.runner import ENGINE_KEY, Runner
 from bifrost.engine.step import (
     Done,
     Fail,
-    Outcome,
     Retry,
     Step,
     StepContext,
+    StepOutcome,
     Wait,
     idempotency_key,
 )
@@ -21,7 +21,7 @@ __all__ = [
     "Done",
     "Fail",
     "LaneBusy",
-    "Outcome",
+    "StepOutcome",
     "Retry",
     "Runner",
     "Step",

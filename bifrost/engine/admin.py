@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from bifrost.clock import Clock
 from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMachine
+from bifrost.records import OperationRecord, OperationStatus
 from bifrost.store.errors import NotFound, OperationConflict
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import OperationRecord, OperationStatus
 
 S = OperationStatus
 

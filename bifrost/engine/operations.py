@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from bifrost.clock import Clock
 from bifrost.machines.spec import MachineSpec
+from bifrost.records import NewOperation, OperationRecord
 from bifrost.store.errors import OperationConflict
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import NewOperation, OperationRecord
 
 
 class LaneBusy(OperationConflict):

@@ -42,15 +42,23 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from bifrost.clock import Clock
-from bifrost.engine.step import Done, Fail, Outcome, Retry, Step, StepContext, Wait, idempotency_key
+from bifrost.engine.step import (
+    Done,
+    Fail,
+    Retry,
+    Step,
+    StepContext,
+    StepOutcome,
+    Wait,
+    idempotency_key,
+)
 from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMachine
 from bifrost.machines.retry import RetryPolicy, backoff
 from bifrost.machines.spec import DONE_TRIGGER, FAIL_TRIGGER, MachineSpec, StateSpec, StepSpec
+from bifrost.records import JournalOutcome, OperationRecord, OperationStatus, StepStart
 from bifrost.store.errors import LeaseLost, NotFound, OperationConflict, StoreUnavailable
 from bifrost.store.fence import StepFence, step_fence
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import OperationRecord, OperationStatus, StepStart
-from bifrost.store.records import Outcome as JournalOutcome
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +504,7 @@ class Runner:
         fence = StepFence(record.id, self.owner, record.version, step_name, attempt)
         try:
             with step_fence(fence):
-                outcome: Outcome = impl.run(ctx, env.input)
+                outcome: StepOutcome = impl.run(ctx, env.input)
             if not isinstance(outcome, Done | Wait | Retry | Fail):
                 raise StepContractError(f"step {step_name!r} returned a "
                                         f"{type(outcome).__name__}, not an outcome")
@@ -524,7 +532,7 @@ class Runner:
 
     def _outcome(
         self, loaded: _Loaded, step: StepSpec, env: Envelope, attempt: int, failures: int,
-        outcome: Outcome,
+        outcome: StepOutcome,
     ) -> _Continue | None:
         record, state = loaded.record, loaded.state
         now = self.clock.now()

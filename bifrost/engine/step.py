@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from bifrost.clock import Clock
 from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
-from bifrost.store.records import OperationRecord
+from bifrost.records import OperationRecord
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -58,7 +58,7 @@ class Fail:
     reason: str
 
 
-Outcome = Done | Wait | Retry | Fail
+StepOutcome = Done | Wait | Retry | Fail
 
 
 def idempotency_key(gateway_uid: str, operation_id: int, step: str) -> str:
@@ -93,4 +93,4 @@ class StepContext(Generic[C]):
 class Step(Protocol):
     """An idempotent step implementation; dependencies come through its constructor."""
 
-    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome: ...
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome: ...

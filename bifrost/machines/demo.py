@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bifrost.machines.retry import RetryPolicy
 from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec, TriggerSpec
-from bifrost.store.records import OperationStatus
+from bifrost.records import OperationStatus
 
 DEMO_MACHINE = "demo"
 DEMO_VERSION = 1

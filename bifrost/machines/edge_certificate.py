@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bifrost.machines.retry import RetryPolicy
 from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
-from bifrost.store.records import OperationStatus
+from bifrost.records import OperationStatus
 
 EDGE_CERTIFICATE_MACHINE = "edge_certificate"
 EDGE_CERTIFICATE_VERSION = 1

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bifrost.machines.retry import RetryPolicy
 from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
-from bifrost.store.records import OperationStatus
+from bifrost.records import OperationStatus
 
 PROVISION_MACHINE = "provision"
 PROVISION_VERSION = 2

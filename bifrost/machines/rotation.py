@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bifrost.machines.retry import RetryPolicy
 from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
-from bifrost.store.records import CertificateRecord, OperationStatus
+from bifrost.records import CertificateRecord, OperationStatus
 
 ROTATION_MACHINE = "rotate_certificate"
 ROTATION_VERSION = 1

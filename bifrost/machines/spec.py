@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bifrost.machines.retry import DEFAULT_RETRY, RetryPolicy
-from bifrost.store.records import OperationStatus
+from bifrost.records import OperationStatus
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

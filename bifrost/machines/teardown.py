@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bifrost.machines.retry import RetryPolicy
 from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
-from bifrost.store.records import OperationStatus
+from bifrost.records import OperationStatus
 
 TEARDOWN_MACHINE = "teardown"
 TEARDOWN_VERSION = 1

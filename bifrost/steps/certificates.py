@@ -14,14 +14,14 @@ from typing import Any
 
 from cryptography import x509
 
-from bifrost.engine import Done, Outcome, StepContext, Wait
+from bifrost.engine import Done, StepContext, StepOutcome, Wait
 from bifrost.kube import KubeClient, KubeError
 from bifrost.machines.edge_certificate import EdgeCertificateContext
+from bifrost.records import CertificateRecord
 from bifrost.steps.children import owner_reference
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.tls import der_fingerprint, dns_names
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import CertificateRecord
 
 CERT_API = "cert-manager.io/v1"
 
@@ -38,7 +38,7 @@ class ApplyCertificate:
         self.kube = kube
         self.issuer = issuer
 
-    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> StepOutcome:
         c = ctx.context
         name = c.certificate_name or f"{c.gateway}-{c.listener}-{ctx.idempotency_key[:8]}"
         secret = f"{name}-tls"
@@ -81,7 +81,7 @@ class WaitCertificateIssued:
         self.kube = kube
         self.recheck = recheck
 
-    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> StepOutcome:
         c = ctx.context
         try:
             cert = self.kube.get(CERT_API, "Certificate", c.certificate_name, c.namespace)
@@ -121,7 +121,7 @@ class RecordCertificate:
     def __init__(self, store: OperationStore) -> None:
         self.store = store
 
-    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> StepOutcome:
         c = ctx.context
         now = ctx.now()
         not_after = datetime.fromisoformat(c.not_after) if c.not_after else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bifrost.engine import Done, Outcome, StepContext, Wait
+from bifrost.engine import Done, StepContext, StepOutcome, Wait
 from bifrost.kube import KubeClient, KubeError
 from bifrost.machines.edge_certificate import EdgeCertificateContext
 from bifrost.steps.kube_outcomes import outcome_for
@@ -47,7 +47,7 @@ class ApplyChildGateway:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
 
-    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> StepOutcome:
         c = ctx.context
         name = c.child_gateway_name or f"{c.gateway}-child"
         body = {
@@ -99,7 +99,7 @@ class WaitChildProgrammed:
         self.kube = kube
         self.recheck = recheck
 
-    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> StepOutcome:
         c = ctx.context
         try:
             child = self.kube.get(GATEWAY_API, "Gateway", c.child_gateway_name, c.namespace)
@@ -144,7 +144,7 @@ class DeleteChildren:
         self.store = store
         self.recheck = recheck
 
-    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> StepOutcome:
         c = ctx.context
         remaining: list[str] = []
         for ref in reversed(c.children):

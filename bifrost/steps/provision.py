@@ -34,9 +34,10 @@ from typing import Any, Protocol
 
 from bifrost.api.blueprint import API_VERSION as BLUEPRINT_API_VERSION
 from bifrost.api.blueprint import BLUEPRINT_KIND, TLSSource
-from bifrost.engine import Done, Fail, Outcome, Retry, StepContext, Wait
+from bifrost.engine import Done, Fail, Retry, StepContext, StepOutcome, Wait
 from bifrost.kube import Invalid, KubeClient, KubeError, Retryable, UnknownKind
 from bifrost.machines.provision import ProvisionContext
+from bifrost.records import CertificateRecord, ChildRecord
 from bifrost.render import (
     Blueprint,
     ChildTemplate,
@@ -76,7 +77,6 @@ from bifrost.steps.tls import (
     source_secret,
 )
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import CertificateRecord, ChildRecord
 
 #: The state of a certificate whose listener went away: detached, deleted by prune.
 RETIRED = "retired"
@@ -152,7 +152,7 @@ def observe(kube: KubeClient, record: ChildRecord) -> Obj | None:
         return None  # the CRD is gone, and with it every object of the kind
 
 
-def load_raw_blueprint(source: BlueprintSource, name: str) -> Mapping[str, Any] | Outcome:
+def load_raw_blueprint(source: BlueprintSource, name: str) -> Mapping[str, Any] | StepOutcome:
     """The blueprint object, or the outcome to answer (missing → Fail, API error → per error)."""
     try:
         raw = source.get(name)
@@ -163,7 +163,7 @@ def load_raw_blueprint(source: BlueprintSource, name: str) -> Mapping[str, Any] 
     return raw
 
 
-def load_blueprint(source: BlueprintSource, name: str) -> Blueprint | Outcome:
+def load_blueprint(source: BlueprintSource, name: str) -> Blueprint | StepOutcome:
     """The parsed blueprint, or the outcome to answer (missing → Fail, API error → per error)."""
     raw = load_raw_blueprint(source, name)
     if not isinstance(raw, Mapping):
@@ -270,7 +270,7 @@ def delete_in_waves(
     gateway_uid: str,
     records: Sequence[ChildRecord],
     blueprint: Blueprint | None,
-) -> DeletionProgress | Outcome:
+) -> DeletionProgress | StepOutcome:
     """Delete ``records`` wave by wave (see ``deletion_waves``); stop at the first wave not yet
     gone. Each object is deleted only if it carries this Gateway's uid label, with its uid as a
     precondition; an object that is gone (or not ours) leaves the inventory."""
@@ -327,7 +327,7 @@ class _ProvisionStep:
         self.blueprints: BlueprintSource = blueprints or ClusterBlueprints(kube)
         self.recheck = recheck
 
-    def _gateway(self, c: ProvisionContext) -> Obj | Outcome:
+    def _gateway(self, c: ProvisionContext) -> Obj | StepOutcome:
         try:
             gateway = self.kube.get(GATEWAY_API, "Gateway", c.gateway, c.namespace)
         except KubeError as e:
@@ -387,7 +387,7 @@ class ApplyChildren(_ProvisionStep):
     and ``route.metadata.name``; an object that is already another route's child (or a Gateway
     child) fails the operation instead of being taken over."""
 
-    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> StepOutcome:
         c = ctx.context
         gateway = self._gateway(c)
         if not isinstance(gateway, dict):
@@ -468,7 +468,7 @@ class ApplyChildren(_ProvisionStep):
         )
 
     def _live_state(self, c: ProvisionContext, templates: Mapping[str, ChildTemplate],
-                    inventory: Mapping[str, ChildRecord]) -> _LiveState | Outcome:
+                    inventory: Mapping[str, ChildRecord]) -> _LiveState | StepOutcome:
         """The live objects of the inventory's children that still have a template, and which
         of them (ours) are ready."""
         live: dict[str, Obj | None] = {}
@@ -503,7 +503,7 @@ class ApplyChildren(_ProvisionStep):
         blueprint: Blueprint,
         gateway: Obj,
         gateway_ready: Mapping[str, Obj],
-    ) -> list[_RouteRender] | Outcome:
+    ) -> list[_RouteRender] | StepOutcome:
         """Render ``spec.routeChildren`` for each route of ``c.routes`` (applied later, by
         ``_apply_routes``, once the whole pass is known to be confined)."""
         c = ctx.context
@@ -541,7 +541,7 @@ class ApplyChildren(_ProvisionStep):
         applied: list[str],
         conflicts: list[str],
         confinement: Confinement,
-    ) -> _RoutePass | Outcome:
+    ) -> _RoutePass | StepOutcome:
         """Apply the rendered ``spec.routeChildren`` of each route."""
         out = _RoutePass()
         for r in rendered:
@@ -577,7 +577,7 @@ class ApplyChildren(_ProvisionStep):
         *,
         confinement: Confinement,
         route_key: str | None = None,
-    ) -> Outcome | None:
+    ) -> StepOutcome | None:
         """Apply one rendered child if needed; an outcome ends the step. ``inventory`` and
         ``live`` are those of the Gateway's children, or of ``route_key``'s route children;
         ``confinement`` (the blueprint's) decides the namespace."""
@@ -709,7 +709,7 @@ class WaitReady(_ProvisionStep):
     (ours) and satisfies its ``readyWhen``; the inventory's ``ready`` flag follows (written only
     when it changes)."""
 
-    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> StepOutcome:
         c = ctx.context
         blueprint = load_blueprint(self.blueprints, c.blueprint)
         if not isinstance(blueprint, Blueprint):
@@ -761,7 +761,7 @@ class Prune(_ProvisionStep):
     longer attached), cluster-scoped ones too, in delete order; each leaves the inventory once
     it is gone."""
 
-    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> StepOutcome:
         c = ctx.context
         wanted = set(c.wanted)
         retired = [r for r in self.store.list_certificates(gateway_uid=c.gateway_uid)
@@ -799,7 +799,7 @@ class Prune(_ProvisionStep):
 
 
     def _delete_retired(self, c: ProvisionContext,
-                        retired: Sequence[CertificateRecord]) -> Outcome | None:
+                        retired: Sequence[CertificateRecord]) -> StepOutcome | None:
         """Delete the certificates of removed listeners once no child mentions them."""
         live: list[Obj] = []
         try:
@@ -838,7 +838,7 @@ class EnsureCertificates(_ProvisionStep):
         super().__init__(*args, **kwargs)
         self.renewal_time = renewal_time
 
-    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> StepOutcome:
         c = ctx.context
         raw = load_raw_blueprint(self.blueprints, c.blueprint)
         if not isinstance(raw, Mapping):

@@ -23,11 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bifrost.api.blueprint import BLUEPRINT_KIND, BlueprintTLS, TLSSource, VerifyMode
-from bifrost.engine import Done, Fail, Outcome, StepContext, Wait
+from bifrost.engine import Done, Fail, StepContext, StepOutcome, Wait
 from bifrost.engine.step import idempotency_key
 from bifrost.kube import KubeClient, KubeError
 from bifrost.machines.provision import PROVISION_MACHINE, ProvisionContext
 from bifrost.machines.rotation import CREATE_CERTIFICATE, RotationContext
+from bifrost.records import CertificateRecord
 from bifrost.render import (
     Blueprint,
     NotAvailable,
@@ -65,7 +66,6 @@ from bifrost.steps.tls import (
 )
 from bifrost.steps.tls_probe import served_fingerprint
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import CertificateRecord
 
 __all__ = ["DEFAULT_DRAIN", "RotationSteps", "observed_generation_problem", "rotation_steps"]
 
@@ -116,11 +116,11 @@ class RotationSteps:
 
     # ---- shared -----------------------------------------------------------------------------
 
-    def _tls(self, c: RotationContext) -> BlueprintTLS | Outcome:
+    def _tls(self, c: RotationContext) -> BlueprintTLS | StepOutcome:
         found = self._tls_confined(c)
         return found[0] if isinstance(found, tuple) else found
 
-    def _tls_confined(self, c: RotationContext) -> tuple[BlueprintTLS, Confinement] | Outcome:
+    def _tls_confined(self, c: RotationContext) -> tuple[BlueprintTLS, Confinement] | StepOutcome:
         """The blueprint's ``spec.tls`` and ``spec.confinement``, from one read."""
         raw = load_raw_blueprint(self.blueprints, c.blueprint)
         if not isinstance(raw, Mapping):
@@ -135,7 +135,7 @@ class RotationSteps:
             return confinement
         return tls, confinement
 
-    def _gateway(self, c: RotationContext) -> Obj | Outcome:
+    def _gateway(self, c: RotationContext) -> Obj | StepOutcome:
         try:
             gateway = self.kube.get(GATEWAY_API, "Gateway", c.gateway, c.namespace)
         except KubeError as e:
@@ -155,7 +155,7 @@ class RotationSteps:
             self.store.upsert_certificate(record.model_copy(
                 update={"attached": attached, "state": state, "updated_at": now}))
 
-    def _reapply(self, ctx: StepContext[RotationContext]) -> Outcome | None:
+    def _reapply(self, ctx: StepContext[RotationContext]) -> StepOutcome | None:
         """Apply the children with the store's attached set; ``None`` once every child exists,
         observed what was applied and is ready."""
         c = ctx.context
@@ -204,7 +204,7 @@ class RotationSteps:
                         + "; ".join(waiting), self.recheck)
         return None
 
-    def _live_children(self, c: RotationContext) -> list[Obj] | Outcome:
+    def _live_children(self, c: RotationContext) -> list[Obj] | StepOutcome:
         live: list[Obj] = []
         try:
             for cid, record in gateway_children(self.store, c.gateway_uid).items():
@@ -215,7 +215,7 @@ class RotationSteps:
             return outcome_for(e, doing="reading the children")
         return live
 
-    def _delete(self, c: RotationContext, name: str | None) -> Outcome | None:
+    def _delete(self, c: RotationContext, name: str | None) -> StepOutcome | None:
         """Delete certificate ``name`` — never while a live child mentions it."""
         record = self._record(c, name)
         if record is None:
@@ -241,7 +241,7 @@ class RotationSteps:
 
     # ---- steps ------------------------------------------------------------------------------
 
-    def create_certificate(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def create_certificate(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = ctx.context
         if not c.blueprint:
             resolved = self._resolve(c)
@@ -299,7 +299,7 @@ class RotationSteps:
                                     "blueprint": str(last.get("blueprint") or ""),
                                     "values": dict(last.get("values") or {})})
 
-    def await_issued(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def await_issued(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = ctx.context
         tls = self._tls(c)
         if not isinstance(tls, BlueprintTLS):
@@ -329,7 +329,7 @@ class RotationSteps:
                         "not_before": issued.not_before.isoformat(),
                         "not_after": issued.not_after.isoformat()}))
 
-    def attach_new(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def attach_new(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = ctx.context
         self._set_attached(c, c.new, True, ctx.now())
         outcome = self._reapply(ctx)
@@ -337,7 +337,7 @@ class RotationSteps:
             return outcome
         return Done(output={"attached": [x for x in (c.old, c.new) if x]})
 
-    def verify_served(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def verify_served(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = ctx.context
         tls = self._tls(c)
         if not isinstance(tls, BlueprintTLS):
@@ -365,7 +365,7 @@ class RotationSteps:
                         f"{problem}")
         return Wait(problem, self.recheck, context=context)
 
-    def _variables(self, c: RotationContext) -> dict[str, Any] | Outcome:
+    def _variables(self, c: RotationContext) -> dict[str, Any] | StepOutcome:
         gateway = self._gateway(c)
         if not isinstance(gateway, dict):
             return gateway
@@ -384,7 +384,7 @@ class RotationSteps:
                                 "hostnames": list(c.hostnames), "fingerprint": c.fingerprint}}
 
     def _verify_expression(self, c: RotationContext,
-                           tls: BlueprintTLS) -> tuple[str, ...] | str | Outcome:
+                           tls: BlueprintTLS) -> tuple[str, ...] | str | StepOutcome:
         variables = self._variables(c)
         if not isinstance(variables, dict):
             return variables
@@ -398,7 +398,7 @@ class RotationSteps:
             return Fail(str(e))
         return ("expression",) if result is True else "verify expression is false"
 
-    def _probe(self, c: RotationContext, tls: BlueprintTLS) -> tuple[str, ...] | str | Outcome:
+    def _probe(self, c: RotationContext, tls: BlueprintTLS) -> tuple[str, ...] | str | StepOutcome:
         variables = self._variables(c)
         if not isinstance(variables, dict):
             return variables
@@ -436,7 +436,7 @@ class RotationSteps:
             served.append(f"{sni}@{host}:{port}")
         return tuple(served)
 
-    def drain(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def drain(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = ctx.context
         if not c.old:
             return Done(output={"drained": False})
@@ -458,7 +458,7 @@ class RotationSteps:
             return Wait(f"draining until {until.isoformat()}", until - now)
         return Done(output={"drainedUntil": until.isoformat()})
 
-    def detach_old(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def detach_old(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = ctx.context
         if not c.old:
             return Done(output={"detached": None})
@@ -468,7 +468,7 @@ class RotationSteps:
             return outcome
         return Done(output={"detached": c.old})
 
-    def delete_old(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def delete_old(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = ctx.context
         outcome = self._delete(c, c.old)
         if outcome is not None:
@@ -490,7 +490,7 @@ class RotationSteps:
         name = certificate_name(c.gateway, c.listener, key)
         return c.model_copy(update={"new": name}) if self._record(c, name) else c
 
-    def detach_new(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def detach_new(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = self._with_new(ctx)
         ctx = dataclasses.replace(ctx, context=c)
         if not c.new or self._record(c, c.new) is None:
@@ -503,7 +503,7 @@ class RotationSteps:
             return outcome
         return Done(output={"detached": c.new}, context=c)
 
-    def delete_new(self, ctx: StepContext[RotationContext], input: Any) -> Outcome:
+    def delete_new(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
         c = self._with_new(ctx)
         outcome = self._delete(c, c.new)
         if outcome is not None:
@@ -515,8 +515,8 @@ class _Bound:
     def __init__(self, method: Any) -> None:
         self.method = method
 
-    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome:
-        result: Outcome = self.method(ctx, input)
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
+        result: StepOutcome = self.method(ctx, input)
         return result
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bifrost.engine import Done, Outcome, Retry, Step, StepContext, Wait
+from bifrost.engine import Done, Retry, Step, StepContext, StepOutcome, Wait
 from bifrost.kube import KubeClient, KubeError, Retryable
 from bifrost.machines.teardown import GATEWAY_FINALIZER, TeardownContext
 from bifrost.render import Blueprint, RenderError
@@ -53,7 +53,7 @@ class DeleteChildrenInOrder:
         self.fallback = fallback
         self.recheck = recheck
 
-    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome:
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
         if not isinstance(ctx.context, TeardownContext):
             if self.fallback is None:
                 raise TypeError(
@@ -89,7 +89,7 @@ class DeleteChildrenInOrder:
         return Done(output={"deleted": list(context.deleted), "notOurs": list(progress.foreign)},
                     context=context)
 
-    def _certificate_secrets(self, c: TeardownContext) -> Outcome:
+    def _certificate_secrets(self, c: TeardownContext) -> StepOutcome:
         """Last: the Secrets the certificates produced (an issuer does not delete them)."""
         for cert in self.store.list_certificates(gateway_uid=c.gateway_uid):
             gone = delete_certificate_object(self.kube, self.store, gateway_uid=c.gateway_uid,
@@ -109,7 +109,7 @@ class RemoveFinalizer:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
 
-    def run(self, ctx: StepContext[TeardownContext], input: dict[str, Any] | None) -> Outcome:
+    def run(self, ctx: StepContext[TeardownContext], input: dict[str, Any] | None) -> StepOutcome:
         c = ctx.context
         doing = f"removing finalizer {GATEWAY_FINALIZER} from Gateway {c.namespace}/{c.gateway}"
         try:

@@ -36,8 +36,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import ValidationError
 
 from bifrost.api.blueprint import BlueprintTLS, TLSSource
-from bifrost.engine import Fail, Outcome
+from bifrost.engine import Fail, StepOutcome
 from bifrost.kube import Invalid, KubeClient, KubeError, UnknownKind
+from bifrost.records import CertificateRecord, ChildRecord
 from bifrost.render import NotAvailable, RenderError
 from bifrost.render.confinement import Confinement, Violation, confine
 from bifrost.render.templates import dns_label
@@ -47,7 +48,6 @@ from bifrost.steps.ownership import GATEWAY_UID_LABEL, body_hash, gateway_owner_
 from bifrost.steps.redaction import Redactor, masked_by_source, rejection
 from bifrost.store.errors import NotFound as RecordNotFound
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import CertificateRecord, ChildRecord
 
 __all__ = [
     "CERTIFICATE_CHILD_PREFIX",
@@ -124,7 +124,7 @@ def source_secret_ref(gateway: Mapping[str, Any], listener: Mapping[str, Any]) -
 
 def source_secret(
     kube: KubeClient, gateway: Mapping[str, Any], listener: Mapping[str, Any]
-) -> Obj | str | Outcome:
+) -> Obj | str | StepOutcome:
     """The user's Secret a ``ListenerSecret`` listener passes through, or why not (a ``str``:
     wait for it), or an outcome."""
     namespace, name = source_secret_ref(gateway, listener)
@@ -260,7 +260,7 @@ def request_certificate(
     now: datetime,
     source: Mapping[str, Any] | None = None,
     confinement: Confinement | None = None,
-) -> Outcome | None:
+) -> StepOutcome | None:
     """Render and apply the certificate object ``name`` for ``listener`` (observe first: an
     existing one with the same body is not written). The store row and the inventory entry are
     written *before* the apply, so a crash right after it cannot leak the object. ``source``:
@@ -388,7 +388,7 @@ def observe_issued(
     gateway_uid: str,
     name: str,
     hostnames: Sequence[str],
-) -> Issued | str | Outcome:
+) -> Issued | str | StepOutcome:
     """The issued certificate, or why not yet (a ``str``: wait), or an outcome (an error)."""
     record = certificate_child(store, gateway_uid, name)
     if record is None:
@@ -418,7 +418,7 @@ def _judge_issued(
     obj: Mapping[str, Any],
     name: str,
     hostnames: Sequence[str],
-) -> Issued | str | Outcome:
+) -> Issued | str | StepOutcome:
     try:
         field = "spec.tls.readyWhen"
         ready = evaluate_expression(ready_when(tls), {"object": obj}, field=field)
@@ -501,7 +501,7 @@ def delete_certificate_object(
     gateway_uid: str,
     record: CertificateRecord,
     namespace: str | None = None,
-) -> bool | Outcome:
+) -> bool | StepOutcome:
     """Delete the certificate object and the Secret it produced (cert-manager does not delete
     it); True once both are gone and the store forgot them. The caller checks first that nothing
     attaches it. ``namespace``: where the Secret is when the object left the inventory already

@@ -12,7 +12,7 @@ import ssl
 from datetime import timedelta
 from typing import Any
 
-from bifrost.engine import Done, Fail, Outcome, StepContext, Wait
+from bifrost.engine import Done, Fail, StepContext, StepOutcome, Wait
 from bifrost.kube import KubeClient, KubeError
 from bifrost.machines.edge_certificate import EdgeCertificateContext
 from bifrost.steps.kube_outcomes import outcome_for
@@ -45,7 +45,7 @@ class ProbeTLS:
         self.kube = kube
         self.recheck = recheck
 
-    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[EdgeCertificateContext], input: Any) -> StepOutcome:
         c = ctx.context
         if not c.child_address or not c.child_port:
             return Fail("no child address recorded: the attach state did not complete")

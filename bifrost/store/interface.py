@@ -16,15 +16,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bifrost.store.records import (
+from bifrost.records import (
     CertificateRecord,
     ChildRecord,
     GatewayRecord,
+    JournalOutcome,
     JournalRecord,
     NewOperation,
     OperationRecord,
     OperationStatus,
-    Outcome,
     StepStart,
 )
 
@@ -87,7 +87,7 @@ class OperationStore(Protocol):
         owner: str,
         version: int,
         now: datetime,
-        outcome: Outcome,
+        outcome: JournalOutcome,
         state: str,
         status: OperationStatus,
         context: dict[str, Any],

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from bifrost.engine import Fail, Wait
 from bifrost.machines import MachineRegistry, MachineSpec, StateSpec, StepSpec
-from bifrost.store.records import CertificateRecord, GatewayRecord
-from bifrost.store.records import OperationStatus as S
+from bifrost.records import CertificateRecord, GatewayRecord
+from bifrost.records import OperationStatus as S
 
 
 def _refused(fleet: Fleet, *args: str) -> str:

@@ -18,8 +18,8 @@ from fixtures.admin_fleet import T0, Fleet
 
 from bifrost.admin import queries
 from bifrost.engine import Retry, Wait
+from bifrost.records import GatewayRecord
 from bifrost.store import SqlStore, StoreUnavailable, open_store
-from bifrost.store.records import GatewayRecord
 
 
 def _waiting_web(fleet: Fleet) -> GatewayRecord:

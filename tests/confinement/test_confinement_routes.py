@@ -22,8 +22,8 @@ from provision_kit import CONFINEMENT, GATEWAY_API, REPO, Harness  # noqa: E402
 
 from bifrost.cli.dev import LB_KIND  # noqa: E402
 from bifrost.kube import KubeClient  # noqa: E402
+from bifrost.records import OperationStatus  # noqa: E402
 from bifrost.store import migrate, open_store  # noqa: E402
-from bifrost.store.records import OperationStatus  # noqa: E402
 from devcluster.server import DevCluster  # noqa: E402
 
 CHILDREN = [{"id": "config", "template": (

@@ -29,14 +29,14 @@ from bifrost.controller.informers import Cache
 from bifrost.controller.ledger import StoreLedger
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.controller.observe import OperationStatusWriter
-from bifrost.engine import Done, Outcome, Step, StepContext
+from bifrost.engine import Done, Step, StepContext, StepOutcome
 from bifrost.kube.client import KubeClient
 from bifrost.machines.registry import MachineRegistry
 from bifrost.machines.retry import RetryPolicy
 from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
+from bifrost.records import ChildRecord, OperationStatus
 from bifrost.store import SqlStore, open_store
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import ChildRecord, OperationStatus
 from devcluster.server import DevCluster
 
 FINALIZER = "gateway.bifrost.dev/finalizer"
@@ -80,7 +80,7 @@ class FakeProvision:
         self.store = store
         self.contexts: list[FakeContext] = []
 
-    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome:
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
         c: FakeContext = ctx.context
         self.contexts.append(c)
         self.store.upsert_child(
@@ -105,7 +105,7 @@ class FakeTeardown:
         self.store = store
         self.runs = 0
 
-    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome:
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
         self.runs += 1
         for child in self.store.list_children(ctx.context.gateway_uid):
             self.store.delete_child(child.gateway_uid, child.child_id)

@@ -14,8 +14,8 @@ from bifrost.controller.informers import Cache
 from bifrost.controller.observe import GatewayView, Observer, OperationStatusWriter
 from bifrost.kube.client import KubeClient
 from bifrost.machines.registry import MachineRegistry
+from bifrost.records import OperationRecord, OperationStatus
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import OperationRecord, OperationStatus
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -27,8 +27,8 @@ from controller_kit import (
 )
 
 from bifrost.kube.client import KubeClient
+from bifrost.records import OperationStatus
 from bifrost.store import SqlStore, open_store
-from bifrost.store.records import OperationStatus
 from devcluster.peers import Peers
 
 GATEWAY_UID_LABEL = "gateway.bifrost.dev/gateway-uid"

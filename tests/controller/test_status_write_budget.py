@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bifrost.controller.status_writer import SETTLE, settling, worth_writing
-from bifrost.store.records import OperationRecord, OperationStatus
+from bifrost.records import OperationRecord, OperationStatus
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

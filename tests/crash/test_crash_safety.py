@@ -24,8 +24,8 @@ import pytest
 from bifrost.clock import SystemClock
 from bifrost.engine import idempotency_key, start_operation
 from bifrost.machines.demo import DEMO_STEPS, DemoContext, demo_spec
+from bifrost.records import JournalOutcome, JournalRecord, OperationStatus
 from bifrost.store import open_store
-from bifrost.store.records import JournalRecord, OperationStatus, Outcome
 
 HERE = Path(__file__).resolve().parent
 LEASE_S = 30
@@ -115,11 +115,12 @@ def _verify(harness: Harness, op_ids: list[int]) -> None:
                 expected_keys[idempotency_key(op.gateway_uid, op.id, step)] = (op.id, step)
             rows = sorted(store.journal(operation_id=op_id, limit=100_000), key=lambda r: r.id)
             assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
-            done = Counter(r.step for r in rows if r.outcome is Outcome.DONE)
+            done = Counter(r.step for r in rows if r.outcome is JournalOutcome.DONE)
             assert done == Counter(DEMO_STEPS), done  # each step finished exactly once
             for step in DEMO_STEPS:
                 attempts = [
-                    r.attempt for r in rows if r.outcome is Outcome.STARTED and r.step == step
+                    r.attempt for r in rows
+                    if r.outcome is JournalOutcome.STARTED and r.step == step
                 ]
                 assert attempts == list(range(1, len(attempts) + 1)), (step, attempts)
     finally:
@@ -168,7 +169,7 @@ def test_killed_at_every_step_boundary(store_url: str, tmp_path: Path) -> None:
     # later step once more: its attempt 1 was entered by the previous step's merged commit,
     # whose child was killed right after it (after_finish), so it re-ran as attempt 2 once the
     # lease had expired — then the same four kills as reserve.
-    started = Counter(r.step for r in rows if r.outcome is Outcome.STARTED)
+    started = Counter(r.step for r in rows if r.outcome is JournalOutcome.STARTED)
     assert started == {step: 4 if step == DEMO_STEPS[0] else 5 for step in DEMO_STEPS}
     _assert_merged_entries(rows)
 
@@ -179,9 +180,10 @@ def _assert_merged_entries(rows: list[JournalRecord]) -> None:
     by_sequence = sorted(rows, key=lambda r: r.sequence)
     for prev, nxt in zip(DEMO_STEPS, DEMO_STEPS[1:], strict=False):
         [entered] = [r for r in by_sequence
-                     if r.outcome is Outcome.STARTED and r.step == nxt and r.attempt == 1]
+                     if r.outcome is JournalOutcome.STARTED and r.step == nxt and r.attempt == 1]
         before = by_sequence[by_sequence.index(entered) - 1]
-        assert (before.outcome, before.step, before.actor) == (Outcome.DONE, prev, entered.actor)
+        assert (before.outcome, before.step, before.actor) == (
+            JournalOutcome.DONE, prev, entered.actor)
         assert before.finished_at == entered.started_at
 
 
@@ -207,7 +209,7 @@ def test_killed_just_before_and_after_every_merged_commit(store_url: str, tmp_pa
         step: [
             (r.attempt, r.actor)
             for r in rows
-            if r.outcome is Outcome.STARTED and r.step == step
+            if r.outcome is JournalOutcome.STARTED and r.step == step
         ]
         for step in DEMO_STEPS
     }

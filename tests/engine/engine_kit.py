@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bifrost.clock import Clock, ManualClock
-from bifrost.engine import Done, Outcome, Runner, StepContext
+from bifrost.engine import Done, Runner, StepContext, StepOutcome
 from bifrost.machines import MachineRegistry, MachineSpec, RetryPolicy
 from bifrost.machines.demo import DEMO_STEPS, DemoContext, demo_spec
+from bifrost.records import JournalRecord, OperationRecord
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import JournalRecord, OperationRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TIGHT = RetryPolicy(
@@ -24,7 +24,7 @@ TIGHT = RetryPolicy(
     jitter=0.25,
 )
 
-Script = Outcome | BaseException | Callable[[StepContext[Any], Any], Outcome]
+Script = StepOutcome | BaseException | Callable[[StepContext[Any], Any], StepOutcome]
 
 
 class ScriptedStep:
@@ -37,7 +37,7 @@ class ScriptedStep:
         self.calls: list[tuple[int, int, Any]] = []
         self._lock = threading.Lock()
 
-    def run(self, ctx: StepContext[Any], input: Any) -> Outcome:
+    def run(self, ctx: StepContext[Any], input: Any) -> StepOutcome:
         with self._lock:
             self.calls.append((ctx.operation.id, ctx.attempt, input))
             item = self.script.pop(0) if self.script else None

@@ -14,8 +14,8 @@ from bifrost.engine import AdminRefused, Done, Fail, StepContext, cancel, pause,
 from bifrost.engine import trigger as fire
 from bifrost.machines import MachineRegistry
 from bifrost.machines.demo import demo_spec
+from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
-from bifrost.store.records import OperationStatus, Outcome
 
 
 def test_pause_stops_claiming_and_resume_continues_where_it_was(
@@ -39,7 +39,7 @@ def test_pause_stops_claiming_and_resume_continues_where_it_was(
     admin = [
         r
         for r in assert_journal_sound(store.journal(operation_id=op.id))
-        if r.outcome is Outcome.ADMIN
+        if r.outcome is JournalOutcome.ADMIN
     ]
     assert [(r.actor, r.message) for r in admin] == [
         ("alice@example.com", "paused by alice@example.com: change freeze"),
@@ -65,7 +65,7 @@ def test_pause_during_a_step_fences_off_its_commit(store: SqlStore, clock: Manua
     paused = store.get_operation(op.id)
     assert (paused.status, paused.state, paused.step) == (OperationStatus.PAUSED, "apply", "attach")
     rows = store.journal(operation_id=op.id)
-    assert not [r for r in rows if r.outcome is Outcome.DONE and r.step == "attach"]
+    assert not [r for r in rows if r.outcome is JournalOutcome.DONE and r.step == "attach"]
     resume(store, op.id, clock=clock, actor="alice")
     runner.run_until_idle()
     assert store.get_operation(op.id).status is OperationStatus.SUCCEEDED

@@ -17,8 +17,8 @@ from bifrost.clock import ManualClock, SystemClock
 from bifrost.engine import Done, Runner, StepContext
 from bifrost.machines import MachineRegistry
 from bifrost.machines.demo import DEMO_STEPS, demo_spec
+from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore, open_store
-from bifrost.store.records import OperationStatus, Outcome
 
 
 class OverlapDetector:
@@ -136,15 +136,15 @@ def test_a_runner_whose_lease_expired_cannot_commit(
     rows = assert_journal_sound(store.journal(operation_id=op.id))
     create_rows = [(r.outcome, r.actor, r.attempt) for r in rows if r.step == "create"]
     assert create_rows == [
-        (Outcome.STARTED, "runner-a", 1),
-        (Outcome.STARTED, "runner-b", 2),  # the re-run is visible as the next attempt
-        (Outcome.DONE, "runner-b", 2),
+        (JournalOutcome.STARTED, "runner-a", 1),
+        (JournalOutcome.STARTED, "runner-b", 2),  # the re-run is visible as the next attempt
+        (JournalOutcome.DONE, "runner-b", 2),
     ]
     assert not [
         r
         for r in rows
         if r.actor == "runner-a"
-        and r.outcome is not Outcome.STARTED
+        and r.outcome is not JournalOutcome.STARTED
         and r.step not in ("reserve", "configure")
     ]
     assert all(r.output != {"late": True} for r in rows)

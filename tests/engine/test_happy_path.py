@@ -10,8 +10,8 @@ from engine_kit import ScriptedStep, assert_journal_sound, demo_steps, make_runn
 from bifrost.clock import ManualClock
 from bifrost.engine import ENGINE_KEY, Done, StepContext, idempotency_key
 from bifrost.machines.demo import DEMO_STEPS, DemoContext
+from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
-from bifrost.store.records import OperationStatus, Outcome
 
 
 def test_operation_runs_every_step_in_order_and_succeeds(
@@ -48,15 +48,17 @@ def test_operation_runs_every_step_in_order_and_succeeds(
     assert keys["create"] == idempotency_key(op.gateway_uid, op.id, "create")
 
     rows = assert_journal_sound(store.journal(operation_id=op.id))
-    started = [(r.step, r.attempt) for r in rows if r.outcome is Outcome.STARTED]
+    started = [(r.step, r.attempt) for r in rows if r.outcome is JournalOutcome.STARTED]
     assert started == [(name, 1) for name in DEMO_STEPS]
     # every STARTED row is followed by its DONE row: write-ahead then finish
-    pairs = [(r.outcome, r.step) for r in rows if r.outcome in (Outcome.STARTED, Outcome.DONE)]
+    pairs = [(r.outcome, r.step) for r in rows
+             if r.outcome in (JournalOutcome.STARTED, JournalOutcome.DONE)]
     assert pairs == [
-        p for name in DEMO_STEPS for p in ((Outcome.STARTED, name), (Outcome.DONE, name))
+        p for name in DEMO_STEPS
+        for p in ((JournalOutcome.STARTED, name), (JournalOutcome.DONE, name))
     ]
     assert rows[-1].state == "done"
-    assert {r.actor for r in rows if r.outcome is not Outcome.TRANSITION} == {"runner-a"}
+    assert {r.actor for r in rows if r.outcome is not JournalOutcome.TRANSITION} == {"runner-a"}
 
 
 def test_idempotency_keys_are_stable_and_distinct() -> None:
@@ -107,7 +109,7 @@ def test_nothing_runs_before_next_run_at_and_waits_reschedule(
     assert store.get_operation(op.id).status is OperationStatus.SUCCEEDED
     probe_attempts = [a for (_, a, _) in steps["probe"].calls]
     assert probe_attempts == [1, 2, 3]
-    waits = [r for r in store.journal(operation_id=op.id) if r.outcome is Outcome.WAIT]
+    waits = [r for r in store.journal(operation_id=op.id) if r.outcome is JournalOutcome.WAIT]
     assert [w.message for w in waits] == ["not served yet", "still not"]
 
 

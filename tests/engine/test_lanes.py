@@ -10,8 +10,8 @@ from bifrost.clock import ManualClock
 from bifrost.engine import LaneBusy, start_operation
 from bifrost.machines import MachineSpec, StateSpec, StepSpec
 from bifrost.machines.demo import DemoContext
+from bifrost.records import OperationStatus
 from bifrost.store import SqlStore
-from bifrost.store.records import OperationStatus
 
 OTHER = MachineSpec(
     name="other",

@@ -25,8 +25,8 @@ from bifrost.clock import ManualClock
 from bifrost.engine import Done, Runner, StepContext
 from bifrost.machines import MachineRegistry
 from bifrost.machines.demo import DEMO_STEPS, demo_spec
+from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
-from bifrost.store.records import OperationStatus, Outcome
 
 
 class SimulatedCrash(BaseException):
@@ -88,12 +88,13 @@ def test_a_running_operation_costs_one_commit_per_step(
     rows = assert_journal_sound(store.journal(operation_id=op.id))
     pairs = [(r.outcome, r.step, r.attempt) for r in rows if r.step is not None]
     assert pairs == [
-        p for name in DEMO_STEPS for p in ((Outcome.STARTED, name, 1), (Outcome.DONE, name, 1))
+        p for name in DEMO_STEPS
+        for p in ((JournalOutcome.STARTED, name, 1), (JournalOutcome.DONE, name, 1))
     ]
     # the entered step's STARTED row is written at the instant its predecessor finished, and
     # its DONE row names that time as its start
     for prev, nxt in zip(rows, rows[1:], strict=False):
-        if prev.outcome is Outcome.DONE and nxt.outcome is Outcome.STARTED:
+        if prev.outcome is JournalOutcome.DONE and nxt.outcome is JournalOutcome.STARTED:
             assert nxt.started_at == prev.finished_at
     for name in DEMO_STEPS:
         assert [a for (_, a, _) in steps[name].calls] == [1], name
@@ -127,11 +128,11 @@ def test_a_crash_right_after_the_merged_commit_reruns_the_entered_step_as_attemp
     assert [(a, inp) for (_, a, inp) in steps_b["create"].calls] == [(2, {"from": "configure"})]
     rows = assert_journal_sound(store.journal(operation_id=op.id))
     assert [(r.outcome, r.attempt, r.actor) for r in rows if r.step == "create"] == [
-        (Outcome.STARTED, 1, "runner-a"),
-        (Outcome.STARTED, 2, "runner-b"),
-        (Outcome.DONE, 2, "runner-b"),
+        (JournalOutcome.STARTED, 1, "runner-a"),
+        (JournalOutcome.STARTED, 2, "runner-b"),
+        (JournalOutcome.DONE, 2, "runner-b"),
     ]
-    done = Counter(r.step for r in rows if r.outcome is Outcome.DONE)
+    done = Counter(r.step for r in rows if r.outcome is JournalOutcome.DONE)
     assert done == Counter(DEMO_STEPS)
 
 
@@ -161,8 +162,8 @@ def test_the_last_turn_of_a_claim_leaves_no_step_entered(
         None,
     )
     rows = assert_journal_sound(store.journal(operation_id=op.id))
-    assert rows[-1].outcome is Outcome.TRANSITION
-    assert [r.step for r in rows if r.outcome is Outcome.STARTED] == ["reserve", "configure"]
+    assert rows[-1].outcome is JournalOutcome.TRANSITION
+    assert [r.step for r in rows if r.outcome is JournalOutcome.STARTED] == ["reserve", "configure"]
     runner.run_until_idle()
     assert store.get_operation(op.id).status is OperationStatus.SUCCEEDED
 

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from engine_kit import ScriptedStep, demo_steps, make_runner, new_demo
 
 from bifrost.clock import ManualClock
+from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
-from bifrost.store.records import OperationStatus, Outcome
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_poison_operation_fails_visibly_and_others_continue(
     assert failed.status is OperationStatus.FAILED
     assert failed.last_error is not None and expected in failed.last_error
     last = store.journal(operation_id=poison.id)[-1]
-    assert last.outcome is Outcome.FAILED and expected in (last.message or "")
+    assert last.outcome is JournalOutcome.FAILED and expected in (last.message or "")
     for healthy in (healthy_before, healthy_after):
         assert store.get_operation(healthy.id).status is OperationStatus.SUCCEEDED
     assert {op for op, _, _ in steps["reserve"].calls} == {healthy_before.id, healthy_after.id}

@@ -13,8 +13,8 @@ from bifrost.clock import ManualClock
 from bifrost.engine import Fail, Retry, Wait
 from bifrost.machines import RetryPolicy
 from bifrost.machines.demo import demo_spec
+from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
-from bifrost.store.records import OperationStatus, Outcome
 
 
 class Boom(RuntimeError):
@@ -61,7 +61,7 @@ def test_exceptions_are_retried_with_jittered_exponential_backoff(
     retries = [
         r
         for r in assert_journal_sound(store.journal(operation_id=op.id))
-        if r.outcome is Outcome.RETRY
+        if r.outcome is JournalOutcome.RETRY
     ]
     assert len(retries) == 2 and "Boom raised at " in (retries[0].message or "")
     assert all("api 50" not in (r.message or "") for r in retries)
@@ -83,7 +83,7 @@ def test_exhausted_retries_compensate_where_the_machine_says_so(
     assert len(steps["undo"].calls) == 1
     assert steps["probe"].calls == []
     rows = assert_journal_sound(store.journal(operation_id=op.id))
-    failed = [r for r in rows if r.outcome is Outcome.FAILED]
+    failed = [r for r in rows if r.outcome is JournalOutcome.FAILED]
     assert len(failed) == 1 and "compensating → rollback" in (failed[0].message or "")
 
 
@@ -156,6 +156,6 @@ def test_interrupted_attempts_rerun_the_step_and_count_against_the_budget(
     started = [
         (r.step, r.attempt, r.actor)
         for r in rows
-        if r.outcome is Outcome.STARTED and r.step == "configure"
+        if r.outcome is JournalOutcome.STARTED and r.step == "configure"
     ]
     assert started == [("configure", n + 1, f"pod-{n}") for n in range(3)]

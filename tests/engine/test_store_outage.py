@@ -21,9 +21,9 @@ from tcp_proxy import TcpProxy
 from bifrost.clock import ManualClock
 from bifrost.engine import Done, StepContext
 from bifrost.machines.demo import DEMO_STEPS
+from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import StoreUnavailable, open_store
 from bifrost.store import migrate as store_migrate
-from bifrost.store.records import OperationStatus, Outcome
 
 
 @dataclass
@@ -117,7 +117,7 @@ def test_an_outage_during_a_step_loses_no_transition(outage: Outage, clock: Manu
         assert steps["probe"].calls[0][2] == {"attached": "yes"}
         rows = assert_journal_sound(store.journal(operation_id=op.id))
         attach = [(r.outcome, r.attempt) for r in rows if r.step == "attach"]
-        assert attach == [(Outcome.STARTED, 1), (Outcome.DONE, 1)]
+        assert attach == [(JournalOutcome.STARTED, 1), (JournalOutcome.DONE, 1)]
     finally:
         store.close()
 
@@ -146,9 +146,9 @@ def test_an_outage_longer_than_the_lease_reruns_the_step_elsewhere(
         assert [a for (_, a, _) in steps["create"].calls] == [1, 2]
         rows = assert_journal_sound(store.journal(operation_id=op.id))
         assert [(r.outcome, r.attempt) for r in rows if r.step == "create"] == [
-            (Outcome.STARTED, 1),
-            (Outcome.STARTED, 2),
-            (Outcome.DONE, 2),
+            (JournalOutcome.STARTED, 1),
+            (JournalOutcome.STARTED, 2),
+            (JournalOutcome.DONE, 2),
         ]
     finally:
         store.close()

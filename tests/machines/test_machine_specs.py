@@ -15,7 +15,7 @@ from bifrost.machines import (
     UnknownMachine,
 )
 from bifrost.machines.demo import DEMO_STEPS, demo_spec
-from bifrost.store.records import OperationStatus
+from bifrost.records import OperationStatus
 
 
 class Ctx(BaseModel):

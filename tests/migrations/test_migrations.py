@@ -17,8 +17,8 @@ from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from bifrost.cli.main import app
+from bifrost.records import NewOperation
 from bifrost.store import SchemaMismatch, migrate, open_store
-from bifrost.store.records import NewOperation
 from bifrost.store.sql import connect
 from bifrost.store.sql.tables import metadata
 

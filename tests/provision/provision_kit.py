@@ -22,10 +22,10 @@ from bifrost.kube import KubeClient
 from bifrost.machines.provision import ProvisionContext, provision_spec
 from bifrost.machines.registry import MachineRegistry
 from bifrost.machines.teardown import TeardownContext, teardown_spec
+from bifrost.records import OperationRecord
 from bifrost.steps.provision import provision_steps
 from bifrost.steps.teardown import teardown_steps
 from bifrost.store import SqlStore
-from bifrost.store.records import OperationRecord
 from devcluster.server import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]

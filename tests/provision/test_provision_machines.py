@@ -12,10 +12,10 @@ from typing import Any
 
 from provision_kit import LB_API, VALUES, Harness, OffsetClock, blueprint_children
 
+from bifrost.records import ChildRecord, OperationStatus
 from bifrost.render import Blueprint
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
 from bifrost.steps.provision import CHILD_ID_LABEL, deletion_waves
-from bifrost.store.records import ChildRecord, OperationStatus
 
 KINDS = {
     "config": ("v1", "ConfigMap", "configmaps"),
@@ -381,14 +381,14 @@ def test_delete_children_delegates_other_machines_operations_to_the_fallback() -
     from types import SimpleNamespace
     from typing import cast
 
-    from bifrost.engine import Done, Outcome, StepContext
+    from bifrost.engine import Done, StepContext, StepOutcome
     from bifrost.machines.edge_certificate import EdgeCertificateContext
     from bifrost.steps.teardown import DeleteChildrenInOrder
 
     seen: list[object] = []
 
     class Fallback:
-        def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> Outcome:
+        def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
             seen.append(ctx.context)
             return Done(output={"fallback": True})
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from provision_kit import GATEWAY_API, LB_API, Harness
 
+from bifrost.records import ChildRecord, OperationStatus
 from bifrost.render import Blueprint
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
 from bifrost.steps.provision import (
@@ -19,7 +20,6 @@ from bifrost.steps.provision import (
     deletion_waves,
     record_key,
 )
-from bifrost.store.records import ChildRecord, OperationStatus
 
 CHILDREN = [
     {

@@ -17,8 +17,8 @@ from bifrost.clock import Clock, ManualClock, SystemClock
 from bifrost.controller import renewal
 from bifrost.controller.renewal import renewal_jitter
 from bifrost.controller.scheduler import RenewalScheduler, job_id
+from bifrost.records import CertificateRecord
 from bifrost.store import SqlStore, migrate, open_store
-from bifrost.store.records import CertificateRecord
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WAIT = 10.0  # generous upper bound for an event that normally arrives in milliseconds

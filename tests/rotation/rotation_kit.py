@@ -21,8 +21,8 @@ from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.engine import start_operation
 from bifrost.kube import KubeClient
 from bifrost.machines.rotation import ROTATION_MACHINE, RotationContext, rotation_spec
+from bifrost.records import CertificateRecord, OperationRecord
 from bifrost.store import SqlStore
-from bifrost.store.records import CertificateRecord, OperationRecord
 from devcluster.handshakes import HandshakeLoop, Target
 
 REPO = Path(__file__).resolve().parents[2]

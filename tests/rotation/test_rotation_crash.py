@@ -63,8 +63,8 @@ from bifrost.machines.rotation import (
     ROTATION_MACHINE,
     VERIFY_SERVED,
 )
+from bifrost.records import CertificateRecord, JournalOutcome, OperationRecord, OperationStatus
 from bifrost.store import SqlStore, migrate, open_store
-from bifrost.store.records import CertificateRecord, OperationRecord, OperationStatus, Outcome
 from devcluster.handshakes import HandshakeLoop
 
 # The global 300 s per-test timeout is too tight on a loaded machine (~2.5 min when idle).
@@ -244,7 +244,7 @@ def _check_rotation(env: Env, uid: str, op: OperationRecord, old: CertificateRec
     assert refs == {listener: [current[listener].secret_name] for listener in LISTENERS}, why
     # the journal: each success-path step finished exactly once, no rollback ran
     rows = env.store.journal(operation_id=op.id, limit=100_000)
-    done = Counter(r.step for r in rows if r.outcome is Outcome.DONE and r.step)
+    done = Counter(r.step for r in rows if r.outcome is JournalOutcome.DONE and r.step)
     assert done == Counter(SUCCESS_STEPS), f"{why}: done rows {dict(done)}"
     assert not [r for r in rows if r.step in (DETACH_NEW, DELETE_NEW)], why
     assert [r.sequence for r in rows] == list(range(1, len(rows) + 1)), why

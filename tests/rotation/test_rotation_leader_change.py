@@ -76,17 +76,17 @@ from bifrost.machines.rotation import (
     DRAIN,
     VERIFY_SERVED,
 )
-from bifrost.store import LeaseLost, SqlStore, migrate, open_store
-from bifrost.store.fence import StepFence, step_fence
-from bifrost.store.records import (
+from bifrost.records import (
     CertificateRecord,
     ChildRecord,
+    JournalOutcome,
     JournalRecord,
     NewOperation,
     OperationRecord,
     OperationStatus,
-    Outcome,
 )
+from bifrost.store import LeaseLost, SqlStore, migrate, open_store
+from bifrost.store.fence import StepFence, step_fence
 from devcluster.handshakes import HandshakeLoop
 
 SUCCESS_STEPS = (CREATE_CERTIFICATE, AWAIT_ISSUED, ATTACH_NEW, VERIFY_SERVED, DRAIN, DETACH_OLD,
@@ -319,10 +319,11 @@ class Scene:
         assert refs == {listener: [current[listener].secret_name] for listener in LISTENERS}, why
         # the journal: each success-path step finished exactly once, no rollback, no gaps
         rows = self.journal(op_id)
-        done = Counter(r.step for r in rows if r.outcome is Outcome.DONE and r.step)
+        done = Counter(r.step for r in rows if r.outcome is JournalOutcome.DONE and r.step)
         assert done == Counter(SUCCESS_STEPS), f"{why}: done rows {dict(done)}"
         assert not [r for r in rows if r.step in (DETACH_NEW, DELETE_NEW)], why
-        assert not [r for r in rows if r.outcome in (Outcome.FAILED, Outcome.RETRY)], \
+        failed = (JournalOutcome.FAILED, JournalOutcome.RETRY)
+        assert not [r for r in rows if r.outcome in failed], \
             f"{why}: {[(r.step, r.outcome.value, r.message) for r in rows]}"
         assert [r.sequence for r in rows] == list(range(1, len(rows) + 1)), why
         # the test's rotations of this gateway and no other; nothing else is running
@@ -428,7 +429,7 @@ def _stop_leader(scene: Scene, leader: Controller, hit: Callable[[OperationRecor
 
     def went_by(op: OperationRecord) -> bool:
         return op.status.terminal or any(
-            r.step == step and r.outcome is Outcome.DONE for r in scene.journal(op.id))
+            r.step == step and r.outcome is JournalOutcome.DONE for r in scene.journal(op.id))
     for _rotation in range(5):
         current = scene.current()
         old, untouched = current["https-0"], current["https-1"]
@@ -488,7 +489,7 @@ def test_new_leader_finishes_a_rotation_whose_leader_was_killed(scene: Scene,
     # after it: only the new leader's runners, and it finished what was left
     assert after and all(standby.owns(r.actor) for r in after), \
         [(r.sequence, r.actor) for r in after]
-    done_by = {r.step: r.actor for r in rows if r.outcome is Outcome.DONE and r.step}
+    done_by = {r.step: r.actor for r in rows if r.outcome is JournalOutcome.DONE and r.step}
     old_leader_steps = [s for s in SUCCESS_STEPS if leader.owns(done_by[s])]
     new_leader_steps = [s for s in SUCCESS_STEPS if standby.owns(done_by[s])]
     assert old_leader_steps + new_leader_steps == list(SUCCESS_STEPS)
@@ -497,12 +498,12 @@ def test_new_leader_finishes_a_rotation_whose_leader_was_killed(scene: Scene,
         # the old leader's attempt was begun (write-ahead) and never finished; the new leader
         # re-ran the step as the next attempt
         assert [(r.outcome, r.attempt) for r in before if r.step == ATTACH_NEW] == \
-            [(Outcome.STARTED, at_kill.attempt)]
+            [(JournalOutcome.STARTED, at_kill.attempt)]
         assert [r.attempt for r in after if r.step == ATTACH_NEW
-                and r.outcome is Outcome.STARTED][0] == at_kill.attempt + 1
+                and r.outcome is JournalOutcome.STARTED][0] == at_kill.attempt + 1
     else:
         assert old_leader_steps == [CREATE_CERTIFICATE, AWAIT_ISSUED, ATTACH_NEW, VERIFY_SERVED]
-        assert [r.outcome for r in before if r.step == DRAIN][-1] is Outcome.WAIT
+        assert [r.outcome for r in before if r.step == DRAIN][-1] is JournalOutcome.WAIT
     assert op.status is OperationStatus.SUCCEEDED
     assert scene.holder() == standby.identity
     assert standby.stop() == 0, standby.log_tail()
@@ -537,7 +538,7 @@ def test_a_paused_leader_is_deposed_and_its_late_commit_is_fenced(scene: Scene,
     journal = scene.journal(op_id)
     assert not [r for r in journal[len(paused_rows):] if not standby.owns(r.actor)], \
         "only the new leader ran the operation while the old one was stopped"
-    assert [r for r in journal if r.step == paused_in and r.outcome is Outcome.DONE
+    assert [r for r in journal if r.step == paused_in and r.outcome is JournalOutcome.DONE
             and standby.owns(r.actor)], f"{standby.identity} did not finish {paused_in}"
 
     # resumed while the rotation drains: the paused runner finishes its step and tries to commit
@@ -561,7 +562,7 @@ def test_a_paused_leader_is_deposed_and_its_late_commit_is_fenced(scene: Scene,
     assert after and all(standby.owns(r.actor) for r in after), \
         [(r.sequence, r.actor) for r in after]
     assert [(r.step, r.outcome, r.attempt) for r in paused_rows if r.actor == paused_owner][-1] \
-        == (paused_in, Outcome.STARTED, paused_attempt)
+        == (paused_in, JournalOutcome.STARTED, paused_attempt)
     assert op.status is OperationStatus.SUCCEEDED
     # the deposed leader is a healthy standby again; both shut down cleanly
     assert leader.proc is not None and leader.proc.poll() is None, leader.log_tail()

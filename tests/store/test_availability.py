@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bifrost.records import NewOperation
 from bifrost.store import SchemaMismatch, SqlStore, StoreUnavailable, migrate, open_store
-from bifrost.store.records import NewOperation
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -114,7 +114,7 @@ def test_status_predicates_in_sql_match_the_record_enums() -> None:
     """The partial indexes and claim_due use literal SQL status lists; keep them in step."""
     import re
 
-    from bifrost.store.records import ACTIVE_STATUSES, CLAIMABLE_STATUSES
+    from bifrost.records import ACTIVE_STATUSES, CLAIMABLE_STATUSES
     from bifrost.store.sql.tables import ACTIVE_STATUS_SQL, CLAIMABLE_STATUS_SQL
 
     def statuses(sql: str) -> set[str]:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bifrost.records import JournalOutcome, NewOperation, OperationStatus
 from bifrost.store import SqlStore
-from bifrost.store.records import NewOperation, OperationStatus, Outcome
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OPERATIONS = 120
@@ -63,7 +63,7 @@ def test_concurrent_claimers_never_share_an_operation(
                         owner=owner,
                         version=op.version,
                         now=T0,
-                        outcome=Outcome.DONE,
+                        outcome=JournalOutcome.DONE,
                         state="done",
                         status=OperationStatus.SUCCEEDED,
                         context={},

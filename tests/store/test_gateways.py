@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bifrost.records import CertificateRecord, ChildRecord, NewOperation
 from bifrost.store import NotFound, SqlStore
-from bifrost.store.records import CertificateRecord, ChildRecord, NewOperation
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from bifrost.records import JournalOutcome, NewOperation, OperationStatus
 from bifrost.store import SqlStore
-from bifrost.store.records import NewOperation, OperationStatus, Outcome
 from bifrost.store.sql import connect
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -40,7 +40,7 @@ def _run_steps(store: SqlStore, op_id: int, owner: str, steps: int, *, start: da
             owner=owner,
             version=op.version,
             now=now,
-            outcome=Outcome.DONE,
+            outcome=JournalOutcome.DONE,
             state=f"s{i + 1}",
             status=OperationStatus.RUNNING,
             context={"i": i},

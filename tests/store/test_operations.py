@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bifrost.store import LeaseLost, NotFound, OperationConflict, SqlStore
-from bifrost.store.records import (
+from bifrost.records import (
+    JournalOutcome,
     NewOperation,
     OperationRecord,
     OperationStatus,
-    Outcome,
     StepStart,
 )
+from bifrost.store import LeaseLost, NotFound, OperationConflict, SqlStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -59,7 +59,7 @@ def test_create_operation_returns_pending_record_with_created_journal_row(store:
     [row] = store.journal(operation_id=op.id)
     assert (row.sequence, row.outcome, row.message, row.actor) == (
         1,
-        Outcome.TRANSITION,
+        JournalOutcome.TRANSITION,
         "created",
         "controller",
     )
@@ -123,7 +123,7 @@ def test_lane_is_free_again_once_the_operation_is_terminal(
         owner="w1",
         version=op.version,
         now=T0,
-        outcome=Outcome.DONE,
+        outcome=JournalOutcome.DONE,
         state="done",
         status=status,
         context={},
@@ -264,7 +264,7 @@ def _fenced_calls(
             owner=owner,
             version=version,
             now=now,
-            outcome=Outcome.DONE,
+            outcome=JournalOutcome.DONE,
             state="next",
             status=OperationStatus.SUCCEEDED,
             context={"changed": True},
@@ -277,7 +277,7 @@ def _fenced_calls(
             owner=owner,
             version=version,
             now=now,
-            outcome=Outcome.DONE,
+            outcome=JournalOutcome.DONE,
             state="next",
             status=OperationStatus.RUNNING,
             context={"changed": True},
@@ -346,7 +346,7 @@ def test_begin_and_finish_step_commit_write_ahead_and_outcome(store: SqlStore) -
     assert began.lease_owner == "w1"  # begin keeps the lease
     started = store.journal(operation_id=op.id)[-1]
     assert (started.outcome, started.step, started.attempt, started.state) == (
-        Outcome.STARTED,
+        JournalOutcome.STARTED,
         "apply",
         1,
         "resolve",
@@ -358,7 +358,7 @@ def test_begin_and_finish_step_commit_write_ahead_and_outcome(store: SqlStore) -
         owner="w1",
         version=began.version,
         now=t2,
-        outcome=Outcome.DONE,
+        outcome=JournalOutcome.DONE,
         state="wait-ready",
         status=OperationStatus.WAITING,
         context={"applied": ["svc"]},
@@ -376,7 +376,7 @@ def test_begin_and_finish_step_commit_write_ahead_and_outcome(store: SqlStore) -
     assert done.version == began.version + 1
     row = store.journal(operation_id=op.id)[-1]
     assert (row.outcome, row.step, row.attempt, row.state, row.message, row.output) == (
-        Outcome.DONE,
+        JournalOutcome.DONE,
         "apply",
         1,
         "wait-ready",
@@ -386,8 +386,8 @@ def test_begin_and_finish_step_commit_write_ahead_and_outcome(store: SqlStore) -
     assert (row.started_at, row.finished_at) == (t1, t2)
 
 
-@pytest.mark.parametrize("outcome", [Outcome.WAIT, Outcome.RETRY])
-def test_wait_and_retry_keep_step_and_attempt(store: SqlStore, outcome: Outcome) -> None:
+@pytest.mark.parametrize("outcome", [JournalOutcome.WAIT, JournalOutcome.RETRY])
+def test_wait_and_retry_keep_step_and_attempt(store: SqlStore, outcome: JournalOutcome) -> None:
     store.create_operation(new_op(), now=T0, actor="c")
     op = claimed(store)
     op = store.begin_step(op.id, owner="w1", version=op.version, now=T0, step="ready", attempt=2)
@@ -401,10 +401,10 @@ def test_wait_and_retry_keep_step_and_attempt(store: SqlStore, outcome: Outcome)
         status=OperationStatus.WAITING,
         context={},
         next_run_at=T0 + timedelta(seconds=5),
-        last_error="not ready" if outcome is Outcome.RETRY else None,
+        last_error="not ready" if outcome is JournalOutcome.RETRY else None,
     )
     assert (after.step, after.attempt) == ("ready", 2)
-    assert after.last_error == ("not ready" if outcome is Outcome.RETRY else None)
+    assert after.last_error == ("not ready" if outcome is JournalOutcome.RETRY else None)
     assert store.claim_due(owner="w2", now=T0 + timedelta(seconds=4), lease_for=LEASE) == []
     [due] = store.claim_due(owner="w2", now=T0 + timedelta(seconds=5), lease_for=LEASE)
     assert due.id == op.id
@@ -418,7 +418,7 @@ def test_finish_step_with_release_lease_false_keeps_the_lease(store: SqlStore) -
         owner="w1",
         version=op.version,
         now=T0,
-        outcome=Outcome.DONE,
+        outcome=JournalOutcome.DONE,
         state="render",
         status=OperationStatus.RUNNING,
         context={},
@@ -433,13 +433,13 @@ def test_finish_step_with_release_lease_false_keeps_the_lease(store: SqlStore) -
 @pytest.mark.parametrize(
     ("status", "outcome"),
     [
-        (OperationStatus.SUCCEEDED, Outcome.DONE),
-        (OperationStatus.FAILED, Outcome.FAILED),
-        (OperationStatus.CANCELLED, Outcome.TRANSITION),
+        (OperationStatus.SUCCEEDED, JournalOutcome.DONE),
+        (OperationStatus.FAILED, JournalOutcome.FAILED),
+        (OperationStatus.CANCELLED, JournalOutcome.TRANSITION),
     ],
 )
 def test_terminal_status_sets_finished_at(
-    store: SqlStore, status: OperationStatus, outcome: Outcome
+    store: SqlStore, status: OperationStatus, outcome: JournalOutcome
 ) -> None:
     store.create_operation(new_op(), now=T0, actor="c")
     op = claimed(store)
@@ -469,7 +469,7 @@ def test_context_that_is_not_json_is_refused(store: SqlStore) -> None:
             owner="w1",
             version=op.version,
             now=T0,
-            outcome=Outcome.DONE,
+            outcome=JournalOutcome.DONE,
             state="x",
             status=OperationStatus.WAITING,
             context={"when": T0},
@@ -491,7 +491,7 @@ def test_fail_operation_without_a_lease(store: SqlStore) -> None:
     assert (failed.lease_owner, failed.step, failed.attempt) == (None, None, 0)
     row = store.journal(operation_id=op.id)[-1]
     assert (row.outcome, row.message, row.actor, row.step, row.attempt) == (
-        Outcome.FAILED,
+        JournalOutcome.FAILED,
         "unknown machine 'x'",
         "engine",
         "s",
@@ -524,7 +524,7 @@ def test_pause_resume_cancel(store: SqlStore) -> None:
     assert (paused.lease_owner, paused.lease_expires_at) == (None, None)
     assert paused.version == op.version + 1
     row = store.journal(operation_id=op.id)[-1]
-    assert (row.outcome, row.actor, row.message) == (Outcome.ADMIN, "alice", "maintenance")
+    assert (row.outcome, row.actor, row.message) == (JournalOutcome.ADMIN, "alice", "maintenance")
     assert row.output == {"from": "running", "to": "paused"}
     # its runner is fenced out, and nobody claims it
     with pytest.raises(LeaseLost):
@@ -533,7 +533,7 @@ def test_pause_resume_cancel(store: SqlStore) -> None:
             owner="w1",
             version=op.version,
             now=T0,
-            outcome=Outcome.DONE,
+            outcome=JournalOutcome.DONE,
             state="x",
             status=OperationStatus.WAITING,
             context={},
@@ -619,7 +619,7 @@ def test_retry_is_refused_while_another_operation_holds_the_lane(store: SqlStore
             message="retry",
         )
     assert store.get_operation(op.id) == before
-    assert store.journal(operation_id=op.id)[-1].outcome is Outcome.FAILED
+    assert store.journal(operation_id=op.id)[-1].outcome is JournalOutcome.FAILED
 
 
 def test_admin_transition_unknown_operation(store: SqlStore) -> None:
@@ -651,7 +651,7 @@ def _finish_and_enter(
     **kw: object,
 ) -> OperationRecord:
     fields: dict[str, object] = {
-        "outcome": Outcome.DONE,
+        "outcome": JournalOutcome.DONE,
         "state": "render",
         "status": OperationStatus.RUNNING,
         "context": {"applied": True},
@@ -685,7 +685,7 @@ def test_finish_step_with_begin_next_enters_the_next_step_in_the_same_commit(
     assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
     done, start = rows[-2:]
     assert (done.outcome, done.step, done.attempt, done.state, done.output) == (
-        Outcome.DONE,
+        JournalOutcome.DONE,
         "apply",
         1,
         "render",
@@ -693,7 +693,7 @@ def test_finish_step_with_begin_next_enters_the_next_step_in_the_same_commit(
     )
     assert (done.started_at, done.finished_at, done.message) == (t1, t2, "apply done")
     assert (start.outcome, start.step, start.attempt, start.state, start.actor) == (
-        Outcome.STARTED,
+        JournalOutcome.STARTED,
         "wait",
         1,
         "render",
@@ -707,7 +707,7 @@ def test_finish_step_with_begin_next_enters_the_next_step_in_the_same_commit(
         owner="w1",
         version=entered.version,
         now=t3,
-        outcome=Outcome.DONE,
+        outcome=JournalOutcome.DONE,
         state="render",
         status=OperationStatus.SUCCEEDED,
         context={},
@@ -719,7 +719,7 @@ def test_finish_step_with_begin_next_enters_the_next_step_in_the_same_commit(
     assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
     last = rows[-1]
     assert (last.outcome, last.step, last.attempt, last.started_at, last.finished_at) == (
-        Outcome.DONE,
+        JournalOutcome.DONE,
         "wait",
         1,
         t2,
@@ -738,7 +738,7 @@ def test_begin_next_after_a_failed_step_enters_the_compensation(
         now=T0,
         next_step="undo",
         started=StepStart(step="apply", attempt=1, started_at=T0),
-        outcome=Outcome.FAILED,
+        outcome=JournalOutcome.FAILED,
         state="rollback",
         last_error="boom",
     )
@@ -750,8 +750,8 @@ def test_begin_next_after_a_failed_step_enters_the_compensation(
     )
     rows = store.journal(operation_id=op.id)
     assert [(r.outcome, r.step) for r in rows[-2:]] == [
-        (Outcome.FAILED, "apply"),
-        (Outcome.STARTED, "undo"),
+        (JournalOutcome.FAILED, "apply"),
+        (JournalOutcome.STARTED, "undo"),
     ]
 
 
@@ -800,7 +800,7 @@ def test_finish_step_is_fenced_on_the_step_in_flight_it_names(
                 owner="w1",
                 version=op.version,
                 now=T0,
-                outcome=Outcome.DONE,
+                outcome=JournalOutcome.DONE,
                 state="x",
                 status=OperationStatus.WAITING,
                 context={},
@@ -837,7 +837,7 @@ def test_a_crash_after_the_merged_commit_reruns_the_entered_step_as_attempt_2(
             owner="w1",
             version=entered.version,
             now=T0 + LEASE,
-            outcome=Outcome.DONE,
+            outcome=JournalOutcome.DONE,
             state="render",
             status=OperationStatus.RUNNING,
             context={},
@@ -849,7 +849,7 @@ def test_a_crash_after_the_merged_commit_reruns_the_entered_step_as_attempt_2(
     rows = store.journal(operation_id=op.id)
     assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
     assert [(r.outcome, r.step, r.attempt, r.actor) for r in rows if r.step == "wait"] == [
-        (Outcome.STARTED, "wait", 1, "w1"),
-        (Outcome.STARTED, "wait", 2, "w2"),
+        (JournalOutcome.STARTED, "wait", 1, "w1"),
+        (JournalOutcome.STARTED, "wait", 2, "w2"),
     ]
     assert store.get_operation(op.id) == rerun

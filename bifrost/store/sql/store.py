@@ -54,6 +54,18 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.sql.expression import Executable
 
+from bifrost.records import (
+    ACTIVE_STATUSES,
+    CertificateRecord,
+    ChildRecord,
+    GatewayRecord,
+    JournalOutcome,
+    JournalRecord,
+    NewOperation,
+    OperationRecord,
+    OperationStatus,
+    StepStart,
+)
 from bifrost.store.errors import (
     LeaseLost,
     NotFound,
@@ -62,18 +74,6 @@ from bifrost.store.errors import (
 )
 from bifrost.store.fence import current_fence
 from bifrost.store.interface import OperationStore
-from bifrost.store.records import (
-    ACTIVE_STATUSES,
-    CertificateRecord,
-    ChildRecord,
-    GatewayRecord,
-    JournalRecord,
-    NewOperation,
-    OperationRecord,
-    OperationStatus,
-    Outcome,
-    StepStart,
-)
 from bifrost.store.sql.backend import Backend, describe_error, safe_url
 from bifrost.store.sql.sqlite import WRITE_OPTION
 from bifrost.store.sql.tables import (
@@ -172,7 +172,7 @@ def _journal(row: RowMapping) -> JournalRecord:
         state=row["state"],
         step=row["step"],
         attempt=row["attempt"],
-        outcome=Outcome(row["outcome"]),
+        outcome=JournalOutcome(row["outcome"]),
         message=row["message"],
         output=_load_json_object(row["output"]),
         actor=row["actor"],
@@ -285,7 +285,7 @@ class SqlStore:
             select(_J.started_at)
             .where(
                 _J.operation_id == _OP.id,
-                _J.outcome == Outcome.STARTED.value,
+                _J.outcome == JournalOutcome.STARTED.value,
                 _J.step == _OP.step,
                 _J.attempt == _OP.attempt,
             )
@@ -455,7 +455,7 @@ class SqlStore:
         state: str | None,
         step: str | None,
         attempt: int,
-        outcome: Outcome,
+        outcome: JournalOutcome,
         message: str | None,
         output: str | None,
         actor: str,
@@ -484,7 +484,7 @@ class SqlStore:
         state: str,
         step: str | None,
         attempt: int,
-        outcome: Outcome,
+        outcome: JournalOutcome,
         message: str | None,
         output: dict[str, Any] | None,
         actor: str,
@@ -566,7 +566,7 @@ class SqlStore:
                     state=new.state,
                     step=None,
                     attempt=0,
-                    outcome=Outcome.TRANSITION,
+                    outcome=JournalOutcome.TRANSITION,
                     message="created",
                     output=None,
                     actor=actor,
@@ -675,7 +675,7 @@ class SqlStore:
                         state=None,  # the operation's (unchanged) state
                         step=step,
                         attempt=attempt,
-                        outcome=Outcome.STARTED,
+                        outcome=JournalOutcome.STARTED,
                         message=None,
                         output=None,
                         actor=owner,
@@ -693,7 +693,7 @@ class SqlStore:
         owner: str,
         version: int,
         now: datetime,
-        outcome: Outcome,
+        outcome: JournalOutcome,
         state: str,
         status: OperationStatus,
         context: dict[str, Any],
@@ -713,7 +713,7 @@ class SqlStore:
         is also fenced on that step/attempt), else looked up (``now`` when there is none).
         """
         status = OperationStatus(status)
-        outcome = Outcome(outcome)
+        outcome = JournalOutcome(outcome)
         if begin_next is not None:
             next_step, next_attempt = begin_next
             if status is not OperationStatus.RUNNING or release_lease:
@@ -722,7 +722,7 @@ class SqlStore:
                     f"it needs status=running and release_lease=False (got {status.value}, "
                     f"release_lease={release_lease})"
                 )
-            if outcome is Outcome.STARTED or next_attempt < 1 or not next_step:
+            if outcome is JournalOutcome.STARTED or next_attempt < 1 or not next_step:
                 raise ValueError(
                     f"finish_step(begin_next={begin_next!r}, outcome={outcome.value}): needs a "
                     "step outcome and a step name with an attempt >= 1"
@@ -739,7 +739,7 @@ class SqlStore:
         }
         if begin_next is not None:
             values.update(step=begin_next[0], attempt=begin_next[1])
-        elif outcome in (Outcome.DONE, Outcome.FAILED):
+        elif outcome in (JournalOutcome.DONE, JournalOutcome.FAILED):
             values.update(step=None, attempt=0)
         if release_lease:
             values.update(lease_owner=None, lease_expires_at=None)
@@ -771,7 +771,7 @@ class SqlStore:
                         state=state,
                         step=begin_next[0],
                         attempt=begin_next[1],
-                        outcome=Outcome.STARTED,
+                        outcome=JournalOutcome.STARTED,
                         message=None,
                         output=None,
                         actor=owner,
@@ -829,7 +829,7 @@ class SqlStore:
                 state=current.state,
                 step=current.step,
                 attempt=current.attempt,
-                outcome=Outcome.FAILED,
+                outcome=JournalOutcome.FAILED,
                 message=message,
                 output=None,
                 actor=actor,
@@ -890,7 +890,7 @@ class SqlStore:
                     state=after.state,
                     step=after.step,
                     attempt=after.attempt,
-                    outcome=Outcome.ADMIN,
+                    outcome=JournalOutcome.ADMIN,
                     message=message,
                     output={"from": current.status.value, "to": status.value},
                     actor=actor,

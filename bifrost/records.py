@@ -51,7 +51,7 @@ CLAIMABLE_STATUSES = frozenset(
 )
 
 
-class Outcome(StrEnum):
+class JournalOutcome(StrEnum):
     """What a journal row records."""
 
     STARTED = "started"  # write-ahead: entering a step attempt
@@ -134,7 +134,7 @@ class JournalRecord(Frozen):
     state: str
     step: str | None
     attempt: int
-    outcome: Outcome
+    outcome: JournalOutcome
     message: str | None
     output: dict[str, Any] | None
     actor: str

@@ -1,4 +1,4 @@
-"""Renderers: view models → text (aligned tables), JSON or YAML.
+"""Formatters: view models → text (aligned tables), JSON or YAML.
 
 Tables are drawn as plain aligned columns (the ``kubectl get`` style) rather than with rich's
 ``Table``: the output is greppable and diff-able, stable under any terminal width, and fast
@@ -429,7 +429,7 @@ def action_text(doc: ActionResult) -> str:
     return doc.message
 
 
-def render(doc: Document, output: OutputFormat, *, compact: bool = False) -> str:
+def format_document(doc: Document, output: OutputFormat, *, compact: bool = False) -> str:
     """The whole output of a read command (no trailing newline)."""
     if output is OutputFormat.JSON:
         return to_json(doc, compact=compact)
