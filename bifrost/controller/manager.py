@@ -89,8 +89,8 @@ def default_steps(kube: KubeClient, store: OperationStore, cache: Cache) -> dict
     """The step implementations of every machine in the catalog, keyed by step name (step
     names are unique across machines): edge-certificate, provision, rotation and teardown.
     Blueprints are read from the informer cache, not fetched per step; the renewal policy is
-    ``bifrost.controller.renewal``."""
-    from bifrost.controller.renewal import renewal_policy
+    ``bifrost.certificates.renewal``."""
+    from bifrost.certificates.renewal import renewal_policy
     from bifrost.steps.certificates import (
         ApplyCertificate,
         RecordCertificate,

@@ -62,6 +62,12 @@ from bifrost.api.conditions import (
     condition,
 )
 from bifrost.api.policies import CONTROLLER_NAMESPACE
+from bifrost.certificates.rules import (
+    leaf_fingerprint,
+    listener_hostnames,
+    managed_listeners,
+    source_secret_ref,
+)
 from bifrost.clock import Clock
 from bifrost.controller.informers import (
     BIFROST_GROUP,
@@ -94,13 +100,7 @@ from bifrost.records import (
 from bifrost.status import gatewayclass_status, route_attachments, status_changed
 from bifrost.status.policies import ValuesRules, check_policy, precedence, winner
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
-from bifrost.steps.tls import (
-    attached_certificates,
-    leaf_fingerprint,
-    listener_hostnames,
-    managed_listeners,
-    source_secret_ref,
-)
+from bifrost.steps.tls import attached_certificates
 from bifrost.store.errors import NotFound as RecordNotFound
 from bifrost.store.errors import OperationConflict
 from bifrost.store.interface import OperationStore

@@ -1,7 +1,7 @@
 """The renewal scheduler: wakes the engine when a certificate is due for renewal.
 
 The only module that imports APScheduler. The store is the source of truth: every decision reads
-``renewal_at`` from it as recorded (it is decided once, by :mod:`bifrost.controller.renewal`,
+``renewal_at`` from it as recorded (it is decided once, by :mod:`bifrost.certificates.renewal`,
 when a certificate is recorded, and never recomputed here) and compares it with the injected
 :class:`~bifrost.clock.Clock`. APScheduler is only an alarm clock:
 
@@ -50,8 +50,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bifrost.certificates.renewal import renewal_jitter
 from bifrost.clock import Clock
-from bifrost.controller.renewal import renewal_jitter
 from bifrost.records import CertificateRecord
 from bifrost.store.interface import OperationStore
 

@@ -30,6 +30,7 @@ from bifrost.api.conditions import (
     GatewayReason,
     condition,
 )
+from bifrost.certificates.rules import is_certificate_child
 from bifrost.clock import Clock
 from bifrost.controller.informers import (
     CONTROLLER_NAME,
@@ -53,7 +54,6 @@ from bifrost.sandbox import evaluate_addresses
 from bifrost.status import Readiness, attached_routes, gateway_status, route_status
 from bifrost.status import status_changed as _status_changed
 from bifrost.status._util import merge_conditions
-from bifrost.steps.tls import is_certificate_child
 
 __all__ = [
     "SUPPORTED_FEATURES",

@@ -14,13 +14,13 @@ from typing import Any
 
 from cryptography import x509
 
+from bifrost.certificates.rules import der_fingerprint, dns_names
 from bifrost.engine import Done, StepContext, StepOutcome, Wait
 from bifrost.kube import KubeClient, KubeError
 from bifrost.machines.edge_certificate import EdgeCertificateContext
 from bifrost.records import CertificateRecord
 from bifrost.steps.children import owner_reference
 from bifrost.steps.kube_outcomes import outcome_for
-from bifrost.steps.tls import der_fingerprint, dns_names
 from bifrost.store.interface import OperationStore
 
 CERT_API = "cert-manager.io/v1"

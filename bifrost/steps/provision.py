@@ -34,6 +34,12 @@ from typing import Any, Protocol
 
 from bifrost.api.blueprint import API_VERSION as BLUEPRINT_API_VERSION
 from bifrost.api.blueprint import BLUEPRINT_KIND, TLSSource
+from bifrost.certificates.rules import (
+    certificate_name,
+    is_certificate_child,
+    listener_hostnames,
+    managed_listeners,
+)
 from bifrost.engine import Done, Fail, Retry, StepContext, StepOutcome, Wait
 from bifrost.kube import Invalid, KubeClient, KubeError, Retryable, UnknownKind
 from bifrost.machines.provision import ProvisionContext
@@ -64,13 +70,9 @@ from bifrost.steps.tls import (
     Issued,
     RenewalTime,
     attached_certificates,
-    certificate_name,
     delete_certificate_object,
-    is_certificate_child,
     issued_record,
-    listener_hostnames,
     load_tls,
-    managed_listeners,
     observe_issued,
     references,
     request_certificate,
@@ -826,7 +828,7 @@ class Prune(_ProvisionStep):
 
 class EnsureCertificates(_ProvisionStep):
     """``ensure_certificates``: with ``spec.tls``, every managed HTTPS listener (see
-    ``bifrost.steps.tls.managed_listeners``) gets a certificate before the children render:
+    ``bifrost.certificates.rules.managed_listeners``) gets a certificate before the children render:
     one is requested where none is attached, waited for until issued (bounded by
     ``spec.tls.issueTimeoutSeconds``) and attached. A listener that went away has its
     certificates retired (detached now, deleted by ``prune`` once the children no longer use

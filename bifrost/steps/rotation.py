@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bifrost.api.blueprint import BLUEPRINT_KIND, BlueprintTLS, TLSSource, VerifyMode
+from bifrost.certificates.rules import certificate_name, is_certificate_child, listener_hostnames
 from bifrost.engine import Done, Fail, StepContext, StepOutcome, Wait
 from bifrost.engine.step import idempotency_key
 from bifrost.kube import KubeClient, KubeError
@@ -52,12 +53,9 @@ from bifrost.steps.redaction import Redactor
 from bifrost.steps.tls import (
     Issued,
     RenewalTime,
-    certificate_name,
     certificate_record,
     delete_certificate_object,
-    is_certificate_child,
     issued_record,
-    listener_hostnames,
     load_tls,
     observe_issued,
     references,

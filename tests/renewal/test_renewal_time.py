@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bifrost.api.blueprint import BlueprintTLS, MaintenanceWindow, RenewBefore
-from bifrost.controller.renewal import (
+from bifrost.certificates.renewal import (
     RenewalDecision,
     in_window,
     latest_acceptable,

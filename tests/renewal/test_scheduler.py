@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from bifrost.certificates import renewal
+from bifrost.certificates.renewal import renewal_jitter
 from bifrost.clock import Clock, ManualClock, SystemClock
-from bifrost.controller import renewal
-from bifrost.controller.renewal import renewal_jitter
 from bifrost.controller.scheduler import RenewalScheduler, job_id
 from bifrost.records import CertificateRecord
 from bifrost.store import SqlStore, migrate, open_store

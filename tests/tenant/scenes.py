@@ -21,9 +21,9 @@ from typing import Any, TypeAlias
 
 import yaml
 
+from bifrost.certificates.rules import certificate_name, listener_hostnames, managed_listeners
 from bifrost.render import RenderError, render_certificate, render_gateway, render_route_children
 from bifrost.render.merge import deep_merge, merge_values
-from bifrost.steps.tls import certificate_name, listener_hostnames, managed_listeners
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
