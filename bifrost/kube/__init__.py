@@ -22,6 +22,7 @@ from bifrost.kube.errors import (
 )
 from bifrost.kube.events import EventRecorder, ObjectRef
 from bifrost.kube.leader import LeaderElector
+from bifrost.kube.ports import Kube, KubeReader, KubeStatusWriter, KubeWriter
 from bifrost.kube.watch import Backoff, Watcher, WatchEvent
 
 __all__ = [
@@ -35,7 +36,11 @@ __all__ = [
     "Gone",
     "Invalid",
     "KubeClient",
+    "Kube",
     "KubeError",
+    "KubeReader",
+    "KubeStatusWriter",
+    "KubeWriter",
     "LeaderElector",
     "NotFound",
     "ObjectRef",
