@@ -29,11 +29,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-pytest_plugins = ["fixtures.devcluster"]
+pytest_plugins = ["support.devcluster"]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fixtures.postgres import ENV_URL, DatabaseFactory, embedded_server, to_sqlalchemy_url  # noqa: E402
+from support.postgres import ENV_URL, DatabaseFactory, embedded_server, to_sqlalchemy_url  # noqa: E402
 
 from bifrost.store import SqlStore, open_store  # noqa: E402
 from bifrost.store import migrate as store_migrate  # noqa: E402

@@ -1,4 +1,4 @@
-"""Fixtures of the bifrost-admin tests (see ``fixtures.admin_fleet``): ``fleet`` runs on SQLite
+"""Fixtures of the bifrost-admin tests (see ``support.admin_fleet``): ``fleet`` runs on SQLite
 and PostgreSQL (``store_url``) and is for what the backend could change (queries, actions);
 ``sqlite_fleet`` is for the rest (formats, filters, errors), to keep the suite fast."""
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.admin_fleet import Fleet, make_fleet
+from support.admin_fleet import Fleet, make_fleet
 
 from bifrost.store import migrate
 

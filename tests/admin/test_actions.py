@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fixtures.admin_fleet import DELIVER, T0, Fleet
 from pydantic import BaseModel
+from support.admin_fleet import DELIVER, T0, Fleet
 
 from bifrost.engine import Fail, Wait
 from bifrost.machines import MachineRegistry, MachineSpec, StateSpec, StepSpec

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from fixtures.admin_fleet import Fleet
+from support.admin_fleet import Fleet
 from typer.testing import CliRunner, Result
 
 from bifrost.cli.admin import app

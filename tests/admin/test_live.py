@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.admin_fleet import Fleet
+from support.admin_fleet import Fleet
 
 from bifrost.kube.client import KubeClient
 from devcluster.kubeconfig import write_kubeconfig

@@ -1,7 +1,7 @@
 """bifrost-admin's read commands show what real engine runs left in the store.
 
 Every scenario is made by the engine's ``Runner`` running the ``deliver`` test machine (see
-``fixtures.admin_fleet``) on SQLite and PostgreSQL, with a manual clock; the commands run
+``support.admin_fleet``) on SQLite and PostgreSQL, with a manual clock; the commands run
 in-process and the tests check the content of the table and the JSON documents.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fixtures.admin_fleet import T0, Fleet
+from support.admin_fleet import T0, Fleet
 
 from bifrost.admin import queries
 from bifrost.engine import Retry, Wait

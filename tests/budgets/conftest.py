@@ -1,4 +1,4 @@
-"""The devcluster fixtures of the in-process controller scenarios (``fixtures.inprocess``), and a
+"""The devcluster fixtures of the in-process controller scenarios (``support.inprocess``), and a
 migrated SQLite store per test."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.inprocess import cluster, kube, kubeconfig, namespace, sqlite_store  # noqa: F401
+from support.inprocess import cluster, kube, kubeconfig, namespace, sqlite_store  # noqa: F401
 
 from bifrost.store import SqlStore
 

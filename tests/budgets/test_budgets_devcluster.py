@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.inprocess import SYSTEM_NAMESPACE, running_controller
 from render.test_render_budgets import BYPASSES
 from sandbox.test_sandbox_pool import SLOW_CEL
+from support.inprocess import SYSTEM_NAMESPACE, running_controller
 
 from bifrost.controller.manager import Controller
 from bifrost.kube.client import KubeClient

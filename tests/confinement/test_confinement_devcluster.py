@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fixtures.inprocess import running_controller, sqlite_store, wait_for
+from support.inprocess import running_controller, sqlite_store, wait_for
 
 from bifrost.controller.manager import Controller
 from bifrost.kube import KubeClient

@@ -17,8 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "provision"))
 
-from fixtures.devcluster import crd_paths  # noqa: E402
 from provision_kit import CONFINEMENT, GATEWAY_API, REPO, Harness  # noqa: E402
+from support.devcluster import crd_paths  # noqa: E402
 
 from bifrost.cli.dev import LB_KIND  # noqa: E402
 from bifrost.kube import KubeClient  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from controller_kit import REPO, SYSTEM_NAMESPACE, ControllerProcess, free_port
-from fixtures import inprocess
+from support import inprocess
 
 from bifrost.store import migrate
 

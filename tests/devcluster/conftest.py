@@ -1,12 +1,12 @@
-"""Devcluster suite: one session-scoped server (see ``tests/fixtures/devcluster.py``).
+"""Devcluster suite: one session-scoped server (see ``tests/support/devcluster.py``).
 
 The fixtures are imported here so the suite runs on its own; once ``tests/conftest.py`` lists
-``pytest_plugins = ["fixtures.devcluster"]`` these imports are merely redundant.
+``pytest_plugins = ["support.devcluster"]`` these imports are merely redundant.
 """
 
 from __future__ import annotations
 
-from fixtures.devcluster import (  # noqa: F401
+from support.devcluster import (  # noqa: F401
     api_client,
     devcluster,
     dynamic_client,

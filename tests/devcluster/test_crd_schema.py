@@ -202,7 +202,7 @@ def test_crd_created_through_the_api_is_served_and_validates(
 
 
 def test_devcluster_load_crds_returns_names(devcluster: DevCluster, tmp_path) -> None:
-    from fixtures.devcluster import GATEWAY_API_CRDS
+    from support.devcluster import GATEWAY_API_CRDS
 
     names = devcluster.load_crds(GATEWAY_API_CRDS / "gateway.networking.k8s.io_gateways.yaml")
     assert names == [f"gateways.{GW}"]

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.devcluster import crd_paths
 from provision_kit import GATEWAY_API, REPO, Cluster, Harness
+from support.devcluster import crd_paths
 
 from bifrost.cli.dev import LB_KIND
 from bifrost.kube import KubeClient

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.devcluster import crd_paths
 from rotation_kit import REPO, Env, running_controller
+from support.devcluster import crd_paths
 
 from bifrost.cli.dev import LB_KIND
 from bifrost.kube import KubeClient

@@ -1,3 +1,3 @@
-"""The devcluster fixtures of the in-process controller scenarios (``fixtures.inprocess``)."""
+"""The devcluster fixtures of the in-process controller scenarios (``support.inprocess``)."""
 
-from fixtures.inprocess import cluster, kube, kubeconfig, namespace  # noqa: F401
+from support.inprocess import cluster, kube, kubeconfig, namespace  # noqa: F401

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fixtures import inprocess
+from support import inprocess
 
 from bifrost.controller.manager import Controller
 from bifrost.kube import Conflict
