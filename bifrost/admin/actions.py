@@ -35,7 +35,7 @@ from bifrost.records import (
     OperationRecord,
     OperationStatus,
 )
-from bifrost.store.errors import NotFound
+from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
 
 #: The machine ``renew`` starts when the running code has it (DESIGN §4, TLS rotation).
@@ -77,7 +77,7 @@ def find_operation(
     if operation_id is not None:
         try:
             op = store.get_operation(operation_id)
-        except NotFound:
+        except RecordNotFound:
             raise Refused(f"cannot {verb}: operation {operation_id} does not exist") from None
         if op.gateway_uid != gw.uid:
             raise Refused(
@@ -120,7 +120,7 @@ def resolve_target(
     try:
         op = store.get_operation(wanted)
         return store.get_gateway(op.gateway_uid), wanted
-    except NotFound:
+    except RecordNotFound:
         raise Refused(f"cannot {verb}: operation {wanted} does not exist") from None
 
 

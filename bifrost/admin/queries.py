@@ -49,7 +49,7 @@ from bifrost.records import (
     JournalRecord,
     OperationRecord,
 )
-from bifrost.store.errors import NotFound
+from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
 
 #: Upper bound handed to list queries that must return "all" rows of a kind.
@@ -346,7 +346,7 @@ def _operations_for(
     for operation_id in sorted(set(ids) - by_id.keys()):
         try:
             by_id[operation_id] = store.get_operation(operation_id)
-        except NotFound:  # deleted meanwhile
+        except RecordNotFound:  # deleted meanwhile
             continue
     return by_id
 
@@ -509,7 +509,7 @@ def schedule(store: OperationStore, *, now: datetime, limit: int = 100) -> Sched
         if cert.gateway_uid not in gateways:
             try:
                 gateways[cert.gateway_uid] = ref(store.get_gateway(cert.gateway_uid))
-            except NotFound:  # deleted meanwhile
+            except RecordNotFound:  # deleted meanwhile
                 gateways[cert.gateway_uid] = None
         gateway = gateways[cert.gateway_uid]
         if gateway is None:

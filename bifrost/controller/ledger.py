@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 
 from bifrost.clock import Clock
-from bifrost.store.errors import NotFound
+from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
 
 __all__ = ["StoreLedger"]
@@ -48,7 +48,7 @@ class StoreLedger:
                 return self._cache[uid]
         try:
             value = self.store.get_gateway(uid).input_hash
-        except NotFound:
+        except RecordNotFound:
             return None  # not cached: the record is about to be created
         finally:
             with self._lock:

@@ -101,8 +101,7 @@ from bifrost.status import gatewayclass_status, route_attachments, status_change
 from bifrost.status.policies import ValuesRules, check_policy, precedence, winner
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
 from bifrost.steps.tls import attached_certificates
-from bifrost.store.errors import NotFound as RecordNotFound
-from bifrost.store.errors import OperationConflict
+from bifrost.store.errors import OperationConflict, RecordNotFound
 from bifrost.store.interface import OperationStore
 
 __all__ = [

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from bifrost.clock import Clock
 from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMachine
 from bifrost.records import OperationRecord, OperationStatus
-from bifrost.store.errors import NotFound, OperationConflict
+from bifrost.store.errors import OperationConflict, RecordNotFound
 from bifrost.store.interface import OperationStore
 
 S = OperationStatus
@@ -43,7 +43,7 @@ def _past(verb: str) -> str:
 def _get(store: OperationStore, operation_id: int) -> OperationRecord:
     try:
         return store.get_operation(operation_id)
-    except NotFound:
+    except RecordNotFound:
         raise AdminRefused(f"operation {operation_id} does not exist") from None
 
 

@@ -56,7 +56,7 @@ from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMa
 from bifrost.machines.retry import RetryPolicy, backoff
 from bifrost.machines.spec import DONE_TRIGGER, FAIL_TRIGGER, MachineSpec, StateSpec, StepSpec
 from bifrost.records import JournalOutcome, OperationRecord, OperationStatus, StepStart
-from bifrost.store.errors import LeaseLost, NotFound, OperationConflict, StoreUnavailable
+from bifrost.store.errors import LeaseLost, OperationConflict, RecordNotFound, StoreUnavailable
 from bifrost.store.fence import StepFence, step_fence
 from bifrost.store.interface import OperationStore
 
@@ -347,7 +347,7 @@ class Runner:
 
     def _poison(self, record: OperationRecord, message: str) -> None:
         log.error("operation %s failed: %s", record.id, message)
-        with contextlib.suppress(NotFound, OperationConflict):  # gone, or already finished
+        with contextlib.suppress(RecordNotFound, OperationConflict):  # gone, or already finished
             self.store.fail_operation(
                 record.id, now=self.clock.now(), message=message, actor=self.owner
             )

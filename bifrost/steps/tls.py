@@ -55,7 +55,7 @@ from bifrost.sandbox import evaluate_expression, render_certificate
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_UID_LABEL, body_hash, gateway_owner_reference
 from bifrost.steps.redaction import Redactor, masked_by_source, rejection
-from bifrost.store.errors import NotFound as RecordNotFound
+from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
 
 __all__ = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bifrost.store.errors import (
     LeaseLost,
-    NotFound,
     OperationConflict,
+    RecordNotFound,
     SchemaMismatch,
     StoreError,
     StoreUnavailable,
@@ -42,7 +42,7 @@ def open_store(url: str) -> SqlStore:
 
 __all__ = [
     "LeaseLost",
-    "NotFound",
+    "RecordNotFound",
     "OperationConflict",
     "OperationStore",
     "SchemaMismatch",

@@ -19,7 +19,7 @@ class OperationConflict(StoreError):
     """Another active operation already holds the (gateway, lane) slot."""
 
 
-class NotFound(StoreError):
+class RecordNotFound(StoreError):
     """The record does not exist."""
 
 

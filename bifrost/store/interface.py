@@ -187,8 +187,8 @@ class OperationStore(Protocol):
 
     def record_input_hash(self, uid: str, input_hash: str | None, *, now: datetime) -> None:
         """Remember the input hash of the last provision started for a gateway (read back as
-        ``GatewayRecord.input_hash``; ``None`` clears it). NotFound if the gateway is unknown.
-        ``upsert_gateway`` leaves it alone."""
+        ``GatewayRecord.input_hash``; ``None`` clears it). RecordNotFound if the gateway is
+        unknown. ``upsert_gateway`` leaves it alone."""
         ...
 
     def delete_gateway(self, uid: str) -> None:

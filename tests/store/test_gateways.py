@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bifrost.records import CertificateRecord, ChildRecord, NewOperation
-from bifrost.store import NotFound, SqlStore
+from bifrost.store import RecordNotFound, SqlStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -86,8 +86,8 @@ def test_record_input_hash(store: SqlStore) -> None:
     assert store.get_gateway("u1").input_hash == "b" * 64
     store.record_input_hash("u1", None, now=t)
     assert store.get_gateway("u1").input_hash is None
-    # an unknown gateway: NotFound, nothing written
-    with pytest.raises(NotFound):
+    # an unknown gateway: RecordNotFound, nothing written
+    with pytest.raises(RecordNotFound):
         store.record_input_hash("nope", "c" * 64, now=t)
     assert [g.uid for g in store.list_gateways()] == ["u1"]
 
@@ -103,9 +103,9 @@ def test_set_gateway_state_and_errors(store: SqlStore) -> None:
     )
     ok = store.set_gateway_state("u1", lifecycle_state="programmed", now=T0)
     assert ok.last_error is None
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         store.set_gateway_state("nope", lifecycle_state="x", now=T0)
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         store.get_gateway("nope")
 
 
@@ -153,7 +153,7 @@ def test_certificate_upsert_list_delete(store: SqlStore) -> None:
 
 
 def test_certificate_for_unknown_gateway_is_refused(store: SqlStore) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         store.upsert_certificate(cert("ghost", "c"))
     assert store.list_certificates() == []
 
@@ -205,7 +205,7 @@ def test_child_inventory_is_keyed_by_child_id_and_route(store: SqlStore) -> None
 
 
 def test_child_for_unknown_gateway_is_refused(store: SqlStore) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         store.upsert_child(child("ghost", "svc"))
 
 
@@ -244,7 +244,7 @@ def test_delete_gateway_removes_everything_keyed_by_it(store: SqlStore) -> None:
 
     store.delete_gateway("doomed")
 
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         store.get_gateway("doomed")
     assert store.list_operations(gateway_uid="doomed") == []
     assert store.journal(gateway_uid="doomed") == []

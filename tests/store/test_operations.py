@@ -18,7 +18,7 @@ from bifrost.records import (
     OperationStatus,
     StepStart,
 )
-from bifrost.store import LeaseLost, NotFound, OperationConflict, SqlStore
+from bifrost.store import LeaseLost, OperationConflict, RecordNotFound, SqlStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -76,7 +76,7 @@ def test_create_operation_keeps_an_existing_gateway_row(store: SqlStore) -> None
 
 
 def test_get_unknown_operation_raises_not_found(store: SqlStore) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         store.get_operation(424242)
 
 
@@ -502,7 +502,7 @@ def test_fail_operation_without_a_lease(store: SqlStore) -> None:
         store.renew_lease(op.id, owner="w1", version=held.version, now=T0, lease_for=LEASE)
     with pytest.raises(OperationConflict):
         store.fail_operation(op.id, now=t, message="again", actor="engine")
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         store.fail_operation(12345, now=t, message="x", actor="engine")
 
 
@@ -623,7 +623,7 @@ def test_retry_is_refused_while_another_operation_holds_the_lane(store: SqlStore
 
 
 def test_admin_transition_unknown_operation(store: SqlStore) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordNotFound):
         store.admin_transition(
             777,
             now=T0,

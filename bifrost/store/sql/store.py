@@ -68,8 +68,8 @@ from bifrost.records import (
 )
 from bifrost.store.errors import (
     LeaseLost,
-    NotFound,
     OperationConflict,
+    RecordNotFound,
     StoreUnavailable,
 )
 from bifrost.store.fence import current_fence
@@ -343,7 +343,7 @@ class SqlStore:
     def _fetch_operation(self, conn: Connection, operation_id: int) -> OperationRecord:
         row = conn.execute(self._select_operation, {"id": operation_id}).mappings().first()
         if row is None:
-            raise NotFound(f"operation {operation_id} does not exist")
+            raise RecordNotFound(f"operation {operation_id} does not exist")
         return _operation(row)
 
     def _fenced_statement(
@@ -796,7 +796,7 @@ class SqlStore:
     ) -> OperationRecord:
         """Mark an active operation failed without a lease (poison operations).
 
-        Raises NotFound for an unknown id and OperationConflict when it is already terminal.
+        Raises RecordNotFound for an unknown id and OperationConflict when it is already terminal.
         """
         with self._tx(write=True) as conn:
             current = self._fetch_operation(conn, operation_id)
@@ -981,7 +981,7 @@ class SqlStore:
     def _fetch_gateway(self, conn: Connection, uid: str) -> GatewayRecord:
         row = conn.execute(select(gateways).where(_GW.uid == uid)).mappings().first()
         if row is None:
-            raise NotFound(f"gateway with uid {uid} is not in the store")
+            raise RecordNotFound(f"gateway with uid {uid} is not in the store")
         return _gateway(row)
 
     def get_gateway(self, uid: str) -> GatewayRecord:
@@ -1028,11 +1028,11 @@ class SqlStore:
                 .values(lifecycle_state=lifecycle_state, last_error=last_error, updated_at=now)
             )
             if result.rowcount != 1:
-                raise NotFound(f"gateway with uid {uid} is not in the store")
+                raise RecordNotFound(f"gateway with uid {uid} is not in the store")
             return self._fetch_gateway(conn, uid)
 
     def record_input_hash(self, uid: str, input_hash: str | None, *, now: datetime) -> None:
-        """One UPDATE; NotFound (and nothing written) for an unknown uid."""
+        """One UPDATE; RecordNotFound (and nothing written) for an unknown uid."""
         with self._tx(write=True) as conn:
             result = conn.execute(
                 update(gateways)
@@ -1040,7 +1040,7 @@ class SqlStore:
                 .values(input_hash=input_hash, updated_at=now)
             )
             if result.rowcount != 1:
-                raise NotFound(f"gateway with uid {uid} is not in the store")
+                raise RecordNotFound(f"gateway with uid {uid} is not in the store")
 
     def delete_gateway(self, uid: str) -> None:
         """Remove a gateway and everything keyed by it; a no-op for an unknown uid."""
@@ -1054,7 +1054,8 @@ class SqlStore:
 
     # --- certificates ---------------------------------------------------------------------------
     def upsert_certificate(self, record: CertificateRecord) -> CertificateRecord:
-        """Insert or replace by (gateway_uid, object_name). NotFound if the gateway is unknown."""
+        """Insert or replace by (gateway_uid, object_name). RecordNotFound if the gateway is
+        unknown."""
         values: dict[str, Any] = {
             "gateway_uid": record.gateway_uid,
             "object_name": record.object_name,
@@ -1115,7 +1116,9 @@ class SqlStore:
 
     def _require_gateway(self, conn: Connection, uid: str) -> None:
         if conn.execute(select(_GW.uid).where(_GW.uid == uid)).first() is None:
-            raise NotFound(f"gateway with uid {uid} is not in the store; upsert_gateway first")
+            raise RecordNotFound(
+                f"gateway with uid {uid} is not in the store; upsert_gateway first"
+            )
 
     def list_certificates(self, *, gateway_uid: str | None = None) -> list[CertificateRecord]:
         stmt = select(certificates).order_by(_CERT.gateway_uid, _CERT.listener, _CERT.object_name)
@@ -1167,7 +1170,7 @@ class SqlStore:
 
     # --- child inventory ------------------------------------------------------------------------
     def upsert_child(self, record: ChildRecord) -> ChildRecord:
-        """Insert or replace by (gateway_uid, child_id, route_key). NotFound if the gateway is
+        """Insert or replace by (gateway_uid, child_id, route_key). RecordNotFound if the gateway is
         unknown."""
         values: dict[str, Any] = {
             "gateway_uid": record.gateway_uid,
