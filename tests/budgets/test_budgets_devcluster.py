@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +39,7 @@ import pytest
 from render.test_render_budgets import BYPASSES
 from sandbox.test_sandbox_pool import SLOW_CEL
 from support.inprocess import SYSTEM_NAMESPACE, running_controller
+from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
 from bifrost.kube.client import KubeClient
@@ -82,18 +83,6 @@ HOSTILES = [
     Hostile("nested-loops", NESTED_LOOPS, defaults={"l": list(range(1000))}),
     Hostile("costly-cel", "  x: fine\n", ready_when=SLOW_CEL, gateways=SLOW_GATEWAYS),
 ]
-
-
-def wait_for(predicate: Callable[[], Any], *, what: str, timeout: float | None = None) -> Any:
-    timeout = TIMEOUT if timeout is None else timeout
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
 
 
 def _free_port() -> int:
@@ -252,7 +241,8 @@ def test_hostile_classes_do_not_stall_the_controller(
     kills_before = box.kills
     options = controller.options
     with Watch(kubeconfig, options.lease_name, options.health_port) as watch:
-        wait_for(lambda: len(watch.renewals()) >= 2, what="the Lease seen renewed", timeout=10)
+        wait_for(lambda: len(watch.renewals()) >= 2, what="the Lease seen renewed", timeout=10,
+                 interval=0.1)
         attack_wall = datetime.now().astimezone()
         attack_start = time.monotonic()
         # the hostile classes, then their Gateways
@@ -280,7 +270,7 @@ def test_hostile_classes_do_not_stall_the_controller(
 
         try:
             wait_for(programmed, what="the healthy Gateway Programmed=True",
-                     timeout=HEALTHY_TIMEOUT)
+                     timeout=HEALTHY_TIMEOUT, interval=0.1)
         except AssertionError as exc:
             gw = kube.get(GATEWAY_API, "Gateway", "healthy", namespace) or {}
             ops = store.list_operations(gateway_uid=healthy_uid, limit=10)
@@ -289,11 +279,11 @@ def test_hostile_classes_do_not_stall_the_controller(
         healthy_after = time.monotonic() - attack_start
         assert _provisions_ended(store, healthy_uid)
         wait_for(lambda: all(_provisions_ended(store, uid) for _, uid in hostile.values()),
-                 what="every hostile Gateway's provision ended")
+                 what="every hostile Gateway's provision ended", timeout=TIMEOUT, interval=0.1)
         attack_end = time.monotonic()
         attack_end_wall = datetime.now().astimezone()
         wait_for(lambda: watch.renewals() and watch.renewals()[-1] > attack_end_wall,
-                 what="a renewal after the attack", timeout=LEASE_DURATION * 2)
+                 what="a renewal after the attack", timeout=LEASE_DURATION * 2, interval=0.1)
         kills = box.kills - kills_before
 
     # 1. the controller kept its Lease, renewed at least once per lease duration, throughout
@@ -334,7 +324,8 @@ def test_hostile_classes_do_not_stall_the_controller(
         return all(_naming(kube, namespace, name, h, uid) for name, (h, uid) in hostile.items())
 
     try:
-        wait_for(reported, what="every hostile Gateway's breach reported")
+        wait_for(reported, what="every hostile Gateway's breach reported", timeout=TIMEOUT,
+                 interval=0.1)
     except AssertionError as exc:
         missing = {name: _messages(kube, namespace, name, uid)
                    for name, (h, uid) in hostile.items()

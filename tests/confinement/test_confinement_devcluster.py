@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.inprocess import running_controller, sqlite_store, wait_for
+from support.inprocess import running_controller, sqlite_store
+from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
 from bifrost.kube import KubeClient
@@ -28,6 +29,7 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 BIFROST_API = "gateway.bifrost.dev/v1alpha1"
 CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
 TOKEN = "tenant-chosen-data-7f3a"
+TIMEOUT = 20.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -81,7 +83,7 @@ def test_a_literal_namespace_makes_the_blueprint_invalid(
         return _condition(kube.get(BIFROST_API, "GatewayClassBlueprint", name), "Valid")
 
     cond = wait_for(lambda: (c := valid()) and c["status"] == "False" and c,
-                    what=f"{name} Valid=False")
+                    what=f"{name} Valid=False", timeout=TIMEOUT)
     assert cond["reason"] == "ChildNotConfined"
     assert cond["message"] == (
         "child 'leak' (Secret in namespace kube-system) is outside the Gateway's namespace: add "
@@ -92,7 +94,8 @@ def test_a_literal_namespace_makes_the_blueprint_invalid(
     obj["spec"]["confinement"] = {"allow": [
         {"group": "", "kind": "Secret", "namespaces": ["kube-system"]}]}
     kube.replace(obj)
-    wait_for(lambda: (c := valid()) and c["status"] == "True", what=f"{name} Valid=True")
+    wait_for(lambda: (c := valid()) and c["status"] == "True", what=f"{name} Valid=True",
+             timeout=TIMEOUT)
 
 
 def test_a_namespace_from_a_value_fails_the_provision_and_applies_nothing(
@@ -109,7 +112,7 @@ def test_a_namespace_from_a_value_fails_the_provision_and_applies_nothing(
                            defaults={"target": "kube-system", "token": TOKEN}))
     wait_for(lambda: (_condition(kube.get(BIFROST_API, "GatewayClassBlueprint", bp), "Valid")
                       or {}).get("status") == "True",
-             what=f"{bp} Valid=True (its namespace is not literal)")
+             what=f"{bp} Valid=True (its namespace is not literal)", timeout=TIMEOUT)
     kube.create({"apiVersion": GATEWAY_API, "kind": "GatewayClass", "metadata": {"name": cls},
                  "spec": {"controllerName": CONTROLLER_NAME, "parametersRef": {
                      "group": "gateway.bifrost.dev", "kind": "GatewayClassBlueprint",
@@ -129,7 +132,8 @@ def test_a_namespace_from_a_value_fails_the_provision_and_applies_nothing(
         return cond if cond and cond["status"] == "False" and "failed" in cond["message"] \
             else None
 
-    cond = wait_for(programmed, what="Gateway Programmed=False from the failed provision")
+    cond = wait_for(programmed, what="Gateway Programmed=False from the failed provision",
+                    timeout=TIMEOUT)
     expected = ("child 'leak' (Secret in namespace kube-system) is outside the Gateway's "
                 f"namespace {namespace}: add "
                 '{group: "", kind: Secret, namespaces: [kube-system]} to spec.confinement.allow')
@@ -145,7 +149,7 @@ def test_a_namespace_from_a_value_fails_the_provision_and_applies_nothing(
                  and e.get("reason") == "ProvisionFailed"]
         return notes[0] if notes else None
 
-    note = wait_for(failed_event, what="a ProvisionFailed Event on the Gateway")
+    note = wait_for(failed_event, what="a ProvisionFailed Event on the Gateway", timeout=TIMEOUT)
     assert expected in note
     # Nothing of the pass was applied, anywhere: not the confined ConfigMap either.
     assert cluster.request_log.count(writes_only=True,

@@ -15,8 +15,7 @@ listeners reference.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from rbac_kit import (
     example_documents,
     kustomize,
 )
+from support.waiting import wait_for
 
 from bifrost.cli.dev import default_crd_dirs, devcluster_running
 from bifrost.clock import SystemClock
@@ -55,17 +55,6 @@ UNRELATED = {
         LAST_APPLIED: '{"data":{"password":"c2VjcmV0"}}'}},
     "data": {"password": "c2VjcmV0"},
 }
-
-
-def wait_for(predicate: Callable[[], Any], *, what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def programmed(kube: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
@@ -117,7 +106,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             uids = {}
             for ns, name in gateways:
                 gw = wait_for(lambda ns=ns, name=name: programmed(admin, ns, name),
-                              what=f"Gateway {ns}/{name} Programmed")
+                              what=f"Gateway {ns}/{name} Programmed", timeout=TIMEOUT)
                 uids[(ns, name)] = gw["metadata"]["uid"]
             # a rotation of the in-cluster Gateway's certificate: issue, attach, delete the old
             (cert,) = [c for c in store.list_certificates(gateway_uid=uids[("apps", "edge")])
@@ -128,7 +117,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                                  context=RotationContext.for_renewal(cert, reason="rbac test"),
                                  clock=SystemClock(), actor="test")
             done = wait_for(lambda: (o := store.get_operation(op.id)).status.terminal and o,
-                            what="the rotation to finish")
+                            what="the rotation to finish", timeout=TIMEOUT)
             assert done.status.value == "succeeded", done.last_error
             cached = controller.cache.objects("Secret")
             read = controller.cache.secrets_read()
@@ -136,7 +125,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 admin.delete(GATEWAY_API, "Gateway", name, ns)
             for ns, name in gateways:
                 wait_for(lambda ns=ns, name=name: admin.get(GATEWAY_API, "Gateway", name, ns)
-                         is None, what=f"Gateway {ns}/{name} torn down")
+                         is None, what=f"Gateway {ns}/{name} torn down", timeout=TIMEOUT)
         finally:
             stop.set()
             thread.join(timeout=30)

@@ -14,8 +14,7 @@ bifrost models and its templates and expressions compile.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.waiting import wait_for
 
 from bifrost.api import GatewayClassBlueprint, GatewayClassConfig, GatewayConfig
 from bifrost.api.errors import parse_resource
@@ -86,17 +86,6 @@ def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
 def status_of(obj: dict[str, Any] | None, ctype: str) -> str | None:
     cond = condition(obj, ctype)
     return str(cond["status"]) if cond else None
-
-
-def wait_for(predicate: Callable[[], Any], *, what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # ---- every example parses as bifrost's models ---------------------------------------------------
@@ -255,7 +244,8 @@ def inventory(edge: Edge, gateway: dict[str, Any]) -> dict[str, Any]:
 def converged(edge: Edge) -> dict[str, dict[str, Any]]:
     """Both example Gateways once Programmed (bounded wait)."""
     return {
-        name: wait_for(lambda n=name: programmed(edge, n), what=f"Gateway {name} Programmed")
+        name: wait_for(lambda n=name: programmed(edge, n), what=f"Gateway {name} Programmed",
+                       timeout=TIMEOUT)
         for name in by_kind(edge.docs, "Gateway")
     }
 
@@ -344,7 +334,7 @@ def test_the_route_attaches_to_the_public_gateway(
                 return dict(parent)
         return None
 
-    parent = wait_for(accepted, what="HTTPRoute storefront accepted")
+    parent = wait_for(accepted, what="HTTPRoute storefront accepted", timeout=TIMEOUT)
     assert parent["controllerName"] == "gateway.bifrost.dev/bifrost"
     assert status_of({"status": parent}, "ResolvedRefs") == "True"
 
@@ -352,7 +342,7 @@ def test_the_route_attaches_to_the_public_gateway(
         gw = edge.gateway("storefront") or {}
         return int(gw.get("status", {}).get("listeners", [{}])[0].get("attachedRoutes", 0))
 
-    assert wait_for(attached, what="attachedRoutes 1") == 1
+    assert wait_for(attached, what="attachedRoutes 1", timeout=TIMEOUT) == 1
 
 
 def test_deleting_the_gateways_tears_every_child_down_in_the_declared_order(
@@ -373,7 +363,8 @@ def test_deleting_the_gateways_tears_every_child_down_in_the_declared_order(
 
     for gw_name in converged:
         # the finalizer goes last, so the Gateway is gone only once its teardown is done
-        wait_for(lambda n=gw_name: edge.gateway(n) is None, what=f"Gateway {gw_name} deleted")
+        wait_for(lambda n=gw_name: edge.gateway(n) is None, what=f"Gateway {gw_name} deleted",
+                 timeout=TIMEOUT)
         for (_, _, child_name), cid in children[gw_name].items():
             assert edge.child(cid, child_name) is None, f"{cid} {child_name} leaked"
         assert edge.store.list_children(uids[gw_name]) == []
@@ -383,7 +374,7 @@ def test_deleting_the_gateways_tears_every_child_down_in_the_declared_order(
             return (ops[-1].machine, ops[-1].status.value) == ("teardown", "succeeded")
 
         # the engine commits "done" right after the finalizer's removal
-        wait_for(teardown_done, what=f"teardown of {gw_name} succeeded")
+        wait_for(teardown_done, what=f"teardown of {gw_name} succeeded", timeout=TIMEOUT)
 
     # Writes to the children, in the order the API server answered them.
     writes = [

@@ -1,9 +1,7 @@
-"""Helpers shared by the bifrost.kube tests (objects to write, polling with a deadline)."""
+"""Objects the bifrost.kube tests write (a ConfigMap, a Gateway)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 
@@ -29,16 +27,3 @@ def gateway(name: str, namespace: str, *, listeners: list[dict[str, Any]] | None
         },
     }
 
-
-def eventually(
-    check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
-) -> Any:
-    """Poll ``check`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last!r}")

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from kube_helpers import configmap, eventually, gateway
+from kube_helpers import configmap, gateway
+from support.waiting import wait_for
 
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import (
@@ -93,7 +94,7 @@ def test_creating_in_a_terminating_namespace_is_forbidden(kube: KubeClient) -> N
     held["metadata"]["finalizers"] = ["gateway.bifrost.dev/hold"]
     kube.create(held)
     kube.delete("v1", "Namespace", ns)
-    eventually(
+    wait_for(
         lambda: (
             (kube.get("v1", "Namespace", ns) or {}).get("status", {}).get("phase") == "Terminating"
         ),
@@ -105,7 +106,7 @@ def test_creating_in_a_terminating_namespace_is_forbidden(kube: KubeClient) -> N
     assert ns in caught.value.message
     # Let the namespace go.
     kube.patch("v1", "ConfigMap", "held", ns, {"metadata": {"finalizers": None}})
-    eventually(lambda: kube.get("v1", "Namespace", ns) is None, what="namespace removed")
+    wait_for(lambda: kube.get("v1", "Namespace", ns) is None, what="namespace removed")
 
 
 def test_injected_429_honours_retry_after(

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from kube_helpers import eventually
+from support.waiting import wait_for
 
 from bifrost.clock import ManualClock
 from bifrost.kube.client import KubeClient
@@ -208,13 +208,13 @@ def test_threads_elect_one_leader_and_fail_over_after_a_crash(
     a.start()
     b.start()
     try:
-        eventually(watch_exclusive, timeout=5, what="one leader")
+        wait_for(watch_exclusive, timeout=5, what="one leader")
         first = a if a.is_leader else b
         second = b if first is a else a
         for _ in range(10):  # stays exclusive while renewing
             assert watch_exclusive()
         first.stop(release=False)  # crash: the lease is left held
-        eventually(lambda: second.is_leader, timeout=5, what="failover")
+        wait_for(lambda: second.is_leader, timeout=5, what="failover")
         assert lease(kube, namespace)["holderIdentity"] == second.identity
         assert not both_led.is_set()
     finally:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube_helpers import configmap, eventually
+from kube_helpers import configmap
+from support.waiting import wait_for
 
 from bifrost.kube.client import KubeClient
 from bifrost.kube.watch import Backoff, Watcher, WatchEvent
@@ -120,11 +121,11 @@ def watcher(kube: KubeClient, namespace: str, **kwargs: Any) -> Watcher:
 def test_lists_then_streams_every_change_in_order(kube: KubeClient, namespace: str) -> None:
     kube.create(configmap("before", namespace, v="0"))
     with consuming(watcher(kube, namespace)) as consumer:
-        eventually(lambda: consumer.types() == ["ADDED"], what="initial ADDED")
+        wait_for(lambda: consumer.types() == ["ADDED"], what="initial ADDED")
         kube.create(configmap("after", namespace, v="1"))
         kube.patch("v1", "ConfigMap", "after", namespace, {"data": {"v": "2"}})
         kube.delete("v1", "ConfigMap", "before", namespace)
-        eventually(
+        wait_for(
             lambda: consumer.types() == ["ADDED", "ADDED", "MODIFIED", "DELETED"],
             what="live events",
         )
@@ -138,9 +139,9 @@ def test_dropped_streams_resume_without_losing_events_or_relisting(
     faults.add_rule(verbs=["watch"], resources=["configmaps"], drop_watch_after=3)
     w = watcher(kube, namespace)
     with consuming(w) as consumer:
-        eventually(lambda: w.stats["watches"] >= 1, what="first watch")
+        wait_for(lambda: w.stats["watches"] >= 1, what="first watch")
         churn(kube, namespace, 30)
-        eventually(lambda: converged(kube, consumer, namespace), what="convergence")
+        wait_for(lambda: converged(kube, consumer, namespace), what="convergence")
     writes = 30 + 15 + 10
     assert w.stats["lists"] == watcher_lists(cluster) == 1 and w.stats["relists"] == 0
     watches = cluster.request_log.count(verbs=["watch"], resources=["configmaps"])
@@ -155,11 +156,11 @@ def test_forced_410_relists_and_emits_what_changed_meanwhile(
         kube.create(configmap(f"cm-{i}", namespace, v="0"))
     w = watcher(kube, namespace)
     with consuming(w) as consumer:
-        eventually(lambda: converged(kube, consumer, namespace), what="initial sync")
+        wait_for(lambda: converged(kube, consumer, namespace), what="initial sync")
         # Cut the watcher off, change things while it cannot see, and forget the history.
         blocked = faults.add_rule(verbs=["watch"], resources=["configmaps"], error_rate=1.0)
         cluster.drop_watches()
-        eventually(lambda: w.stats["errors"] >= 1, what="watch refused")
+        wait_for(lambda: w.stats["errors"] >= 1, what="watch refused")
         kube.delete("v1", "ConfigMap", "cm-0", namespace)
         kube.patch("v1", "ConfigMap", "cm-1", namespace, {"data": {"v": "changed"}})
         kube.create(configmap("cm-new", namespace, v="new"))
@@ -167,7 +168,7 @@ def test_forced_410_relists_and_emits_what_changed_meanwhile(
         kube.create(configmap("cm-2", namespace, v="reborn"))  # same name, new uid
         cluster.compact()
         faults.remove_rule(blocked)
-        eventually(lambda: converged(kube, consumer, namespace), what="convergence after 410")
+        wait_for(lambda: converged(kube, consumer, namespace), what="convergence after 410")
         assert w.stats["relists"] >= 1
         synthetic = [(e.type, e.key[1]) for e in consumer.events if e.synthetic]
         assert ("DELETED", "cm-0") in synthetic
@@ -189,9 +190,9 @@ def test_writes_while_compacting_and_dropping_are_all_seen(
             cluster.drop_watches()
 
     with consuming(w) as consumer:
-        eventually(lambda: w.stats["watches"] >= 1, what="first watch")
+        wait_for(lambda: w.stats["watches"] >= 1, what="first watch")
         churn(kube, namespace, 40, seed=1, every=disrupt)
-        eventually(lambda: converged(kube, consumer, namespace), what="convergence")
+        wait_for(lambda: converged(kube, consumer, namespace), what="convergence")
     lists = watcher_lists(cluster)
     watches = cluster.request_log.count(verbs=["watch"], resources=["configmaps"])
     disruptions = sum(1 for i in range(40 + 20 + 13) if i % 7 == 3) + 5
@@ -204,14 +205,14 @@ def test_injected_expired_watch_is_answered_by_a_relist(
 ) -> None:
     w = watcher(kube, namespace)
     with consuming(w) as consumer:
-        eventually(lambda: w.stats["watches"] >= 1, what="first watch")
+        wait_for(lambda: w.stats["watches"] >= 1, what="first watch")
         faults.add_rule(verbs=["watch"], resources=["configmaps"], expire_watch=True, times=2)
         cluster.drop_watches()
         kube.create(configmap("a", namespace, v="1"))
-        eventually(lambda: converged(kube, consumer, namespace), what="convergence")
-        eventually(lambda: w.stats["relists"] == 2, what="two relists")
+        wait_for(lambda: converged(kube, consumer, namespace), what="convergence")
+        wait_for(lambda: w.stats["relists"] == 2, what="two relists")
         kube.create(configmap("b", namespace, v="2"))
-        eventually(lambda: converged(kube, consumer, namespace), what="convergence")
+        wait_for(lambda: converged(kube, consumer, namespace), what="convergence")
     assert w.stats["lists"] == 3
 
 
@@ -220,7 +221,7 @@ def test_a_server_that_refuses_every_watch_is_not_hammered(
 ) -> None:
     w = watcher(kube, namespace, backoff=Backoff(base=0.1, cap=0.4))
     with consuming(w) as consumer:
-        eventually(lambda: w.stats["watches"] >= 1, what="first watch")
+        wait_for(lambda: w.stats["watches"] >= 1, what="first watch")
         faults.add_rule(verbs=["watch"], resources=["configmaps"], error_rate=1.0, status=500)
         cluster.drop_watches()
         cluster.request_log.reset()
@@ -230,7 +231,7 @@ def test_a_server_that_refuses_every_watch_is_not_hammered(
         assert 2 <= attempts <= 12, attempts
         faults.clear()
         kube.create(configmap("after-outage", namespace, v="1"))
-        eventually(lambda: converged(kube, consumer, namespace), what="recovery")
+        wait_for(lambda: converged(kube, consumer, namespace), what="recovery")
 
 
 def test_a_server_that_always_expires_is_not_relisted_in_a_loop(
@@ -238,7 +239,7 @@ def test_a_server_that_always_expires_is_not_relisted_in_a_loop(
 ) -> None:
     w = watcher(kube, namespace, backoff=Backoff(base=0.1, cap=0.4))
     with consuming(w) as consumer:
-        eventually(lambda: w.stats["watches"] >= 1, what="first watch")
+        wait_for(lambda: w.stats["watches"] >= 1, what="first watch")
         faults.add_rule(verbs=["watch"], resources=["configmaps"], expire_watch=True)
         cluster.drop_watches()
         cluster.request_log.reset()
@@ -249,7 +250,7 @@ def test_a_server_that_always_expires_is_not_relisted_in_a_loop(
         assert 2 <= lists <= 12 and watches <= lists + 1, (lists, watches)
         faults.clear()
         kube.create(configmap("after-expiries", namespace, v="1"))
-        eventually(lambda: converged(kube, consumer, namespace), what="recovery")
+        wait_for(lambda: converged(kube, consumer, namespace), what="recovery")
 
 
 def test_streams_cut_as_soon_as_they_open_are_backed_off(
@@ -257,7 +258,7 @@ def test_streams_cut_as_soon_as_they_open_are_backed_off(
 ) -> None:
     w = watcher(kube, namespace, backoff=Backoff(base=0.1, cap=0.4))
     with consuming(w) as consumer:
-        eventually(lambda: w.stats["watches"] >= 1, what="first watch")
+        wait_for(lambda: w.stats["watches"] >= 1, what="first watch")
         cluster.request_log.reset()
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:  # an unstable network: every stream is cut at once
@@ -266,7 +267,7 @@ def test_streams_cut_as_soon_as_they_open_are_backed_off(
         attempts = cluster.request_log.count(verbs=["watch"], resources=["configmaps"])
         assert 2 <= attempts <= 12, attempts
         kube.create(configmap("after-cuts", namespace, v="1"))
-        eventually(lambda: converged(kube, consumer, namespace), what="recovery")
+        wait_for(lambda: converged(kube, consumer, namespace), what="recovery")
 
 
 def test_streams_closed_at_once_are_backed_off_too(
@@ -274,7 +275,7 @@ def test_streams_closed_at_once_are_backed_off_too(
 ) -> None:
     w = watcher(kube, namespace, backoff=Backoff(base=0.1, cap=0.4))
     with consuming(w):
-        eventually(lambda: w.stats["watches"] >= 1, what="first watch")
+        wait_for(lambda: w.stats["watches"] >= 1, what="first watch")
         faults.add_rule(verbs=["watch"], resources=["configmaps"], drop_watch_after=0)
         cluster.drop_watches()
         cluster.request_log.reset()
@@ -294,8 +295,8 @@ def test_list_errors_honour_retry_after(
     w = watcher(kube, namespace, sleep=slept.append)  # record, don't wait 5 s
     with consuming(w) as consumer:
         # The watcher's first list takes the 429 (the test's own lists must not race it).
-        eventually(lambda: w.stats["lists"] >= 2, what="second list")
-        eventually(lambda: converged(kube, consumer, namespace), what="sync after 429")
+        wait_for(lambda: w.stats["lists"] >= 2, what="second list")
+        wait_for(lambda: converged(kube, consumer, namespace), what="sync after 429")
     assert slept and slept[0] >= 5.0
     assert w.stats["lists"] == 2
 
@@ -304,7 +305,7 @@ def test_stop_ends_a_blocked_iteration_promptly(kube: KubeClient, namespace: str
     w = watcher(kube, namespace, timeout_seconds=300)
     consumer = Consumer(w)
     consumer.thread.start()
-    eventually(lambda: w.stats["watches"] >= 1, what="watch open")
+    wait_for(lambda: w.stats["watches"] >= 1, what="watch open")
     started = time.monotonic()
     w.stop()
     consumer.thread.join(5)
@@ -343,18 +344,18 @@ def test_bookmarks_keep_a_quiet_watch_resumable_after_compaction(tmp_path: Path)
         kube.create(configmap("only", "quiet", v="1"))
         w = watcher(kube, "quiet")
         with consuming(w) as consumer:
-            eventually(lambda: w.stats["watches"] >= 1, what="first watch")
+            wait_for(lambda: w.stats["watches"] >= 1, what="first watch")
             listed_rv = int(w.resource_version)
             last = 0
             for i in range(5):
                 last = int(kube.create(configmap(f"b{i}", "busy"))["metadata"]["resourceVersion"])
-            eventually(lambda: int(w.resource_version) >= last, what="bookmark past busy writes")
+            wait_for(lambda: int(w.resource_version) >= last, what="bookmark past busy writes")
             assert listed_rv < last
             devcluster.compact()
             devcluster.drop_watches()
-            eventually(lambda: w.stats["watches"] >= 2, what="resumed watch")
+            wait_for(lambda: w.stats["watches"] >= 2, what="resumed watch")
             kube.patch("v1", "ConfigMap", "only", "quiet", {"data": {"v": "2"}})
-            eventually(lambda: converged(kube, consumer, "quiet"), what="convergence")
+            wait_for(lambda: converged(kube, consumer, "quiet"), what="convergence")
         assert w.stats["lists"] == 1 and w.stats["relists"] == 0
         assert not any(e.synthetic for e in consumer.events)
         kube.close()

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import pytest
 from corpus import Hostile, by_id
 from scenes import EXAMPLES, PROBE, documents
+from support.waiting import wait_for
 
 from bifrost.cli.dev import default_crd_dirs, devcluster_running
 from bifrost.controller.manager import Controller, ControllerOptions
@@ -77,19 +77,6 @@ class Env:
     cluster: DevCluster
     kube: KubeClient
     store: OperationStore
-
-
-def wait_for(predicate: Callable[[], Any], *, what: Callable[[], str] | str,
-             timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            detail = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout}s waiting for {detail}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +304,7 @@ def test_the_exploit_through_a_namespace_policy_stays_data(
                 f"data.replicas={configmap_replicas(env, ns)!r}, "
                 f"{latest_operation(env, ns, 'edge')}")
 
-    result = wait_for(outcome, what=describe)
+    result = wait_for(outcome, what=describe, timeout=TIMEOUT)
     print(f"{variant}/{hostile.id}: {result}")  # shown with -s
     if result == "rejected":
         cond = settled_condition(env, policy)
@@ -325,7 +312,8 @@ def test_the_exploit_through_a_namespace_policy_stays_data(
         lines = [line for line in hostile.value.splitlines() if len(line.strip()) >= 8]
         assert not [line for line in lines if line in cond["message"]], cond["message"]
         # the Gateway keeps children rendered without the rejected policy
-        wait_for(lambda: configmap_replicas(env, ns) not in (None, "<absent>"), what=describe)
+        wait_for(lambda: configmap_replicas(env, ns) not in (None, "<absent>"), what=describe,
+                 timeout=TIMEOUT)
         assert configmap_replicas(env, ns) != hostile.value
     if variant == UNTYPED:  # nothing to reject: the value is data
         assert result == "held", describe()
@@ -387,5 +375,5 @@ def test_a_string_tenant_key_holds_a_hostile_value_verbatim(
             describe()
         return cond is not None and cond["status"] == "True" and held_positions(env) == expected
 
-    wait_for(held, what=describe)
+    wait_for(held, what=describe, timeout=TIMEOUT)
     assert_confined(env, hostile)

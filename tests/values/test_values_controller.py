@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from support import inprocess
+from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
 from bifrost.kube import Conflict
@@ -25,10 +26,6 @@ BIFROST_API = "gateway.bifrost.dev/v1alpha1"
 CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
 TIMEOUT = 30.0
 HOSTILE = '3"\nkind: Secret\nmetadata:\n  name: injected\n  namespace: kube-system'
-
-
-def wait_for(predicate: Any, *, what: str, timeout: float = TIMEOUT) -> Any:
-    return inprocess.wait_for(predicate, what=what, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +111,8 @@ def _wait_policy(kube: KubeClient, ns: str, generation: int, status: str,
         return got[2] or "-" if got[:2] == (status, reason) and got[3] == generation else None
 
     message: str = wait_for(check, what=f"GatewayConfig Accepted={status}/{reason} at "
-                            f"generation {generation} (now {_accepted(kube, ns, 'team')})")
+                            f"generation {generation} (now {_accepted(kube, ns, 'team')})",
+                            timeout=TIMEOUT)
     return message
 
 
@@ -150,9 +148,10 @@ def test_a_bad_tenant_policy_is_invalid_and_the_gateway_keeps_its_children(
     assert "attached to Namespace" in _wait_policy(kube, namespace, gen, "True", "Accepted")
     wait_for(lambda: (c := _config(kube, namespace)) is not None
              and c.get("data", {}).get("replicas") == "n=3",
-             what="the child rendered with the tenant's replicas")
+             what="the child rendered with the tenant's replicas", timeout=TIMEOUT)
     wait_for(lambda: _provisions(store, uid) and all(
-        o.status.terminal for o in _provisions(store, uid)), what="the provision ended")
+        o.status.terminal for o in _provisions(store, uid)), what="the provision ended",
+        timeout=TIMEOUT)
     provisions = len(_provisions(store, uid))
     good = _config(kube, namespace)
     assert good is not None and good["data"] == {"replicas": "n=3", "tier": "t=silver"}
@@ -171,13 +170,13 @@ def test_a_bad_tenant_policy_is_invalid_and_the_gateway_keeps_its_children(
     # end in a 3)
     assert "Secret" not in message and "injected" not in message and HOSTILE not in message
     assert '3"\nkind' not in message
-    [event] = wait_for(held_events, what="an InvalidValues Event on the Gateway")
+    [event] = wait_for(held_events, what="an InvalidValues Event on the Gateway", timeout=TIMEOUT)
     note = str(event.get("note", ""))
     assert 'GatewayConfig "' + namespace + '/team": spec.default.replicas' in note
     assert "Secret" not in note and "injected" not in note
     status, reason, says = wait_for(
         lambda: (c := _values_condition(kube, namespace))[:2] == ("False", "InvalidValues") and c,
-        what="the Gateway's Values condition False/InvalidValues")
+        what="the Gateway's Values condition False/InvalidValues", timeout=TIMEOUT)
     assert "spec.default.replicas: must be an integer" in says and "Secret" not in says
     # the Gateway keeps its last good children: no provision started, the child unchanged
     assert len(_provisions(store, uid)) == provisions
@@ -192,7 +191,7 @@ def test_a_bad_tenant_policy_is_invalid_and_the_gateway_keeps_its_children(
     assert "spec.default.tier: may not be set by a GatewayConfig" in message
     wait_for(lambda: len(held_events()) >= 2 or any(
         "spec.default.tier" in str(e.get("note")) for e in held_events()),
-        what="the Event names the new problem")
+        what="the Event names the new problem", timeout=TIMEOUT)
     assert len(_provisions(store, uid)) == provisions
     now = _config(kube, namespace)
     assert now is not None and now["data"] == {"replicas": "n=3", "tier": "t=silver"}
@@ -202,7 +201,7 @@ def test_a_bad_tenant_policy_is_invalid_and_the_gateway_keeps_its_children(
     _wait_policy(kube, namespace, gen, "True", "Accepted")
     wait_for(lambda: (c := _config(kube, namespace)) is not None
              and c.get("data", {}).get("replicas") == "n=4",
-             what="the child re-rendered with the fixed policy")
+             what="the child re-rendered with the fixed policy", timeout=TIMEOUT)
     assert len(_provisions(store, uid)) == provisions + 1
     wait_for(lambda: _values_condition(kube, namespace)[:2] == ("True", "Valid"),
-             what="the Gateway's Values condition True/Valid again")
+             what="the Gateway's Values condition True/Valid again", timeout=TIMEOUT)
