@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from support.fake_kube import FakeKube
 
 from bifrost.api.objects import Obj, meta
 from bifrost.clock import ManualClock
 from bifrost.controller.informers import CONTROLLER_NAME, Cache, gateway_key
-from bifrost.controller.observe import Observer, Result
+from bifrost.controller.observe import Observer
 from bifrost.records import OperationRecord
 from bifrost.store import SqlStore
 
@@ -50,6 +51,16 @@ def gateway(name: str = "edge", class_name: str = "bifrost", **metadata: object)
     }
 
 
+class Outcome(Protocol):
+    """What :meth:`Observer.observe` answers (only what these tests read of it)."""
+
+    @property
+    def actions(self) -> tuple[str, ...]: ...
+
+    @property
+    def requeue_after(self) -> float | None: ...
+
+
 @dataclass
 class Intake:
     kube: FakeKube
@@ -63,7 +74,7 @@ class Intake:
         for change in self.kube.drain_changes():
             self.cache.apply(change.kind, change.type, change.obj)
 
-    def observe(self, name: str = "edge") -> Result:
+    def observe(self, name: str = "edge") -> Outcome:
         return self.observer.observe(gateway_key(NAMESPACE, name))
 
     def gateway(self, name: str = "edge") -> Obj | None:
