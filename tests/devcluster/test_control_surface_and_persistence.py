@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dc_support import body_of, wait_for
+from dc_support import body_of
 from kubernetes import client, config
+from support.waiting import wait_for
 
 from devcluster import DevCluster
 from devcluster.faults import FaultInjector

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from dc_support import body_of, wait_for
+from dc_support import body_of
 from kubernetes import client, watch
+from support.waiting import wait_for
 
 GW = "gateway.networking.k8s.io"
 

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dc_support import wait_for
 from kubernetes import client
+from support.waiting import wait_for
 
 KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl not installed")

@@ -13,10 +13,11 @@ import urllib.request
 import uuid
 
 import pytest
-from dc_support import body_of, wait_for
+from dc_support import body_of
 from kubernetes import client
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+from support.waiting import wait_for
 
 MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

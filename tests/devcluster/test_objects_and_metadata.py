@@ -7,9 +7,10 @@ import re
 import uuid
 
 import pytest
-from dc_support import body_of, wait_for
+from dc_support import body_of
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
+from support.waiting import wait_for
 
 from devcluster import DevCluster
 

@@ -9,10 +9,11 @@ import urllib.parse
 import uuid
 
 import pytest
-from dc_support import body_of, wait_for
+from dc_support import body_of
 from kubernetes import client, watch
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from support.waiting import wait_for
 
 from devcluster import DevCluster
 

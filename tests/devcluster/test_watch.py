@@ -8,8 +8,8 @@ import threading
 import urllib.request
 
 import pytest
-from dc_support import wait_for
 from kubernetes import client, watch
+from support.waiting import wait_for
 
 from devcluster import DevCluster
 
