@@ -4,7 +4,6 @@ removing one leaves its stored operations failing visibly as "unknown machine"."
 
 from __future__ import annotations
 
-from bifrost.machines.demo import demo_spec
 from bifrost.machines.edge_certificate import edge_certificate_spec
 from bifrost.machines.provision import provision_spec
 from bifrost.machines.registry import MachineRegistry
@@ -14,5 +13,5 @@ from bifrost.machines.teardown import teardown_spec
 
 def default_registry() -> MachineRegistry:
     return MachineRegistry(
-        [demo_spec(), edge_certificate_spec(), provision_spec(), rotation_spec(), teardown_spec()]
+        [edge_certificate_spec(), provision_spec(), rotation_spec(), teardown_spec()]
     )

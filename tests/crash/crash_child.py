@@ -32,10 +32,11 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
+from support.machines.demo import DEMO_STEPS, demo_spec
+
 from bifrost.clock import SystemClock
 from bifrost.engine import Done, Runner, StepContext
 from bifrost.machines import MachineRegistry, RetryPolicy
-from bifrost.machines.demo import DEMO_STEPS, demo_spec
 from bifrost.store import open_store
 
 CRASH_POLICY = RetryPolicy(max_attempts=1000, initial_backoff=timedelta(seconds=1))

@@ -11,6 +11,7 @@ only waits for child processes to exit.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import subprocess
@@ -20,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support.machines.demo import DEMO_STEPS, DemoContext, demo_spec
 
 from bifrost.clock import SystemClock
 from bifrost.engine import idempotency_key, start_operation
-from bifrost.machines.demo import DEMO_STEPS, DemoContext, demo_spec
 from bifrost.records import JournalOutcome, JournalRecord, OperationStatus
 from bifrost.store import open_store
 
@@ -59,7 +60,11 @@ class Harness:
         ]
         if crash:
             cmd += ["--crash", crash]
-        proc = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True, timeout=60)
+        # The child imports the demo machine from tests/support, like the tests do.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p)}
+        proc = subprocess.run(cmd, cwd=HERE, env=env, capture_output=True, text=True,
+                              timeout=60)
         # Every restart happens after the dead child's lease would have expired.
         self.offset += LEASE_S + 1
         if proc.returncode == -9:

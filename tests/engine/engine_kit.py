@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from support.machines.demo import DEMO_STEPS, DemoContext, demo_spec
+
 from bifrost.clock import Clock, ManualClock
 from bifrost.engine import Done, Runner, StepContext, StepOutcome
 from bifrost.machines import MachineRegistry, MachineSpec, RetryPolicy
-from bifrost.machines.demo import DEMO_STEPS, DemoContext, demo_spec
 from bifrost.records import JournalRecord, OperationRecord
 from bifrost.store.interface import OperationStore
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from engine_kit import TIGHT, ScriptedStep, assert_journal_sound, demo_steps, make_runner, new_demo
+from support.machines.demo import demo_spec
 
 from bifrost.clock import ManualClock
 from bifrost.engine import AdminRefused, Done, Fail, StepContext, cancel, pause, resume, retry
 from bifrost.engine import trigger as fire
 from bifrost.machines import MachineRegistry
-from bifrost.machines.demo import demo_spec
 from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
 

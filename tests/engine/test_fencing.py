@@ -12,11 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 from engine_kit import TIGHT, ScriptedStep, assert_journal_sound, demo_steps, make_runner, new_demo
+from support.machines.demo import DEMO_STEPS, demo_spec
 
 from bifrost.clock import ManualClock, SystemClock
 from bifrost.engine import Done, Runner, StepContext
 from bifrost.machines import MachineRegistry
-from bifrost.machines.demo import DEMO_STEPS, demo_spec
 from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore, open_store
 

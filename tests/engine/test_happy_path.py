@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from engine_kit import ScriptedStep, assert_journal_sound, demo_steps, make_runner, new_demo
+from support.machines.demo import DEMO_STEPS, DemoContext
 
 from bifrost.clock import ManualClock
 from bifrost.engine import ENGINE_KEY, Done, StepContext, idempotency_key
-from bifrost.machines.demo import DEMO_STEPS, DemoContext
 from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
 

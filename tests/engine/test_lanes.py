@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 from engine_kit import TIGHT, demo_steps, make_runner, new_demo
+from support.machines.demo import DemoContext
 
 from bifrost.clock import ManualClock
 from bifrost.engine import LaneBusy, start_operation
 from bifrost.machines import MachineSpec, StateSpec, StepSpec
-from bifrost.machines.demo import DemoContext
 from bifrost.records import OperationStatus
 from bifrost.store import SqlStore
 

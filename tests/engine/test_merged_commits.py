@@ -20,11 +20,11 @@ from engine_kit import (
     make_runner,
     new_demo,
 )
+from support.machines.demo import DEMO_STEPS, demo_spec
 
 from bifrost.clock import ManualClock
 from bifrost.engine import Done, Runner, StepContext
 from bifrost.machines import MachineRegistry
-from bifrost.machines.demo import DEMO_STEPS, demo_spec
 from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
 

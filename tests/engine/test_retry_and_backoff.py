@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 from engine_kit import TIGHT, ScriptedStep, assert_journal_sound, demo_steps, make_runner, new_demo
+from support.machines.demo import demo_spec
 
 from bifrost.clock import ManualClock
 from bifrost.engine import Fail, Retry, Wait
 from bifrost.machines import RetryPolicy
-from bifrost.machines.demo import demo_spec
 from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from engine_kit import ScriptedStep, assert_journal_sound, demo_steps, make_runner, new_demo
 from sqlalchemy.engine import make_url
+from support.machines.demo import DEMO_STEPS
 from tcp_proxy import TcpProxy
 
 from bifrost.clock import ManualClock
 from bifrost.engine import Done, StepContext
-from bifrost.machines.demo import DEMO_STEPS
 from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import StoreUnavailable, open_store
 from bifrost.store import migrate as store_migrate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from support.machines.demo import DEMO_STEPS, demo_spec
 
 from bifrost.machines import (
     InvalidTrigger,
@@ -14,7 +15,6 @@ from bifrost.machines import (
     TriggerSpec,
     UnknownMachine,
 )
-from bifrost.machines.demo import DEMO_STEPS, demo_spec
 from bifrost.records import OperationStatus
 
 

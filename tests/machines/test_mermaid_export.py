@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from support.machines.demo import demo_spec
 
 from bifrost.machines import mermaid
-from bifrost.machines.demo import demo_spec
 
 
 def _classes(source: str) -> dict[str, str]:

@@ -1,9 +1,9 @@
-"""A small demonstration machine (no Gateway semantics) used by the engine's tests, crash tests
-and benchmark, and handy for trying ``bifrost-admin graph`` without a cluster.
+"""A small demonstration machine (no Gateway semantics) for the engine's tests, the crash tests
+and the admin tests; not in the product catalog: a test registers it itself.
 
 Happy path: six steps over four states, then ``done``. A failure in ``prepare`` or ``apply``
 compensates through ``rollback`` (one step, ``undo``) into the failed terminal ``rolled_back``.
-The step implementations are not here (machines are data): tests and the benchmark supply them.
+The step implementations are not here (machines are data): the tests supply them.
 """
 
 from __future__ import annotations
