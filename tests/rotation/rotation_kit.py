@@ -7,8 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.engine import start_operation
@@ -32,18 +32,6 @@ BIFROST_API = "gateway.bifrost.dev/v1alpha1"
 CERT_API = "cert-manager.io/v1"
 PORT_ANNOTATION = "devcluster.bifrost.dev/dataplane-port"
 UID_LABEL = "gateway.bifrost.dev/gateway-uid"
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str,
-              interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def example_blueprint(name: str, **tls: Any) -> dict[str, Any]:

@@ -47,8 +47,8 @@ from rotation_kit import (
     example_blueprint,
     gateway_class,
     https_gateway,
-    wait_for,
 )
+from support.waiting import wait_for
 
 from bifrost.kube import KubeClient
 from bifrost.machines.rotation import (

@@ -13,8 +13,8 @@ from rotation_kit import (
     gateway_class,
     https_gateway,
     running_controller,
-    wait_for,
 )
+from support.waiting import wait_for
 
 from bifrost.clock import SystemClock
 from bifrost.machines.rotation import REASON_HOSTNAMES_CHANGED, REASON_RENEWAL_DUE

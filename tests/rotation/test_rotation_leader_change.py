@@ -60,8 +60,8 @@ from rotation_kit import (
     example_blueprint,
     gateway_class,
     https_gateway,
-    wait_for,
 )
+from support.waiting import wait_for
 
 from bifrost.controller.manager import LEASE_NAME
 from bifrost.kube import KubeClient

@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from rotation_kit import Env, example_blueprint, gateway_class, https_gateway, wait_for
+from rotation_kit import Env, example_blueprint, gateway_class, https_gateway
+from support.waiting import wait_for
 
 from bifrost.machines.rotation import REASON_SOURCE_CHANGED
 from devcluster.handshakes import HandshakeLoop

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rotation_kit import Env, condition, example_blueprint, gateway_class, https_gateway, wait_for
+from rotation_kit import Env, condition, example_blueprint, gateway_class, https_gateway
+from support.waiting import wait_for
 
 from bifrost.engine import Fail, Retry, Wait
 from bifrost.kube import Invalid
