@@ -1,15 +1,12 @@
-"""``bifrost demo``: a scripted tour of bifrost's durable engine on the embedded default — the
-local devcluster (with its simulated issuer, load balancer and TLS data plane) and the SQLite
-store under the data directory.
+"""``bifrost demo``: a scripted tour of bifrost on the embedded default — the local devcluster
+(with its simulated issuer, load balancer and TLS data plane) and the SQLite store under the data
+directory.
 
-It creates a GatewayClass and a Gateway, then runs the ``edge_certificate`` machine for the
-Gateway's HTTPS listener through the engine: request a certificate, wait until it is issued,
-attach it to a child gateway, prove with a real TLS handshake that the data plane serves it,
-record it in the store, tear the children down. It prints what was created, the steps the
-journal recorded and the verification, and exits 0 only when everything checked out.
-
-The Gateway API controller (blueprints, status, routes) arrives with its own issue; until then
-this tour is bifrost's main job end to end.
+It applies the in-cluster example (blueprint, class, namespace policy, Gateway) and lets the real
+controller provision it through the engine until the Gateway is Programmed; rotates the Gateway's
+certificate while a client makes verified TLS handshakes against the data plane; then deletes the
+Gateway and watches the ordered teardown remove every child and the finalizer. It prints what
+happened and exits 0 only when everything checked out.
 """
 
 from __future__ import annotations
@@ -31,9 +28,6 @@ from bifrost.shipped import shipped
 from devcluster.bundle import UPSTREAM_CRDS
 
 EXAMPLE_DIR = shipped("examples/in-cluster")
-DEMO_NAMESPACE = "demo"
-DEMO_GATEWAY = "edge"
-DEMO_HOSTNAME = "edge.demo.example"
 
 
 @contextmanager
@@ -119,7 +113,7 @@ def rotation_tour(kube: Any, store: Any, uid: str, *, deadline: float,
 
 def controller_tour(kube: Any, store: Any, *, timeout: float,
                     progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """Part 1: the controller. Apply the in-cluster example (blueprint, class, namespace policy,
+    """The controller. Apply the in-cluster example (blueprint, class, namespace policy,
     Gateway), let ``bifrost run``'s Controller provision it through the engine until the Gateway
     is Programmed, then delete the Gateway and watch the ordered teardown remove every child and
     the finalizer."""
@@ -237,198 +231,31 @@ def controller_tour(kube: Any, store: Any, *, timeout: float,
 def run_demo(*, database_url: str, timeout: float = 60.0,
              progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Run the tour; return its report (what ``--json`` prints)."""
-    from bifrost.engine import Runner, Step, start_operation
     from bifrost.kube import KubeClient
-    from bifrost.machines.catalog import default_registry
-    from bifrost.machines.edge_certificate import (
-        EDGE_CERTIFICATE_MACHINE,
-        EDGE_CERTIFICATE_VERSION,
-        EdgeCertificateContext,
-    )
-    from bifrost.records import OperationStatus
-    from bifrost.steps.certificates import (
-        ApplyCertificate,
-        RecordCertificate,
-        WaitCertificateIssued,
-    )
-    from bifrost.steps.children import (
-        ApplyChildGateway,
-        DeleteChildren,
-        WaitChildProgrammed,
-        parse_child_ref,
-    )
-    from bifrost.steps.tls_probe import ProbeTLS
     from bifrost.store import migrate, open_store
 
     migrate.upgrade(database_url)
     store = open_store(database_url)
-    clock = SystemClock()
-    registry = default_registry()
-    spec = registry.get(EDGE_CERTIFICATE_MACHINE, EDGE_CERTIFICATE_VERSION)
     with (
         tempfile.TemporaryDirectory(prefix="bifrost-demo-") as tmp,
         running_devcluster(Path(tmp)) as kubeconfig,
         KubeClient.from_kubeconfig(kubeconfig) as kube,
     ):
         controller_report = controller_tour(kube, store, timeout=timeout, progress=progress)
-        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NAMESPACE}})
-        kube.apply(
-            {
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "GatewayClass",
-                "metadata": {"name": "bifrost"},
-                "spec": {"controllerName": "gateway.bifrost.dev/bifrost"},
-            }
-        )
-        gateway = kube.apply(
-            {
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "Gateway",
-                "metadata": {"name": DEMO_GATEWAY, "namespace": DEMO_NAMESPACE},
-                "spec": {
-                    "gatewayClassName": "bifrost",
-                    "listeners": [
-                        {
-                            "name": "https",
-                            "protocol": "HTTPS",
-                            "port": 443,
-                            "hostname": DEMO_HOSTNAME,
-                            "tls": {"certificateRefs": [{"name": "edge-tls"}]},
-                        }
-                    ],
-                },
-            }
-        )
-        uid = gateway["metadata"]["uid"]
-        store.upsert_gateway(
-            uid=uid,
-            namespace=DEMO_NAMESPACE,
-            name=DEMO_GATEWAY,
-            now=clock.now(),
-            gateway_class="bifrost",
-            generation=gateway["metadata"].get("generation"),
-        )
-        operation = start_operation(
-            store,
-            spec,
-            gateway_uid=uid,
-            namespace=DEMO_NAMESPACE,
-            name=DEMO_GATEWAY,
-            context=EdgeCertificateContext(
-                namespace=DEMO_NAMESPACE,
-                gateway=DEMO_GATEWAY,
-                gateway_uid=uid,
-                hostname=DEMO_HOSTNAME,
-            ),
-            clock=clock,
-            actor="bifrost-demo",
-        )
-        steps: dict[str, Step] = {
-            "apply_certificate": ApplyCertificate(kube),
-            "wait_issued": WaitCertificateIssued(kube),
-            "apply_child_gateway": ApplyChildGateway(kube),
-            "wait_programmed": WaitChildProgrammed(kube),
-            "probe_tls": ProbeTLS(kube),
-            "record_certificate": RecordCertificate(store),
-            "remove_children": DeleteChildren(kube, store=store),
-        }
-        runner = Runner(
-            store,
-            registry,
-            steps,
-            clock=clock,
-            owner="bifrost-demo",
-            lease_for=timedelta(seconds=30),
-            idle_interval=timedelta(milliseconds=100),
-        )
-        stop = threading.Event()
-        done = threading.Event()
-
-        def watch_for_end() -> None:
-            while not stop.is_set():
-                if store.get_operation(operation.id).status.terminal:
-                    done.set()
-                    stop.set()
-                    return
-                stop.wait(0.05)
-
-        watcher = threading.Thread(target=watch_for_end, daemon=True)
-        watcher.start()
-        timer = threading.Timer(timeout, stop.set)
-        timer.start()
-        try:
-            runner.run_forever(stop, limit=5)
-        finally:
-            timer.cancel()
-            stop.set()
-            watcher.join()
-        final = store.get_operation(operation.id)
-        context = final.context or {}
-        leftovers = [
-            ref
-            for ref in context.get("children", ())
-            if kube.get(*parse_child_ref(ref)) is not None
-        ]
-        journal = store.journal(operation_id=operation.id)
-        certificates = store.list_certificates(gateway_uid=uid)
     store.close()
-    ok = (
-        final.status is OperationStatus.SUCCEEDED
-        and bool(context.get("served_fingerprint"))
-        and context.get("served_fingerprint") == context.get("issued_fingerprint")
-        and not leftovers
-    )
     return {
-        "ok": ok and controller_report["ok"],
+        "ok": controller_report["ok"],
         "controller": controller_report,
         "database": database_url,
-        "gateway": {"namespace": DEMO_NAMESPACE, "name": DEMO_GATEWAY, "uid": uid},
-        "operation": {
-            "id": final.id,
-            "machine": final.machine,
-            "state": final.state,
-            "status": final.status.value,
-            "last_error": final.last_error,
-        },
-        "children": list(context.get("children", ())),
-        "children_left_after_teardown": leftovers,
-        "verification": {
-            "hostname": DEMO_HOSTNAME,
-            "served_from": context.get("served_from"),
-            "issued_fingerprint": context.get("issued_fingerprint"),
-            "served_fingerprint": context.get("served_fingerprint"),
-            "not_after": context.get("not_after"),
-        },
-        "certificates_recorded": [
-            {
-                "object_name": c.object_name,
-                "fingerprint_sha256": c.fingerprint_sha256,
-                "not_after": c.not_after.isoformat() if c.not_after else None,
-                "state": c.state,
-            }
-            for c in certificates
-        ],
-        "journal": [
-            {
-                "sequence": j.sequence,
-                "state": j.state,
-                "step": j.step,
-                "attempt": j.attempt,
-                "outcome": j.outcome.value,
-                "message": j.message,
-            }
-            for j in journal
-        ],
     }
 
 
 def _print_report(report: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     c = report["controller"]
-    console.print("[bold]Part 1: the controller[/bold] (examples/in-cluster/)")
+    console.print("[bold]The controller[/bold] (examples/in-cluster/)")
     for line in c["applied"]:
         console.print(f"  applied {line}")
     for child in c["children"]:
@@ -455,43 +282,8 @@ def _print_report(report: dict[str, Any]) -> None:
         f"  deleted: {c['deleted']}; children left after teardown: "
         f"{len(c['children_left_after_teardown'])}"
     )
-    console.print("[bold]Part 2: a certificate, verified with a real TLS handshake[/bold]")
-    gw = report["gateway"]
-    op = report["operation"]
-    console.print(f"[bold]Gateway[/bold] {gw['namespace']}/{gw['name']} (uid {gw['uid']})")
-    console.print("[bold]Children applied[/bold]")
-    for child in report["children"]:
-        console.print(f"  {child}")
-    table = Table(title=f"operation {op['id']} ({op['machine']}): journal")
-    for col in ("seq", "state", "step", "attempt", "outcome", "message"):
-        table.add_column(col)
-    for j in report["journal"]:
-        if j["outcome"] in ("started",):
-            continue
-        table.add_row(
-            str(j["sequence"]),
-            j["state"],
-            j["step"] or "",
-            str(j["attempt"]),
-            j["outcome"],
-            (j["message"] or "")[:70],
-        )
-    console.print(table)
-    v = report["verification"]
-    console.print(
-        f"[bold]TLS verification[/bold]: {v['hostname']} at {v['served_from']} served "
-        f"{(v['served_fingerprint'] or '')[:16]}…, issued {(v['issued_fingerprint'] or '')[:16]}…"
-        f" (notAfter {v['not_after']})"
-    )
-    console.print(
-        f"[bold]Teardown[/bold]: {len(report['children_left_after_teardown'])} children left"
-    )
     verdict = "[green]OK[/green]" if report["ok"] else "[red]FAILED[/red]"
-    console.print(
-        f"{verdict}: operation {op['status']} in state {op['state']}"
-        + (f" ({op['last_error']})" if op["last_error"] else "")
-        + f"; history: bifrost-admin history {gw['namespace']}/{gw['name']}"
-    )
+    console.print(f"{verdict}; history: bifrost-admin history apps/edge")
 
 
 def register(app: typer.Typer) -> None:

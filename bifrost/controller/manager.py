@@ -36,6 +36,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from bifrost.certificates.renewal import renewal_policy
 from bifrost.clock import Clock, SystemClock
 from bifrost.controller.informers import (
     WATCHED,
@@ -58,6 +59,7 @@ from bifrost.machines.catalog import default_registry
 from bifrost.machines.registry import MachineRegistry
 from bifrost.machines.rotation import REASON_RENEWAL_DUE
 from bifrost.records import CertificateRecord, OperationStatus
+from bifrost.steps.bindings import bind_steps
 from bifrost.store.errors import StoreUnavailable
 from bifrost.store.interface import OperationStore
 
@@ -86,35 +88,10 @@ def default_lease_namespace() -> str:
 
 
 def default_steps(kube: KubeClient, store: OperationStore, cache: Cache) -> dict[str, Step]:
-    """The step implementations of every machine in the catalog, keyed by step name (step
-    names are unique across machines): edge-certificate, provision, rotation and teardown.
-    Blueprints are read from the informer cache, not fetched per step; the renewal policy is
-    ``bifrost.certificates.renewal``."""
-    from bifrost.certificates.renewal import renewal_policy
-    from bifrost.steps.certificates import (
-        ApplyCertificate,
-        RecordCertificate,
-        WaitCertificateIssued,
-    )
-    from bifrost.steps.children import ApplyChildGateway, DeleteChildren, WaitChildProgrammed
-    from bifrost.steps.provision import provision_steps
-    from bifrost.steps.rotation import rotation_steps
-    from bifrost.steps.teardown import teardown_steps
-    from bifrost.steps.tls_probe import ProbeTLS
-
-    blueprints = CacheBlueprints(cache)
-    return {
-        "apply_certificate": ApplyCertificate(kube),
-        "wait_issued": WaitCertificateIssued(kube),
-        "apply_child_gateway": ApplyChildGateway(kube),
-        "wait_programmed": WaitChildProgrammed(kube),
-        "probe_tls": ProbeTLS(kube),
-        "record_certificate": RecordCertificate(store),
-        "remove_children": DeleteChildren(kube, store=store),
-        **provision_steps(kube, store, blueprints=blueprints, renewal_time=renewal_policy),
-        **rotation_steps(kube, store, blueprints=blueprints, renewal_time=renewal_policy),
-        **teardown_steps(kube, store, blueprints=blueprints),
-    }
+    """The step implementations of every machine in the catalog, keyed by step name (see
+    ``bifrost.steps.bindings``). Blueprints are read from the informer cache, not fetched per
+    step; the renewal policy is ``bifrost.certificates.renewal``."""
+    return bind_steps(kube, store, blueprints=CacheBlueprints(cache), renewal_time=renewal_policy)
 
 
 @dataclass(frozen=True)

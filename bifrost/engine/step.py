@@ -16,27 +16,39 @@ Any other exception is treated as ``Retry`` with the policy's backoff.
 
 Every side effect must be named with ``StepContext.idempotency_key`` (derived from gateway uid,
 operation id and step) so that a re-run after a crash finds what the crashed attempt made.
+
+Steps are typed: a ``Step[In, Out]`` declares the pydantic model of what it reads from the step
+before it (``NoInput`` when it reads nothing) and of what its ``Done`` hands on. The runner sees
+only the JSON side: ``Step.run`` validates the journaled input into ``In`` and dumps the ``Out``
+model (by alias) to the JSON object that is journaled and handed to the next step.
 """
 
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeAlias
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+from typing_extensions import TypeVar
 
 from bifrost.clock import Clock
 from bifrost.machines.spec import MachineSpec, StateSpec, StepSpec
 from bifrost.records import OperationRecord
 
 C = TypeVar("C", bound=BaseModel)
+Payload = TypeVar("Payload")
+#: A step's input and output models; a bare ``Step`` is any step (what the runner holds).
+In = TypeVar("In", bound=BaseModel, default=Any)
+Out = TypeVar("Out", bound=BaseModel, default=Any)
 
 
 @dataclass(frozen=True)
-class Done:
-    output: dict[str, Any] | None = None
+class Done(Generic[Payload]):
+    output: Payload | None = None
     context: BaseModel | None = None
 
 
@@ -58,7 +70,12 @@ class Fail:
     reason: str
 
 
-StepOutcome = Done | Wait | Retry | Fail
+#: Every outcome but ``Done``: what a helper answers when the step cannot finish now.
+NotDone: TypeAlias = Wait | Retry | Fail
+#: A typed step's outcome, ``Done`` carrying its output model.
+Outcome: TypeAlias = Done[Payload] | Wait | Retry | Fail
+#: What the runner receives: ``Done`` carrying the JSON object that is journaled.
+StepOutcome: TypeAlias = Done[dict[str, Any]] | Wait | Retry | Fail
 
 
 def idempotency_key(gateway_uid: str, operation_id: int, step: str) -> str:
@@ -90,7 +107,42 @@ class StepContext(Generic[C]):
         return self.clock.now()
 
 
-class Step(Protocol):
-    """An idempotent step implementation; dependencies come through its constructor."""
+class NoInput(BaseModel):
+    """The input of a step that reads nothing from the step before it (what that step handed on
+    stays in the journal; it is not checked here)."""
 
-    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome: ...
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class StepOutput(BaseModel):
+    """Base of the output models: frozen, closed, journaled with camelCase keys."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class Step(ABC, Generic[In, Out]):
+    """An idempotent step implementation; dependencies come through its constructor.
+
+    A subclass names its input model in ``input_model`` (the ``In`` it is parameterised with)
+    and implements ``execute``; the runner calls ``run``.
+    """
+
+    input_model: type[In]
+
+    @abstractmethod
+    def execute(self, ctx: StepContext[Any], input: In) -> Outcome[Out]:
+        """The step itself, on its typed input."""
+
+    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
+        """The runner's side: ``input`` (the previous step's journaled output, or None) is
+        validated into ``In``; a ``Done``'s output model is dumped to JSON-able data."""
+        outcome = self.execute(ctx, self.input_model.model_validate(input or {}))
+        if not isinstance(outcome, Done):
+            return outcome
+        output = outcome.output
+        return Done(
+            output=None if output is None else output.model_dump(mode="json", by_alias=True),
+            context=outcome.context,
+        )

@@ -4,7 +4,6 @@ removing one leaves its stored operations failing visibly as "unknown machine"."
 
 from __future__ import annotations
 
-from bifrost.machines.edge_certificate import edge_certificate_spec
 from bifrost.machines.provision import provision_spec
 from bifrost.machines.registry import MachineRegistry
 from bifrost.machines.rotation import rotation_spec
@@ -12,6 +11,4 @@ from bifrost.machines.teardown import teardown_spec
 
 
 def default_registry() -> MachineRegistry:
-    return MachineRegistry(
-        [edge_certificate_spec(), provision_spec(), rotation_spec(), teardown_spec()]
-    )
+    return MachineRegistry([provision_spec(), rotation_spec(), teardown_spec()])

@@ -25,8 +25,7 @@ TEARDOWN_MACHINE = "teardown"
 TEARDOWN_VERSION = 1
 TEARDOWN_LANE = "default"
 
-#: Persisted step names. ``delete_children`` is shared with the edge_certificate machine: the
-#: teardown implementation delegates to that machine's step for its operations.
+#: Persisted step names (stable: renaming one needs a data migration).
 DELETE_CHILDREN = "delete_children"
 REMOVE_FINALIZER = "remove_finalizer"
 TEARDOWN_STEPS = (DELETE_CHILDREN, REMOVE_FINALIZER)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bifrost.api.blueprint import BLUEPRINT_KIND
-from bifrost.engine import Fail, StepOutcome
+from bifrost.engine import Fail, NotDone
 from bifrost.kube import KubeClient, KubeError, UnknownKind
 from bifrost.render.confinement import Allowed, Confinement, Violation, confine
 from bifrost.render.errors import RenderError
@@ -42,7 +42,7 @@ def place(
     source: str,
     gateway_namespace: str,
     confinement: Confinement,
-) -> Allowed | Violation | StepOutcome:
+) -> Allowed | Violation | NotDone:
     """Where ``obj`` (child ``child``, rendered from ``source``) may be applied, a violation, or
     the outcome of a discovery error (an unknown kind fails, an API error per error)."""
     api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
@@ -64,7 +64,7 @@ def check_children(
     blueprint: str,
     gateway_namespace: str,
     confinement: Confinement,
-) -> StepOutcome | None:
+) -> NotDone | None:
     """``None`` when every ``(child key, source field, rendered object)`` may be applied; else a
     ``Fail`` naming every violation (or a discovery error's outcome)."""
     violations: list[str] = []

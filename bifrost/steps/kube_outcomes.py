@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bifrost.engine import Fail, Retry, StepOutcome
+from bifrost.engine import Fail, NotDone, Retry
 from bifrost.kube import KubeError, Retryable
 
 
-def outcome_for(error: KubeError, *, doing: str) -> StepOutcome:
+def outcome_for(error: KubeError, *, doing: str) -> NotDone:
     if isinstance(error, Retryable):
         return Retry(f"{doing}: {error}", backoff=timedelta(seconds=error.delay))
     return Fail(f"{doing}: {error}")

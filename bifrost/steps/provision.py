@@ -30,17 +30,29 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bifrost.api.blueprint import API_VERSION as BLUEPRINT_API_VERSION
 from bifrost.api.blueprint import BLUEPRINT_KIND, TLSSource
+from bifrost.api.objects import Obj
 from bifrost.certificates.rules import (
     certificate_name,
     is_certificate_child,
     listener_hostnames,
     managed_listeners,
 )
-from bifrost.engine import Done, Fail, Retry, StepContext, StepOutcome, Wait
+from bifrost.engine import (
+    Done,
+    Fail,
+    NoInput,
+    NotDone,
+    Outcome,
+    Retry,
+    Step,
+    StepContext,
+    StepOutput,
+    Wait,
+)
 from bifrost.kube import Invalid, KubeClient, KubeError, Retryable, UnknownKind
 from bifrost.machines.provision import ProvisionContext
 from bifrost.records import CertificateRecord, ChildRecord
@@ -88,8 +100,6 @@ ROUTE_ANNOTATION = "gateway.bifrost.dev/route"
 """On a route child: ``namespace/name`` of the HTTPRoute it was rendered for."""
 SUPERSEDED = "#superseded-"
 """Inventory keys ``<child id>#superseded-<hash>`` hold objects replaced by a renamed child."""
-
-Obj = dict[str, Any]
 
 
 class BlueprintSource(Protocol):
@@ -154,7 +164,7 @@ def observe(kube: KubeClient, record: ChildRecord) -> Obj | None:
         return None  # the CRD is gone, and with it every object of the kind
 
 
-def load_raw_blueprint(source: BlueprintSource, name: str) -> Mapping[str, Any] | StepOutcome:
+def load_raw_blueprint(source: BlueprintSource, name: str) -> Mapping[str, Any] | NotDone:
     """The blueprint object, or the outcome to answer (missing → Fail, API error → per error)."""
     try:
         raw = source.get(name)
@@ -165,7 +175,7 @@ def load_raw_blueprint(source: BlueprintSource, name: str) -> Mapping[str, Any] 
     return raw
 
 
-def load_blueprint(source: BlueprintSource, name: str) -> Blueprint | StepOutcome:
+def load_blueprint(source: BlueprintSource, name: str) -> Blueprint | NotDone:
     """The parsed blueprint, or the outcome to answer (missing → Fail, API error → per error)."""
     raw = load_raw_blueprint(source, name)
     if not isinstance(raw, Mapping):
@@ -272,7 +282,7 @@ def delete_in_waves(
     gateway_uid: str,
     records: Sequence[ChildRecord],
     blueprint: Blueprint | None,
-) -> DeletionProgress | StepOutcome:
+) -> DeletionProgress | NotDone:
     """Delete ``records`` wave by wave (see ``deletion_waves``); stop at the first wave not yet
     gone. Each object is deleted only if it carries this Gateway's uid label, with its uid as a
     precondition; an object that is gone (or not ours) leaves the inventory."""
@@ -329,7 +339,7 @@ class _ProvisionStep:
         self.blueprints: BlueprintSource = blueprints or ClusterBlueprints(kube)
         self.recheck = recheck
 
-    def _gateway(self, c: ProvisionContext) -> Obj | StepOutcome:
+    def _gateway(self, c: ProvisionContext) -> Obj | NotDone:
         try:
             gateway = self.kube.get(GATEWAY_API, "Gateway", c.gateway, c.namespace)
         except KubeError as e:
@@ -376,7 +386,15 @@ class _RoutePass:
     waiting: list[str] = field(default_factory=list)
 
 
-class ApplyChildren(_ProvisionStep):
+class ChildrenApplied(StepOutput):
+    """``apply_children``: child keys written this pass, found unchanged, and rendered empty."""
+
+    applied: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
     """``apply_children``: one render pass with the live state of ready dependencies; apply each
     rendered child that changed (server-side apply, field manager ``bifrost``) in dependency
     order and record it in the inventory; ``Wait`` while children are pending.
@@ -389,7 +407,10 @@ class ApplyChildren(_ProvisionStep):
     and ``route.metadata.name``; an object that is already another route's child (or a Gateway
     child) fails the operation instead of being taken over."""
 
-    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> StepOutcome:
+    input_model = NoInput
+
+    def execute(self, ctx: StepContext[ProvisionContext],
+                input: NoInput) -> Outcome[ChildrenApplied]:
         c = ctx.context
         gateway = self._gateway(c)
         if not isinstance(gateway, dict):
@@ -462,15 +483,15 @@ class ApplyChildren(_ProvisionStep):
         if waiting:
             return Wait("; ".join(waiting), self.recheck, context=context)
         return Done(
-            output={"applied": applied, "unchanged": [
+            output=ChildrenApplied(applied=tuple(applied), unchanged=(
                 *(ch.id for ch in result.children if ch.id not in applied),
                 *(k for k in routes.rendered if k not in applied),
-            ], "skipped": [*result.skipped, *routes.skipped]},
+            ), skipped=(*result.skipped, *routes.skipped)),
             context=context,
         )
 
     def _live_state(self, c: ProvisionContext, templates: Mapping[str, ChildTemplate],
-                    inventory: Mapping[str, ChildRecord]) -> _LiveState | StepOutcome:
+                    inventory: Mapping[str, ChildRecord]) -> _LiveState | NotDone:
         """The live objects of the inventory's children that still have a template, and which
         of them (ours) are ready."""
         live: dict[str, Obj | None] = {}
@@ -505,7 +526,7 @@ class ApplyChildren(_ProvisionStep):
         blueprint: Blueprint,
         gateway: Obj,
         gateway_ready: Mapping[str, Obj],
-    ) -> list[_RouteRender] | StepOutcome:
+    ) -> list[_RouteRender] | NotDone:
         """Render ``spec.routeChildren`` for each route of ``c.routes`` (applied later, by
         ``_apply_routes``, once the whole pass is known to be confined)."""
         c = ctx.context
@@ -543,7 +564,7 @@ class ApplyChildren(_ProvisionStep):
         applied: list[str],
         conflicts: list[str],
         confinement: Confinement,
-    ) -> _RoutePass | StepOutcome:
+    ) -> _RoutePass | NotDone:
         """Apply the rendered ``spec.routeChildren`` of each route."""
         out = _RoutePass()
         for r in rendered:
@@ -579,7 +600,7 @@ class ApplyChildren(_ProvisionStep):
         *,
         confinement: Confinement,
         route_key: str | None = None,
-    ) -> StepOutcome | None:
+    ) -> NotDone | None:
         """Apply one rendered child if needed; an outcome ends the step. ``inventory`` and
         ``live`` are those of the Gateway's children, or of ``route_key``'s route children;
         ``confinement`` (the blueprint's) decides the namespace."""
@@ -706,12 +727,21 @@ class ApplyChildren(_ProvisionStep):
         return body
 
 
-class WaitReady(_ProvisionStep):
+class ChildrenReady(StepOutput):
+    """``wait_ready``: the child keys found ready."""
+
+    ready: tuple[str, ...]
+
+
+class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
     """``wait_ready``: every wanted child — the Gateway's and each attached route's — exists
     (ours) and satisfies its ``readyWhen``; the inventory's ``ready`` flag follows (written only
     when it changes)."""
 
-    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> StepOutcome:
+    input_model = NoInput
+
+    def execute(self, ctx: StepContext[ProvisionContext],
+                input: NoInput) -> Outcome[ChildrenReady]:
         c = ctx.context
         blueprint = load_blueprint(self.blueprints, c.blueprint)
         if not isinstance(blueprint, Blueprint):
@@ -754,16 +784,34 @@ class WaitReady(_ProvisionStep):
         if waiting:
             return Wait("children not ready: " + "; ".join(waiting), self.recheck,
                         context=context)
-        return Done(output={"ready": ready}, context=context)
+        return Done(output=ChildrenReady(ready=tuple(ready)), context=context)
 
 
-class Prune(_ProvisionStep):
+class NothingStale(StepOutput):
+    """``prune`` found no stale child: the retired certificates it deleted."""
+
+    pruned: tuple[str, ...] = ()
+    retired_certificates: tuple[str, ...]
+
+
+class ChildrenPruned(StepOutput):
+    """``prune``: the child keys deleted, and those left alone because they are labelled with
+    another Gateway's uid."""
+
+    pruned: tuple[str, ...]
+    not_ours: tuple[str, ...]
+
+
+class Prune(_ProvisionStep, Step[NoInput, NothingStale | ChildrenPruned]):
     """``prune``: delete inventory children this pass did not render (removed templates,
     templates that rendered empty, superseded objects, and the route children of routes no
     longer attached), cluster-scoped ones too, in delete order; each leaves the inventory once
     it is gone."""
 
-    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> StepOutcome:
+    input_model = NoInput
+
+    def execute(self, ctx: StepContext[ProvisionContext],
+                input: NoInput) -> Outcome[NothingStale | ChildrenPruned]:
         c = ctx.context
         wanted = set(c.wanted)
         retired = [r for r in self.store.list_certificates(gateway_uid=c.gateway_uid)
@@ -779,8 +827,8 @@ class Prune(_ProvisionStep):
         stale += [r for rk, records in route_children(self.store, c.gateway_uid).items()
                   for cid, r in records.items() if cid not in c.route_wanted.get(rk, ())]
         if not stale:
-            return Done(output={"pruned": [], "retiredCertificates": [r.object_name
-                                                                      for r in retired]})
+            return Done(output=NothingStale(
+                retired_certificates=tuple(r.object_name for r in retired)))
         try:
             raw = self.blueprints.get(c.blueprint)
             blueprint = Blueprint.from_dict(raw) if raw is not None else None
@@ -796,12 +844,12 @@ class Prune(_ProvisionStep):
         if progress.remaining:
             return Wait("pruning: waiting for " + ", ".join(progress.remaining)
                         + " to be deleted", self.recheck, context=context)
-        return Done(output={"pruned": list(progress.gone), "notOurs": list(progress.foreign)},
+        return Done(output=ChildrenPruned(pruned=progress.gone, not_ours=progress.foreign),
                     context=context)
 
 
     def _delete_retired(self, c: ProvisionContext,
-                        retired: Sequence[CertificateRecord]) -> StepOutcome | None:
+                        retired: Sequence[CertificateRecord]) -> NotDone | None:
         """Delete the certificates of removed listeners once no child mentions them."""
         live: list[Obj] = []
         try:
@@ -826,7 +874,20 @@ class Prune(_ProvisionStep):
         return None
 
 
-class EnsureCertificates(_ProvisionStep):
+class CertificatesNotManaged(StepOutput):
+    """``ensure_certificates``: the blueprint has no ``spec.tls``."""
+
+    tls: Literal[False] = False
+
+
+class CertificatesAttached(StepOutput):
+    """``ensure_certificates``: the certificates this pass attached."""
+
+    attached: tuple[str, ...]
+
+
+class EnsureCertificates(_ProvisionStep,
+                         Step[NoInput, CertificatesNotManaged | CertificatesAttached]):
     """``ensure_certificates``: with ``spec.tls``, every managed HTTPS listener (see
     ``bifrost.certificates.rules.managed_listeners``) gets a certificate before the children render:
     one is requested where none is attached, waited for until issued (bounded by
@@ -840,7 +901,10 @@ class EnsureCertificates(_ProvisionStep):
         super().__init__(*args, **kwargs)
         self.renewal_time = renewal_time
 
-    def run(self, ctx: StepContext[ProvisionContext], input: Any) -> StepOutcome:
+    input_model = NoInput
+
+    def execute(self, ctx: StepContext[ProvisionContext],
+                input: NoInput) -> Outcome[CertificatesNotManaged | CertificatesAttached]:
         c = ctx.context
         raw = load_raw_blueprint(self.blueprints, c.blueprint)
         if not isinstance(raw, Mapping):
@@ -856,7 +920,7 @@ class EnsureCertificates(_ProvisionStep):
         if tls is None:
             # The blueprint stopped managing certificates: retire what it managed.
             self._retire(records, keep=set(), now=now)
-            return Done(output={"tls": False})
+            return Done(output=CertificatesNotManaged())
         gateway = self._gateway(c)
         if not isinstance(gateway, dict):
             return gateway
@@ -913,7 +977,7 @@ class EnsureCertificates(_ProvisionStep):
                 return Fail(f"certificates not issued within {tls.issue_timeout_seconds}s "
                             f"(spec.tls.issueTimeoutSeconds): " + "; ".join(waiting))
             return Wait("; ".join(waiting), self.recheck, context=context)
-        return Done(output={"attached": attached}, context=context)
+        return Done(output=CertificatesAttached(attached=tuple(attached)), context=context)
 
     def _retire(self, records: Sequence[CertificateRecord], *, keep: set[str],
                 now: datetime) -> None:
@@ -926,22 +990,3 @@ class EnsureCertificates(_ProvisionStep):
 def _said(error: KubeError, body: Mapping[str, Any]) -> str:
     """What the API server said about ``body``; for a Secret, without the values it quotes."""
     return rejection(error, body) if body.get("kind") == "Secret" else str(error)
-
-
-def provision_steps(
-    kube: KubeClient,
-    store: OperationStore,
-    *,
-    blueprints: BlueprintSource | None = None,
-    recheck: timedelta = timedelta(seconds=0.2),
-    renewal_time: RenewalTime | None = None,
-) -> dict[str, EnsureCertificates | ApplyChildren | WaitReady | Prune]:
-    """The provision machine's step implementations, keyed by step name."""
-    kwargs: dict[str, Any] = {"blueprints": blueprints, "recheck": recheck}
-    return {
-        "ensure_certificates": EnsureCertificates(kube, store, renewal_time=renewal_time,
-                                                  **kwargs),
-        "apply_children": ApplyChildren(kube, store, **kwargs),
-        "wait_ready": WaitReady(kube, store, **kwargs),
-        "prune": Prune(kube, store, **kwargs),
-    }

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, ParamSpec
 
-from bifrost.engine import Fail, Retry, StepOutcome, Wait
+from bifrost.engine import Fail, NotDone, Retry, Wait
 from bifrost.kube import KubeError
 
 __all__ = ["MASK", "Redactor", "masked_by_source", "rejection", "secret_strings"]
@@ -105,7 +105,7 @@ class Redactor:
             end += 1
         return end
 
-    def outcome(self, outcome: StepOutcome) -> StepOutcome:
+    def outcome(self, outcome: NotDone) -> NotDone:
         """``outcome`` with its message masked."""
         if not self._strings:
             return outcome
@@ -184,14 +184,14 @@ P = ParamSpec("P")
 
 
 def masked_by_source(
-    function: Callable[P, StepOutcome | None],
-) -> Callable[P, StepOutcome | None]:
+    function: Callable[P, NotDone | None],
+) -> Callable[P, NotDone | None]:
     """Mask the outcome of ``function`` against the Secret it was given as ``source=`` (a
     ``ListenerSecret`` blueprint's input): whatever path the outcome took, no fragment of the
     Secret's data reaches its message."""
 
     @functools.wraps(function)
-    def masked(*args: P.args, **kwargs: P.kwargs) -> StepOutcome | None:
+    def masked(*args: P.args, **kwargs: P.kwargs) -> NotDone | None:
         outcome = function(*args, **kwargs)
         source = kwargs.get("source")
         if outcome is None or not isinstance(source, Mapping):

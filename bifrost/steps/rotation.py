@@ -18,13 +18,26 @@ from __future__ import annotations
 import base64
 import dataclasses
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
 
 from bifrost.api.blueprint import BLUEPRINT_KIND, BlueprintTLS, TLSSource, VerifyMode
+from bifrost.api.objects import Obj
 from bifrost.certificates.rules import certificate_name, is_certificate_child, listener_hostnames
-from bifrost.engine import Done, Fail, StepContext, StepOutcome, Wait
+from bifrost.engine import (
+    Done,
+    Fail,
+    NoInput,
+    NotDone,
+    Outcome,
+    Step,
+    StepContext,
+    StepOutput,
+    Wait,
+)
 from bifrost.engine.step import idempotency_key
 from bifrost.kube import KubeClient, KubeError
 from bifrost.machines.provision import PROVISION_MACHINE, ProvisionContext
@@ -65,9 +78,7 @@ from bifrost.steps.tls import (
 from bifrost.steps.tls_probe import served_fingerprint
 from bifrost.store.interface import OperationStore
 
-__all__ = ["DEFAULT_DRAIN", "RotationSteps", "observed_generation_problem", "rotation_steps"]
-
-Obj = dict[str, Any]
+__all__ = ["DEFAULT_DRAIN", "RotationStep", "RotationSteps", "observed_generation_problem"]
 
 #: Drain time when the blueprint sets none (``spec.tls.drainSeconds``).
 DEFAULT_DRAIN = timedelta(seconds=30)
@@ -90,9 +101,75 @@ def observed_generation_problem(obj: Mapping[str, Any]) -> str | None:
             f"yet (reports {min(reported)})")
 
 
+class CertificateRequested(StepOutput):
+    """``create_certificate``: the new certificate's object name and hostnames."""
+
+    certificate: str
+    hostnames: tuple[str, ...]
+
+
+class CertificateIssued(StepOutput):
+    """``await_issued``: the issued leaf's SHA-256 fingerprint and notAfter (ISO)."""
+
+    fingerprint: str
+    not_after: str
+
+
+class BothAttached(StepOutput):
+    """``attach_new``: the certificates now attached (the old one, if any, and the new)."""
+
+    attached: tuple[str, ...]
+
+
+class VerificationSkipped(StepOutput):
+    """``verify_served`` with ``spec.tls.verify.mode: None``."""
+
+    verified: Literal["none"] = "none"
+
+
+class ServedVerified(StepOutput):
+    """``verify_served``: how the new certificate was verified and where it was seen served."""
+
+    verified: str
+    served: tuple[str, ...]
+
+
+class NoDrain(StepOutput):
+    """``drain`` with no old certificate to drain."""
+
+    drained: Literal[False] = False
+
+
+class Drained(StepOutput):
+    """``drain``: until when both certificates stayed attached (ISO)."""
+
+    drained_until: str
+
+
+class Detached(StepOutput):
+    """``detach_old`` / ``detach_new``: the certificate detached, if there was one."""
+
+    detached: str | None
+
+
+class OldDeleted(StepOutput):
+    """``delete_old``: the old certificate deleted and the one now current."""
+
+    deleted: str | None
+    current: str
+
+
+class NewDeleted(StepOutput):
+    """``delete_new`` (rollback): the new certificate deleted, if made, and the one kept."""
+
+    deleted: str | None
+    kept: str | None
+
+
 class RotationSteps:
     """The step implementations, sharing their ports (cluster, store, blueprints, clock-free
-    policies). Use :func:`rotation_steps` to get them keyed by step name."""
+    policies); each is bound to its step name as a :class:`RotationStep` by
+    ``bifrost.steps.bindings``."""
 
     def __init__(
         self,
@@ -114,11 +191,11 @@ class RotationSteps:
 
     # ---- shared -----------------------------------------------------------------------------
 
-    def _tls(self, c: RotationContext) -> BlueprintTLS | StepOutcome:
+    def _tls(self, c: RotationContext) -> BlueprintTLS | NotDone:
         found = self._tls_confined(c)
         return found[0] if isinstance(found, tuple) else found
 
-    def _tls_confined(self, c: RotationContext) -> tuple[BlueprintTLS, Confinement] | StepOutcome:
+    def _tls_confined(self, c: RotationContext) -> tuple[BlueprintTLS, Confinement] | NotDone:
         """The blueprint's ``spec.tls`` and ``spec.confinement``, from one read."""
         raw = load_raw_blueprint(self.blueprints, c.blueprint)
         if not isinstance(raw, Mapping):
@@ -133,7 +210,7 @@ class RotationSteps:
             return confinement
         return tls, confinement
 
-    def _gateway(self, c: RotationContext) -> Obj | StepOutcome:
+    def _gateway(self, c: RotationContext) -> Obj | NotDone:
         try:
             gateway = self.kube.get(GATEWAY_API, "Gateway", c.gateway, c.namespace)
         except KubeError as e:
@@ -153,14 +230,15 @@ class RotationSteps:
             self.store.upsert_certificate(record.model_copy(
                 update={"attached": attached, "state": state, "updated_at": now}))
 
-    def _reapply(self, ctx: StepContext[RotationContext]) -> StepOutcome | None:
+    def _reapply(self, ctx: StepContext[RotationContext]) -> NotDone | None:
         """Apply the children with the store's attached set; ``None`` once every child exists,
         observed what was applied and is ready."""
         c = ctx.context
         provision = ProvisionContext(namespace=c.namespace, gateway=c.gateway,
                                      gateway_uid=c.gateway_uid, blueprint=c.blueprint,
                                      values=c.values)
-        outcome = self._apply.run(dataclasses.replace(ctx, context=provision), None)  # type: ignore[arg-type]
+        outcome = self._apply.execute(dataclasses.replace(ctx, context=provision),  # type: ignore[arg-type]
+                                      NoInput())
         if isinstance(outcome, Wait):
             return Wait(outcome.reason, outcome.recheck_after)
         if not isinstance(outcome, Done):
@@ -202,7 +280,7 @@ class RotationSteps:
                         + "; ".join(waiting), self.recheck)
         return None
 
-    def _live_children(self, c: RotationContext) -> list[Obj] | StepOutcome:
+    def _live_children(self, c: RotationContext) -> list[Obj] | NotDone:
         live: list[Obj] = []
         try:
             for cid, record in gateway_children(self.store, c.gateway_uid).items():
@@ -213,7 +291,7 @@ class RotationSteps:
             return outcome_for(e, doing="reading the children")
         return live
 
-    def _delete(self, c: RotationContext, name: str | None) -> StepOutcome | None:
+    def _delete(self, c: RotationContext, name: str | None) -> NotDone | None:
         """Delete certificate ``name`` — never while a live child mentions it."""
         record = self._record(c, name)
         if record is None:
@@ -239,7 +317,8 @@ class RotationSteps:
 
     # ---- steps ------------------------------------------------------------------------------
 
-    def create_certificate(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def create_certificate(self, ctx: StepContext[RotationContext]
+                           ) -> Outcome[CertificateRequested]:
         c = ctx.context
         if not c.blueprint:
             resolved = self._resolve(c)
@@ -279,7 +358,7 @@ class RotationSteps:
                                       confinement=confinement)
         if outcome is not None:
             return outcome
-        return Done(output={"certificate": name, "hostnames": list(hostnames)},
+        return Done(output=CertificateRequested(certificate=name, hostnames=hostnames),
                     context=c.model_copy(update={
                         "new": name, "new_secret": f"{name}-tls", "hostnames": hostnames,
                         "issue_started": c.issue_started or now.isoformat()}))
@@ -297,7 +376,7 @@ class RotationSteps:
                                     "blueprint": str(last.get("blueprint") or ""),
                                     "values": dict(last.get("values") or {})})
 
-    def await_issued(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def await_issued(self, ctx: StepContext[RotationContext]) -> Outcome[CertificateIssued]:
         c = ctx.context
         tls = self._tls(c)
         if not isinstance(tls, BlueprintTLS):
@@ -320,22 +399,23 @@ class RotationSteps:
         self.store.upsert_certificate(issued_record(
             c.gateway_uid, c.listener, c.new, issued, tls, now=now, attached=False,
             renewal_time=self.renewal_time))
-        return Done(output={"fingerprint": issued.fingerprint,
-                            "notAfter": issued.not_after.isoformat()},
+        return Done(output=CertificateIssued(fingerprint=issued.fingerprint,
+                                             not_after=issued.not_after.isoformat()),
                     context=c.model_copy(update={
                         "fingerprint": issued.fingerprint, "new_secret": issued.secret_name,
                         "not_before": issued.not_before.isoformat(),
                         "not_after": issued.not_after.isoformat()}))
 
-    def attach_new(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def attach_new(self, ctx: StepContext[RotationContext]) -> Outcome[BothAttached]:
         c = ctx.context
         self._set_attached(c, c.new, True, ctx.now())
         outcome = self._reapply(ctx)
         if outcome is not None:
             return outcome
-        return Done(output={"attached": [x for x in (c.old, c.new) if x]})
+        return Done(output=BothAttached(attached=tuple(x for x in (c.old, c.new) if x)))
 
-    def verify_served(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def verify_served(self, ctx: StepContext[RotationContext]
+                      ) -> Outcome[VerificationSkipped | ServedVerified]:
         c = ctx.context
         tls = self._tls(c)
         if not isinstance(tls, BlueprintTLS):
@@ -344,7 +424,7 @@ class RotationSteps:
         mode = verify.mode if verify else VerifyMode.TLS_PROBE
         now = ctx.now()
         if mode is VerifyMode.NONE:
-            return Done(output={"verified": "none"},
+            return Done(output=VerificationSkipped(),
                         context=c.model_copy(update={"verified_at": now.isoformat()}))
         started = datetime.fromisoformat(c.verify_started) if c.verify_started else now
         context = c.model_copy(update={"verify_started": started.isoformat()})
@@ -352,7 +432,7 @@ class RotationSteps:
         problem = (self._verify_expression(c, tls) if mode is VerifyMode.EXPRESSION
                    else self._probe(c, tls))
         if isinstance(problem, tuple):
-            return Done(output={"verified": mode.value, "served": list(problem)},
+            return Done(output=ServedVerified(verified=mode.value, served=problem),
                         context=context.model_copy(update={"verified_at": now.isoformat(),
                                                            "served": problem}))
         if not isinstance(problem, str):
@@ -363,7 +443,7 @@ class RotationSteps:
                         f"{problem}")
         return Wait(problem, self.recheck, context=context)
 
-    def _variables(self, c: RotationContext) -> dict[str, Any] | StepOutcome:
+    def _variables(self, c: RotationContext) -> dict[str, Any] | NotDone:
         gateway = self._gateway(c)
         if not isinstance(gateway, dict):
             return gateway
@@ -382,7 +462,7 @@ class RotationSteps:
                                 "hostnames": list(c.hostnames), "fingerprint": c.fingerprint}}
 
     def _verify_expression(self, c: RotationContext,
-                           tls: BlueprintTLS) -> tuple[str, ...] | str | StepOutcome:
+                           tls: BlueprintTLS) -> tuple[str, ...] | str | NotDone:
         variables = self._variables(c)
         if not isinstance(variables, dict):
             return variables
@@ -396,7 +476,7 @@ class RotationSteps:
             return Fail(str(e))
         return ("expression",) if result is True else "verify expression is false"
 
-    def _probe(self, c: RotationContext, tls: BlueprintTLS) -> tuple[str, ...] | str | StepOutcome:
+    def _probe(self, c: RotationContext, tls: BlueprintTLS) -> tuple[str, ...] | str | NotDone:
         variables = self._variables(c)
         if not isinstance(variables, dict):
             return variables
@@ -434,10 +514,10 @@ class RotationSteps:
             served.append(f"{sni}@{host}:{port}")
         return tuple(served)
 
-    def drain(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def drain(self, ctx: StepContext[RotationContext]) -> Outcome[NoDrain | Drained]:
         c = ctx.context
         if not c.old:
-            return Done(output={"drained": False})
+            return Done(output=NoDrain())
         tls = self._tls(c)
         if not isinstance(tls, BlueprintTLS):
             return tls
@@ -449,29 +529,29 @@ class RotationSteps:
             if drain > timedelta(0):
                 return Wait(f"draining until {until.isoformat()}", drain,
                             context=c.model_copy(update={"drain_until": until.isoformat()}))
-            return Done(output={"drainedUntil": until.isoformat()},
+            return Done(output=Drained(drained_until=until.isoformat()),
                         context=c.model_copy(update={"drain_until": until.isoformat()}))
         until = datetime.fromisoformat(c.drain_until)
         if now < until:
             return Wait(f"draining until {until.isoformat()}", until - now)
-        return Done(output={"drainedUntil": until.isoformat()})
+        return Done(output=Drained(drained_until=until.isoformat()))
 
-    def detach_old(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def detach_old(self, ctx: StepContext[RotationContext]) -> Outcome[Detached]:
         c = ctx.context
         if not c.old:
-            return Done(output={"detached": None})
+            return Done(output=Detached(detached=None))
         self._set_attached(c, c.old, False, ctx.now())
         outcome = self._reapply(ctx)
         if outcome is not None:
             return outcome
-        return Done(output={"detached": c.old})
+        return Done(output=Detached(detached=c.old))
 
-    def delete_old(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def delete_old(self, ctx: StepContext[RotationContext]) -> Outcome[OldDeleted]:
         c = ctx.context
         outcome = self._delete(c, c.old)
         if outcome is not None:
             return outcome
-        return Done(output={"deleted": c.old, "current": c.new})
+        return Done(output=OldDeleted(deleted=c.old, current=c.new))
 
     def _with_new(self, ctx: StepContext[RotationContext]) -> RotationContext:
         """The context with the new certificate's name, also when ``create_certificate`` made
@@ -488,47 +568,37 @@ class RotationSteps:
         name = certificate_name(c.gateway, c.listener, key)
         return c.model_copy(update={"new": name}) if self._record(c, name) else c
 
-    def detach_new(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def detach_new(self, ctx: StepContext[RotationContext]) -> Outcome[Detached]:
         c = self._with_new(ctx)
         ctx = dataclasses.replace(ctx, context=c)
         if not c.new or self._record(c, c.new) is None:
-            return Done(output={"detached": None}, context=c)
+            return Done(output=Detached(detached=None), context=c)
         self._set_attached(c, c.new, False, ctx.now())
         if c.old:
             self._set_attached(c, c.old, True, ctx.now())  # the old one never leaves
         outcome = self._reapply(ctx)
         if outcome is not None:
             return outcome
-        return Done(output={"detached": c.new}, context=c)
+        return Done(output=Detached(detached=c.new), context=c)
 
-    def delete_new(self, ctx: StepContext[RotationContext], input: Any) -> StepOutcome:
+    def delete_new(self, ctx: StepContext[RotationContext]) -> Outcome[NewDeleted]:
         c = self._with_new(ctx)
         outcome = self._delete(c, c.new)
         if outcome is not None:
             return outcome
-        return Done(output={"deleted": c.new or None, "kept": c.old})
+        return Done(output=NewDeleted(deleted=c.new or None, kept=c.old))
 
 
-class _Bound:
-    def __init__(self, method: Any) -> None:
+R = TypeVar("R", bound=BaseModel)
+
+
+class RotationStep(Step[NoInput, R]):
+    """One method of :class:`RotationSteps` as a step (the steps read no input)."""
+
+    input_model = NoInput
+
+    def __init__(self, method: Callable[[StepContext[RotationContext]], Outcome[R]]) -> None:
         self.method = method
 
-    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
-        result: StepOutcome = self.method(ctx, input)
-        return result
-
-
-def rotation_steps(
-    kube: KubeClient,
-    store: OperationStore,
-    *,
-    blueprints: BlueprintSource | None = None,
-    renewal_time: RenewalTime | None = None,
-    recheck: timedelta = timedelta(seconds=0.2),
-) -> dict[str, _Bound]:
-    """The rotation machine's step implementations, keyed by step name."""
-    steps = RotationSteps(kube, store, blueprints=blueprints, renewal_time=renewal_time,
-                          recheck=recheck)
-    return {name: _Bound(getattr(steps, name)) for name in (
-        "create_certificate", "await_issued", "attach_new", "verify_served", "drain",
-        "detach_old", "delete_old", "detach_new", "delete_new")}
+    def execute(self, ctx: StepContext[RotationContext], input: NoInput) -> Outcome[R]:
+        return self.method(ctx)

@@ -5,9 +5,7 @@ remove bifrost's finalizer from the Gateway.
 per-route children (``routeChildren``) and children of templates removed since they were applied,
 which the cluster's garbage collector would leak. Groups are deleted one after the other, each
 waited for until it is gone (see ``bifrost.steps.provision.deletion_waves``); an object labelled
-with another Gateway's uid (a Gateway re-created under the same name) is never deleted. The step
-name is shared with the edge_certificate machine, whose implementation this one delegates to for
-that machine's operations, so one runner can run both.
+with another Gateway's uid (a Gateway re-created under the same name) is never deleted.
 
 ``remove_finalizer`` is the last state: a JSON patch that tests the finalizer's position and the
 Gateway's uid before removing it, so it cannot remove another entry or touch a re-created Gateway.
@@ -16,11 +14,23 @@ Gateway's uid before removing it, so it cannot remove another entry or touch a r
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-from bifrost.engine import Done, Retry, Step, StepContext, StepOutcome, Wait
+from bifrost.engine import (
+    Done,
+    NoInput,
+    NotDone,
+    Outcome,
+    Retry,
+    Step,
+    StepContext,
+    StepOutput,
+    Wait,
+)
 from bifrost.kube import KubeClient, KubeError, Retryable
-from bifrost.machines.teardown import GATEWAY_FINALIZER, TeardownContext
+from bifrost.machines.teardown import (
+    GATEWAY_FINALIZER,
+    TeardownContext,
+)
 from bifrost.render import Blueprint, RenderError
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_API
@@ -34,9 +44,25 @@ from bifrost.steps.tls import delete_certificate_object
 from bifrost.store.interface import OperationStore
 
 
-class DeleteChildrenInOrder:
-    """``delete_children`` of the teardown machine (see the module docstring). ``fallback``:
-    the step run for other machines' ``delete_children`` (e.g. edge_certificate's)."""
+class ChildrenDeleted(StepOutput):
+    """``delete_children`` deleted the inventory: the child ids deleted so far, and those left
+    alone because they are labelled with another Gateway's uid."""
+
+    deleted: tuple[str, ...]
+    not_ours: tuple[str, ...]
+
+
+class NoChildrenLeft(StepOutput):
+    """``delete_children`` found the inventory empty (e.g. a re-run after the deletions): the
+    child ids deleted so far."""
+
+    deleted: tuple[str, ...]
+
+
+class DeleteChildrenInOrder(Step[NoInput, ChildrenDeleted | NoChildrenLeft]):
+    """``delete_children`` of the teardown machine (see the module docstring)."""
+
+    input_model = NoInput
 
     def __init__(
         self,
@@ -44,28 +70,21 @@ class DeleteChildrenInOrder:
         store: OperationStore,
         *,
         blueprints: BlueprintSource | None = None,
-        fallback: Step | None = None,
         recheck: timedelta = timedelta(seconds=0.2),
     ) -> None:
         self.kube = kube
         self.store = store
         self.blueprints: BlueprintSource = blueprints or ClusterBlueprints(kube)
-        self.fallback = fallback
         self.recheck = recheck
 
-    def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
-        if not isinstance(ctx.context, TeardownContext):
-            if self.fallback is None:
-                raise TypeError(
-                    f"delete_children of machine {ctx.machine.name!r} has no implementation here "
-                    "(pass fallback=)"
-                )
-            return self.fallback.run(ctx, input)
+    def execute(self, ctx: StepContext[TeardownContext],
+                input: NoInput) -> Outcome[ChildrenDeleted | NoChildrenLeft]:
         c = ctx.context
         # Every inventory row: the Gateway's children and the per-route children (route_key).
         records = self.store.list_children(c.gateway_uid)
         if not records:
-            return self._certificate_secrets(c)
+            pending = self._certificate_secrets(c)
+            return pending or Done(output=NoChildrenLeft(deleted=c.deleted))
         blueprint: Blueprint | None = None
         if c.blueprint:
             try:
@@ -83,14 +102,15 @@ class DeleteChildrenInOrder:
         if progress.remaining:
             return Wait("waiting for " + ", ".join(progress.remaining) + " to be deleted",
                         self.recheck, context=context)
-        secrets = self._certificate_secrets(context)
-        if not isinstance(secrets, Done):
-            return secrets
-        return Done(output={"deleted": list(context.deleted), "notOurs": list(progress.foreign)},
+        pending = self._certificate_secrets(context)
+        if pending is not None:
+            return pending
+        return Done(output=ChildrenDeleted(deleted=context.deleted, not_ours=progress.foreign),
                     context=context)
 
-    def _certificate_secrets(self, c: TeardownContext) -> StepOutcome:
-        """Last: the Secrets the certificates produced (an issuer does not delete them)."""
+    def _certificate_secrets(self, c: TeardownContext) -> NotDone | None:
+        """Last: the Secrets the certificates produced (an issuer does not delete them); None
+        when they are all gone."""
         for cert in self.store.list_certificates(gateway_uid=c.gateway_uid):
             gone = delete_certificate_object(self.kube, self.store, gateway_uid=c.gateway_uid,
                                              record=cert, namespace=c.namespace)
@@ -99,17 +119,27 @@ class DeleteChildrenInOrder:
             if not gone:
                 return Wait(f"waiting for the Secret of certificate {cert.object_name} to be "
                             "deleted", self.recheck)
-        return Done(output={"deleted": list(c.deleted)})
+        return None
 
 
-class RemoveFinalizer:
+class FinalizerRemoved(StepOutput):
+    """``remove_finalizer``: whether this step removed the finalizer (False: the Gateway was
+    gone, re-created or had none)."""
+
+    finalizer_removed: bool
+
+
+class RemoveFinalizer(Step[NoInput, FinalizerRemoved]):
     """``remove_finalizer``: drop ``gateway.bifrost.dev/finalizer`` from the Gateway (JSON patch);
     done when the Gateway is gone, re-created (another uid) or has no such finalizer."""
+
+    input_model = NoInput
 
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
 
-    def run(self, ctx: StepContext[TeardownContext], input: dict[str, Any] | None) -> StepOutcome:
+    def execute(self, ctx: StepContext[TeardownContext],
+                input: NoInput) -> Outcome[FinalizerRemoved]:
         c = ctx.context
         doing = f"removing finalizer {GATEWAY_FINALIZER} from Gateway {c.namespace}/{c.gateway}"
         try:
@@ -120,7 +150,7 @@ class RemoveFinalizer:
         finalizers = list(meta.get("finalizers") or [])
         if gateway is None or meta.get("uid") != c.gateway_uid \
                 or GATEWAY_FINALIZER not in finalizers:
-            return Done(output={"finalizerRemoved": False},
+            return Done(output=FinalizerRemoved(finalizer_removed=False),
                         context=c.model_copy(update={"finalizer_removed": True}))
         index = finalizers.index(GATEWAY_FINALIZER)
         patch = [
@@ -136,22 +166,5 @@ class RemoveFinalizer:
         except KubeError as e:
             # A failed test (the finalizers moved under us) or a Gateway that vanished: re-read.
             return Retry(f"{doing}: {e}", backoff=timedelta(seconds=0.1))
-        return Done(output={"finalizerRemoved": True},
+        return Done(output=FinalizerRemoved(finalizer_removed=True),
                     context=c.model_copy(update={"finalizer_removed": True}))
-
-
-def teardown_steps(
-    kube: KubeClient,
-    store: OperationStore,
-    *,
-    blueprints: BlueprintSource | None = None,
-    fallback_delete: Step | None = None,
-    recheck: timedelta = timedelta(seconds=0.2),
-) -> dict[str, Step]:
-    """The teardown machine's step implementations, keyed by step name."""
-    return {
-        "delete_children": DeleteChildrenInOrder(
-            kube, store, blueprints=blueprints, fallback=fallback_delete, recheck=recheck
-        ),
-        "remove_finalizer": RemoveFinalizer(kube),
-    }

@@ -45,7 +45,7 @@ from bifrost.certificates.rules import (
     secret_name_expression,
     source_secret_ref,
 )
-from bifrost.engine import Fail, StepOutcome
+from bifrost.engine import Fail, NotDone
 from bifrost.kube import Invalid, KubeClient, KubeError, UnknownKind
 from bifrost.records import CertificateRecord, ChildRecord
 from bifrost.render import NotAvailable, RenderError
@@ -86,7 +86,7 @@ RenewalTime = Callable[[datetime, datetime, BlueprintTLS], datetime]
 
 def source_secret(
     kube: KubeClient, gateway: Mapping[str, Any], listener: Mapping[str, Any]
-) -> Obj | str | StepOutcome:
+) -> Obj | str | NotDone:
     """The user's Secret a ``ListenerSecret`` listener passes through, or why not (a ``str``:
     wait for it), or an outcome."""
     namespace, name = source_secret_ref(gateway, listener)
@@ -173,7 +173,7 @@ def request_certificate(
     now: datetime,
     source: Mapping[str, Any] | None = None,
     confinement: Confinement | None = None,
-) -> StepOutcome | None:
+) -> NotDone | None:
     """Render and apply the certificate object ``name`` for ``listener`` (observe first: an
     existing one with the same body is not written). The store row and the inventory entry are
     written *before* the apply, so a crash right after it cannot leak the object. ``source``:
@@ -301,7 +301,7 @@ def observe_issued(
     gateway_uid: str,
     name: str,
     hostnames: Sequence[str],
-) -> Issued | str | StepOutcome:
+) -> Issued | str | NotDone:
     """The issued certificate, or why not yet (a ``str``: wait), or an outcome (an error)."""
     record = certificate_child(store, gateway_uid, name)
     if record is None:
@@ -331,7 +331,7 @@ def _judge_issued(
     obj: Mapping[str, Any],
     name: str,
     hostnames: Sequence[str],
-) -> Issued | str | StepOutcome:
+) -> Issued | str | NotDone:
     try:
         field = "spec.tls.readyWhen"
         ready = evaluate_expression(ready_when(tls), {"object": obj}, field=field)
@@ -414,7 +414,7 @@ def delete_certificate_object(
     gateway_uid: str,
     record: CertificateRecord,
     namespace: str | None = None,
-) -> bool | StepOutcome:
+) -> bool | NotDone:
     """Delete the certificate object and the Secret it produced (cert-manager does not delete
     it); True once both are gone and the store forgot them. The caller checks first that nothing
     attaches it. ``namespace``: where the Secret is when the object left the inventory already

@@ -23,8 +23,7 @@ from bifrost.machines.provision import ProvisionContext, provision_spec
 from bifrost.machines.registry import MachineRegistry
 from bifrost.machines.teardown import TeardownContext, teardown_spec
 from bifrost.records import OperationRecord
-from bifrost.steps.provision import provision_steps
-from bifrost.steps.teardown import teardown_steps
+from bifrost.steps.bindings import bind_steps
 from bifrost.store import SqlStore
 from devcluster.server import DevCluster
 
@@ -121,7 +120,7 @@ class Harness:
     clock: Clock = field(default_factory=SystemClock)
 
     def steps(self) -> dict[str, Step]:
-        return {**provision_steps(self.kube, self.store), **teardown_steps(self.kube, self.store)}
+        return bind_steps(self.kube, self.store)
 
     def runner(self, *, owner: str | None = None, clock: Clock | None = None,
                max_steps_per_claim: int = 50) -> Runner:

@@ -377,30 +377,6 @@ def test_wait_ready_names_the_children_that_are_not_ready(harness: Harness) -> N
     }
 
 
-def test_delete_children_delegates_other_machines_operations_to_the_fallback() -> None:
-    from types import SimpleNamespace
-    from typing import cast
-
-    from bifrost.engine import Done, StepContext, StepOutcome
-    from bifrost.machines.edge_certificate import EdgeCertificateContext
-    from bifrost.steps.teardown import DeleteChildrenInOrder
-
-    seen: list[object] = []
-
-    class Fallback:
-        def run(self, ctx: StepContext[Any], input: dict[str, Any] | None) -> StepOutcome:
-            seen.append(ctx.context)
-            return Done(output={"fallback": True})
-
-    step = DeleteChildrenInOrder(cast(Any, None), cast(Any, None), blueprints=cast(Any, None),
-                                 fallback=Fallback())
-    edge = EdgeCertificateContext(namespace="n", gateway="g", gateway_uid="u", hostname="h")
-    ctx = cast(StepContext[Any], SimpleNamespace(context=edge, machine=SimpleNamespace(
-        name="edge_certificate")))
-    assert step.run(ctx, None) == Done(output={"fallback": True})
-    assert seen == [edge]
-
-
 def test_teardown_waits_for_each_group_to_be_gone_before_the_next(harness: Harness) -> None:
     h = harness
     h.set_blueprint(blueprint_children())
