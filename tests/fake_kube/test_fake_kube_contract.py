@@ -1,6 +1,7 @@
 """What FakeKube claims to do like an API server, checked on the fake and on the devcluster through
 the real KubeClient (the ``kube`` fixture runs each test on both): object identity, optimistic
-concurrency, generation, the status subresource, finalizers, apply, selectors and scope."""
+concurrency, generation, the status subresource, finalizers, apply, selectors and scope — and
+the fake's kind table against the devcluster's discovery."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ import re
 from typing import Any
 
 import pytest
+from support.fake_kube import KINDS, KindInfo
 
 from bifrost.api.objects import Obj, meta
-from bifrost.kube import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, UnknownKind
+from bifrost.kube import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    Invalid,
+    KubeClient,
+    NotFound,
+    UnknownKind,
+)
 from bifrost.kube.ports import Kube
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -240,3 +250,20 @@ def test_create_needs_a_live_namespace_and_a_free_name(kube: Kube, namespace: st
     kube.delete("v1", "Namespace", namespace)
     with pytest.raises(Forbidden):
         kube.create(config_map(namespace, "late"))
+
+
+def test_stale_applies_and_deletes_are_conflicts_too(kube: Kube, namespace: str) -> None:
+    created = kube.create(config_map(namespace, "cm"))
+    stale = meta(created)["resourceVersion"]
+    kube.patch("v1", "ConfigMap", "cm", namespace, {"data": {"k": "w"}})
+    with pytest.raises(Conflict):
+        kube.apply(config_map(namespace, "cm", resourceVersion=stale))
+    with pytest.raises(Conflict):
+        kube.delete("v1", "ConfigMap", "cm", namespace, resource_version=stale)
+    assert kube.get("v1", "ConfigMap", "cm", namespace) is not None
+
+
+@pytest.mark.parametrize("info", KINDS, ids=lambda k: f"{k.api_version}/{k.kind}")
+def test_the_kind_table_says_what_discovery_says(live_kube: KubeClient, info: KindInfo) -> None:
+    assert live_kube.is_namespaced(info.api_version, info.kind) is info.namespaced
+    assert live_kube.plural(info.api_version, info.kind) == info.plural
