@@ -49,6 +49,7 @@ __all__ = [
     "BLUEPRINT_API_VERSION",
     "CONTROLLER_NAME",
     "FINALIZER",
+    "GATEWAY_API_VERSION",
     "WATCHED",
     "Cache",
     "CacheBlueprints",
@@ -71,6 +72,7 @@ CacheKey = tuple[str, str, str]  # (kind, namespace or "", name)
 CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
 FINALIZER = "gateway.bifrost.dev/finalizer"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_API_VERSION = f"{GATEWAY_GROUP}/v1"
 BIFROST_GROUP = "gateway.bifrost.dev"
 BLUEPRINT_API_VERSION = "gateway.bifrost.dev/v1alpha1"
 BLUEPRINT_KIND = "GatewayClassBlueprint"

@@ -1,5 +1,7 @@
 """Where the controller remembers, per Gateway uid, the input hash of the last provision it
-started: in the store (``gateways.input_hash``), behind a small in-process cache.
+started (:class:`InputLedger`): by default in the store (``gateways.input_hash``), behind a
+small in-process cache (:class:`StoreLedger`); :class:`MemoryLedger` keeps it in the process
+only.
 
 Why the store: a restarted controller (a crash, a roll-out, a new leader) must not provision
 every unchanged Gateway again. Why the cache: a converged resync asks for every Gateway's hash;
@@ -17,16 +19,50 @@ provision is idempotent and rewrites no unchanged child).
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from bifrost.clock import Clock
 from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
 
-__all__ = ["StoreLedger"]
+__all__ = ["InputLedger", "MemoryLedger", "StoreLedger"]
+
+
+class InputLedger(Protocol):
+    """Remembers, per Gateway uid, the input hash of the last provision started."""
+
+    def recorded(self, uid: str) -> str | None: ...
+
+    def record(self, uid: str, input_hash: str) -> None: ...
+
+    def invalidate(self) -> None:
+        """Forget anything cached from a shared record (a new leadership term begins: another
+        replica may have recorded hashes meanwhile)."""
+        ...
+
+
+class MemoryLedger:
+    """In-process ledger. After a restart every Gateway is provisioned once more, which is safe
+    (provision is idempotent and writes no unchanged child) but costs one operation each."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def recorded(self, uid: str) -> str | None:
+        with self._lock:
+            return self._hashes.get(uid)
+
+    def record(self, uid: str, input_hash: str) -> None:
+        with self._lock:
+            self._hashes[uid] = input_hash
+
+    def invalidate(self) -> None:
+        """Nothing to do: this ledger is the record itself, not a cache of one."""
 
 
 class StoreLedger:
-    """An :class:`~bifrost.controller.observe.InputLedger` on the store, with a cache in front.
+    """An :class:`InputLedger` on the store, with a cache in front.
 
     ``recorded`` reads the store once per uid (per term) and then answers from memory;
     ``record`` writes only when the hash differs from the one known. Thread-safe; the work queue

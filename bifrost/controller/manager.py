@@ -38,6 +38,7 @@ from typing import Any
 
 from bifrost.certificates.renewal import renewal_policy
 from bifrost.clock import Clock, SystemClock
+from bifrost.controller.gateway_view import StatusWriter
 from bifrost.controller.informers import (
     WATCHED,
     Cache,
@@ -48,7 +49,7 @@ from bifrost.controller.informers import (
 )
 from bifrost.controller.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bifrost.controller.metrics import Metrics
-from bifrost.controller.observe import Observer, StatusWriter
+from bifrost.controller.observe import Observer
 from bifrost.controller.queue import RateLimiter, WorkQueue
 from bifrost.controller.scheduler import RenewalScheduler
 from bifrost.controller.status_writer import GatewayApiStatusWriter

@@ -17,11 +17,11 @@ the key comes back).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from bifrost.api.blueprint import GatewayClassBlueprint
 from bifrost.api.errors import InvalidResourceError, parse_resource
+from bifrost.api.objects import Obj, meta, status
 from bifrost.clock import Clock
 from bifrost.controller.informers import (
     BLUEPRINT_API_VERSION,
@@ -32,7 +32,9 @@ from bifrost.controller.informers import (
     blueprint_name,
     gateway_class_name,
 )
-from bifrost.kube import Conflict, KubeClient, NotFound
+from bifrost.controller.observation import Observation
+from bifrost.kube import Conflict, NotFound
+from bifrost.kube.ports import KubeStatusWriter
 from bifrost.status import status_changed
 from bifrost.status.blueprints import blueprint_problems, blueprint_status
 from bifrost.status.policies import (
@@ -47,39 +49,23 @@ __all__ = ["OWN_STATUS_KINDS", "OwnStatusWriter"]
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-
 #: Work key kinds this module observes.
 OWN_STATUS_KINDS: frozenset[str] = frozenset({*POLICY_KINDS, BLUEPRINT_KIND})
 #: Seconds before looking again after a write conflict (the watch usually comes first).
 CONFLICT_RECHECK_SECONDS = 1.0
 
-#: (actions taken, requeue after seconds or ``None``)
-Outcome = tuple[tuple[str, ...], float | None]
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _status(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    status = obj.get("status")
-    return status if isinstance(status, Mapping) else {}
-
-
 class OwnStatusWriter:
     """Observes policy and blueprint work keys (see the module docstring)."""
 
     def __init__(
-        self, *, cache: Cache, kube: KubeClient, clock: Clock, controller_namespace: str
+        self, *, cache: Cache, kube: KubeStatusWriter, clock: Clock, controller_namespace: str
     ) -> None:
         self.cache = cache
         self.kube = kube
         self.clock = clock
         self.controller_namespace = controller_namespace
 
-    def observe(self, key: WorkKey) -> Outcome:
+    def observe(self, key: WorkKey) -> Observation:
         if key.kind in POLICY_KINDS:
             return self.observe_policy(key.kind, key.namespace, key.name)
         if key.kind == BLUEPRINT_KIND:
@@ -136,10 +122,10 @@ class OwnStatusWriter:
             out[bp_name] = ValuesRules(bp_name, blueprint.spec.values)
         return list(out.values())
 
-    def observe_policy(self, kind: str, namespace: str, name: str) -> Outcome:
+    def observe_policy(self, kind: str, namespace: str, name: str) -> Observation:
         policy = self.cache.get(kind, namespace, name)
-        if policy is None or _meta(policy).get("deletionTimestamp"):
-            return (), None
+        if policy is None or meta(policy).get("deletionTimestamp"):
+            return Observation()
         return self._write(kind, namespace, name, policy, self.policy_status(policy),
                            action="policy-status")
 
@@ -147,7 +133,7 @@ class OwnStatusWriter:
 
     def blueprint_status(self, blueprint: Obj) -> dict[str, Any]:
         """The status ``blueprint`` should have, from the cache."""
-        name = str(_meta(blueprint).get("name") or "")
+        name = str(meta(blueprint).get("name") or "")
         classes = [
             c for c in self.cache.classes_for_blueprint(name)
             if self.cache.is_ours(self.cache.get("GatewayClass", "", c))
@@ -155,26 +141,26 @@ class OwnStatusWriter:
         return blueprint_status(blueprint, problems=blueprint_problems(blueprint),
                                 classes=classes, now=self.clock.now())
 
-    def observe_blueprint(self, name: str) -> Outcome:
+    def observe_blueprint(self, name: str) -> Observation:
         blueprint = self.cache.get(BLUEPRINT_KIND, "", name)
-        if blueprint is None or _meta(blueprint).get("deletionTimestamp"):
-            return (), None
+        if blueprint is None or meta(blueprint).get("deletionTimestamp"):
+            return Observation()
         return self._write(BLUEPRINT_KIND, None, name, blueprint,
                            self.blueprint_status(blueprint), action="blueprint-status")
 
     # ---- writing ------------------------------------------------------------------------
 
     def _write(self, kind: str, namespace: str | None, name: str, obj: Obj,
-               desired: dict[str, Any], *, action: str) -> Outcome:
-        if not status_changed(_status(obj), desired):
-            return (), None
+               desired: dict[str, Any], *, action: str) -> Observation:
+        if not status_changed(status(obj), desired):
+            return Observation()
         try:
             self.kube.patch_status(
                 BLUEPRINT_API_VERSION, kind, name, namespace, desired,
-                resource_version=str(_meta(obj).get("resourceVersion") or "") or None,
+                resource_version=str(meta(obj).get("resourceVersion") or "") or None,
             )
         except Conflict:
-            return (f"{action}-conflict",), CONFLICT_RECHECK_SECONDS
+            return Observation((f"{action}-conflict",), requeue_after=CONFLICT_RECHECK_SECONDS)
         except NotFound:
-            return (), None
-        return (action,), None
+            return Observation()
+        return Observation((action,))

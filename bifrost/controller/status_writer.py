@@ -32,21 +32,17 @@ from bifrost.api.conditions import (
 )
 from bifrost.certificates.rules import is_certificate_child
 from bifrost.clock import Clock
+from bifrost.controller.gateway_view import VALUES_CONDITION, GatewayView
 from bifrost.controller.informers import (
     CONTROLLER_NAME,
+    GATEWAY_API_VERSION,
     Cache,
     CachedNamespaceLabels,
     gateway_secrets,
     route_parents,
 )
-from bifrost.controller.observe import (
-    GATEWAY_API_VERSION,
-    PROVISION_MACHINE,
-    SUPPORTED_FEATURES,
-    VALUES_CONDITION,
-    GatewayView,
-)
 from bifrost.kube import Conflict, KubeClient, NotFound
+from bifrost.machines.provision import PROVISION_MACHINE
 from bifrost.machines.rotation import ROTATION_MACHINE
 from bifrost.records import ChildRecord, OperationRecord, OperationStatus
 from bifrost.render.errors import RenderError
@@ -56,8 +52,6 @@ from bifrost.status import status_changed as _status_changed
 from bifrost.status._util import merge_conditions
 
 __all__ = [
-    "SUPPORTED_FEATURES",
-    "CachedNamespaceLabels",
     "CachedServices",
     "GatewayApiStatusWriter",
     "gateway_readiness",

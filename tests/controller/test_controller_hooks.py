@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bifrost.controller.informers import Cache
 from bifrost.controller.ledger import StoreLedger
 from bifrost.controller.manager import Controller, ControllerOptions
-from bifrost.controller.observe import OperationStatusWriter
+from bifrost.controller.operation_status import OperationStatusWriter
 from bifrost.engine import Done, Step, StepContext, StepOutcome
 from bifrost.kube.client import KubeClient
 from bifrost.machines.registry import MachineRegistry

@@ -19,6 +19,7 @@ from bifrost.machines.provision import ProvisionContext, provision_spec
 from bifrost.machines.registry import MachineRegistry
 from bifrost.status import attached_routes
 from bifrost.store.interface import OperationStore
+from bifrost.triggers.context import gateway_candidate
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SHADOW = {"id": "shadow", "template": "apiVersion: v1\nkind: ConfigMap\n"
@@ -99,7 +100,7 @@ def test_attached_routes_are_the_ones_route_status_accepts(cache: Cache,
     assert counts == {"http": 1, "local": 1}
 
     # the provision context carries them sorted, as namespace/name
-    candidate = observer._candidate(gw, "u1", "edge-bp", {}, attached)
+    candidate = gateway_candidate(gw, "u1", "edge-bp", {}, attached)
     context = ProvisionContext.model_validate(
         {k: v for k, v in candidate.items() if k in ProvisionContext.model_fields})
     assert context.routes == ("shop/same-ns", "team/selected")

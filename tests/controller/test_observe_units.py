@@ -10,8 +10,10 @@ import pytest
 from controller_kit import blueprint, gateway, gateway_class
 
 from bifrost.clock import ManualClock
+from bifrost.controller.gateway_view import GatewayView
 from bifrost.controller.informers import Cache
-from bifrost.controller.observe import GatewayView, Observer, OperationStatusWriter
+from bifrost.controller.observe import Observer
+from bifrost.controller.operation_status import OperationStatusWriter
 from bifrost.kube.client import KubeClient
 from bifrost.machines.registry import MachineRegistry
 from bifrost.records import OperationRecord, OperationStatus
