@@ -17,7 +17,8 @@ from bifrost.api.blueprint import BlueprintValues
 from bifrost.api.conditions import PolicyReason
 from bifrost.clock import ManualClock
 from bifrost.controller.informers import Cache
-from bifrost.controller.observe import MemoryLedger, Observer
+from bifrost.controller.ledger import MemoryLedger
+from bifrost.controller.observe import Observer
 from bifrost.kube.client import KubeClient
 from bifrost.machines.registry import MachineRegistry
 from bifrost.status.blueprints import blueprint_problems, blueprint_status
