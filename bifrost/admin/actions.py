@@ -1,24 +1,23 @@
 """Write side of ``bifrost-admin``: an operator's action on a gateway, by NAMESPACE/NAME.
 
-Pause, resume, cancel and retry are the engine's own operator actions
-(``bifrost.engine.admin``): they are allowed only from the statuses the engine allows, applied
-only if the status did not change meanwhile, and journaled with the actor. This module only
-finds *which* operation the operator means (the one in the gateway's lanes that the action can
-apply to, or the ``--operation`` given, checked to belong to the gateway) and turns every "no"
-into a one-line reason.
+The rule: every action has one home and one function, and this module only finds its target
+and calls it.
 
-``renew`` asks for a certificate renewal now. When the running code registers a rotation
-machine (``ROTATION_MACHINE``) whose context model can be built for a certificate
-(``for_renewal``, see ``RenewableContext``), a rotation operation is started (journaled
-"created" with the actor). Otherwise the request is recorded in the store, the source of truth
-for renewal times: the certificates' ``renewal_at`` becomes now, so the renewal scheduler finds
-them due (a missed renewal time runs at once) and ``bifrost-admin schedule`` shows them first.
+- pause, resume, cancel and retry are the engine's operator actions
+  (:mod:`bifrost.engine.admin`, with the statuses each applies to in ``ACTIONS``): this module
+  finds *which* operation the operator means (the one in the gateway's lanes that the action
+  can apply to, or the ``--operation`` given, checked to belong to the gateway) and calls it;
+- ``renew`` starts a rotation through :func:`bifrost.triggers.rotation.start_rotation` (its
+  preconditions are documented there) when the running code registers a rotation machine whose
+  context can be built for a certificate; otherwise the request is recorded with
+  :func:`bifrost.triggers.rotation.make_due_now` — the certificates' ``renewal_at`` becomes
+  now, so the renewal scheduler finds them due (a missed renewal time runs at once) and
+  ``bifrost-admin schedule`` shows them first.
+
+Every "no" becomes a one-line reason (:class:`~bifrost.admin.errors.Refused`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
 
 from bifrost.admin.errors import BadInput, Refused
 from bifrost.admin.queries import ref, resolve_gateway
@@ -26,39 +25,17 @@ from bifrost.admin.views import ActionResult
 from bifrost.clock import Clock
 from bifrost.engine import admin as engine_admin
 from bifrost.engine.admin import AdminRefused
-from bifrost.engine.operations import LaneBusy, start_operation
-from bifrost.machines.registry import MachineRegistry, UnknownMachine
-from bifrost.records import (
-    ACTIVE_STATUSES,
-    CertificateRecord,
-    GatewayRecord,
-    OperationRecord,
-    OperationStatus,
-)
+from bifrost.engine.operations import LaneBusy
+from bifrost.machines.registry import MachineRegistry
+from bifrost.records import GatewayRecord, OperationRecord
 from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
-
-#: The machine ``renew`` starts when the running code has it (DESIGN §4, TLS rotation).
-ROTATION_MACHINE = "rotate_certificate"
-
-#: Lifecycle states in which a gateway's certificates are being torn down, not renewed.
-NOT_RENEWABLE_STATES = frozenset({"deleting", "deleted"})
-
-
-@runtime_checkable
-class RenewableContext(Protocol):
-    """What the rotation machine's context model offers so that ``renew`` can start it."""
-
-    @classmethod
-    def for_renewal(cls, certificate: CertificateRecord, *, reason: str) -> Any: ...
-
-
-_ENGINE_ACTIONS: dict[str, tuple[Sequence[OperationStatus], str]] = {
-    "pause": (engine_admin.PAUSABLE, "active"),
-    "resume": (engine_admin.RESUMABLE, "paused"),
-    "cancel": (engine_admin.CANCELLABLE, "active"),
-    "retry": (engine_admin.RETRYABLE, "failed"),
-}
+from bifrost.triggers.rotation import (
+    make_due_now,
+    not_renewable,
+    rotation_machine,
+    start_rotation,
+)
 
 
 def _describe(op: OperationRecord) -> str:
@@ -73,7 +50,7 @@ def find_operation(
     store: OperationStore, gw: GatewayRecord, verb: str, operation_id: int | None
 ) -> OperationRecord:
     """The operation of ``gw`` that ``verb`` applies to."""
-    allowed, wording = _ENGINE_ACTIONS[verb]
+    action = engine_admin.ACTIONS[verb]
     if operation_id is not None:
         try:
             op = store.get_operation(operation_id)
@@ -90,18 +67,18 @@ def find_operation(
     newest: dict[str, OperationRecord] = {}
     for op in store.list_operations(gateway_uid=gw.uid, limit=200):
         newest.setdefault(op.lane, op)
-    candidates = [op for op in newest.values() if op.status in allowed]
+    candidates = [op for op in newest.values() if op.status in action.allowed]
     if not candidates:
         latest = sorted(newest.values(), key=lambda o: o.id, reverse=True)
         seen = "; its latest: " + ", ".join(_describe(o) for o in latest) if latest else ""
         raise Refused(
-            f"cannot {verb}: gateway {_gateway_name(gw)} has no {wording} operation{seen}"
+            f"cannot {verb}: gateway {_gateway_name(gw)} has no {action.applies_to} operation{seen}"
         )
     if len(candidates) > 1:
         listed = ", ".join(_describe(o) for o in sorted(candidates, key=lambda o: o.id))
         raise Refused(
-            f"cannot {verb}: gateway {_gateway_name(gw)} has several {wording} operations "
-            f"({listed}); choose one with --operation ID"
+            f"cannot {verb}: gateway {_gateway_name(gw)} has several {action.applies_to} "
+            f"operations ({listed}); choose one with --operation ID"
         )
     return candidates[0]
 
@@ -151,7 +128,6 @@ def engine_action(
             raise ValueError(f"unknown action {verb!r}")
     except AdminRefused as exc:
         raise Refused(str(exc)) from None
-    past = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry": "retried"}
     return ActionResult(
         generated_at=clock.now(),
         action=verb,
@@ -162,20 +138,11 @@ def engine_action(
         to_status=after.status.value,
         certificates=(),
         message=(
-            f"{past[verb]} operation #{op.id} {op.machine} (state {after.state}) of "
-            f"{_gateway_name(gw)}: {op.status.value} → {after.status.value}, as {actor}"
+            f"{engine_admin.ACTIONS[verb].past} operation #{op.id} {op.machine} (state "
+            f"{after.state}) of {_gateway_name(gw)}: {op.status.value} → "
+            f"{after.status.value}, as {actor}"
         ),
     )
-
-
-def _rotation_machine(registry: MachineRegistry | None) -> Any:
-    if registry is None:
-        return None
-    try:
-        spec = registry.latest(ROTATION_MACHINE)
-    except UnknownMachine:
-        return None
-    return spec if isinstance(spec.context_model, RenewableContext) else None
 
 
 def renew(
@@ -190,11 +157,9 @@ def renew(
     """Ask for the gateway's attached certificates (optionally one listener's) to be renewed."""
     gw, _ = resolve_gateway(store, gateway)
     name = _gateway_name(gw)
-    if gw.lifecycle_state in NOT_RENEWABLE_STATES:
-        raise Refused(
-            f"cannot renew: gateway {name} is {gw.lifecycle_state}; its certificates are being "
-            "removed, not renewed"
-        )
+    why = not_renewable(gw)
+    if why is not None:
+        raise Refused(f"cannot renew: gateway {name} {why}")
     certificates = store.list_certificates(gateway_uid=gw.uid)
     if not certificates:
         raise Refused(
@@ -210,9 +175,8 @@ def renew(
         known = f" (listeners with one: {', '.join(listeners)})" if listeners else ""
         raise Refused(f"cannot renew: gateway {name} has no attached certificate{where}{known}")
     now = clock.now()
-    reason = f"renewal requested by {actor}"
 
-    spec = _rotation_machine(registry)
+    spec = rotation_machine(registry)
     if spec is not None:
         listeners = sorted({c.listener for c in targets})
         if len(listeners) > 1:
@@ -220,22 +184,22 @@ def renew(
                 f"cannot renew: gateway {name} has attached certificates on several listeners "
                 f"({', '.join(listeners)}); choose one with --listener"
             )
-        for op in store.list_operations(gateway_uid=gw.uid, statuses=list(ACTIVE_STATUSES)):
-            if op.machine == spec.name:
-                raise Refused(
-                    f"cannot renew: a rotation is already in flight for {name}: {_describe(op)}"
-                )
-        context = spec.context_model.for_renewal(targets[0], reason=reason)
         try:
-            op = start_operation(
-                store, spec, gateway_uid=gw.uid, namespace=gw.namespace, name=gw.name,
-                context=context, clock=clock, actor=actor,
-            )
+            start = start_rotation(store, spec, targets[0], reason=f"renewal requested by {actor}",
+                                   clock=clock, actor=actor)
         except LaneBusy as exc:
             raise Refused(
                 f"cannot renew: gateway {name} lane {exc.holder.lane!r} is busy with "
                 f"{_describe(exc.holder)}; wait for it or cancel it"
             ) from None
+        if start.not_renewable is not None:
+            raise Refused(f"cannot renew: gateway {name} {start.not_renewable}")
+        op = start.operation
+        assert op is not None
+        if start.already_running:
+            raise Refused(
+                f"cannot renew: a rotation is already in flight for {name}: {_describe(op)}"
+            )
         return ActionResult(
             generated_at=now, action="renew", gateway=ref(gw), actor=actor, operation_id=op.id,
             from_status=None, to_status=op.status.value,
@@ -245,11 +209,7 @@ def renew(
         )
 
     # No rotation machine here: record the request where the renewal scheduler looks.
-    moved = []
-    for cert in targets:
-        if cert.renewal_at is None or cert.renewal_at > now:
-            store.upsert_certificate(cert.model_copy(update={"renewal_at": now, "updated_at": now}))
-            moved.append(cert.object_name)
+    moved = make_due_now(store, targets, now=now)
     objects = ", ".join(c.object_name for c in targets)
     if moved:
         message = (f"renewal requested for {name}: {', '.join(moved)} due now (renewal_at "

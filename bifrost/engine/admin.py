@@ -1,15 +1,22 @@
-"""Operator actions on operations: pause, resume, cancel, retry, trigger.
+"""Operator actions on operations: pause, resume, cancel, retry, trigger — the one home of each.
 
-Each action is allowed only from the statuses where it makes sense and is refused otherwise with
-a reason the CLI prints as is. The store applies the change only if the status is still the
-expected one (so an action racing the runner is refused, not half-applied), clears the lease
-(a runner still working on the operation has its commit fenced off) and journals the action with
-the operator's identity.
+Each action is one function here and one :class:`OperatorAction` in :data:`ACTIONS` (its verb,
+the statuses it applies to, how those are called). An action is allowed only from those
+statuses and refused otherwise with a reason the CLI prints as is. The store applies the change
+only if the status is still the expected one (so an action racing the runner is refused, not
+half-applied), clears the lease (a runner still working on the operation has its commit fenced
+off) and journals the action with the operator's identity.
+
+Callers find the operation and call these functions; they do not re-check statuses or write
+operations themselves (``bifrost.admin.actions`` resolves ``bifrost-admin``'s target; the
+controller cancels what stands in a teardown's way through :mod:`bifrost.triggers.teardown`).
+Starting an operation is not an action on one: that is :mod:`bifrost.triggers`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from bifrost.clock import Clock
 from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMachine
@@ -26,6 +33,29 @@ RETRYABLE = (S.FAILED,)
 TRIGGERABLE = (S.PENDING, S.RUNNING, S.WAITING)
 
 
+@dataclass(frozen=True)
+class OperatorAction:
+    """What an operator action is called and which operations it applies to."""
+
+    verb: str
+    past: str
+    allowed: tuple[OperationStatus, ...]
+    #: What the operations it applies to are called ("has no {applies_to} operation").
+    applies_to: str
+
+
+ACTIONS: Mapping[str, OperatorAction] = {
+    a.verb: a
+    for a in (
+        OperatorAction("pause", "paused", PAUSABLE, "active"),
+        OperatorAction("resume", "resumed", RESUMABLE, "paused"),
+        OperatorAction("cancel", "cancelled", CANCELLABLE, "active"),
+        OperatorAction("retry", "retried", RETRYABLE, "failed"),
+        OperatorAction("trigger", "triggered", TRIGGERABLE, "active"),
+    )
+}
+
+
 class AdminRefused(Exception):
     """The action does not apply to the operation as it is; the message says why."""
 
@@ -33,11 +63,6 @@ class AdminRefused(Exception):
 def _names(statuses: Sequence[OperationStatus]) -> str:
     values = [s.value for s in statuses]
     return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
-
-
-def _past(verb: str) -> str:
-    return {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry": "retried",
-            "trigger": "triggered"}.get(verb, verb + "ed")
 
 
 def _get(store: OperationStore, operation_id: int) -> OperationRecord:
@@ -52,7 +77,6 @@ def _apply(
     operation_id: int,
     *,
     verb: str,
-    allowed: Sequence[OperationStatus],
     status: OperationStatus,
     clock: Clock,
     actor: str,
@@ -61,11 +85,12 @@ def _apply(
     run_now: bool = False,
     state: str | None = None,
 ) -> OperationRecord:
+    allowed = ACTIONS[verb].allowed
     op = _get(store, operation_id)
     if op.status not in allowed:
         raise AdminRefused(
             f"cannot {verb} operation {operation_id} ({op.machine}, state {op.state}): it is "
-            f"{op.status.value}; only {_names(allowed)} operations can be {_past(verb)}"
+            f"{op.status.value}; only {_names(allowed)} operations can be {ACTIONS[verb].past}"
         )
     now = clock.now()
     try:
@@ -96,7 +121,7 @@ def pause(
     """Stop claiming the operation. A step in flight finishes but its commit is fenced off; it
     re-runs (idempotently) after ``resume``."""
     return _apply(
-        store, operation_id, verb="pause", allowed=PAUSABLE, status=S.PAUSED, clock=clock,
+        store, operation_id, verb="pause", status=S.PAUSED, clock=clock,
         actor=actor, message=f"paused by {actor}" + (f": {reason}" if reason else ""),
     )
 
@@ -106,7 +131,7 @@ def resume(
 ) -> OperationRecord:
     """Make a paused operation due now, at the state and step where it was paused."""
     return _apply(
-        store, operation_id, verb="resume", allowed=RESUMABLE, status=S.WAITING, clock=clock,
+        store, operation_id, verb="resume", status=S.WAITING, clock=clock,
         actor=actor, message=f"resumed by {actor}", run_now=True,
     )
 
@@ -116,7 +141,7 @@ def cancel(
 ) -> OperationRecord:
     """End the operation where it stands (no compensation runs; the lane becomes free)."""
     return _apply(
-        store, operation_id, verb="cancel", allowed=CANCELLABLE, status=S.CANCELLED, clock=clock,
+        store, operation_id, verb="cancel", status=S.CANCELLED, clock=clock,
         actor=actor, message=f"cancelled by {actor}" + (f": {reason}" if reason else ""),
     )
 
@@ -126,7 +151,7 @@ def retry(
 ) -> OperationRecord:
     """Re-run the failed step of a failed operation once, now, at the same state."""
     return _apply(
-        store, operation_id, verb="retry", allowed=RETRYABLE, status=S.WAITING, clock=clock,
+        store, operation_id, verb="retry", status=S.WAITING, clock=clock,
         actor=actor, message=f"retry of the failed step requested by {actor}",
         reset_attempt=True, run_now=True,
     )
@@ -150,7 +175,7 @@ def trigger(
     except (UnknownMachine, InvalidTrigger) as exc:
         raise AdminRefused(f"cannot fire {name!r} on operation {operation_id}: {exc}") from None
     return _apply(
-        store, operation_id, verb="trigger", allowed=TRIGGERABLE, status=S.WAITING, clock=clock,
+        store, operation_id, verb="trigger", status=S.WAITING, clock=clock,
         actor=actor, message=f"trigger {name!r} by {actor}: {op.state} → {target}",
         reset_attempt=True, run_now=True, state=target,
     )
