@@ -2,8 +2,9 @@
 
 The only module that imports APScheduler. The store is the source of truth: every decision reads
 ``renewal_at`` from it as recorded (it is decided once, by :mod:`bifrost.certificates.renewal`,
-when a certificate is recorded, and never recomputed here) and compares it with the injected
-:class:`~bifrost.clock.Clock`. APScheduler is only an alarm clock:
+when a certificate is recorded, and never recomputed here) and asks
+:func:`bifrost.triggers.rotation.renewal_due` with the injected :class:`~bifrost.clock.Clock`'s
+time. APScheduler is only an alarm clock:
 
 - one ``DateTrigger`` job per certificate (id ``"{gateway_uid}/{object_name}"``) at its
   renewal time plus a deterministic per-certificate jitter (:func:`renewal_jitter`), which
@@ -17,7 +18,9 @@ A job's alarm time is translated from the injected clock to the wall clock APSch
 (``wall now + (due - clock now)``), so a manual clock in tests or a skewed one never makes it
 fire at a meaningless time; an alarm that rings early re-arms itself for the rest.
 
-``on_due(record) -> bool`` starts the renewal (the engine's rotation); ``False`` means "not now"
+``on_due(record) -> bool`` starts the renewal — the controller passes
+:meth:`bifrost.controller.observe.Observer.start_rotation`, which goes through
+:func:`bifrost.triggers.rotation.start_rotation`; ``False`` means "not now"
 (e.g. the gateway's lane is busy) and the next poll tries again. ``True`` means accepted: the same
 certificate, with the same ``renewal_at``, is not offered again for ``refire_after`` — a rotation
 that succeeds records a new certificate (new ``renewal_at``), one that failed is offered again
@@ -50,10 +53,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bifrost.certificates.renewal import renewal_jitter
 from bifrost.clock import Clock
 from bifrost.records import CertificateRecord
 from bifrost.store.interface import OperationStore
+from bifrost.triggers.rotation import renewal_due, renewal_due_at
 
 __all__ = ["CATCH_UP_JOB_ID", "POLL_JOB_ID", "RenewalScheduler", "job_id"]
 
@@ -197,11 +200,9 @@ class RenewalScheduler:
             return sorted(self._due.items(), key=lambda item: (item[1], item[0]))
 
     def due_at(self, record: CertificateRecord) -> datetime:
-        """When ``record`` is due: its stored ``renewal_at`` plus its deterministic jitter."""
-        if record.renewal_at is None:
-            raise ValueError(f"certificate {record.object_name} has no renewal time")
-        key = job_id(record.gateway_uid, record.object_name)
-        return record.renewal_at + renewal_jitter(key, max_seconds=self._jitter_seconds)
+        """When ``record`` is due: its stored ``renewal_at`` plus its deterministic jitter
+        (:func:`bifrost.triggers.rotation.renewal_due_at`)."""
+        return renewal_due_at(record, jitter_seconds=self._jitter_seconds)
 
     # --- firing -----------------------------------------------------------------------------
     def run_due(self) -> int:
@@ -228,16 +229,16 @@ class RenewalScheduler:
     def _offer(self, record: CertificateRecord, now: datetime, *, alarm: bool = False) -> bool:
         """Call ``on_due`` for ``record`` if it is due and not accepted/in flight already (and,
         for an ``alarm``, still scheduled); returns whether ``on_due`` was called."""
-        if record.renewal_at is None or not record.attached:
+        renewal_at = record.renewal_at
+        if renewal_at is None or not renewal_due(record, now=now,
+                                                 jitter_seconds=self._jitter_seconds):
             return False
         key = job_id(record.gateway_uid, record.object_name)
-        if self.due_at(record) > now:
-            return False
         with self._lock:
             if key in self._in_flight or (alarm and key not in self._due):
                 return False
             accepted = self._accepted.get(key)
-            if accepted is not None and accepted[0] == record.renewal_at:
+            if accepted is not None and accepted[0] == renewal_at:
                 return False
             self._in_flight.add(key)
         ok = False
@@ -252,7 +253,7 @@ class RenewalScheduler:
             log.debug("renewal of %s not started now; the next poll retries", key)
             return True
         with self._lock:
-            self._accepted[key] = (record.renewal_at, now)
+            self._accepted[key] = (renewal_at, now)
             # the alarm has done its job; a new certificate comes with a new schedule()
             if self._due.get(key) == self.due_at(record):
                 del self._due[key]
