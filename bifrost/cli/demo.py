@@ -57,8 +57,8 @@ def rotation_tour(kube: Any, store: Any, uid: str, *, deadline: float,
     import base64
     import time
 
-    from bifrost.engine import start_operation
-    from bifrost.machines.rotation import RotationContext, rotation_spec
+    from bifrost.machines.rotation import rotation_spec
+    from bifrost.triggers.rotation import start_rotation
     from devcluster.handshakes import HandshakeLoop, Target
 
     if not uid:
@@ -73,10 +73,11 @@ def rotation_tour(kube: Any, store: Any, uid: str, *, deadline: float,
     secret = kube.get("v1", "Secret", old.secret_name, "apps") or {}
     ca_pem = base64.b64decode((secret.get("data") or {}).get("ca.crt") or b"").decode()
     targets = [Target("127.0.0.1", port, h) for h in old.dns_names]
-    gw = store.get_gateway(uid)
-    op = start_operation(store, rotation_spec(), gateway_uid=uid, namespace=gw.namespace,
-                         name=gw.name, clock=SystemClock(), actor="bifrost-demo",
-                         context=RotationContext.for_renewal(old, reason="bifrost demo"))
+    start = start_rotation(store, rotation_spec(), old, reason="bifrost demo",
+                           clock=SystemClock(), actor="bifrost-demo")
+    if start.operation is None:
+        return {"ok": False, "error": f"the Gateway {start.not_renewable}"}
+    op = start.operation
     progress(f"rotating {old.object_name} (operation {op.id}); handshaking with "
              + ", ".join(f"{t.server_name}@127.0.0.1:{t.port}" for t in targets))
     seen = ""
