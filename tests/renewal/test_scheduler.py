@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from freezegun import freeze_time
 
 from bifrost.certificates import renewal
 from bifrost.certificates.renewal import renewal_jitter
@@ -449,3 +450,29 @@ def test_stop_and_start_again_rebuilds(sqlite_store: SqlStore, running: list[Any
     add_cert(sqlite_store, "g1", "api", T0 + timedelta(days=2))
     scheduler.start()  # e.g. leadership regained
     assert [k for k, _ in scheduler.jobs()] == ["g1/web", "g1/api"]
+
+
+# --- the system clock, frozen ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frozen_at", "offered"),
+    [
+        (T0 - timedelta(hours=2), []),
+        (T0 - timedelta(hours=1), ["g1/overdue"]),
+        (T0 + timedelta(seconds=1), ["g1/overdue", "g1/soon"]),
+    ],
+    ids=["nothing-due", "one-due", "both-due"],
+)
+def test_run_due_offers_what_is_due_at_the_system_clocks_now(
+    sqlite_store: SqlStore, frozen_at: datetime, offered: list[str]
+) -> None:
+    add_gateway(sqlite_store, "g1")
+    add_cert(sqlite_store, "g1", "overdue", T0 - timedelta(hours=1))
+    add_cert(sqlite_store, "g1", "soon", T0 + timedelta(seconds=1))
+    with freeze_time(frozen_at):
+        clock = SystemClock()
+        on_due = Recorder(clock)
+        assert make(sqlite_store, clock, on_due, jitter_seconds=0).run_due() == len(offered)
+    assert on_due.keys() == offered
+    assert all(at == frozen_at for _, at, _ in on_due.calls)
