@@ -182,6 +182,11 @@ def controller_tour(kube: Any, store: Any, *, timeout: float,
                 gone = True
                 break
             stop.wait(0.1)
+        # The Gateway goes as soon as remove_finalizer patches it, before that step's outcome
+        # is committed: let the teardown operation finish before reading the operations.
+        while uid and time.monotonic() < deadline and not all(
+                o.status.terminal for o in store.list_operations(gateway_uid=uid)):
+            stop.wait(0.1)
         leftovers = [
             f"{c['kind']} {c['name']}"
             for c in children
