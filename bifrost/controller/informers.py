@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from bifrost.api.objects import Obj, meta
 from bifrost.kube import KubeClient, Watcher, WatchEvent
 from bifrost.kube.client import metadata_view
 
@@ -66,7 +67,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 CacheKey = tuple[str, str, str]  # (kind, namespace or "", name)
 
 CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
@@ -137,11 +137,6 @@ WATCHED: tuple[KindSpec, ...] = (
 )
 
 
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
 def _spec(obj: Obj) -> dict[str, Any]:
     spec = obj.get("spec")
     return spec if isinstance(spec, dict) else {}
@@ -152,8 +147,8 @@ def _list(value: object) -> list[Any]:
 
 
 def _ns_name(obj: Obj) -> tuple[str, str]:
-    meta = _meta(obj)
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    m = meta(obj)
+    return str(m.get("namespace") or ""), str(m.get("name") or "")
 
 
 # ---- what each object points at (the index values) -------------------------------------
@@ -376,7 +371,7 @@ class Cache:
 
     def responsible_for(self, gateway: Obj) -> bool:
         """bifrost reconciles this Gateway: its class is bifrost's, or it has our finalizer."""
-        if FINALIZER in _list(_meta(gateway).get("finalizers")):
+        if FINALIZER in _list(meta(gateway).get("finalizers")):
             return True
         return self.is_ours(self.get("GatewayClass", "", gateway_class_name(gateway)))
 
@@ -538,7 +533,7 @@ class Cache:
 
 
 def _resource_version(obj: Obj) -> str:
-    return str(_meta(obj).get("resourceVersion") or "")
+    return str(meta(obj).get("resourceVersion") or "")
 
 
 def _opt(obj: Obj | None, fn: Callable[[Obj], str | None]) -> list[str]:
@@ -560,11 +555,11 @@ class CachedNamespaceLabels(Mapping[str, Mapping[str, str]]):
         ns = self._cache.get("Namespace", "", name)
         if ns is None:
             raise KeyError(name)
-        labels = _meta(ns).get("labels")
+        labels = meta(ns).get("labels")
         return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
     def __iter__(self) -> Iterator[str]:
-        return iter([str(_meta(ns).get("name")) for ns in self._cache.objects("Namespace")])
+        return iter([str(meta(ns).get("name")) for ns in self._cache.objects("Namespace")])
 
     def __len__(self) -> int:
         return len(self._cache.objects("Namespace"))

@@ -30,6 +30,7 @@ from bifrost.api.conditions import (
     GatewayReason,
     condition,
 )
+from bifrost.api.objects import Obj, meta
 from bifrost.certificates.rules import is_certificate_child
 from bifrost.clock import Clock
 from bifrost.controller.gateway_view import VALUES_CONDITION, GatewayView
@@ -41,7 +42,8 @@ from bifrost.controller.informers import (
     gateway_secrets,
     route_parents,
 )
-from bifrost.kube import Conflict, KubeClient, NotFound
+from bifrost.kube import Conflict, NotFound
+from bifrost.kube.ports import Kube
 from bifrost.machines.provision import PROVISION_MACHINE
 from bifrost.machines.rotation import ROTATION_MACHINE
 from bifrost.records import ChildRecord, OperationRecord, OperationStatus
@@ -59,8 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-
 
 #: Reads the live object of an inventory child (``None`` when it does not exist).
 LiveReader = Callable[[ChildRecord], Mapping[str, Any] | None]
@@ -68,11 +68,6 @@ LiveReader = Callable[[ChildRecord], Mapping[str, Any] | None]
 #: How long an operation must have been on its current step before the Gateway's status shows
 #: progress details (see :func:`settling`).
 SETTLE = timedelta(seconds=2)
-
-
-def _meta(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    meta = (obj or {}).get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
 
 
 def _status(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -220,7 +215,7 @@ class GatewayApiStatusWriter:
 
     def __init__(
         self,
-        kube: KubeClient,
+        kube: Kube,
         clock: Clock,
         *,
         controller_name: str = CONTROLLER_NAME,
@@ -280,8 +275,8 @@ class GatewayApiStatusWriter:
     def desired(self, view: GatewayView) -> dict[str, Any]:
         """The Gateway's complete status (Gateway API conditions + the Operation condition)."""
         gateway, cache, now = view.gateway, view.cache, self.clock.now()
-        gns, gname = str(_meta(gateway).get("namespace")), str(_meta(gateway).get("name"))
-        gen = _meta(gateway).get("generation")
+        gns, gname = str(meta(gateway).get("namespace")), str(meta(gateway).get("name"))
+        gen = meta(gateway).get("generation")
         gen = gen if isinstance(gen, int) else None
         children = view.children
         labels = CachedNamespaceLabels(cache)
@@ -380,7 +375,7 @@ class GatewayApiStatusWriter:
         new = self.desired(view)
         wrote = False
         if worth_writing(old, new, settling=settling(view.operation, self.clock.now())):
-            meta = _meta(view.gateway)
+            m = meta(view.gateway)
             patch = dict(new)
             for key in old:
                 if key not in patch:
@@ -388,10 +383,10 @@ class GatewayApiStatusWriter:
             self.kube.patch_status(
                 GATEWAY_API_VERSION,
                 "Gateway",
-                str(meta.get("name")),
-                str(meta.get("namespace")),
+                str(m.get("name")),
+                str(m.get("namespace")),
                 patch,
-                resource_version=str(meta.get("resourceVersion") or "") or None,
+                resource_version=str(m.get("resourceVersion") or "") or None,
             )
             wrote = True
         if self.write_routes(view):
@@ -407,7 +402,7 @@ class GatewayApiStatusWriter:
         same result whichever Gateway is observed), so concurrent observers agree.
         """
         cache, now = view.cache, self.clock.now()
-        gns, gname = str(_meta(view.gateway).get("namespace")), str(_meta(view.gateway).get("name"))
+        gns, gname = str(meta(view.gateway).get("namespace")), str(meta(view.gateway).get("name"))
         labels = CachedNamespaceLabels(cache)
         services = CachedServices(cache)
         grants = cache.objects("ReferenceGrant")
@@ -430,19 +425,19 @@ class GatewayApiStatusWriter:
             old = _status(route)
             if not _status_changed(old, new):
                 continue
-            meta = _meta(route)
+            m = meta(route)
             try:
                 self.kube.patch_status(
                     GATEWAY_API_VERSION,
                     "HTTPRoute",
-                    str(meta.get("name")),
-                    str(meta.get("namespace")),
+                    str(m.get("name")),
+                    str(m.get("namespace")),
                     {"parents": new.get("parents") or []},
-                    resource_version=str(meta.get("resourceVersion") or "") or None,
+                    resource_version=str(m.get("resourceVersion") or "") or None,
                 )
             except (Conflict, NotFound) as exc:
                 # Stale copy: the watch brings the new one and enqueues the Gateway again.
-                log.info("route %s/%s status: %s", meta.get("namespace"), meta.get("name"), exc)
+                log.info("route %s/%s status: %s", m.get("namespace"), m.get("name"), exc)
                 continue
             wrote = True
         return wrote
@@ -462,7 +457,7 @@ class CachedServices(Collection[tuple[str, str]]):
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(
             [
-                (str(_meta(s).get("namespace")), str(_meta(s).get("name")))
+                (str(meta(s).get("namespace")), str(meta(s).get("name")))
                 for s in self._cache.objects("Service")
             ]
         )
