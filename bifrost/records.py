@@ -89,6 +89,26 @@ class NewOperation(Frozen):
     next_run_at: datetime | None = None  # None: due now
 
 
+class EngineBookkeeping(Frozen):
+    """What the engine remembers of an operation's progress through its current state, between
+    its commits; written in the same commit as the operation's state and context.
+
+    All defaults: nothing remembered (a new operation, or one that finished).
+    """
+
+    state: str | None = None  # the state ``step`` belongs to (stale once a trigger moved on)
+    step: str | None = None  # the next step to run in ``state`` (None: the state's first)
+    input: dict[str, Any] | None = None  # output of the previous step, handed to ``step``
+    #: The stored JSON text of ``input`` (None when there is none), kept so that an unreadable
+    #: value can be told from none (``input`` is None for both).
+    input_raw: str | None = None
+    since: datetime | None = None  # when ``step`` was first attempted (for its timeout)
+    failures: int = 0  # failed attempts of ``step`` (Retry / exception)
+    finished: int = 0  # attempt number of the last committed attempt of ``step``
+    error: str | None = None  # why compensation started (kept for the final last_error)
+    failed: bool = False  # ``step`` failed the operation; an operator's retry grants one attempt
+
+
 class OperationRecord(Frozen):
     id: int
     gateway_uid: str
@@ -111,6 +131,7 @@ class OperationRecord(Frozen):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    bookkeeping: EngineBookkeeping = EngineBookkeeping()
 
 
 class StepStart(Frozen):

@@ -7,9 +7,8 @@ and joins them here (three queries for 10,000 gateways; per-gateway certificate 
 a filter leaves a few gateways), ``show`` and ``history`` read one gateway's rows through the
 per-gateway indexes and a bounded window of its journal, whatever the journal's size.
 
-What the engine knows but has no column of its own (when the current step was first attempted,
-which step comes next) is read from the engine's bookkeeping in the operation's context
-(``bifrost.engine.runner.ENGINE_KEY``).
+What the engine knows beyond the step in flight (when the current step was first attempted,
+which step comes next) is read from the operation's ``bookkeeping`` record.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from bifrost.admin.views import (
     Schedule,
     ScheduleRow,
 )
-from bifrost.engine.runner import ENGINE_KEY
 from bifrost.machines.diagram import mermaid
 from bifrost.machines.registry import MachineRegistry, UnknownMachine
 from bifrost.machines.spec import MachineSpec
@@ -44,6 +42,7 @@ from bifrost.records import (
     ACTIVE_STATUSES,
     CertificateRecord,
     ChildRecord,
+    EngineBookkeeping,
     GatewayRecord,
     JournalOutcome,
     JournalRecord,
@@ -117,30 +116,18 @@ def ref(gateway: GatewayRecord) -> GatewayRef:
 
 # --- operations ----------------------------------------------------------------------------------
 def engine_bookkeeping(op: OperationRecord) -> dict[str, object] | None:
-    if op.context is None:
+    """The engine's bookkeeping as shown; None when it remembers nothing."""
+    if op.bookkeeping == EngineBookkeeping():
         return None
-    raw = op.context.get(ENGINE_KEY)
-    return raw if isinstance(raw, dict) else None
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+    return op.bookkeeping.model_dump(mode="json", exclude={"input_raw"})
 
 
 def current_step(op: OperationRecord, registry: MachineRegistry | None = None) -> str | None:
     """The step in flight, else the one the engine will run next in the current state."""
     if op.step is not None:
         return op.step
-    engine = engine_bookkeeping(op) or {}
-    following = engine.get("step")
-    if isinstance(following, str):
-        return following
+    if op.bookkeeping.step is not None:
+        return op.bookkeeping.step
     if registry is not None and not op.status.terminal:
         try:
             spec = registry.get(op.machine, op.machine_version)
@@ -158,9 +145,8 @@ def summarize(
     step = current_step(op, registry)
     since: datetime | None = None
     if step is not None:
-        engine = engine_bookkeeping(op) or {}
-        if engine.get("step") == step:
-            since = _parse_time(engine.get("since"))
+        if op.bookkeeping.step == step:
+            since = op.bookkeeping.since
         if since is None:
             since = op.updated_at
     age = None
@@ -411,12 +397,9 @@ def _certificate(record: CertificateRecord, now: datetime) -> CertificateView:
 def _detail(
     op: OperationRecord, *, now: datetime, registry: MachineRegistry | None
 ) -> OperationDetail:
-    context: dict[str, object] | None = None
-    if op.context is not None:
-        context = {k: v for k, v in op.context.items() if k != ENGINE_KEY}
     return OperationDetail(
         summary=summarize(op, now=now, registry=registry),
-        context=context,
+        context=op.context,
         context_raw=op.context_raw if op.context is None else None,
         engine=engine_bookkeeping(op),
         lease_owner=op.lease_owner,

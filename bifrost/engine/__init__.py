@@ -3,7 +3,7 @@ with its journal row; plus the step contract, lanes and operator actions."""
 
 from bifrost.engine.admin import AdminRefused, cancel, pause, resume, retry, trigger
 from bifrost.engine.operations import LaneBusy, start_operation
-from bifrost.engine.runner import ENGINE_KEY, Runner
+from bifrost.engine.runner import Runner
 from bifrost.engine.step import (
     Done,
     Fail,
@@ -20,7 +20,6 @@ from bifrost.engine.step import (
 )
 
 __all__ = [
-    "ENGINE_KEY",
     "AdminRefused",
     "Done",
     "Fail",

@@ -22,10 +22,12 @@ kept in memory and committed on the next tick, as long as the lease still holds 
 step re-runs wherever the operation is claimed next, which is safe because steps are
 idempotent).
 
-Engine bookkeeping that must survive a crash but has no column of its own (the next step within
-the state, the previous step's output, when the step was first attempted, how many of its
-attempts failed or finished) lives under the reserved key ``"_engine"`` of the stored context
-JSON, written in the same commit as everything else. The typed context is everything else.
+Engine bookkeeping that must survive a crash (the next step within the state, the previous
+step's output, when the step was first attempted, how many of its attempts failed or finished)
+is the operation's ``EngineBookkeeping``, stored in columns of its own beside the typed context
+and written by the same ``finish_step`` commit as the state and context it goes with (so it is
+fenced and crash-safe exactly like them). Revision 0003 moved it there out of the context JSON,
+where it used to live under the key ``"_engine"``.
 """
 
 from __future__ import annotations
@@ -55,14 +57,18 @@ from bifrost.engine.step import (
 from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMachine
 from bifrost.machines.retry import RetryPolicy, backoff
 from bifrost.machines.spec import DONE_TRIGGER, FAIL_TRIGGER, MachineSpec, StateSpec, StepSpec
-from bifrost.records import JournalOutcome, OperationRecord, OperationStatus, StepStart
+from bifrost.records import (
+    EngineBookkeeping,
+    JournalOutcome,
+    OperationRecord,
+    OperationStatus,
+    StepStart,
+)
 from bifrost.store.errors import LeaseLost, OperationConflict, RecordNotFound, StoreUnavailable
 from bifrost.store.fence import StepFence, step_fence
 from bifrost.store.interface import OperationStore
 
 log = logging.getLogger(__name__)
-
-ENGINE_KEY = "_engine"
 
 #: How the runner spaces out its attempts to reach an unavailable database.
 STORE_RETRY = RetryPolicy(
@@ -80,52 +86,40 @@ class PoisonOperation(Exception):
 
 @dataclass
 class Envelope:
-    """Engine bookkeeping persisted under ``context["_engine"]``."""
+    """The engine's bookkeeping while the runner works on an operation; committed as the
+    record's ``EngineBookkeeping``."""
 
     state: str | None = None  # the state ``step`` belongs to (stale after a trigger moved on)
     step: str | None = None  # next step to run in ``state`` (None: the state's first)
     input: dict[str, Any] | None = None  # output of the previous Done, handed to ``step``
-    since: str | None = None  # ISO time of the step's first attempt (for the timeout)
+    since: datetime | None = None  # the step's first attempt (for the timeout)
     failures: int = 0  # failed attempts of ``step`` (Retry / exception)
     finished: int = 0  # attempt number of the step's last committed attempt
     error: str | None = None  # why compensation started (kept for the final last_error)
     failed: bool = False  # ``step`` failed the operation; an operator's retry grants one attempt
 
     @classmethod
-    def load(cls, raw: object) -> Envelope:
-        if raw is None:
-            return cls()
-        if not isinstance(raw, dict):
-            raise PoisonOperation(f"context key {ENGINE_KEY!r} is not an object: {raw!r:.200}")
-        try:
-            return cls(**raw)
-        except TypeError as exc:
-            raise PoisonOperation(f"context key {ENGINE_KEY!r} is unreadable: {exc}") from None
+    def load(cls, record: OperationRecord) -> Envelope:
+        kept = record.bookkeeping
+        if kept.input is None and kept.input_raw is not None:
+            raise PoisonOperation(
+                f"step input of operation {record.id} is not a JSON object: "
+                f"{kept.input_raw!r:.200}"
+            )
+        return cls(state=kept.state, step=kept.step, input=kept.input, since=kept.since,
+                   failures=kept.failures, finished=kept.finished, error=kept.error,
+                   failed=kept.failed)
 
-    def dump(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "step": self.step,
-            "input": self.input,
-            "since": self.since,
-            "failures": self.failures,
-            "finished": self.finished,
-            "error": self.error,
-            "failed": self.failed,
-        }
+    def dump(self) -> EngineBookkeeping:
+        return EngineBookkeeping(
+            state=self.state, step=self.step, input=self.input, since=self.since,
+            failures=self.failures, finished=self.finished, error=self.error, failed=self.failed,
+        )
 
 
-def split_context(stored: Mapping[str, Any]) -> tuple[dict[str, Any], object]:
-    """The typed part of a stored context and the raw engine envelope."""
-    data = {k: v for k, v in stored.items() if k != ENGINE_KEY}
-    return data, stored.get(ENGINE_KEY)
-
-
-def join_context(model: BaseModel, envelope: Envelope | None) -> dict[str, Any]:
-    data = model.model_dump(mode="json")
-    if envelope is not None:
-        data[ENGINE_KEY] = envelope.dump()
-    return data
+def dumped(context: BaseModel) -> dict[str, Any]:
+    """The typed context as stored."""
+    return context.model_dump(mode="json")
 
 
 @dataclass
@@ -311,6 +305,7 @@ class Runner:
             state=record.state,
             status=OperationStatus.WAITING,
             context=dict(record.context or {}),
+            bookkeeping=record.bookkeeping,
             next_run_at=self.clock.now(),
             message=f"yielding after {self.max_steps_per_claim} steps",
         )
@@ -331,9 +326,8 @@ class Runner:
             raise PoisonOperation(
                 f"context of operation {record.id} is not valid JSON: {record.context_raw!r:.200}"
             )
-        data, raw_envelope = split_context(record.context)
         try:
-            context = spec.context_model.model_validate(data)
+            context = spec.context_model.model_validate(record.context)
         except ValidationError as exc:
             raise PoisonOperation(
                 f"context of operation {record.id} does not match "
@@ -343,7 +337,7 @@ class Runner:
                     for err in exc.errors()
                 )
             ) from None
-        return _Loaded(record, spec, state, context, Envelope.load(raw_envelope))
+        return _Loaded(record, spec, state, context, Envelope.load(record))
 
     def _poison(self, record: OperationRecord, message: str) -> None:
         log.error("operation %s failed: %s", record.id, message)
@@ -368,26 +362,26 @@ class Runner:
             raise
 
     def _finish_and_go_on(
-        self, loaded: _Loaded, version: int, *, state: str, context: dict[str, Any],
+        self, loaded: _Loaded, version: int, *, state: str, bookkeeping: EngineBookkeeping,
         **kwargs: Any,
     ) -> _Continue:
         """A finish that keeps the lease because the operation goes on at once; with the next
         step's write-ahead folded into the same commit when that step is known to run next."""
         now = self.clock.now()
-        nxt = self._next_step(loaded, state, context, now) if loaded.may_begin_next else None
+        nxt = self._next_step(loaded, state, bookkeeping, now) if loaded.may_begin_next else None
         if nxt is None:
-            record = self._finish(loaded, version, state=state, context=context,
+            record = self._finish(loaded, version, state=state, bookkeeping=bookkeeping,
                                   release_lease=False, **kwargs)
             return _Continue(record)
-        record = self._finish(loaded, version, state=state, context=context,
+        record = self._finish(loaded, version, state=state, bookkeeping=bookkeeping,
                               release_lease=False, begin_next=(nxt, 1), **kwargs)
         return _Continue(record, StepStart(step=nxt, attempt=1, started_at=now))
 
     def _next_step(
-        self, loaded: _Loaded, state_name: str, context: dict[str, Any], now: datetime
+        self, loaded: _Loaded, state_name: str, bookkeeping: EngineBookkeeping, now: datetime
     ) -> str | None:
         """The step ``_advance`` will begin, as a fresh attempt 1, right after a commit that
-        leaves the operation in ``state_name`` with ``context`` — or None when that is not
+        leaves the operation in ``state_name`` with ``bookkeeping`` — or None when that is not
         certain (terminal or step-less state, unknown step, no implementation, a lease that
         needs renewing first): then the plain path decides."""
         record = loaded.record
@@ -398,12 +392,10 @@ class Runner:
         state = loaded.spec.state(state_name)
         if state is None or state.terminal is not None or not state.steps:
             return None
-        raw = context.get(ENGINE_KEY)
-        env_step = raw.get("step") if isinstance(raw, dict) and raw.get("state") == state_name \
-            else None
-        if isinstance(raw, dict) and raw.get("failed"):
+        if bookkeeping.failed:
             return None  # an operator's retry bookkeeping: leave it to the plain path
-        step_name = env_step if isinstance(env_step, str) else state.steps[0].name
+        env_step = bookkeeping.step if bookkeeping.state == state_name else None
+        step_name = env_step if env_step is not None else state.steps[0].name
         step = state.step(step_name)
         if step is None or step_name not in self.steps or step.retry.max_attempts < 1:
             return None
@@ -419,7 +411,7 @@ class Runner:
             self._finish(
                 loaded, record.version,
                 outcome=JournalOutcome.TRANSITION, state=state.name, status=state.terminal,
-                context=join_context(loaded.context, None), next_run_at=None,
+                context=dumped(loaded.context), bookkeeping=None, next_run_at=None,
                 message=f"reached terminal state {state.name!r}", last_error=env.error,
             )
             return None
@@ -448,7 +440,7 @@ class Runner:
                 and begun.step == step_name:
             # Entered in the previous step's commit: a fresh attempt, already journaled.
             env = Envelope(state=state.name, step=step_name, input=env.input, error=env.error,
-                           since=begun.started_at.isoformat())
+                           since=begun.started_at)
             return self._run_step(loaded, step, impl, env, begun.attempt, 0, record, begun)
 
         # Attempt bookkeeping. attempt == 0 on the row: a fresh step (or an operator's retry).
@@ -464,7 +456,7 @@ class Runner:
         interrupted = max(0, (attempt - 1) - env.finished)
         failures = env.failures + interrupted
         if env.since is None:
-            env.since = now.isoformat()
+            env.since = now
         if failures >= policy.max_attempts:
             return self._fail_step(
                 loaded, record.version, step, env,
@@ -537,8 +529,8 @@ class Runner:
         record, state = loaded.record, loaded.state
         now = self.clock.now()
         policy = step.retry
-        deadline = (datetime.fromisoformat(env.since) + policy.timeout
-                    if policy.timeout is not None and env.since else None)
+        deadline = (env.since + policy.timeout
+                    if policy.timeout is not None and env.since is not None else None)
         if isinstance(outcome, Done):
             context = outcome.context or loaded.context
             following = state.step_after(step.name)
@@ -548,7 +540,7 @@ class Runner:
                 return self._finish_and_go_on(
                     loaded, record.version,
                     outcome=JournalOutcome.DONE, state=state.name, status=OperationStatus.RUNNING,
-                    context=join_context(context, nxt), next_run_at=None,
+                    context=dumped(context), bookkeeping=nxt.dump(), next_run_at=None,
                     message=f"{step.name} done", output=outcome.output,
                 )
             return self._go(loaded, record.version, JournalOutcome.DONE, DONE_TRIGGER, context,
@@ -569,7 +561,8 @@ class Runner:
             self._finish(
                 loaded, record.version,
                 outcome=JournalOutcome.WAIT, state=state.name, status=OperationStatus.WAITING,
-                context=join_context(outcome.context or loaded.context, env), next_run_at=when,
+                context=dumped(outcome.context or loaded.context), bookkeeping=env.dump(),
+                next_run_at=when,
                 message=outcome.reason,
             )
             return None
@@ -595,7 +588,7 @@ class Runner:
         self._finish(
             loaded, record.version,
             outcome=JournalOutcome.RETRY, state=state.name, status=OperationStatus.WAITING,
-            context=join_context(loaded.context, env), next_run_at=when,
+            context=dumped(loaded.context), bookkeeping=env.dump(), next_run_at=when,
             message=f"attempt {attempt} failed ({failures}/{policy.max_attempts}), "
                     f"retrying in {delay.total_seconds():.3f}s: {outcome.error}",
             last_error=outcome.error,
@@ -620,7 +613,7 @@ class Runner:
             self._finish(
                 loaded, version,
                 outcome=journal, state=target.name, status=target.terminal,
-                context=join_context(context, None), next_run_at=None,
+                context=dumped(context), bookkeeping=None, next_run_at=None,
                 message=f"{message} → {target.name}", output=output,
                 last_error=error if target.terminal != OperationStatus.SUCCEEDED else None,
             )
@@ -629,7 +622,7 @@ class Runner:
         return self._finish_and_go_on(
             loaded, version,
             outcome=journal, state=target.name, status=OperationStatus.RUNNING,
-            context=join_context(context, nxt), next_run_at=None,
+            context=dumped(context), bookkeeping=nxt.dump(), next_run_at=None,
             message=f"{message} → {target.name}", output=output,
         )
 
@@ -652,24 +645,25 @@ class Runner:
                 self._finish(
                     loaded, version,
                     outcome=JournalOutcome.FAILED, state=target.name, status=target.terminal,
-                    context=join_context(loaded.context, None), next_run_at=None,
+                    context=dumped(loaded.context), bookkeeping=None, next_run_at=None,
                     message=message, last_error=reason,
                 )
                 return None
             return self._finish_and_go_on(
                 loaded, version,
                 outcome=JournalOutcome.FAILED, state=target.name, status=OperationStatus.RUNNING,
-                context=join_context(loaded.context, Envelope(state=target.name, error=reason)),
+                context=dumped(loaded.context),
+                bookkeeping=Envelope(state=target.name, error=reason).dump(),
                 next_run_at=None,
                 message=message, last_error=reason,
             )
         # No compensation: the operation fails at this step; an operator's retry re-runs it.
-        kept = Envelope(state=state.name, step=step.name, input=env.input, error=env.error,
-                        failed=True)
+        failed = Envelope(state=state.name, step=step.name, input=env.input, error=env.error,
+                          failed=True)
         self._finish(
             loaded, version,
             outcome=JournalOutcome.FAILED, state=state.name, status=OperationStatus.FAILED,
-            context=join_context(loaded.context, kept), next_run_at=None,
+            context=dumped(loaded.context), bookkeeping=failed.dump(), next_run_at=None,
             message=f"{step.name} failed: {reason}", last_error=reason,
         )
         return None

@@ -9,8 +9,8 @@ from engine_kit import ScriptedStep, assert_journal_sound, demo_steps, make_runn
 from support.machines.demo import DEMO_STEPS, DemoContext
 
 from bifrost.clock import ManualClock
-from bifrost.engine import ENGINE_KEY, Done, StepContext, idempotency_key
-from bifrost.records import JournalOutcome, OperationStatus
+from bifrost.engine import Done, StepContext, idempotency_key
+from bifrost.records import EngineBookkeeping, JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
 
 
@@ -37,7 +37,7 @@ def test_operation_runs_every_step_in_order_and_succeeds(
     assert done.state == "done"
     assert done.lease_owner is None and done.finished_at is not None
     assert done.context is not None and done.context["notes"] == ["created"]
-    assert ENGINE_KEY not in done.context  # bookkeeping is dropped at the end
+    assert done.bookkeeping == EngineBookkeeping()  # bookkeeping is dropped at the end
 
     for name in DEMO_STEPS:
         assert len(steps[name].calls) == 1, name

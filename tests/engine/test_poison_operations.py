@@ -1,7 +1,7 @@
 """Operations the running code cannot interpret (corrupt context JSON, a context that does not
-match the machine's model, an unknown machine version, state or step, a step without an
-implementation) fail visibly — status failed, last_error naming the problem, a FAILED journal
-row — and the runner goes on with the others in the same round."""
+match the machine's model, an unknown machine version, state or step, a step input that is not a
+JSON object, a step without an implementation) fail visibly — status failed, last_error naming
+the problem, a FAILED journal row — and the runner goes on with the others in the same round."""
 
 from __future__ import annotations
 
@@ -52,12 +52,12 @@ CASES = {
         "state 'levitating' is not a state of machine 'demo' v1",
     ),
     "unknown-step": (
-        {"context": '{"label": "x", "_engine": {"state": "prepare", "step": "teleport"}}'},
+        {"engine_state": "prepare", "engine_step": "teleport"},
         "step 'teleport' is not a step of state 'prepare'",
     ),
-    "bad-envelope": (
-        {"context": '{"label": "x", "_engine": [1, 2]}'},
-        "context key '_engine' is not an object",
+    "bad-step-input": (
+        {"engine_input": "[1, 2]"},
+        "step input of operation",
     ),
 }
 

@@ -3,6 +3,7 @@ database from a newer bifrost is refused with a clear message — through the CL
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,13 +18,13 @@ from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from bifrost.cli.main import app
-from bifrost.records import NewOperation
+from bifrost.records import EngineBookkeeping
 from bifrost.store import SchemaMismatch, migrate, open_store
 from bifrost.store.sql import connect
 from bifrost.store.sql.tables import metadata
 
 runner = CliRunner()
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -99,37 +100,83 @@ def test_downgrade_to_base_removes_everything(empty_url: str) -> None:
     assert migrate.current(empty_url) == HEAD
 
 
+def _stored(url: str, when: datetime) -> datetime:
+    """A time as the store keeps it: SQLite naive UTC (see tables.UTCDateTime), PostgreSQL
+    aware."""
+    return when if url.startswith("postgresql") else when.replace(tzinfo=None)
+
+
+def _execute(url: str, sql: str, **params: object) -> None:
+    engine, _ = connect(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+    finally:
+        engine.dispose()
+
+
+def _scalar(url: str, sql: str, **params: object) -> object:
+    engine, _ = connect(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def _insert_gateway(url: str, now: datetime) -> None:
+    _execute(
+        url,
+        "INSERT INTO gateways (uid, namespace, name, lifecycle_state, created_at, updated_at) "
+        "VALUES ('u1', 'ns', 'gw', 'pending', :t, :t)",
+        t=_stored(url, now),
+    )
+
+
+def _insert_operation(
+    url: str, now: datetime, *, context: str = "{}", state: str = "render", status: str = "waiting"
+) -> int:
+    """An operation of gateway 'u1' and its 'created' journal row, as the code of revisions
+    0001-0002 wrote them; its id."""
+    t = _stored(url, now)
+    engine, _ = connect(url)
+    try:
+        with engine.begin() as conn:
+            operation_id = conn.execute(
+                text(
+                    "INSERT INTO operations (gateway_uid, namespace, name, machine, "
+                    "machine_version, lane, state, status, context, step, attempt, version, "
+                    "last_sequence, created_at, updated_at) VALUES ('u1', 'ns', 'gw', "
+                    "'provision', 1, 'default', :state, :status, :context, NULL, 0, 1, 1, :t, "
+                    ":t) RETURNING id"
+                ),
+                {"state": state, "status": status, "context": context, "t": t},
+            ).scalar_one()
+            conn.execute(
+                text(
+                    "INSERT INTO journal (operation_id, gateway_uid, sequence, state, attempt, "
+                    "outcome, message, actor, started_at, finished_at) VALUES (:id, 'u1', 1, "
+                    ":state, 0, 'transition', 'created', 'test', :t, :t)"
+                ),
+                {"id": operation_id, "state": state, "t": t},
+            )
+    finally:
+        engine.dispose()
+    return int(operation_id)
+
+
 def test_0002_input_hash_up_and_down_keeps_every_row(empty_url: str) -> None:
     """Adding and dropping ``gateways.input_hash`` never recreates the table: on SQLite a
     "move and copy" batch would DROP ``gateways`` and cascade into operations and journal."""
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     migrate.upgrade(empty_url, "0001")
-    engine, _ = connect(empty_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO gateways (uid, namespace, name, lifecycle_state, created_at, "
-                    "updated_at) VALUES ('u1', 'ns', 'gw', 'pending', :t, :t)"
-                ),
-                # SQLite stores naive UTC (see tables.UTCDateTime); PostgreSQL takes it aware
-                {"t": now if empty_url.startswith("postgresql") else now.replace(tzinfo=None)},
-            )
-    finally:
-        engine.dispose()
+    _insert_gateway(empty_url, now)
     migrate.upgrade(empty_url, "0002")
-    store = open_store(empty_url)
-    try:
-        assert store.get_gateway("u1").input_hash is None  # an old row: nothing recorded
-        store.create_operation(
-            NewOperation(gateway_uid="u1", namespace="ns", name="gw", machine="provision",
-                         machine_version=1, state="render"),
-            now=now, actor="test",
-        )
-        store.record_input_hash("u1", "ab" * 32, now=now)
-        assert store.get_gateway("u1").input_hash == "ab" * 32
-    finally:
-        store.close()
+    # The store code needs head: at 0002 the rows are read and written by hand.
+    assert _scalar(empty_url, "SELECT input_hash FROM gateways WHERE uid = 'u1'") is None
+    _insert_operation(empty_url, now)
+    _execute(empty_url, "UPDATE gateways SET input_hash = :h WHERE uid = 'u1'", h="ab" * 32)
+    assert _scalar(empty_url, "SELECT input_hash FROM gateways WHERE uid = 'u1'") == "ab" * 32
 
     migrate.downgrade(empty_url, "0001")
     engine, _ = connect(empty_url)
@@ -151,6 +198,81 @@ def test_0002_input_hash_up_and_down_keeps_every_row(empty_url: str) -> None:
         assert len(store.list_operations(gateway_uid="u1")) == 1
     finally:
         store.close()
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _contexts(url: str) -> dict[int, str]:
+    engine, _ = connect(url)
+    try:
+        with engine.connect() as conn:
+            return {row.id: row.context
+                    for row in conn.execute(text("SELECT id, context FROM operations"))}
+    finally:
+        engine.dispose()
+
+
+def test_0003_moves_the_engine_bookkeeping_out_of_the_context_and_back(empty_url: str) -> None:
+    """Upgrade with operations present: the ``"_engine"`` object of each context becomes the
+    engine_* columns (read back as ``OperationRecord.bookkeeping``) and leaves the context;
+    downgrade puts it back exactly as the engine wrote it; up again gives the same records."""
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    since = datetime(2026, 3, 1, 12, 0, 4, 250, tzinfo=UTC)
+    envelope = {"state": "verify", "step": "check", "input": {"issued": False, "n": 1},
+                "since": since.isoformat(), "failures": 2, "finished": 3,
+                "error": "probe refused", "failed": True}
+    migrate.upgrade(empty_url, "0002")
+    _insert_gateway(empty_url, now)
+    before = {
+        "kept": _compact({"hosts": ["a.example"], "_engine": envelope}),
+        # an operation that finished: the engine had dropped its bookkeeping
+        "plain": _compact({"hosts": []}),
+        # not an object: left where it is, for the runner to report
+        "odd": _compact({"hosts": [], "_engine": [1, 2]}),
+    }
+    ids = {}
+    for lane, context in before.items():
+        ids[lane] = _insert_operation(empty_url, now, context=context,
+                                      status="succeeded" if lane == "plain" else "waiting")
+        _execute(empty_url, "UPDATE operations SET lane = :lane WHERE id = :id",
+                 lane=lane, id=ids[lane])
+
+    def check_upgraded() -> None:
+        store = open_store(empty_url)
+        try:
+            kept = store.get_operation(ids["kept"])
+            assert kept.context == {"hosts": ["a.example"]}
+            assert "_engine" not in kept.context_raw
+            assert kept.bookkeeping == EngineBookkeeping(
+                state="verify", step="check", input={"issued": False, "n": 1},
+                input_raw='{"issued":false,"n":1}', since=since, failures=2, finished=3,
+                error="probe refused", failed=True,
+            )
+            plain = store.get_operation(ids["plain"])
+            assert (plain.context, plain.bookkeeping) == ({"hosts": []}, EngineBookkeeping())
+            odd = store.get_operation(ids["odd"])
+            assert odd.context == {"hosts": [], "_engine": [1, 2]}
+            assert odd.bookkeeping == EngineBookkeeping()
+            assert len(store.journal(gateway_uid="u1")) == 3
+        finally:
+            store.close()
+
+    migrate.upgrade(empty_url, "0003")
+    check_upgraded()
+
+    migrate.downgrade(empty_url, "0002")
+    engine, _ = connect(empty_url)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("operations")}
+    finally:
+        engine.dispose()
+    assert not {c for c in columns if c.startswith("engine_")}
+    assert _contexts(empty_url) == {ids[lane]: context for lane, context in before.items()}
+
+    migrate.upgrade(empty_url)
+    check_upgraded()
 
 
 def test_database_from_a_newer_bifrost_is_refused(empty_url: str) -> None:

@@ -1,52 +1,14 @@
-"""Store contract: gateways, certificates, child inventory and deleting a gateway."""
+"""Store contract: gateways, and deleting a gateway with everything keyed by it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from store_kit import T0, cert, child
 
-from bifrost.records import CertificateRecord, ChildRecord, NewOperation
+from bifrost.records import NewOperation
 from bifrost.store import RecordNotFound, SqlStore
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def cert(uid: str, object_name: str, **kw: object) -> CertificateRecord:
-    fields: dict[str, object] = {
-        "gateway_uid": uid,
-        "listener": "https",
-        "object_name": object_name,
-        "secret_name": f"{object_name}-tls",
-        "serial": "01ab",
-        "fingerprint_sha256": "ff" * 32,
-        "dns_names": ("a.example", "*.b.example"),
-        "not_before": T0,
-        "not_after": T0 + timedelta(days=47),
-        "renewal_at": T0 + timedelta(days=31),
-        "attached": True,
-        "state": "attached",
-        "updated_at": T0,
-    }
-    fields.update(kw)
-    return CertificateRecord.model_validate(fields)
-
-
-def child(gateway_uid: str, child_id: str, **kw: object) -> ChildRecord:
-    fields: dict[str, object] = {
-        "gateway_uid": gateway_uid,
-        "child_id": child_id,
-        "api_version": "v1",
-        "kind": "Service",
-        "namespace": "ns",
-        "name": f"gw-{child_id}",
-        "uid": None,
-        "applied_hash": "h1",
-        "ready": False,
-        "updated_at": T0,
-    }
-    fields.update(kw)
-    return ChildRecord.model_validate(fields)
 
 
 # --- gateways --------------------------------------------------------------------------------
@@ -129,86 +91,6 @@ def test_list_gateways_filters(store: SqlStore) -> None:
     assert [g.uid for g in store.list_gateways(limit=1)] == ["1"]
 
 
-# --- certificates ----------------------------------------------------------------------------
-def test_certificate_upsert_list_delete(store: SqlStore) -> None:
-    store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0)
-    first = store.upsert_certificate(cert("u1", "gw-https-1"))
-    assert first == cert("u1", "gw-https-1")
-    assert first.dns_names == ("a.example", "*.b.example")
-
-    updated = store.upsert_certificate(
-        cert("u1", "gw-https-1", attached=False, state="detaching", serial="02")
-    )
-    assert (updated.attached, updated.state, updated.serial) == (False, "detaching", "02")
-    store.upsert_certificate(cert("u1", "gw-https-2", dns_names=()))
-    assert [c.object_name for c in store.list_certificates(gateway_uid="u1")] == [
-        "gw-https-1",
-        "gw-https-2",
-    ]
-    assert store.list_certificates(gateway_uid="u1")[1].dns_names == ()
-
-    store.delete_certificate("u1", "gw-https-1")
-    store.delete_certificate("u1", "not-there")  # idempotent
-    assert [c.object_name for c in store.list_certificates()] == ["gw-https-2"]
-
-
-def test_certificate_for_unknown_gateway_is_refused(store: SqlStore) -> None:
-    with pytest.raises(RecordNotFound):
-        store.upsert_certificate(cert("ghost", "c"))
-    assert store.list_certificates() == []
-
-
-def test_due_renewals_orders_attached_certificates_by_renewal_time(store: SqlStore) -> None:
-    store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0)
-    store.upsert_gateway(uid="u2", namespace="ns", name="gw2", now=T0)
-    store.upsert_certificate(cert("u1", "late", renewal_at=T0 + timedelta(days=30)))
-    store.upsert_certificate(cert("u2", "early", renewal_at=T0 + timedelta(days=10)))
-    store.upsert_certificate(cert("u1", "detached", attached=False, renewal_at=T0))
-    store.upsert_certificate(cert("u1", "unknown-expiry", renewal_at=None))
-
-    assert [c.object_name for c in store.due_renewals()] == ["early", "late"]
-    assert [c.object_name for c in store.due_renewals(limit=1)] == ["early"]
-    before = T0 + timedelta(days=10)
-    assert [c.object_name for c in store.due_renewals(before=before)] == ["early"]
-    assert store.due_renewals(before=T0) == []
-
-
-# --- children --------------------------------------------------------------------------------
-def test_child_inventory_is_keyed_by_child_id_and_route(store: SqlStore) -> None:
-    store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0)
-    svc = store.upsert_child(child("u1", "svc", delete_order=2))
-    assert svc == child("u1", "svc", delete_order=2)
-    store.upsert_child(child("u1", "dns", kind="DNSRecord", namespace=None, delete_order=0))
-    r1 = store.upsert_child(child("u1", "policy", route_key="ns/r1", delete_order=1))
-    store.upsert_child(child("u1", "policy", route_key="ns/r2", delete_order=1))
-    assert r1.route_key == "ns/r1"
-
-    ready = store.upsert_child(child("u1", "svc", delete_order=2, ready=True, uid="k8s-uid"))
-    assert (ready.ready, ready.uid) == (True, "k8s-uid")
-
-    listed = store.list_children("u1")
-    assert [(c.child_id, c.route_key) for c in listed] == [
-        ("dns", None),
-        ("policy", "ns/r1"),
-        ("policy", "ns/r2"),
-        ("svc", None),
-    ]
-    assert listed[0].namespace is None
-
-    store.delete_child("u1", "policy", route_key="ns/r1")
-    store.delete_child("u1", "policy")  # no route-less 'policy': nothing to do
-    store.delete_child("u1", "svc")
-    assert [(c.child_id, c.route_key) for c in store.list_children("u1")] == [
-        ("dns", None),
-        ("policy", "ns/r2"),
-    ]
-
-
-def test_child_for_unknown_gateway_is_refused(store: SqlStore) -> None:
-    with pytest.raises(RecordNotFound):
-        store.upsert_child(child("ghost", "svc"))
-
-
 # --- delete_gateway --------------------------------------------------------------------------
 def test_delete_gateway_removes_everything_keyed_by_it(store: SqlStore) -> None:
     for uid in ("doomed", "kept"):
@@ -257,25 +139,3 @@ def test_delete_gateway_removes_everything_keyed_by_it(store: SqlStore) -> None:
     assert len(store.list_certificates(gateway_uid="kept")) == 1
     assert len(store.list_children("kept")) == 2
     store.delete_gateway("doomed")  # idempotent
-
-
-def test_certificate_expiries_aggregate_attached_certificates_per_gateway(
-    store: SqlStore,
-) -> None:
-    for uid in ("g1", "g2", "g3"):
-        store.upsert_gateway(uid=uid, namespace="ns", name=f"gw-{uid}", now=T0)
-    store.upsert_certificate(
-        cert("g1", "old", not_after=T0 + timedelta(days=5), renewal_at=T0 + timedelta(days=3))
-    )
-    store.upsert_certificate(
-        cert("g1", "new", not_after=T0 + timedelta(days=47), renewal_at=T0 + timedelta(days=31))
-    )
-    # detached certificates do not count
-    store.upsert_certificate(
-        cert("g2", "gone", attached=False, state="deleted", not_after=T0 + timedelta(days=1))
-    )
-    store.upsert_certificate(cert("g3", "only", renewal_at=None))
-    assert store.certificate_expiries() == {
-        "g1": (T0 + timedelta(days=5), T0 + timedelta(days=3)),
-        "g3": (T0 + timedelta(days=47), None),
-    }

@@ -1,4 +1,5 @@
-"""Store contract: operations — create, read, claim, fencing, write-ahead, admin, failure.
+"""Store contract: operations — create, read, claim, fencing, write-ahead, admin, failure, and
+the engine's bookkeeping committed with them.
 
 Runs against every backend through the parametrized ``store`` fixture. Time is explicit: every
 call gets a ``now``, so lease expiry is tested without sleeping.
@@ -10,8 +11,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from bifrost.records import (
+    EngineBookkeeping,
     JournalOutcome,
     NewOperation,
     OperationRecord,
@@ -19,6 +22,7 @@ from bifrost.records import (
     StepStart,
 )
 from bifrost.store import LeaseLost, OperationConflict, RecordNotFound, SqlStore
+from bifrost.store.sql import connect
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -853,3 +857,105 @@ def test_a_crash_after_the_merged_commit_reruns_the_entered_step_as_attempt_2(
         (JournalOutcome.STARTED, "wait", 2, "w2"),
     ]
     assert store.get_operation(op.id) == rerun
+
+
+# --- the engine's bookkeeping ------------------------------------------------------------------
+KEPT = EngineBookkeeping(
+    state="verify",
+    step="check",
+    input={"issued": False, "hosts": ["a.example"]},
+    since=T0 + timedelta(seconds=1, microseconds=250),
+    failures=2,
+    finished=3,
+    error="probe refused",
+    failed=True,
+)
+
+
+def test_a_new_operation_has_no_bookkeeping(store: SqlStore) -> None:
+    op = store.create_operation(new_op(), now=T0, actor="c")
+    assert op.bookkeeping == EngineBookkeeping()
+
+
+def test_finish_step_commits_the_bookkeeping_beside_the_context(store: SqlStore) -> None:
+    store.create_operation(new_op(), now=T0, actor="c")
+    op = claimed(store)
+    after = store.finish_step(
+        op.id, owner="w1", version=op.version, now=T0, outcome=JournalOutcome.WAIT,
+        state="verify", status=OperationStatus.WAITING, context={"n": 2},
+        next_run_at=T0 + timedelta(seconds=5), bookkeeping=KEPT,
+    )
+    expected = KEPT.model_copy(update={"input_raw": '{"hosts":["a.example"],"issued":false}'})
+    assert after.bookkeeping == expected
+    assert after.bookkeeping.since is not None and after.bookkeeping.since.tzinfo is not None
+    assert after.context == {"n": 2}  # the context holds the context only
+    assert store.get_operation(op.id).bookkeeping == expected
+    # every write that is not the engine's commit of a step leaves it as it is
+    [again] = store.claim_due(owner="w2", now=T0 + timedelta(seconds=5), lease_for=LEASE)
+    renewed = store.renew_lease(again.id, owner="w2", version=again.version,
+                                now=T0 + timedelta(seconds=6), lease_for=LEASE)
+    began = store.begin_step(again.id, owner="w2", version=renewed.version,
+                             now=T0 + timedelta(seconds=6), step="check", attempt=4)
+    paused = store.admin_transition(
+        op.id, now=T0 + timedelta(seconds=7), actor="op", expected_statuses=[began.status],
+        status=OperationStatus.PAUSED, message="hold",
+    )
+    failed = store.fail_operation(op.id, now=T0 + timedelta(seconds=8), message="x", actor="e")
+    assert [r.bookkeeping for r in (again, renewed, began, paused, failed)] == [expected] * 5
+
+
+def test_finish_step_without_bookkeeping_clears_it(store: SqlStore) -> None:
+    store.create_operation(new_op(), now=T0, actor="c")
+    op = claimed(store)
+    kept = store.finish_step(
+        op.id, owner="w1", version=op.version, now=T0, outcome=JournalOutcome.DONE,
+        state="verify", status=OperationStatus.RUNNING, context={}, next_run_at=None,
+        release_lease=False, bookkeeping=KEPT,
+    )
+    done = store.finish_step(
+        op.id, owner="w1", version=kept.version, now=T0, outcome=JournalOutcome.DONE,
+        state="done", status=OperationStatus.SUCCEEDED, context={}, next_run_at=None,
+    )
+    assert done.bookkeeping == EngineBookkeeping()
+
+
+def test_a_fenced_off_finish_step_writes_no_bookkeeping(store: SqlStore) -> None:
+    store.create_operation(new_op(), now=T0, actor="c")
+    op = claimed(store)
+    with pytest.raises(LeaseLost):
+        store.finish_step(
+            op.id, owner="w1", version=op.version + 1, now=T0, outcome=JournalOutcome.WAIT,
+            state="verify", status=OperationStatus.WAITING, context={}, next_run_at=None,
+            bookkeeping=KEPT,
+        )
+    assert store.get_operation(op.id).bookkeeping == EngineBookkeeping()
+
+
+def test_a_step_input_that_is_not_json_is_refused_and_nothing_is_written(
+    store: SqlStore,
+) -> None:
+    store.create_operation(new_op(), now=T0, actor="c")
+    op = claimed(store)
+    with pytest.raises(ValueError, match="engine step input is not JSON-serialisable"):
+        store.finish_step(
+            op.id, owner="w1", version=op.version, now=T0, outcome=JournalOutcome.WAIT,
+            state="verify", status=OperationStatus.WAITING, context={}, next_run_at=None,
+            bookkeeping=EngineBookkeeping(input={"bad": float("nan")}),
+        )
+    assert store.get_operation(op.id).version == op.version
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[1, 2]"])
+def test_an_unreadable_step_input_reads_back_as_none_with_raw_text(
+    store: SqlStore, store_url: str, raw: str
+) -> None:
+    op = store.create_operation(new_op(), now=T0, actor="c")
+    engine, _ = connect(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE operations SET engine_input = :raw WHERE id = :id"),
+                         {"raw": raw, "id": op.id})
+    finally:
+        engine.dispose()
+    [got] = store.claim_due(owner="w", now=T0, lease_for=LEASE)
+    assert (got.bookkeeping.input, got.bookkeeping.input_raw) == (None, raw)

@@ -1,6 +1,6 @@
 """What differs between database backends, behind one small interface.
 
-``SqlStore`` is written once against SQLAlchemy Core; the few things that are not portable
+The repositories are written once against SQLAlchemy Core; the few things that are not portable
 (engine set-up, how ``claim_due`` locks the rows it takes, the dialect's upsert) are supplied by a
 ``Backend``: ``sqlite.py`` and ``postgres.py``. ``connect`` picks one from the URL.
 """

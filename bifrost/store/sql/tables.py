@@ -3,8 +3,8 @@ compares against.
 
 Everything is keyed by the Gateway's **uid**, not its namespace/name: a gateway re-created under
 the same name is a new gateway. Times are stored as UTC and always come back timezone-aware
-(``UTCDateTime``), on SQLite too. JSON (contexts, outputs, DNS names) is stored as text so that
-a corrupt value can still be read and shown instead of breaking the read.
+(``UTCDateTime``), on SQLite too. JSON (contexts, outputs, step inputs, DNS names) is stored as
+text so that a corrupt value can still be read and shown instead of breaking the read.
 """
 
 from __future__ import annotations
@@ -128,6 +128,17 @@ operations = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    # The engine's bookkeeping (``records.EngineBookkeeping``, revision 0003), one column per
+    # field: written by the same fenced UPDATE as the state and context it goes with, so it
+    # costs no statement of its own and is fenced like them.
+    Column("engine_state", String(128), nullable=True),
+    Column("engine_step", String(128), nullable=True),
+    Column("engine_input", Text, nullable=True),
+    Column("engine_since", UTCDateTime, nullable=True),
+    Column("engine_failures", Integer, nullable=False, server_default=text("0")),
+    Column("engine_finished", Integer, nullable=False, server_default=text("0")),
+    Column("engine_error", Text, nullable=True),
+    Column("engine_failed", Boolean, nullable=False, server_default=text("false")),
     # Operations by status (listing) and due time.
     Index("ix_operations_status_next_run_at", "status", "next_run_at"),
     # claim_due's hot path: claimable operations in due order, so taking the first due one

@@ -1,0 +1,87 @@
+"""Store contract: the writes a step makes itself (certificates, the child inventory) are fenced
+while the step runs — by the operation's lease owner, version and step attempt in flight — and
+unchecked outside a step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from store_kit import T0, cert, child
+
+from bifrost.records import NewOperation, OperationRecord
+from bifrost.store import LeaseLost, SqlStore
+from bifrost.store.fence import StepFence, step_fence
+
+LEASE = timedelta(seconds=30)
+
+
+def _in_flight(store: SqlStore) -> OperationRecord:
+    """An operation of gateway u1 (with one certificate and one child) running step 'apply'."""
+    store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0)
+    store.upsert_certificate(cert("u1", "kept"))
+    store.upsert_child(child("u1", "kept"))
+    store.create_operation(
+        NewOperation(gateway_uid="u1", namespace="ns", name="gw", machine="provision",
+                     machine_version=1, state="render"),
+        now=T0, actor="c",
+    )
+    [op] = store.claim_due(owner="w1", now=T0, lease_for=LEASE)
+    return store.begin_step(op.id, owner="w1", version=op.version, now=T0, step="apply",
+                            attempt=1)
+
+
+def _writes(store: SqlStore) -> dict[str, Callable[[], object]]:
+    return {
+        "upsert_certificate": lambda: store.upsert_certificate(cert("u1", "new")),
+        "delete_certificate": lambda: store.delete_certificate("u1", "kept"),
+        "upsert_child": lambda: store.upsert_child(child("u1", "new")),
+        "delete_child": lambda: store.delete_child("u1", "kept"),
+    }
+
+
+def _names(store: SqlStore) -> tuple[list[str], list[str]]:
+    return ([c.object_name for c in store.list_certificates(gateway_uid="u1")],
+            [c.child_id for c in store.list_children("u1")])
+
+
+WRITES = ["upsert_certificate", "delete_certificate", "upsert_child", "delete_child"]
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_write_inside_the_step_its_runner_still_holds_goes_through(
+    store: SqlStore, write: str
+) -> None:
+    op = _in_flight(store)
+    with step_fence(StepFence(op.id, "w1", op.version, "apply", 1)):
+        _writes(store)[write]()
+    assert _names(store) != (["kept"], ["kept"])
+
+
+STALE: dict[str, Callable[[StepFence], StepFence]] = {
+    "owner": lambda f: replace(f, owner="w2"),  # another runner took the operation over
+    "version": lambda f: replace(f, version=f.version - 1),  # the row moved on since
+    "step": lambda f: replace(f, step="render"),  # another step is in flight
+    "attempt": lambda f: replace(f, attempt=2),  # another attempt of the step is in flight
+}
+
+
+@pytest.mark.parametrize("stale", sorted(STALE))
+@pytest.mark.parametrize("write", WRITES)
+def test_a_write_of_a_step_that_lost_its_operation_is_fenced_off(
+    store: SqlStore, write: str, stale: str
+) -> None:
+    op = _in_flight(store)
+    fence = STALE[stale](StepFence(op.id, "w1", op.version, "apply", 1))
+    with step_fence(fence), pytest.raises(LeaseLost):
+        _writes(store)[write]()
+    assert _names(store) == (["kept"], ["kept"])  # nothing written
+
+
+@pytest.mark.parametrize("write", WRITES)
+def test_a_write_outside_a_step_is_not_fenced(store: SqlStore, write: str) -> None:
+    _in_flight(store)
+    _writes(store)[write]()
+    assert _names(store) != (["kept"], ["kept"])
