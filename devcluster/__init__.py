@@ -17,11 +17,20 @@ Entry points:
   ``GET|POST|DELETE /devcluster/faults`` (and ``DELETE /devcluster/faults/{id}``),
   ``POST /devcluster/compact``, ``POST /devcluster/drop-watches``.
 
-Layout: ``server`` (HTTP, routing, faults, request log), ``handlers`` (the verbs),
-``watch``, ``storage`` (objects, resourceVersion, history, persistence), ``registry``
-(kinds and discovery), ``gc`` and ``namespaces`` (background controllers), ``admission``,
-``selectors``, ``conversion`` (the two Event APIs), ``openapi`` and ``protobuf`` (what kubectl
-needs), ``kubeconfig``, ``errors``.
+Layout: ``server`` (HTTP, routing), ``faults`` (fault injection, request log), ``handlers``
+(the verbs), ``patch`` and ``fieldmanager`` (patches, server-side apply), ``schema`` (CRD
+defaulting, pruning, validation), ``watch``, ``storage`` (objects, resourceVersion, history,
+persistence), ``registry`` (kinds and discovery), ``gc`` and ``namespaces`` (background
+controllers), ``admission``, ``selectors``, ``conversion`` (the two Event APIs), ``openapi`` and
+``protobuf`` (what kubectl needs), ``kubeconfig``, ``errors``, ``bundle`` (the CRDs shipped with
+it). ``peers`` holds the
+simulated controllers (issuer, load balancer, Crossplane-like provider, TLS data plane),
+``client`` the plain-HTTP API client they talk through, and ``handshakes`` a loop of real TLS
+handshakes against the data plane that counts failures.
+
+The package imports nothing from bifrost: it is what bifrost is tested against, so it must not
+share bifrost's code (a bug in bifrost's Kubernetes client would otherwise sit on both sides of
+a test and could hide itself).
 """
 
 from __future__ import annotations

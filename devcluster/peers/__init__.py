@@ -3,7 +3,8 @@ provider and TLS data plane.
 
 bifrost drives other controllers (cert-manager, Istio/Contour, Crossplane) and waits for them; in
 the devcluster these peers stand in for them. They are ordinary API clients — they watch and write
-over HTTP through :mod:`bifrost.kube` exactly as bifrost does — so they can be started, stopped and
+over HTTP like any controller, through the devcluster's own :mod:`devcluster.client` (never
+bifrost's client, which the devcluster exists to test) — so they can be started, stopped and
 slowed independently of the API server, and the same peers could run against a real cluster.
 
 ``Peers`` bundles them::
@@ -21,10 +22,9 @@ from __future__ import annotations
 import logging
 import os
 
-from bifrost.clock import Clock, SystemClock
-from bifrost.kube.client import KubeClient
-from bifrost.kube.errors import KubeError
+from devcluster.client import Client, ClientError
 from devcluster.peers.ca import IssuedCertificate, KeyType, LocalCA
+from devcluster.peers.clock import Clock, SystemClock
 from devcluster.peers.crossplane import Crossplane, CrossplaneOptions, ManagedKind
 from devcluster.peers.dataplane import CertRef, ChildRef, DataPlane, ServedCertificate
 from devcluster.peers.issuer import IssuanceAttempt, Issuer, IssuerOptions
@@ -66,8 +66,8 @@ class Peers:
     """The issuer, the load balancer, the Crossplane-like provider and (optionally) the data plane,
     started and stopped together.
 
-    ``kube`` is a kubeconfig path (each peer then gets its own client, closed by :meth:`stop`) or a
-    :class:`~bifrost.kube.client.KubeClient` (shared by the peers and not closed). ``ca``
+    ``kube`` is a kubeconfig path (the peers then share a client of their own, closed by
+    :meth:`stop`) or a :class:`~devcluster.client.Client` (not closed). ``ca``
     defaults to one loaded from / stored in ``issuer_options.state_dir``, or a fresh in-memory CA.
     ``crossplane=False`` leaves the Crossplane-like provider out (it skips the managed-resource
     kinds the cluster does not serve anyway, see :mod:`.crossplane`).
@@ -75,7 +75,7 @@ class Peers:
 
     def __init__(
         self,
-        kube: str | os.PathLike[str] | KubeClient,
+        kube: str | os.PathLike[str] | Client,
         *,
         issuer_options: IssuerOptions | None = None,
         lb_options: LoadBalancerOptions | None = None,
@@ -86,19 +86,10 @@ class Peers:
         crossplane: bool = True,
         crossplane_options: CrossplaneOptions | None = None,
     ) -> None:
-        self._owned: list[KubeClient] = []
-        if isinstance(kube, KubeClient):
-            self.client = lb_client = xp_client = kube
-        else:
-            # One client per peer: each keeps a few watches open, and separate connection pools
-            # keep one peer's streams from crowding out the other's requests.
-            self.client = KubeClient.from_kubeconfig(kube)
-            lb_client = KubeClient.from_kubeconfig(kube)
-            self._owned = [self.client, lb_client]
-            xp_client = self.client
-            if crossplane:
-                xp_client = KubeClient.from_kubeconfig(kube)
-                self._owned.append(xp_client)
+        # One client serves every peer: each watch has a connection of its own, and requests
+        # take one from an unbounded pool, so one peer's streams cannot crowd out another's.
+        self._owns_client = not isinstance(kube, Client)
+        self.client = kube if isinstance(kube, Client) else Client.from_kubeconfig(kube)
         self.clock: Clock = clock or SystemClock()
         self.issuer_options = issuer_options or IssuerOptions()
         if ca is None:
@@ -112,10 +103,10 @@ class Peers:
         self.issuer = Issuer(self.client, ca=ca, options=self.issuer_options, clock=self.clock)
         self.dataplane: DataPlane | None = DataPlane() if dataplane else None
         self.loadbalancer = LoadBalancer(
-            lb_client, options=lb_options, dataplane=self.dataplane, clock=self.clock
+            self.client, options=lb_options, dataplane=self.dataplane, clock=self.clock
         )
         self.crossplane: Crossplane | None = (
-            Crossplane(xp_client, options=crossplane_options, clock=self.clock)
+            Crossplane(self.client, options=crossplane_options, clock=self.clock)
             if crossplane
             else None
         )
@@ -141,9 +132,8 @@ class Peers:
             self._started = False
         if self.dataplane is not None:
             self.dataplane.stop()
-        for client in self._owned:
-            client.close()
-        self._owned = []
+        if self._owns_client:
+            self.client.close()
 
     def __enter__(self) -> Peers:
         return self.start()
@@ -165,5 +155,5 @@ class Peers:
         }
         try:
             self.client.apply(body, field_manager="bifrost-devcluster-peers")
-        except KubeError as exc:
+        except ClientError as exc:
             log.warning("could not publish the devcluster CA as %s/%s: %s", namespace, name, exc)

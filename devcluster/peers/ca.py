@@ -5,7 +5,7 @@ serves them over real TLS and the tests verify chains against a trust root. This
 root: a self-signed CA generated once per devcluster (optionally persisted in a state directory so
 that a restarted ``bifrost dev`` keeps trusting the certificates it issued before) that signs leaf
 certificates with SAN dNSNames, the serverAuth extended key usage and exactly the requested
-validity window. Time comes from an injectable :class:`~bifrost.clock.Clock`.
+validity window. Time comes from an injectable :class:`~devcluster.peers.clock.Clock`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bifrost.clock import Clock, SystemClock
+from devcluster.peers.clock import Clock, SystemClock
 
 __all__ = [
     "DEFAULT_CA_LIFETIME",

@@ -53,12 +53,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from bifrost.clock import Clock, SystemClock
-from bifrost.kube.client import KubeClient
-from bifrost.kube.errors import KubeError, NotFound, UnknownKind
-from bifrost.kube.times import format_time
-from bifrost.kube.watch import WatchEvent
-from devcluster.peers._runtime import Informer, WorkQueue
+from devcluster.client import Client, ClientError, NotFound, UnknownKind
+from devcluster.peers._runtime import Informer, WatchEvent, WorkQueue
+from devcluster.peers.clock import Clock, SystemClock, format_time
 
 __all__ = [
     "ACM_GROUP",
@@ -214,7 +211,7 @@ class Crossplane:
 
     def __init__(
         self,
-        client: KubeClient,
+        client: Client,
         *,
         options: CrossplaneOptions | None = None,
         clock: Clock | None = None,
@@ -248,7 +245,7 @@ class Crossplane:
                     log.info("crossplane peer: %s %s is not served; not watching it",
                              kind.api_version, kind.kind)
                 continue
-            except KubeError as exc:
+            except ClientError as exc:
                 log.warning("crossplane peer: discovering %s %s failed (%s); watching anyway",
                             kind.api_version, kind.kind, exc)
             self._informers[(kind.api_version, kind.kind)] = Informer(
@@ -369,7 +366,7 @@ class Crossplane:
                 self._client.patch_status(
                     key.api_version, key.kind, key.name, None, status, field_manager=FIELD_MANAGER
                 )
-            except KubeError as exc:
+            except ClientError as exc:
                 log.warning("crossplane peer: updating %s %s failed (%s); retrying",
                             key.kind, key.name, exc)
                 retry = self.options.retry_interval
@@ -406,7 +403,7 @@ class Crossplane:
                                patch_type="json", field_manager=FIELD_MANAGER)
         except NotFound:
             return False  # gone: nothing left to do
-        except KubeError as exc:  # a failed test (changed under us) or a transient error
+        except ClientError as exc:  # a failed test (changed under us) or a transient error
             log.info("crossplane peer: patching %s %s failed (%s); retrying",
                      key.kind, key.name, exc)
             self._queue.add_after(key, self.options.retry_interval)

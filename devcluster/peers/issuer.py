@@ -57,13 +57,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from bifrost.clock import Clock, SystemClock
-from bifrost.kube.client import KubeClient
-from bifrost.kube.errors import KubeError
-from bifrost.kube.times import format_time
-from bifrost.kube.watch import WatchEvent
-from devcluster.peers._runtime import Informer, WorkQueue
+from devcluster.client import Client, ClientError
+from devcluster.peers._runtime import Informer, WatchEvent, WorkQueue
 from devcluster.peers.ca import IssuedCertificate, LocalCA, key_type_for
+from devcluster.peers.clock import Clock, SystemClock, format_time
 
 __all__ = [
     "CERTIFICATE_API_VERSION",
@@ -367,12 +364,12 @@ class Issuer:
     """Watches Certificates and Secrets, issues from a :class:`LocalCA`, writes Secret + status.
 
     ``start()`` begins the watches and the worker; ``stop()`` ends them. Everything the issuer
-    writes goes through ``client`` (a :class:`~bifrost.kube.client.KubeClient`).
+    writes goes through ``client`` (a :class:`~devcluster.client.Client`).
     """
 
     def __init__(
         self,
-        client: KubeClient,
+        client: Client,
         *,
         ca: LocalCA | None = None,
         options: IssuerOptions | None = None,
@@ -527,7 +524,7 @@ class Issuer:
                 st.secret = self._client.apply(
                     self._secret_body(key, req, issued), field_manager=FIELD_MANAGER
                 )
-            except (KubeError, ValueError) as exc:
+            except (ClientError, ValueError) as exc:
                 error, issued = f"writing Secret {key[0]}/{req.secret_name}: {exc}", None
         with self._lock:
             self._attempts.append(
@@ -662,7 +659,7 @@ class Issuer:
                 patch,
                 field_manager=FIELD_MANAGER,
             )
-        except KubeError as exc:
+        except ClientError as exc:
             log.warning("status of Certificate %s/%s: %s", key[0], key[1], exc)
             self._queue.add_after(key, 0.5)
 
@@ -686,7 +683,7 @@ class Issuer:
     def _live_secret(self, namespace: str, name: str) -> dict[str, Any] | None | _Missing:
         try:
             return self._client.get("v1", "Secret", name, namespace)
-        except KubeError:
+        except ClientError:
             return _MISSING
 
     def _secret_body(self, key: Key, req: _Request, issued: IssuedCertificate) -> dict[str, Any]:

@@ -35,12 +35,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bifrost.clock import Clock, SystemClock
-from bifrost.kube.client import KubeClient
-from bifrost.kube.errors import KubeError
-from bifrost.kube.times import format_time
-from bifrost.kube.watch import WatchEvent
-from devcluster.peers._runtime import Informer, WorkQueue
+from devcluster.client import Client, ClientError
+from devcluster.peers._runtime import Informer, WatchEvent, WorkQueue
+from devcluster.peers.clock import Clock, SystemClock, format_time
 from devcluster.peers.dataplane import CertRef, ChildRef, DataPlane
 
 __all__ = [
@@ -161,7 +158,7 @@ class LoadBalancer:
 
     def __init__(
         self,
-        client: KubeClient,
+        client: Client,
         *,
         options: LoadBalancerOptions | None = None,
         dataplane: DataPlane | None = None,
@@ -297,7 +294,7 @@ class LoadBalancer:
     def _write(self, ref: ChildRef, call: Any) -> None:
         try:
             call()
-        except KubeError as exc:
+        except ClientError as exc:
             log.warning("updating %s failed (%s); retrying", ref, exc)
             self._queue.add_after(ref, 0.5)
 

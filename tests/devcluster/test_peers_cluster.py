@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ SWAP_BUDGET = 1.0  # seconds
 
 
 @pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClient]:
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     cluster = DevCluster(crd_paths=crd_files())
     cluster.start()
     cluster.register_permissive(
@@ -44,18 +45,25 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClient]:
     )
     path = tmp_path_factory.mktemp("peers") / "kubeconfig"
     cluster.write_kubeconfig(str(path))
-    client = KubeClient.from_kubeconfig(path)
     try:
-        yield client
+        yield path
     finally:
-        client.close()
         cluster.stop()
 
 
 @pytest.fixture(scope="module")
-def peers(kube: KubeClient) -> Iterator[Peers]:
+def kube(kubeconfig: Path) -> Iterator[KubeClient]:
+    client = KubeClient.from_kubeconfig(kubeconfig)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def peers(kubeconfig: Path) -> Iterator[Peers]:
     p = Peers(
-        kube,
+        kubeconfig,
         issuer_options=IssuerOptions(),
         lb_options=LoadBalancerOptions(child_gateway_classes=frozenset({"istio"})),
     ).start()
@@ -302,11 +310,11 @@ def test_ca_is_published_for_clients(kube: KubeClient, peers: Peers) -> None:
 
 
 def test_without_a_data_plane_children_still_get_addresses_but_no_port(
-    kube: KubeClient, peers: Peers, ns: str
+    kube: KubeClient, kubeconfig: Path, peers: Peers, ns: str
 ) -> None:
     # A second set of peers for another child class; its issuer handles no Certificates.
     other = Peers(
-        kube,
+        kubeconfig,
         issuer_options=IssuerOptions(issuer_names=frozenset()),
         lb_options=LoadBalancerOptions(child_gateway_classes=frozenset({"devcluster"})),
         dataplane=False,

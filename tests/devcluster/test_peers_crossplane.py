@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from peers_support import condition, crd_files, wait_for
 
 from bifrost.cli.dev import register_child_kinds
 from bifrost.kube.client import KubeClient
+from devcluster.client import Client
 from devcluster.peers import CrossplaneOptions, Peers
 from devcluster.peers.crossplane import DEFAULT_MANAGED_KINDS, FINALIZER, Crossplane
 from devcluster.server import DevCluster
@@ -36,9 +38,13 @@ def cluster() -> Iterator[DevCluster]:
 
 
 @pytest.fixture(scope="module")
-def kube(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClient]:
-    path = cluster.write_kubeconfig(tmp_path_factory.mktemp("xp") / "kubeconfig")
-    client = KubeClient.from_kubeconfig(path)
+def kubeconfig(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cluster.write_kubeconfig(tmp_path_factory.mktemp("xp") / "kubeconfig")
+
+
+@pytest.fixture(scope="module")
+def kube(kubeconfig: Path) -> Iterator[KubeClient]:
+    client = KubeClient.from_kubeconfig(kubeconfig)
     try:
         yield client
     finally:
@@ -46,9 +52,9 @@ def kube(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture(scope="module")
-def peers(kube: KubeClient) -> Iterator[Peers]:
+def peers(kubeconfig: Path) -> Iterator[Peers]:
     p = Peers(
-        kube, dataplane=False, crossplane_options=CrossplaneOptions(retry_interval=0.1)
+        kubeconfig, dataplane=False, crossplane_options=CrossplaneOptions(retry_interval=0.1)
     ).start()
     yield p
     p.stop()
@@ -205,8 +211,8 @@ def test_ready_delay_shows_creating_first(tmp_path: Any) -> None:
     register_child_kinds(dc)
     try:
         path = dc.write_kubeconfig(tmp_path / "kubeconfig")
-        with KubeClient.from_kubeconfig(path) as client:
-            xp = Crossplane(client, options=CrossplaneOptions(ready_delay=0.5)).start()
+        with KubeClient.from_kubeconfig(path) as client, Client.from_kubeconfig(path) as own:
+            xp = Crossplane(own, options=CrossplaneOptions(ready_delay=0.5)).start()
             try:
                 client.apply(managed(EC2, "SecurityGroup", "slow"))
 
@@ -232,9 +238,9 @@ def test_the_finalizer_holds_a_deleted_object_until_the_provider_releases_it(
     register_child_kinds(dc)
     try:
         path = dc.write_kubeconfig(tmp_path / "kubeconfig")
-        with KubeClient.from_kubeconfig(path) as client:
+        with KubeClient.from_kubeconfig(path) as client, Client.from_kubeconfig(path) as own:
             opts = CrossplaneOptions(deletion_delay=0.4)
-            xp = Crossplane(client, options=opts).start()
+            xp = Crossplane(own, options=opts).start()
             try:
                 client.apply(managed(EC2, "SecurityGroup", "held"))
                 obj = wait_for(lambda: ready(client, EC2, "SecurityGroup", "held"), what="ready")
@@ -256,8 +262,8 @@ def test_kinds_the_cluster_does_not_serve_are_skipped(tmp_path: Any) -> None:
     bare.start()
     try:
         path = bare.write_kubeconfig(tmp_path / "kubeconfig")
-        with KubeClient.from_kubeconfig(path) as client:
-            xp = Crossplane(client).start()
+        with Client.from_kubeconfig(path) as own:
+            xp = Crossplane(own).start()
             try:
                 assert [k.kind for k in xp.skipped] == [k.kind for k in DEFAULT_MANAGED_KINDS]
             finally:

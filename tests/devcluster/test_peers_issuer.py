@@ -12,6 +12,7 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from peers_support import certificate, condition, crd_files, wait_for
 from bifrost.clock import ManualClock
 from bifrost.kube.client import KubeClient
 from bifrost.kube.times import parse_time
+from devcluster.client import Client
 from devcluster.peers.issuer import Issuer, IssuerOptions, parse_duration, renewal_time
 from devcluster.server import DevCluster
 
@@ -29,17 +31,32 @@ CM = "cert-manager.io/v1"
 
 
 @pytest.fixture(scope="module")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeClient]:
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     cluster = DevCluster(crd_paths=crd_files())
     cluster.start()
     path = tmp_path_factory.mktemp("issuer") / "kubeconfig"
     cluster.write_kubeconfig(str(path))
-    client = KubeClient.from_kubeconfig(path)
+    try:
+        yield path
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def kube(kubeconfig: Path) -> Iterator[KubeClient]:
+    """The tests' own client (bifrost's), independent of the issuer's."""
+    client = KubeClient.from_kubeconfig(kubeconfig)
     try:
         yield client
     finally:
         client.close()
-        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def issuer_client(kubeconfig: Path) -> Iterator[Client]:
+    """The issuer's client (the devcluster's own)."""
+    with Client.from_kubeconfig(kubeconfig) as client:
+        yield client
 
 
 @pytest.fixture
@@ -53,12 +70,14 @@ IssuerFactory = Callable[..., Issuer]
 
 
 @pytest.fixture
-def make_issuer(kube: KubeClient, ns: str) -> Iterator[IssuerFactory]:
+def make_issuer(issuer_client: Client, ns: str) -> Iterator[IssuerFactory]:
     started: list[Issuer] = []
 
     def make(clock: Any = None, **options: Any) -> Issuer:
         issuer = Issuer(
-            kube, options=IssuerOptions(issuer_names=frozenset({ns}), **options), clock=clock
+            issuer_client,
+            options=IssuerOptions(issuer_names=frozenset({ns}), **options),
+            clock=clock,
         )
         started.append(issuer.start())
         return issuer
