@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 from render.test_render_budgets import BYPASSES
 from sandbox.test_sandbox_pool import SLOW_CEL
+from support.builders import GATEWAY_API, blueprint, gateway, gateway_class
 from support.inprocess import SYSTEM_NAMESPACE, running_controller
 from support.waiting import wait_for
 
@@ -46,10 +47,7 @@ from bifrost.kube.client import KubeClient
 from bifrost.sandbox import default_sandbox
 from bifrost.store import SqlStore
 
-GATEWAY_API = "gateway.networking.k8s.io/v1"
-BIFROST_API = "gateway.bifrost.dev/v1alpha1"
 LEASE_API = "coordination.k8s.io/v1"
-CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
 LEASE_DURATION = 5.0
 TIMEOUT = 50.0
 #: The healthy Gateway must be Programmed before a stuck step's runner lease (30 s) could lapse
@@ -95,21 +93,12 @@ def _free_port() -> int:
 
 def _class(kube: KubeClient, name: str, child: dict[str, Any],
            defaults: dict[str, Any] | None = None, **spec: Any) -> None:
-    kube.create({"apiVersion": BIFROST_API, "kind": "GatewayClassBlueprint",
-                 "metadata": {"name": name},
-                 "spec": {"defaults": defaults or {}, "children": [child], **spec}})
-    kube.create({"apiVersion": GATEWAY_API, "kind": "GatewayClass", "metadata": {"name": name},
-                 "spec": {"controllerName": CONTROLLER_NAME, "parametersRef": {
-                     "group": "gateway.bifrost.dev", "kind": "GatewayClassBlueprint",
-                     "name": name}}})
+    kube.create(blueprint(name, [child], defaults=defaults or {}, **spec))
+    kube.create(gateway_class(name, name))
 
 
 def _gateway(kube: KubeClient, namespace: str, name: str, class_name: str) -> str:
-    obj = kube.create({"apiVersion": GATEWAY_API, "kind": "Gateway",
-                       "metadata": {"name": name, "namespace": namespace},
-                       "spec": {"gatewayClassName": class_name, "listeners": [
-                           {"name": "http", "protocol": "HTTP", "port": 80}]}})
-    return str(obj["metadata"]["uid"])
+    return str(kube.create(gateway(namespace, name, class_name))["metadata"]["uid"])
 
 
 def _condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:

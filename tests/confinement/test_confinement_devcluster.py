@@ -17,6 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support.builders import (
+    BIFROST_API,
+    GATEWAY_API,
+    blueprint,
+    gateway,
+    gateway_class,
+    namespace_object,
+)
 from support.inprocess import running_controller, sqlite_store
 from support.waiting import wait_for
 
@@ -25,16 +33,13 @@ from bifrost.kube import KubeClient
 from bifrost.store import SqlStore
 from devcluster.server import DevCluster
 
-GATEWAY_API = "gateway.networking.k8s.io/v1"
-BIFROST_API = "gateway.bifrost.dev/v1alpha1"
-CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
 TOKEN = "tenant-chosen-data-7f3a"
 TIMEOUT = 20.0
 
 
 @pytest.fixture(scope="module", autouse=True)
 def kube_system(kube: KubeClient) -> None:
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}})
+    kube.apply(namespace_object("kube-system"))
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +52,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
 def controller(kube: KubeClient, store: SqlStore) -> Iterator[Controller]:
     with running_controller(kube, store, name="confine") as running:
         yield running
-
-
-def _blueprint(name: str, children: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": BIFROST_API, "kind": "GatewayClassBlueprint",
-            "metadata": {"name": name}, "spec": {"children": children, **spec}}
 
 
 def _condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
@@ -77,7 +77,7 @@ def test_a_literal_namespace_makes_the_blueprint_invalid(
                                       "  name: '{{ gateway.metadata.name }}-leak'\n"
                                       "  namespace: kube-system\n"
                                       "stringData: {a: b}\n"}
-    kube.create(_blueprint(name, [SETTINGS, leak]))
+    kube.create(blueprint(name, [SETTINGS, leak]))
 
     def valid() -> dict[str, Any] | None:
         return _condition(kube.get(BIFROST_API, "GatewayClassBlueprint", name), "Valid")
@@ -108,24 +108,15 @@ def test_a_namespace_from_a_value_fails_the_provision_and_applies_nothing(
                                       "  name: '{{ gateway.metadata.name }}-leak'\n"
                                       "  namespace: {{ values.target | to_json }}\n"
                                       "stringData: {token: {{ values.token | to_json }}}\n"}
-    kube.create(_blueprint(bp, [SETTINGS, leak],
-                           defaults={"target": "kube-system", "token": TOKEN}))
+    kube.create(blueprint(bp, [SETTINGS, leak],
+                          defaults={"target": "kube-system", "token": TOKEN}))
     wait_for(lambda: (_condition(kube.get(BIFROST_API, "GatewayClassBlueprint", bp), "Valid")
                       or {}).get("status") == "True",
              what=f"{bp} Valid=True (its namespace is not literal)", timeout=TIMEOUT)
-    kube.create({"apiVersion": GATEWAY_API, "kind": "GatewayClass", "metadata": {"name": cls},
-                 "spec": {"controllerName": CONTROLLER_NAME, "parametersRef": {
-                     "group": "gateway.bifrost.dev", "kind": "GatewayClassBlueprint",
-                     "name": bp}}})
+    kube.create(gateway_class(cls, bp))
     writes_before = cluster.request_log.count(writes_only=True,
                                               resources={"configmaps", "secrets"})
-    gateway = kube.create({
-        "apiVersion": GATEWAY_API, "kind": "Gateway",
-        "metadata": {"name": "edge", "namespace": namespace},
-        "spec": {"gatewayClassName": cls,
-                 "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
-    })
-    uid = gateway["metadata"]["uid"]
+    uid = kube.create(gateway(namespace, "edge", cls))["metadata"]["uid"]
 
     def programmed() -> dict[str, Any] | None:
         cond = _condition(kube.get(GATEWAY_API, "Gateway", "edge", namespace), "Programmed")

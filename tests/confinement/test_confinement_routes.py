@@ -17,7 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "provision"))
 
-from provision_kit import CONFINEMENT, GATEWAY_API, REPO, Harness  # noqa: E402
+from provision_kit import CONFINEMENT, REPO, Harness  # noqa: E402
+from support.builders import http_route  # noqa: E402
 from support.devcluster import crd_paths  # noqa: E402
 
 from bifrost.cli.dev import LB_KIND  # noqa: E402
@@ -68,9 +69,7 @@ def harness(cluster: tuple[DevCluster, Path], tmp_path: Path) -> Iterator[Harnes
 
 
 def _route(h: Harness, name: str) -> dict[str, Any]:
-    return h.kube.create({"apiVersion": GATEWAY_API, "kind": "HTTPRoute",
-                          "metadata": {"name": name, "namespace": h.namespace},
-                          "spec": {"parentRefs": [{"name": "edge"}]}})
+    return h.kube.create(http_route(h.namespace, name, parent="edge"))
 
 
 def test_a_route_child_violation_applies_nothing_of_the_pass(harness: Harness) -> None:

@@ -33,6 +33,7 @@ from rbac_kit import (
     example_documents,
     kustomize,
 )
+from support.builders import namespace_object
 from support.waiting import wait_for
 
 from bifrost.cli.dev import default_crd_dirs, devcluster_running
@@ -89,9 +90,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         admin = KubeClient.from_kubeconfig(workdir / "kubeconfig")
         kube = KubeClient.from_kubeconfig(workdir / "kubeconfig")
         recorder = RequestRecorder(kube)
-        admin.apply({"apiVersion": "v1", "kind": "Namespace",
-                     "metadata": {"name": CONTROLLER_NAMESPACE}})
-        admin.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}})
+        admin.apply(namespace_object(CONTROLLER_NAMESPACE))
+        admin.apply(namespace_object("apps"))
         admin.apply(UNRELATED)
         controller = Controller(kube, store, options=ControllerOptions(
             identity="rbac-test", lease_namespace=CONTROLLER_NAMESPACE,

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.builders import namespace_object
 from support.waiting import wait_for
 
 from bifrost.api import GatewayClassBlueprint, GatewayClassConfig, GatewayConfig
@@ -196,8 +197,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         workdir / "kubeconfig", crds=[REPO / "deploy" / "crds"], dataplane=False
     ) as cluster:
         kube = KubeClient.from_kubeconfig(workdir / "kubeconfig")
-        kube.apply({"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": {"name": "bifrost-system"}})
+        kube.apply(namespace_object("bifrost-system"))
         controller = Controller(
             kube,
             store,

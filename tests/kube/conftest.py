@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.builders import namespace_object
 
 from bifrost.kube.client import KubeClient
 from devcluster.faults import FaultInjector
@@ -74,5 +75,5 @@ def kube(kubeconfig: Path) -> Iterator[KubeClient]:
 def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> str:
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower().replace("_", "-"))
     name = f"t{next(_counter)}-{base}"[:50].rstrip("-")
-    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    kube.create(namespace_object(name))
     return name

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kube_helpers import configmap, gateway
+from kube_helpers import configmap
+from support.builders import gateway
 
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import Conflict, UnknownKind
@@ -103,7 +104,7 @@ def test_apply_without_force_reports_the_conflicting_fields(
 
 
 def test_gateway_status_writes_touch_only_status(kube: KubeClient, namespace: str) -> None:
-    created = kube.apply(gateway("gw", namespace))
+    created = kube.apply(gateway(namespace, "gw", "bifrost"))
     generation = created["metadata"]["generation"]
     # The CRD's default status comes back on create.
     assert {c["type"] for c in created["status"]["conditions"]} >= {"Accepted", "Programmed"}

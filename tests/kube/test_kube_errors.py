@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from kube_helpers import configmap, gateway
+from kube_helpers import configmap
+from support.builders import gateway, namespace_object
 from support.waiting import wait_for
 
 from bifrost.kube.client import KubeClient
@@ -76,7 +77,7 @@ def test_creating_twice_is_already_exists_not_a_retryable_conflict(
 def test_invalid_object_is_422_with_the_server_message_and_field_causes(
     kube: KubeClient, namespace: str
 ) -> None:
-    bad = gateway("bad", namespace, listeners=[{"port": 80, "protocol": "HTTP"}])
+    bad = gateway(namespace, "bad", "bifrost", listeners=[{"port": 80, "protocol": "HTTP"}])
     with pytest.raises(Invalid) as caught:
         kube.create(bad)
     err = caught.value
@@ -89,7 +90,7 @@ def test_invalid_object_is_422_with_the_server_message_and_field_causes(
 
 def test_creating_in_a_terminating_namespace_is_forbidden(kube: KubeClient) -> None:
     ns = "terminating-ns-errors"
-    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    kube.create(namespace_object(ns))
     held = configmap("held", ns)
     held["metadata"]["finalizers"] = ["gateway.bifrost.dev/hold"]
     kube.create(held)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kube_helpers import gateway
+from support.builders import gateway
 
 from bifrost.clock import ManualClock
 from bifrost.kube.client import KubeClient
@@ -23,7 +23,7 @@ def events_in(kube: KubeClient, namespace: str) -> list[dict]:
 def test_an_event_regarding_a_gateway_has_every_required_field(
     kube: KubeClient, namespace: str
 ) -> None:
-    gw = kube.create(gateway("gw", namespace))
+    gw = kube.create(gateway(namespace, "gw", "bifrost"))
     recorder = EventRecorder(kube, reporting_instance="bifrost-0", clock=ManualClock())
     name = recorder.record(
         gw, reason="Programmed", action="Reconcile", note="listeners ready", type="Normal"
@@ -54,7 +54,7 @@ def test_an_event_regarding_a_gateway_has_every_required_field(
 def test_a_hot_loop_makes_one_event_with_a_series_not_a_flood(
     kube: KubeClient, namespace: str, cluster: DevCluster
 ) -> None:
-    gw = kube.create(gateway("gw", namespace))
+    gw = kube.create(gateway(namespace, "gw", "bifrost"))
     clock = ManualClock()
     recorder = EventRecorder(
         kube,
@@ -88,7 +88,7 @@ def test_a_hot_loop_makes_one_event_with_a_series_not_a_flood(
 def test_different_events_and_stale_series_make_new_events(
     kube: KubeClient, namespace: str
 ) -> None:
-    gw = kube.create(gateway("gw", namespace))
+    gw = kube.create(gateway(namespace, "gw", "bifrost"))
     clock = ManualClock()
     recorder = EventRecorder(kube, reporting_instance="bifrost-0", clock=clock)
     first = recorder.record(gw, reason="Accepted", action="Reconcile")

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from corpus import Hostile, by_id
 from scenes import EXAMPLES, PROBE, documents
+from support.builders import namespace_object
 from support.waiting import wait_for
 
 from bifrost.cli.dev import default_crd_dirs, devcluster_running
@@ -90,7 +91,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     with devcluster_running(workdir / "kubeconfig", crds=[REPO / "deploy" / "crds"]) as cluster:
         kube = KubeClient.from_kubeconfig(workdir / "kubeconfig")
         for ns in ("bifrost-system", "kube-system"):
-            kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            kube.apply(namespace_object(ns))
         controller = Controller(
             kube,
             store,

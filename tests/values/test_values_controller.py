@@ -14,6 +14,14 @@ from typing import Any
 
 import pytest
 from support import inprocess
+from support.builders import (
+    BIFROST_API,
+    GATEWAY_API,
+    blueprint,
+    gateway,
+    gateway_class,
+    namespace_policy,
+)
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
@@ -21,9 +29,6 @@ from bifrost.kube import Conflict
 from bifrost.kube.client import KubeClient
 from bifrost.store import SqlStore
 
-GATEWAY_API = "gateway.networking.k8s.io/v1"
-BIFROST_API = "gateway.bifrost.dev/v1alpha1"
-CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
 TIMEOUT = 30.0
 HOSTILE = '3"\nkind: Secret\nmetadata:\n  name: injected\n  namespace: kube-system'
 
@@ -41,38 +46,28 @@ def running(kube: KubeClient, store: SqlStore) -> Iterator[Controller]:
 
 
 def _typed_class(kube: KubeClient) -> str:
-    suffix = uuid.uuid4().hex[:6]
-    kube.create({
-        "apiVersion": BIFROST_API, "kind": "GatewayClassBlueprint",
-        "metadata": {"name": f"typed-{suffix}"},
-        "spec": {
-            "defaults": {"replicas": 1, "tier": "silver"},
-            "values": {
-                "schema": {
-                    "type": "object", "additionalProperties": False,
-                    "required": ["replicas", "tier"],
-                    "properties": {
-                        "replicas": {"type": "integer", "minimum": 1, "maximum": 10},
-                        "tier": {"type": "string", "enum": ["gold", "silver"]},
-                    },
-                },
-                "tenantKeys": ["replicas"],
+    name = f"typed-{uuid.uuid4().hex[:6]}"
+    values = {
+        "schema": {
+            "type": "object", "additionalProperties": False,
+            "required": ["replicas", "tier"],
+            "properties": {
+                "replicas": {"type": "integer", "minimum": 1, "maximum": 10},
+                "tier": {"type": "string", "enum": ["gold", "silver"]},
             },
-            "children": [{
-                "id": "config",
-                "template": "apiVersion: v1\nkind: ConfigMap\n"
-                "metadata:\n  name: '{{ gateway.metadata.name }}-config'\n"
-                "data:\n  replicas: 'n={{ values.replicas }}'\n  tier: 't={{ values.tier }}'\n",
-            }],
         },
-    })
-    kube.create({
-        "apiVersion": GATEWAY_API, "kind": "GatewayClass", "metadata": {"name": f"typed-{suffix}"},
-        "spec": {"controllerName": CONTROLLER_NAME, "parametersRef": {
-            "group": "gateway.bifrost.dev", "kind": "GatewayClassBlueprint",
-            "name": f"typed-{suffix}"}},
-    })
-    return f"typed-{suffix}"
+        "tenantKeys": ["replicas"],
+    }
+    child = {
+        "id": "config",
+        "template": "apiVersion: v1\nkind: ConfigMap\n"
+        "metadata:\n  name: '{{ gateway.metadata.name }}-config'\n"
+        "data:\n  replicas: 'n={{ values.replicas }}'\n  tier: 't={{ values.tier }}'\n",
+    }
+    kube.create(blueprint(name, [child], defaults={"replicas": 1, "tier": "silver"},
+                          values=values))
+    kube.create(gateway_class(name, name))
+    return name
 
 
 def _accepted(kube: KubeClient, ns: str, name: str) -> tuple[str, str, str, int | None]:
@@ -89,12 +84,7 @@ def _set_policy(kube: KubeClient, ns: str, default: dict[str, Any]) -> int:
     for _ in range(20):
         obj = kube.get(BIFROST_API, "GatewayConfig", "team", ns)
         if obj is None:
-            obj = kube.create({
-                "apiVersion": BIFROST_API, "kind": "GatewayConfig",
-                "metadata": {"name": "team", "namespace": ns},
-                "spec": {"targetRef": {"group": "", "kind": "Namespace", "name": ns},
-                         "default": default},
-            })
+            obj = kube.create(namespace_policy(ns, "team", default))
             return int(obj["metadata"]["generation"])
         obj["spec"]["default"] = default
         try:
@@ -121,8 +111,8 @@ def _config(kube: KubeClient, ns: str) -> dict[str, Any] | None:
 
 
 def _values_condition(kube: KubeClient, ns: str) -> tuple[str, str, str]:
-    gateway = kube.get(GATEWAY_API, "Gateway", "edge", ns) or {}
-    for cond in (gateway.get("status") or {}).get("conditions") or []:
+    gw = kube.get(GATEWAY_API, "Gateway", "edge", ns) or {}
+    for cond in (gw.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "gateway.bifrost.dev/Values":
             return str(cond["status"]), str(cond["reason"]), str(cond.get("message", ""))
     return ("", "", "")
@@ -138,13 +128,8 @@ def test_a_bad_tenant_policy_is_invalid_and_the_gateway_keeps_its_children(
 ) -> None:
     class_name = _typed_class(kube)
     gen = _set_policy(kube, namespace, {"replicas": 3})
-    gateway = kube.create({
-        "apiVersion": GATEWAY_API, "kind": "Gateway",
-        "metadata": {"name": "edge", "namespace": namespace},
-        "spec": {"gatewayClassName": class_name,
-                 "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
-    })
-    uid = str(gateway["metadata"]["uid"])
+    edge = kube.create(gateway(namespace, "edge", class_name))
+    uid = str(edge["metadata"]["uid"])
     assert "attached to Namespace" in _wait_policy(kube, namespace, gen, "True", "Accepted")
     wait_for(lambda: (c := _config(kube, namespace)) is not None
              and c.get("data", {}).get("replicas") == "n=3",
