@@ -8,16 +8,15 @@ devcluster's kubeconfig, exactly as it would against a real cluster, so it can b
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from controller_kit import REPO, SYSTEM_NAMESPACE, ControllerProcess, free_port
+from controller_kit import free_port
 from support import inprocess
+from support.controller_process import ControllerProcess
 
 from bifrost.store import migrate
 
@@ -43,38 +42,15 @@ def start_controller(
     started: list[ControllerProcess] = []
 
     def start(identity: str = "ctl-a", *, lease_duration: float = 15.0) -> ControllerProcess:
-        port = free_port()
-        log_path = tmp_path / f"{identity}.log"
-        env = {
-            **os.environ,
-            "POD_NAMESPACE": SYSTEM_NAMESPACE,
-            "BIFROST_MIGRATE_ON_START": "false",
-        }
-        with log_path.open("wb") as log_file:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bifrost.cli.run",
-                    "--kubeconfig",
-                    str(kubeconfig),
-                    "--database-url",
-                    db_url,
-                    "--health-port",
-                    str(port),
-                    "--identity",
-                    identity,
-                    "--lease-duration",
-                    str(lease_duration),
-                    "--log-level",
-                    "DEBUG",
-                ],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=REPO,
-            )
-        handle = ControllerProcess(identity, proc, port, log_path)
+        handle = ControllerProcess(
+            kubeconfig,
+            db_url,
+            tmp_path,
+            identity,
+            lease_duration=lease_duration,
+            health_port=free_port(),
+            log_level="DEBUG",
+        ).start()
         started.append(handle)
         return handle
 

@@ -1,32 +1,14 @@
-"""Helpers for the controller tests: polling with a deadline, free ports, example objects."""
+"""Helpers for the controller tests: free ports, example objects."""
 
 from __future__ import annotations
 
 import socket
-import subprocess
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 BIFROST_API = "gateway.bifrost.dev/v1alpha1"
 CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
-
-
-def wait_for(
-    predicate: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -103,29 +85,3 @@ def accepted(obj: dict[str, Any] | None) -> dict[str, Any] | None:
 REPO = Path(__file__).resolve().parents[2]
 BIFROST_CRDS = REPO / "deploy" / "crds"
 SYSTEM_NAMESPACE = "bifrost-system"
-
-
-@dataclass
-class ControllerProcess:
-    identity: str
-    proc: subprocess.Popen[bytes]
-    health_port: int
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def describe(self) -> dict[str, Any] | None:
-        import json
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.health_port}/readyz", timeout=2
-            ) as response:
-                return dict(json.loads(response.read()))
-        except urllib.error.HTTPError as exc:
-            return dict(json.loads(exc.read()))
-        except OSError:
-            return None

@@ -21,9 +21,9 @@ from controller_kit import (
     blueprint,
     gateway,
     gateway_class,
-    wait_for,
 )
 from pydantic import BaseModel, ConfigDict, Field
+from support.waiting import wait_for
 
 from bifrost.controller.informers import Cache
 from bifrost.controller.ledger import StoreLedger

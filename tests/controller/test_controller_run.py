@@ -15,13 +15,13 @@ from controller_kit import (
     BIFROST_API,
     GATEWAY_API,
     REPO,
-    ControllerProcess,
     accepted,
     blueprint,
     gateway,
     gateway_class,
-    wait_for,
 )
+from support.controller_process import ControllerProcess
+from support.waiting import wait_for
 
 from bifrost.kube import Conflict
 from bifrost.kube.client import KubeClient

@@ -7,7 +7,9 @@ import signal
 import time
 from collections.abc import Callable
 
-from controller_kit import SYSTEM_NAMESPACE, ControllerProcess, wait_for
+from controller_kit import SYSTEM_NAMESPACE
+from support.controller_process import ControllerProcess
+from support.waiting import wait_for
 
 from bifrost.kube.client import KubeClient
 

@@ -17,14 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_kit import (
-    GATEWAY_API,
-    ControllerProcess,
-    blueprint,
-    gateway,
-    gateway_class,
-    wait_for,
-)
+from controller_kit import GATEWAY_API, blueprint, gateway, gateway_class
+from support.controller_process import ControllerProcess
+from support.waiting import wait_for
 
 from bifrost.kube.client import KubeClient
 from bifrost.records import OperationStatus

@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE, gateway_class, wait_for
+from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE, gateway_class
+from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.kube.client import KubeClient

@@ -21,8 +21,8 @@ from controller_kit import (
     blueprint,
     gateway,
     gateway_class,
-    wait_for,
 )
+from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.kube.client import KubeClient

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,6 +46,7 @@ from rotation_kit import (
     gateway_class,
     https_gateway,
 )
+from support.controller_process import ControllerProcess
 from support.waiting import wait_for
 
 from bifrost.kube import KubeClient
@@ -80,60 +79,9 @@ MIN_RANDOM_KILLS = 30
 MIN_RANDOM_ROTATIONS = 6
 MAX_KILL_DELAY_S = 2.0
 SECRET_CERT_ANNOTATION = "cert-manager.io/certificate-name"
-
-
-@dataclass
-class ControllerProcess:
-    """``bifrost run`` in a subprocess, killed and restarted under one identity."""
-
-    kubeconfig: Path
-    db_url: str
-    logs: Path
-    identity: str
-    proc: subprocess.Popen[bytes] | None = None
-    runs: int = 0
-    kills: list[str] = field(default_factory=list)
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None
-        self.runs += 1
-        env = {**os.environ, "POD_NAMESPACE": "bifrost-system",
-               "BIFROST_MIGRATE_ON_START": "false",
-               "BIFROST_RUNNER_LEASE_SECONDS": str(RUNNER_LEASE_S),
-               "BIFROST_RENEWAL_POLL_SECONDS": "1", "BIFROST_RENEWAL_JITTER_SECONDS": "0"}
-        with (self.logs / f"run-{self.runs}.log").open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bifrost.cli.run", "--kubeconfig", str(self.kubeconfig),
-                 "--database-url", self.db_url, "--identity", self.identity,
-                 "--lease-duration", "4", "--log-level", "INFO"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-
-    def kill(self, where: str) -> None:
-        assert self.proc is not None
-        assert self.proc.poll() is None, f"the controller exited by itself:\n{self.log_tail()}"
-        self.proc.send_signal(signal.SIGKILL)
-        assert self.proc.wait(timeout=10) == -signal.SIGKILL
-        self.kills.append(where)
-
-    def restart_after_kill(self, where: str) -> None:
-        self.kill(where)
-        self.start()
-
-    def stop(self) -> int | None:
-        """SIGTERM; the exit code (None: it had to be killed)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        path = self.logs / f"run-{self.runs}.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+# the dead process's operation lease expires soon, renewals are looked for every second
+CONTROLLER_SETTINGS = {"BIFROST_RUNNER_LEASE_SECONDS": str(RUNNER_LEASE_S),
+                       "BIFROST_RENEWAL_POLL_SECONDS": "1", "BIFROST_RENEWAL_JITTER_SECONDS": "0"}
 
 
 @dataclass
@@ -263,7 +211,8 @@ def test_rotation_survives_sigkill_at_every_step_and_at_random_points(
     env = Env(kube, store, namespace)
     logs = tmp_path / "logs"
     logs.mkdir()
-    ctl = ControllerProcess(rotation_cluster, url, logs, identity=f"crash-{namespace}")
+    ctl = ControllerProcess(rotation_cluster, url, logs, identity=f"crash-{namespace}",
+                            lease_duration=4, environment=CONTROLLER_SETTINGS)
     loop: HandshakeLoop | None = None
     try:
         kube.apply(example_blueprint(f"bp-{namespace}", drainSeconds=1))
