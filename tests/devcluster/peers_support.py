@@ -1,4 +1,5 @@
-"""Helpers for the peer tests: real TLS handshakes, and polling with deadlines (not sleeps)."""
+"""Helpers for the peer tests: real TLS handshakes, TLS Secrets and cert-manager Certificates as
+the API returns them, the CRD files to load, conditions."""
 
 from __future__ import annotations
 
@@ -6,14 +7,10 @@ import base64
 import hashlib
 import socket
 import ssl
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from devcluster.peers.ca import IssuedCertificate
-
-T = TypeVar("T")
 
 
 class HandshakeFailed(Exception):
@@ -47,26 +44,6 @@ def try_handshake(port: int, sni: str, ca_pem: bytes) -> str | None:
         return handshake(port, sni, ca_pem)
     except HandshakeFailed:
         return None
-
-
-def wait_for(
-    predicate: Callable[[], T | None],
-    *,
-    timeout: float = 10.0,
-    interval: float = 0.01,
-    what: str = "",
-) -> T:
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout}s waiting for {what or predicate}: last={last!r}"
-    )
 
 
 def tls_secret(

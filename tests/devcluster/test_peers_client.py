@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers_support import wait_for
+from support.waiting import wait_for
 
 from devcluster.client import Client, ClientError, NotFound, UnknownKind
 from devcluster.peers._runtime import Informer, WatchEvent

@@ -23,8 +23,8 @@ from peers_support import (
     handshake,
     tls_secret,
     try_handshake,
-    wait_for,
 )
+from support.waiting import wait_for
 
 from bifrost.kube.client import KubeClient
 from devcluster.peers import PORT_ANNOTATION, IssuerOptions, LoadBalancerOptions, Peers

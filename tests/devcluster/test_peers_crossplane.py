@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from peers_support import condition, crd_files, wait_for
+from peers_support import condition, crd_files
+from support.waiting import wait_for
 
 from bifrost.cli.dev import register_child_kinds
 from bifrost.kube.client import KubeClient

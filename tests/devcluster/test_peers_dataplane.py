@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from peers_support import HandshakeFailed, handshake, tls_secret, wait_for
+from peers_support import HandshakeFailed, handshake, tls_secret
+from support.waiting import wait_for
 
 from devcluster.peers.ca import LocalCA
 from devcluster.peers.dataplane import CertRef, ChildRef, DataPlane, hostname_matches

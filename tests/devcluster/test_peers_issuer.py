@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
-from peers_support import certificate, condition, crd_files, wait_for
+from peers_support import certificate, condition, crd_files
+from support.waiting import wait_for
 
 from bifrost.clock import ManualClock
 from bifrost.kube.client import KubeClient

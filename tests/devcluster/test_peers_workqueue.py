@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from peers_support import wait_for
+from support.waiting import wait_for
 
 from devcluster.peers._runtime import WorkQueue
 
