@@ -28,7 +28,7 @@ simulated controllers (issuer, load balancer, Crossplane-like provider, TLS data
 ``client`` the plain-HTTP API client they talk through, and ``handshakes`` a loop of real TLS
 handshakes against the data plane that counts failures.
 
-The package imports nothing from bifrost: it is what bifrost is tested against, so it must not
+The package depends on no bifrost module: it is what bifrost is tested against, so it must not
 share bifrost's code (a bug in bifrost's Kubernetes client would otherwise sit on both sides of
 a test and could hide itself).
 """
