@@ -87,16 +87,15 @@ def seed(url: str, *, n_gateways: int, ops_per_gateway: int, journal_rows: int) 
                 active = g % 10 == 0 and k == ops_per_gateway - 1
                 created = T0 - timedelta(days=ops_per_gateway - k)
                 step = STEPS[op_id % len(STEPS)]
-                context = {"hosts": [f"gw-{g}.example.com"], "generation": k,
-                           "_engine": {"step": step, "input": None,
-                                       "since": (T0 - timedelta(minutes=5)).isoformat(),
-                                       "failures": 0, "finished": 1, "error": None}}
+                context = {"hosts": [f"gw-{g}.example.com"], "generation": k}
                 yield {
                     "id": op_id, "gateway_uid": uid(g), "namespace": f"team-{g % 100:03d}",
                     "name": f"gw-{g:05d}", "machine": "provision", "machine_version": 1,
                     "lane": "default", "state": "apply" if active else "programmed",
                     "status": "waiting" if active else "succeeded",
                     "context": json.dumps(context), "step": step if active else None,
+                    "engine_step": step, "engine_since": T0 - timedelta(minutes=5),
+                    "engine_failures": 0, "engine_finished": 1,
                     "attempt": 2 if active else 0,
                     "next_run_at": T0 + timedelta(seconds=30) if active else None,
                     "lease_owner": None, "lease_expires_at": None, "version": rows_per_op,
