@@ -117,13 +117,15 @@ def engine_action(
     op = find_operation(store, gw, verb, operation_id)
     try:
         if verb == "pause":
-            after = engine_admin.pause(store, op.id, clock=clock, actor=actor, reason=reason)
+            after = engine_admin.pause_operation(store, op.id, clock=clock, actor=actor,
+                                                 reason=reason)
         elif verb == "cancel":
-            after = engine_admin.cancel(store, op.id, clock=clock, actor=actor, reason=reason)
+            after = engine_admin.cancel_operation(store, op.id, clock=clock, actor=actor,
+                                                  reason=reason)
         elif verb == "resume":
-            after = engine_admin.resume(store, op.id, clock=clock, actor=actor)
+            after = engine_admin.resume_operation(store, op.id, clock=clock, actor=actor)
         elif verb == "retry":
-            after = engine_admin.retry(store, op.id, clock=clock, actor=actor)
+            after = engine_admin.retry_operation(store, op.id, clock=clock, actor=actor)
         else:  # pragma: no cover - the CLI only offers the verbs above
             raise ValueError(f"unknown action {verb!r}")
     except AdminRefused as exc:

@@ -1,7 +1,14 @@
 """The durable runner: claims due operations, runs one step at a time, commits each transition
 with its journal row; plus the step contract, lanes and operator actions."""
 
-from bifrost.engine.admin import AdminRefused, cancel, pause, resume, retry, trigger
+from bifrost.engine.admin import (
+    AdminRefused,
+    cancel_operation,
+    pause_operation,
+    resume_operation,
+    retry_operation,
+    trigger_operation,
+)
 from bifrost.engine.operations import LaneBusy, start_operation
 from bifrost.engine.runner import Runner
 from bifrost.engine.step import (
@@ -34,11 +41,11 @@ __all__ = [
     "StepOutcome",
     "StepOutput",
     "Wait",
-    "cancel",
+    "cancel_operation",
     "idempotency_key",
-    "pause",
-    "resume",
-    "retry",
+    "pause_operation",
+    "resume_operation",
+    "retry_operation",
     "start_operation",
-    "trigger",
+    "trigger_operation",
 ]

@@ -115,18 +115,18 @@ def _apply(
         ) from None
 
 
-def pause(
+def pause_operation(
     store: OperationStore, operation_id: int, *, clock: Clock, actor: str, reason: str = ""
 ) -> OperationRecord:
     """Stop claiming the operation. A step in flight finishes but its commit is fenced off; it
-    re-runs (idempotently) after ``resume``."""
+    re-runs (idempotently) after ``resume_operation``."""
     return _apply(
         store, operation_id, verb="pause", status=S.PAUSED, clock=clock,
         actor=actor, message=f"paused by {actor}" + (f": {reason}" if reason else ""),
     )
 
 
-def resume(
+def resume_operation(
     store: OperationStore, operation_id: int, *, clock: Clock, actor: str
 ) -> OperationRecord:
     """Make a paused operation due now, at the state and step where it was paused."""
@@ -136,7 +136,7 @@ def resume(
     )
 
 
-def cancel(
+def cancel_operation(
     store: OperationStore, operation_id: int, *, clock: Clock, actor: str, reason: str = ""
 ) -> OperationRecord:
     """End the operation where it stands (no compensation runs; the lane becomes free)."""
@@ -146,7 +146,7 @@ def cancel(
     )
 
 
-def retry(
+def retry_operation(
     store: OperationStore, operation_id: int, *, clock: Clock, actor: str
 ) -> OperationRecord:
     """Re-run the failed step of a failed operation once, now, at the same state."""
@@ -157,7 +157,7 @@ def retry(
     )
 
 
-def trigger(
+def trigger_operation(
     store: OperationStore,
     registry: MachineRegistry,
     operation_id: int,

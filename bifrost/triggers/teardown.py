@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from bifrost.clock import Clock
-from bifrost.engine import cancel, start_operation
+from bifrost.engine import cancel_operation, start_operation
 from bifrost.machines.spec import MachineSpec
 from bifrost.records import ChildRecord, OperationRecord
 from bifrost.store.errors import OperationConflict
@@ -86,7 +86,7 @@ def start_teardown(
     cancelled: list[str] = []
     for op in in_the_way(active, machine):
         try:
-            cancel(store, op.id, clock=clock, actor=actor, reason=CANCEL_REASON)
+            cancel_operation(store, op.id, clock=clock, actor=actor, reason=CANCEL_REASON)
         except Exception as exc:  # noqa: BLE001 - raced with its end; look again
             log.info("could not cancel operation %s: %s", op.id, exc)
             return TeardownStart(None, cancelled=tuple(cancelled), look_again_soon=True)

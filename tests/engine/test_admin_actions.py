@@ -11,8 +11,17 @@ from engine_kit import TIGHT, ScriptedStep, assert_journal_sound, demo_steps, ma
 from support.machines.demo import demo_spec
 
 from bifrost.clock import ManualClock
-from bifrost.engine import AdminRefused, Done, Fail, StepContext, cancel, pause, resume, retry
-from bifrost.engine import trigger as fire
+from bifrost.engine import (
+    AdminRefused,
+    Done,
+    Fail,
+    StepContext,
+    cancel_operation,
+    pause_operation,
+    resume_operation,
+    retry_operation,
+)
+from bifrost.engine import trigger_operation as fire
 from bifrost.machines import MachineRegistry
 from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
@@ -27,12 +36,13 @@ def test_pause_stops_claiming_and_resume_continues_where_it_was(
     runner.run_until_idle()
     assert store.get_operation(op.id).state == "apply"
 
-    paused = pause(store, op.id, clock=clock, actor="alice@example.com", reason="change freeze")
+    paused = pause_operation(store, op.id, clock=clock, actor="alice@example.com",
+                             reason="change freeze")
     assert paused.status is OperationStatus.PAUSED
     clock.advance(timedelta(hours=1))
     assert runner.run_once() == 0
 
-    resumed = resume(store, op.id, clock=clock, actor="bob")
+    resumed = resume_operation(store, op.id, clock=clock, actor="bob")
     assert resumed.status is OperationStatus.WAITING
     runner.run_until_idle()
     assert store.get_operation(op.id).status is OperationStatus.SUCCEEDED
@@ -55,7 +65,7 @@ def _retry_later() -> Any:
 
 def test_pause_during_a_step_fences_off_its_commit(store: SqlStore, clock: ManualClock) -> None:
     def pause_myself(ctx: StepContext[Any], input: Any) -> Done:
-        pause(store, ctx.operation.id, clock=clock, actor="alice")
+        pause_operation(store, ctx.operation.id, clock=clock, actor="alice")
         return Done()
 
     steps = demo_steps(attach=ScriptedStep("attach", pause_myself))
@@ -66,7 +76,7 @@ def test_pause_during_a_step_fences_off_its_commit(store: SqlStore, clock: Manua
     assert (paused.status, paused.state, paused.step) == (OperationStatus.PAUSED, "apply", "attach")
     rows = store.journal(operation_id=op.id)
     assert not [r for r in rows if r.outcome is JournalOutcome.DONE and r.step == "attach"]
-    resume(store, op.id, clock=clock, actor="alice")
+    resume_operation(store, op.id, clock=clock, actor="alice")
     runner.run_until_idle()
     assert store.get_operation(op.id).status is OperationStatus.SUCCEEDED
     assert [a for (_, a, _) in steps["attach"].calls] == [1, 2]  # the re-run is visible
@@ -79,7 +89,7 @@ def test_cancel_ends_an_active_operation_and_frees_the_lane(
     runner = make_runner(store, steps, clock=clock)
     op = new_demo(store, clock)
     runner.run_until_idle()
-    cancelled = cancel(store, op.id, clock=clock, actor="alice", reason="wrong gateway")
+    cancelled = cancel_operation(store, op.id, clock=clock, actor="alice", reason="wrong gateway")
     assert cancelled.status is OperationStatus.CANCELLED
     assert store.active_operation(op.gateway_uid) is None
     clock.advance(timedelta(hours=1))
@@ -90,7 +100,7 @@ def test_cancel_ends_an_active_operation_and_frees_the_lane(
         r"it is cancelled; only pending, running, waiting or paused operations "
         r"can be cancelled",
     ):
-        cancel(store, op.id, clock=clock, actor="alice")
+        cancel_operation(store, op.id, clock=clock, actor="alice")
 
 
 def test_retry_reruns_the_failed_step_once(store: SqlStore, clock: ManualClock) -> None:
@@ -100,7 +110,7 @@ def test_retry_reruns_the_failed_step_once(store: SqlStore, clock: ManualClock) 
     runner.run_until_idle()
     assert store.get_operation(op.id).status is OperationStatus.FAILED
 
-    retried = retry(store, op.id, clock=clock, actor="alice")
+    retried = retry_operation(store, op.id, clock=clock, actor="alice")
     assert (retried.status, retried.state, retried.attempt) == (
         OperationStatus.WAITING,
         "verify",
@@ -110,7 +120,7 @@ def test_retry_reruns_the_failed_step_once(store: SqlStore, clock: ManualClock) 
     again = store.get_operation(op.id)
     assert again.status is OperationStatus.FAILED and again.last_error == "still wrong"
 
-    retry(store, op.id, clock=clock, actor="alice")
+    retry_operation(store, op.id, clock=clock, actor="alice")
     runner.run_until_idle()
     assert store.get_operation(op.id).status is OperationStatus.SUCCEEDED
     assert len(steps["probe"].calls) == 3
@@ -131,7 +141,7 @@ def test_operator_retry_grants_one_attempt_not_a_new_budget(
         clock.advance(1)
     assert store.get_operation(op.id).status is OperationStatus.FAILED
     assert len(steps["probe"].calls) == TIGHT.max_attempts
-    retry(store, op.id, clock=clock, actor="alice")
+    retry_operation(store, op.id, clock=clock, actor="alice")
     runner.run_until_idle()
     assert store.get_operation(op.id).status is OperationStatus.FAILED
     assert len(steps["probe"].calls) == TIGHT.max_attempts + 1
@@ -140,17 +150,17 @@ def test_operator_retry_grants_one_attempt_not_a_new_budget(
 def test_refusals_say_why(store: SqlStore, clock: ManualClock) -> None:
     op = new_demo(store, clock)
     with pytest.raises(AdminRefused, match="it is pending; only failed operations can be retried"):
-        retry(store, op.id, clock=clock, actor="alice")
+        retry_operation(store, op.id, clock=clock, actor="alice")
     with pytest.raises(AdminRefused, match="it is pending; only paused operations can be resumed"):
-        resume(store, op.id, clock=clock, actor="alice")
+        resume_operation(store, op.id, clock=clock, actor="alice")
     make_runner(store, demo_steps(), clock=clock).run_until_idle()
     with pytest.raises(
         AdminRefused,
         match="it is succeeded; only pending, running or waiting operations can be paused",
     ):
-        pause(store, op.id, clock=clock, actor="alice")
+        pause_operation(store, op.id, clock=clock, actor="alice")
     with pytest.raises(AdminRefused, match="operation 999999 does not exist"):
-        pause(store, 999999, clock=clock, actor="alice")
+        pause_operation(store, 999999, clock=clock, actor="alice")
 
 
 def test_trigger_moves_an_operation_along_a_declared_edge(
