@@ -26,10 +26,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import freezegun
 import pytest
 from sqlalchemy.engine import make_url
 
 pytest_plugins = ["support.devcluster"]
+
+# freeze_time patches the time functions in every loaded module; the kubernetes client's lazy
+# module __getattr__ would import (and define pydantic models) halfway through, fail, and leave
+# time frozen for the rest of the session: freezegun skips it, for every test.
+freezegun.configure(extend_ignore_list=["kubernetes"])
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import freezegun
 import pytest
 from freezegun import freeze_time
 
@@ -21,10 +20,6 @@ from bifrost.clock import Clock, ManualClock, SystemClock
 from bifrost.controller.scheduler import RenewalScheduler, job_id
 from bifrost.records import CertificateRecord
 from bifrost.store import SqlStore, migrate, open_store
-
-# freeze_time patches the time functions in every loaded module; the kubernetes client's lazy
-# module __getattr__ would import (and define pydantic models) halfway through: skip it.
-freezegun.configure(extend_ignore_list=["kubernetes"])
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WAIT = 10.0  # generous upper bound for an event that normally arrives in milliseconds

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import freezegun
 import pytest
 from freezegun import freeze_time
 
@@ -36,10 +35,6 @@ from bifrost.triggers.rotation import (
     rotation_machine,
     start_rotation,
 )
-
-# freeze_time patches the time functions in every loaded module; the kubernetes client's lazy
-# module __getattr__ would import (and define pydantic models) halfway through: skip it.
-freezegun.configure(extend_ignore_list=["kubernetes"])
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 UID = "uid-1"
