@@ -54,7 +54,7 @@ from bifrost.controller.queue import RateLimiter, WorkQueue
 from bifrost.controller.scheduler import RenewalScheduler
 from bifrost.controller.status_writer import GatewayApiStatusWriter
 from bifrost.engine import Runner, Step
-from bifrost.kube import EventRecorder, KubeClient, KubeError, LeaderElector, Retryable
+from bifrost.kube import EventRecorder, Kube, KubeClient, KubeError, LeaderElector, Retryable
 from bifrost.kube.identity import default_identity
 from bifrost.machines.catalog import default_registry
 from bifrost.machines.registry import MachineRegistry
@@ -79,8 +79,8 @@ log = logging.getLogger(__name__)
 
 LEASE_NAME = "bifrost-controller"
 
-StepsFactory = Callable[[KubeClient, OperationStore, Cache], Mapping[str, Step]]
-StatusWriterFactory = Callable[[KubeClient, Clock], StatusWriter]
+StepsFactory = Callable[[Kube, OperationStore, Cache], Mapping[str, Step]]
+StatusWriterFactory = Callable[[Kube, Clock], StatusWriter]
 
 
 def default_lease_namespace() -> str:
@@ -88,7 +88,7 @@ def default_lease_namespace() -> str:
     return os.environ.get("POD_NAMESPACE", "").strip() or "default"
 
 
-def default_steps(kube: KubeClient, store: OperationStore, cache: Cache) -> dict[str, Step]:
+def default_steps(kube: Kube, store: OperationStore, cache: Cache) -> dict[str, Step]:
     """The step implementations of every machine in the catalog, keyed by step name (see
     ``bifrost.steps.bindings``). Blueprints are read from the informer cache, not fetched per
     step; the renewal policy is ``bifrost.certificates.renewal``."""

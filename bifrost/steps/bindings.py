@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from bifrost.engine import Step
-from bifrost.kube import KubeClient
+from bifrost.kube import Kube
 from bifrost.machines import provision, rotation, teardown
 from bifrost.steps.provision import (
     ApplyChildren,
@@ -30,7 +30,7 @@ from bifrost.store.interface import OperationStore
 
 
 def machine_steps(
-    kube: KubeClient,
+    kube: Kube,
     store: OperationStore,
     *,
     blueprints: BlueprintSource | None = None,
@@ -88,7 +88,7 @@ def flatten(per_machine: Mapping[str, Mapping[str, Step]]) -> dict[str, Step]:
 
 
 def bind_steps(
-    kube: KubeClient,
+    kube: Kube,
     store: OperationStore,
     *,
     blueprints: BlueprintSource | None = None,

@@ -15,7 +15,7 @@ from typing import Any
 
 from bifrost.api.blueprint import BLUEPRINT_KIND
 from bifrost.engine import Fail, NotDone
-from bifrost.kube import KubeClient, KubeError, UnknownKind
+from bifrost.kube import KubeError, KubeReader, UnknownKind
 from bifrost.render.confinement import Allowed, Confinement, Violation, confine
 from bifrost.render.errors import RenderError
 from bifrost.steps.kube_outcomes import outcome_for
@@ -35,7 +35,7 @@ def confinement_of(raw_blueprint: Mapping[str, Any]) -> Confinement | Fail:
 
 
 def place(
-    kube: KubeClient,
+    kube: KubeReader,
     obj: Mapping[str, Any],
     *,
     child: str,
@@ -58,7 +58,7 @@ def place(
 
 
 def check_children(
-    kube: KubeClient,
+    kube: KubeReader,
     children: Iterable[tuple[str, str, Mapping[str, Any]]],
     *,
     blueprint: str,

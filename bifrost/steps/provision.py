@@ -53,7 +53,7 @@ from bifrost.engine import (
     StepOutput,
     Wait,
 )
-from bifrost.kube import Invalid, KubeClient, KubeError, Retryable, UnknownKind
+from bifrost.kube import Invalid, Kube, KubeError, KubeReader, Retryable, UnknownKind
 from bifrost.machines.provision import ProvisionContext
 from bifrost.records import CertificateRecord, ChildRecord
 from bifrost.render import (
@@ -111,7 +111,7 @@ class BlueprintSource(Protocol):
 class ClusterBlueprints:
     """Blueprints as ``GatewayClassBlueprint`` objects in the cluster (cluster-scoped)."""
 
-    def __init__(self, kube: KubeClient) -> None:
+    def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
     def get(self, name: str) -> Mapping[str, Any] | None:
@@ -156,7 +156,7 @@ def record_key(record: ChildRecord) -> str:
     return child_key(record.child_id, record.route_key)
 
 
-def observe(kube: KubeClient, record: ChildRecord) -> Obj | None:
+def observe(kube: KubeReader, record: ChildRecord) -> Obj | None:
     """The recorded child's live object, or None when it is gone (a NotFound kind included)."""
     try:
         return kube.get(record.api_version, record.kind, record.name, record.namespace)
@@ -276,7 +276,7 @@ class DeletionProgress:
 
 
 def delete_in_waves(
-    kube: KubeClient,
+    kube: Kube,
     store: OperationStore,
     *,
     gateway_uid: str,
@@ -328,7 +328,7 @@ def delete_in_waves(
 class _ProvisionStep:
     def __init__(
         self,
-        kube: KubeClient,
+        kube: Kube,
         store: OperationStore,
         *,
         blueprints: BlueprintSource | None = None,

@@ -39,7 +39,7 @@ from bifrost.engine import (
     Wait,
 )
 from bifrost.engine.step import idempotency_key
-from bifrost.kube import KubeClient, KubeError
+from bifrost.kube import Kube, KubeError
 from bifrost.machines.provision import PROVISION_MACHINE, ProvisionContext
 from bifrost.machines.rotation import CREATE_CERTIFICATE, RotationContext
 from bifrost.records import CertificateRecord
@@ -173,7 +173,7 @@ class RotationSteps:
 
     def __init__(
         self,
-        kube: KubeClient,
+        kube: Kube,
         store: OperationStore,
         *,
         blueprints: BlueprintSource | None = None,

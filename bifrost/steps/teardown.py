@@ -26,7 +26,7 @@ from bifrost.engine import (
     StepOutput,
     Wait,
 )
-from bifrost.kube import KubeClient, KubeError, Retryable
+from bifrost.kube import Kube, KubeError, Retryable
 from bifrost.machines.teardown import (
     GATEWAY_FINALIZER,
     TeardownContext,
@@ -66,7 +66,7 @@ class DeleteChildrenInOrder(Step[NoInput, ChildrenDeleted | NoChildrenLeft]):
 
     def __init__(
         self,
-        kube: KubeClient,
+        kube: Kube,
         store: OperationStore,
         *,
         blueprints: BlueprintSource | None = None,
@@ -135,7 +135,7 @@ class RemoveFinalizer(Step[NoInput, FinalizerRemoved]):
 
     input_model = NoInput
 
-    def __init__(self, kube: KubeClient) -> None:
+    def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
     def execute(self, ctx: StepContext[TeardownContext],

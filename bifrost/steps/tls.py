@@ -46,7 +46,7 @@ from bifrost.certificates.rules import (
     source_secret_ref,
 )
 from bifrost.engine import Fail, NotDone
-from bifrost.kube import Invalid, KubeClient, KubeError, UnknownKind
+from bifrost.kube import Invalid, Kube, KubeError, KubeReader, UnknownKind
 from bifrost.records import CertificateRecord, ChildRecord
 from bifrost.render import NotAvailable, RenderError
 from bifrost.render.confinement import Confinement, Violation, confine
@@ -85,7 +85,7 @@ RenewalTime = Callable[[datetime, datetime, BlueprintTLS], datetime]
 
 
 def source_secret(
-    kube: KubeClient, gateway: Mapping[str, Any], listener: Mapping[str, Any]
+    kube: KubeReader, gateway: Mapping[str, Any], listener: Mapping[str, Any]
 ) -> Obj | str | NotDone:
     """The user's Secret a ``ListenerSecret`` listener passes through, or why not (a ``str``:
     wait for it), or an outcome."""
@@ -161,7 +161,7 @@ def attached_certificates(store: OperationStore, gateway_uid: str) -> list[dict[
 
 @masked_by_source
 def request_certificate(
-    kube: KubeClient,
+    kube: Kube,
     store: OperationStore,
     *,
     tls: BlueprintTLS,
@@ -294,7 +294,7 @@ class Issued:
 
 
 def observe_issued(
-    kube: KubeClient,
+    kube: Kube,
     store: OperationStore,
     *,
     tls: BlueprintTLS,
@@ -323,7 +323,7 @@ def observe_issued(
 
 
 def _judge_issued(
-    kube: KubeClient,
+    kube: KubeReader,
     store: OperationStore,
     *,
     tls: BlueprintTLS,
@@ -408,7 +408,7 @@ def references(obj: Mapping[str, Any], record: CertificateRecord) -> bool:
 
 
 def delete_certificate_object(
-    kube: KubeClient,
+    kube: Kube,
     store: OperationStore,
     *,
     gateway_uid: str,
