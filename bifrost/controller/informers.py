@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from bifrost.api.objects import Obj, meta
+from bifrost.api.objects import spec as object_spec
 from bifrost.kube import KubeClient, Watcher, WatchEvent
 from bifrost.kube.client import metadata_view
 
@@ -137,11 +138,6 @@ WATCHED: tuple[KindSpec, ...] = (
 )
 
 
-def _spec(obj: Obj) -> dict[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -155,12 +151,12 @@ def _ns_name(obj: Obj) -> tuple[str, str]:
 
 
 def gateway_class_name(gateway: Obj) -> str:
-    return str(_spec(gateway).get("gatewayClassName") or "")
+    return str(object_spec(gateway).get("gatewayClassName") or "")
 
 
 def blueprint_name(gateway_class: Obj) -> str | None:
     """The blueprint a GatewayClass's ``parametersRef`` names, if it names one."""
-    ref = _spec(gateway_class).get("parametersRef")
+    ref = object_spec(gateway_class).get("parametersRef")
     if not isinstance(ref, dict):
         return None
     if ref.get("group") != BIFROST_GROUP or ref.get("kind") != BLUEPRINT_KIND:
@@ -173,7 +169,7 @@ def route_parents(route: Obj) -> set[tuple[str, str]]:
     """(namespace, name) of every Gateway an HTTPRoute's ``parentRefs`` name."""
     ns, _ = _ns_name(route)
     out: set[tuple[str, str]] = set()
-    for ref in _list(_spec(route).get("parentRefs")):
+    for ref in _list(object_spec(route).get("parentRefs")):
         if not isinstance(ref, dict) or not ref.get("name"):
             continue
         if (ref.get("group") or GATEWAY_GROUP) != GATEWAY_GROUP:
@@ -209,7 +205,7 @@ def gateway_secrets(gateway: Obj) -> set[tuple[str, str]]:
     """(namespace, name) of every Secret the Gateway's listeners reference for TLS."""
     ns, _ = _ns_name(gateway)
     out: set[tuple[str, str]] = set()
-    for listener in _list(_spec(gateway).get("listeners")):
+    for listener in _list(object_spec(gateway).get("listeners")):
         if not isinstance(listener, dict):
             continue
         tls = listener.get("tls")
@@ -226,7 +222,7 @@ def gateway_secrets(gateway: Obj) -> set[tuple[str, str]]:
 
 def policy_target(policy: Obj) -> CacheKey | None:
     """The (kind, namespace, name) a policy's ``targetRef`` names (Gateways: the policy's ns)."""
-    ref = _spec(policy).get("targetRef")
+    ref = object_spec(policy).get("targetRef")
     if not isinstance(ref, dict) or not ref.get("name"):
         return None
     kind, name = str(ref.get("kind") or ""), str(ref["name"])
@@ -366,7 +362,7 @@ class Cache:
     def is_ours(self, gateway_class: Obj | None) -> bool:
         return (
             gateway_class is not None
-            and _spec(gateway_class).get("controllerName") == self.controller_name
+            and object_spec(gateway_class).get("controllerName") == self.controller_name
         )
 
     def responsible_for(self, gateway: Obj) -> bool:
@@ -482,7 +478,7 @@ class Cache:
                 # Gateways with certificates in X and Gateways of routes from those namespaces.
                 affected |= self.gateways_by_secret_namespace.lookup(ns)
                 for version in (before, current):
-                    for source in _list(_spec(version or {}).get("from")):
+                    for source in _list(object_spec(version).get("from")):
                         if isinstance(source, dict) and source.get("namespace"):
                             affected |= self._route_gateways_in(str(source["namespace"]))
             elif kind == "Namespace":

@@ -42,6 +42,8 @@ from kubernetes.client import rest as _k8s_rest
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from urllib3.util.retry import Retry
 
+from bifrost.api import objects
+from bifrost.api.objects import Obj
 from bifrost.kube.errors import (
     Gone,
     NotFound,
@@ -71,7 +73,6 @@ _SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 Patch = Obj | list[Obj]
 
 # The official client is only partly annotated; bifrost treats it as untyped at this boundary.
@@ -82,9 +83,6 @@ DynamicClient: Any = _k8s_dynamic.DynamicClient
 RequestTimeout = float | tuple[float, float]
 
 
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 #: ``Accept`` headers of a metadata-only read (what client-go's metadata client sends): the
 #: server answers ``PartialObjectMetadata`` — no ``data``, ``spec`` or ``status`` — and falls
@@ -101,7 +99,7 @@ def metadata_view(obj: Obj) -> Obj:
     """``obj`` reduced to its metadata, as a ``PartialObjectMetadata`` (no ``data``, ``spec``,
     ``status``, ``managedFields`` nor kubectl's last-applied annotation, which holds a copy of
     the whole object). Applied also when a server ignored the metadata-only ``Accept``."""
-    meta = {k: v for k, v in _meta(obj).items() if k != "managedFields"}
+    meta = {k: v for k, v in objects.meta(obj).items() if k != "managedFields"}
     annotations = meta.get("annotations")
     if isinstance(annotations, dict) and LAST_APPLIED in annotations:
         meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
@@ -418,7 +416,7 @@ class KubeClient:
     @staticmethod
     def _ident(obj: Obj) -> tuple[str, str, str, str | None]:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         name = meta.get("name")
         if not isinstance(api_version, str) or not isinstance(kind, str):
             raise ValueError("the object needs apiVersion and kind")
@@ -481,7 +479,7 @@ class KubeClient:
                         _continue=token,
                         header_params={"Accept": METADATA_LIST_ACCEPT} if metadata_only else None,
                     )
-                    meta = _meta(page)
+                    meta = objects.meta(page)
                     if not list_rv:
                         list_rv = str(meta.get("resourceVersion") or "")
                     items.extend(
@@ -565,7 +563,7 @@ class KubeClient:
         if not isinstance(api_version, str) or not isinstance(kind, str):
             raise ValueError("the object needs apiVersion and kind")
         k = self._kind(api_version, kind)
-        meta = _meta(obj)
+        meta = objects.meta(obj)
         name = meta.get("name") if isinstance(meta.get("name"), str) else None
         ns = self._scope(k, namespace or meta.get("namespace"), name)
         created = self._call(
@@ -606,7 +604,7 @@ class KubeClient:
         ns = self._scope(k, namespace, name)
         body = copy.deepcopy(obj)
         # The server rejects an apply body that carries managedFields.
-        _meta(body).pop("managedFields", None)
+        objects.meta(body).pop("managedFields", None)
         applied = self._call(
             "patch",
             k.path(namespace=ns, name=name, subresource=subresource),

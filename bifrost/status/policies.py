@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bifrost.api import objects
 from bifrost.api.blueprint import BlueprintValues
 from bifrost.api.conditions import PolicyConditionType, PolicyReason, condition
 from bifrost.api.errors import InvalidResourceError, parse_resource
@@ -90,19 +91,15 @@ _MODELS: dict[str, type[GatewayClassConfig] | type[GatewayConfig]] = {
 _LEVEL = {"GatewayClass": "class-wide", "Namespace": "namespace", "Gateway": "gateway"}
 
 
-def _meta(obj: Obj) -> Obj:
-    return get_map(obj, "metadata")
-
-
 def _ns_name(obj: Obj) -> tuple[str, str]:
-    meta = _meta(obj)
+    meta = objects.meta(obj)
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 def precedence(policy: Obj) -> tuple[str, str]:
     """The tie-break between policies of one kind on one target: the smallest wins — the oldest
     ``creationTimestamp`` (RFC 3339, so text order is time order), then the name."""
-    meta = _meta(policy)
+    meta = objects.meta(policy)
     return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
 
 
