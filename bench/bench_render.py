@@ -43,7 +43,7 @@ def main() -> None:
     gateway["metadata"]["uid"] = "0000"
     values = {"replicas": 3, "childClass": "devcluster", "issuer": "devcluster-ca"}
     live = {"settings": {"metadata": {"name": "edge-settings"}}}
-    child = render.ChildTemplate(
+    child = render.RenderChild(
         id="child", template="x",
         ready_when='object.status.conditions.exists(c, c.type == "Programmed" && '
                    'c.status == "True")')

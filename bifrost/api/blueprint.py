@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from bifrost.api.base import ApiModel, ModelCheckError, ObjectMeta, x_cel, x_kube
 from bifrost.api.conditions import BlueprintReason, Condition
@@ -39,6 +39,7 @@ __all__ = [
     "ChildTemplate",
     "Confinement",
     "ConfinementRule",
+    "EntryCheckError",
     "GatewayClassBlueprint",
     "GatewayClassBlueprintSpec",
     "GatewayClassBlueprintStatus",
@@ -47,6 +48,7 @@ __all__ = [
     "TLSSource",
     "VerifyMode",
     "Weekday",
+    "parse_blueprint_spec",
     "parse_duration",
 ]
 
@@ -69,8 +71,24 @@ _VERIFY_RULE = (
 )
 _WINDOW_RULE = ("self.start != self.end", "start and end must differ")
 
+#: Validation context key: ``False`` leaves out the ``dependsOn`` checks (``parse_blueprint_spec``).
+_CHECK_DEPENDENCIES: Final = "checkDependencies"
+
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class EntryCheckError(ModelCheckError):
+    """A check beyond the CRD schema that blames one entry of a list.
+
+    ``at`` continues pydantic's location of the error (the field or model the validator runs on)
+    down to that entry, in the API's names: ``(1,)`` under ``spec.confinement.allow``,
+    ``("routeChildren", 0, "id")`` under ``spec``.
+    """
+
+    def __init__(self, message: str, *, reason: str, at: tuple[str | int, ...]) -> None:
+        super().__init__(message, reason=reason)
+        self.at = at
 
 
 def parse_duration(text: str) -> timedelta:
@@ -92,7 +110,8 @@ class ChildTemplate(ApiModel):
         json_schema_extra=x_kube(list_type="set"),
     )
     ready_when: str | None = None
-    delete_order: int | None = Field(default=None, ge=-1000, le=1000)
+    # strict: the CRD's integer, never a string or a boolean that happens to convert
+    delete_order: int | None = Field(default=None, ge=-1000, le=1000, strict=True)
 
     @field_validator("depends_on")
     @classmethod
@@ -287,7 +306,7 @@ class ConfinementRule(ApiModel):
 
     group: str = Field(max_length=253, pattern=GROUP_PATTERN)
     kind: str = Field(min_length=1, max_length=63, pattern=KIND_PATTERN)
-    cluster_scoped: bool = False
+    cluster_scoped: bool = Field(default=False, strict=True)  # true or false, not "yes"
     namespaces: tuple[Namespace, ...] = Field(
         default=(), max_length=32, json_schema_extra=x_kube(list_type="set")
     )
@@ -320,9 +339,14 @@ class Confinement(ApiModel):
     @classmethod
     def _unique(cls, value: tuple[ConfinementRule, ...]) -> tuple[ConfinementRule, ...]:
         # The CRD's list-map keys say the same; checked here for objects not from the API.
-        keys = [(r.group, r.kind) for r in value]
-        if len(set(keys)) != len(keys):
-            raise ValueError("each (group, kind) may be listed once")
+        seen: set[tuple[str, str]] = set()
+        for index, rule in enumerate(value):
+            if (rule.group, rule.kind) in seen:
+                raise EntryCheckError(
+                    "each (group, kind) may be listed once", reason=BlueprintReason.INVALID,
+                    at=(index,),
+                )
+            seen.add((rule.group, rule.kind))
         return value
 
 
@@ -360,16 +384,30 @@ class GatewayClassBlueprintSpec(ApiModel):
         return self
 
     @model_validator(mode="after")
-    def _graph(self) -> GatewayClassBlueprintSpec:
+    def _unique_ids(self) -> GatewayClassBlueprintSpec:
         # The CRD makes ids unique per list (list-type map). Beyond the schema: ids are unique
-        # across both lists (so dependsOn is unambiguous) and the dependency graph is sound.
+        # across both lists (so dependsOn is unambiguous). The error points at the first repeat.
         ids = [c.id for c in (*self.children, *self.route_children)]
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise ModelCheckError(
-                f"duplicate child id(s) {', '.join(dup)} across children and routeChildren",
-                reason=BlueprintReason.INVALID,
-            )
+        seen: set[str] = set()
+        for field, items in (("children", self.children), ("routeChildren", self.route_children)):
+            for index, child in enumerate(items):
+                if child.id in seen:
+                    dup = sorted({i for i in ids if ids.count(i) > 1})
+                    raise EntryCheckError(
+                        f"duplicate child id(s) {', '.join(dup)} across children and "
+                        "routeChildren",
+                        reason=BlueprintReason.INVALID,
+                        at=(field, index, "id"),
+                    )
+                seen.add(child.id)
+        return self
+
+    @model_validator(mode="after")
+    def _dependencies(self, info: ValidationInfo) -> GatewayClassBlueprintSpec:
+        # Beyond the schema: every dependsOn names a child, and there is no cycle. Left out for
+        # a caller that checks them per child (see ``parse_blueprint_spec``).
+        if isinstance(info.context, dict) and not info.context.get(_CHECK_DEPENDENCIES, True):
+            return self
         gateway_ids = {c.id for c in self.children}
         for field, items, known in (
             ("children", self.children, gateway_ids),
@@ -393,6 +431,22 @@ class GatewayClassBlueprintSpec(ApiModel):
                 f"dependsOn cycle: {' -> '.join(cycle)}", reason=BlueprintReason.DEPENDENCY_CYCLE
             )
         return self
+
+
+def parse_blueprint_spec(
+    spec: Any, *, check_dependencies: bool = True
+) -> GatewayClassBlueprintSpec:
+    """``spec`` (a blueprint's ``spec`` as read from the API) as the model, or pydantic's
+    ``ValidationError``.
+
+    ``check_dependencies=False`` leaves out the blueprint-wide ``dependsOn`` checks (unknown ids,
+    cycles), every other check still applies: the renderer reports those per child, so that one
+    child's bad dependency does not stop its siblings, and it also sees the dependencies a
+    template infers (``bifrost.render.ordering``).
+    """
+    return GatewayClassBlueprintSpec.model_validate(
+        spec, context={_CHECK_DEPENDENCIES: check_dependencies}
+    )
 
 
 def _find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str]:

@@ -29,7 +29,7 @@ from bifrost.render.expressions import (
     evaluate_ready,
 )
 from bifrost.render.merge import MergedValues, deep_merge, explain_values, merge_values
-from bifrost.render.model import Blueprint, ChildTemplate, as_blueprint
+from bifrost.render.model import Blueprint, RenderChild, as_blueprint
 from bifrost.render.ordering import (
     CycleError,
     child_dependencies,
@@ -45,12 +45,12 @@ __all__ = [
     "Address",
     "AddressesResult",
     "Blueprint",
-    "ChildTemplate",
     "CycleError",
     "MergedValues",
     "NotAvailable",
     "Pending",
     "Readiness",
+    "RenderChild",
     "RenderError",
     "RenderResult",
     "RenderedChild",
@@ -77,7 +77,7 @@ class RenderedChild:
     id: str
     object: dict[str, Any]
     depends_on: tuple[str, ...] = ()
-    template: ChildTemplate | None = None
+    template: RenderChild | None = None
     """The blueprint entry it came from (for ``evaluate_ready`` and ``delete_order``)."""
 
 
@@ -189,7 +189,7 @@ def render_certificate(source: str, *, context: Mapping[str, Any]) -> dict[str, 
     ``context`` holds ``gateway``, ``values``, ``listener`` and ``certificate`` (the names bifrost
     chose). An empty output is an error: a TLS blueprint must request a certificate.
     """
-    template = ChildTemplate(id="certificate", template=source, list_name="tls")
+    template = RenderChild(id="certificate", template=source, list_name="tls")
     try:
         obj = render_child(template, context)
     except RenderError as exc:
@@ -201,7 +201,7 @@ def render_certificate(source: str, *, context: Mapping[str, Any]) -> dict[str, 
 
 
 def _render_list(
-    children: Sequence[ChildTemplate],
+    children: Sequence[RenderChild],
     *,
     known: frozenset[str],
     context: Mapping[str, Any],
@@ -210,7 +210,7 @@ def _render_list(
 ) -> RenderResult:
     """Validate each child (errors stay per child), order them, then one render pass."""
     graph: dict[str, tuple[str, ...]] = {}
-    valid: list[ChildTemplate] = []
+    valid: list[RenderChild] = []
     for child in children:
         try:
             graph[child.id] = child_dependencies(child, known)
@@ -234,7 +234,7 @@ def _render_list(
 
 
 def _order_breaking_cycles(
-    children: Sequence[ChildTemplate],
+    children: Sequence[RenderChild],
     graph: Mapping[str, tuple[str, ...]],
     errors: list[RenderError],
 ) -> list[str]:
@@ -256,7 +256,7 @@ def _order_breaking_cycles(
 
 
 def _render_pass(
-    ordered: Sequence[ChildTemplate],
+    ordered: Sequence[RenderChild],
     *,
     graph: Mapping[str, tuple[str, ...]],
     context: Mapping[str, Any],

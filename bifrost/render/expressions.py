@@ -34,7 +34,7 @@ import cel
 
 from bifrost.render.budgets import BudgetExceeded, check_cel
 from bifrost.render.errors import BLUEPRINT, RenderError
-from bifrost.render.model import ChildTemplate
+from bifrost.render.model import RenderChild
 
 READY_WHEN = "readyWhen"
 ADDRESSES_FIELD = "spec.addresses"
@@ -99,13 +99,13 @@ def compile_expression(source: str, *, child_id: str, field: str) -> cel.Program
         ) from None
 
 
-def check_ready_when(child: ChildTemplate) -> None:
+def check_ready_when(child: RenderChild) -> None:
     """Validate ``child.readyWhen`` without evaluating it (``RenderError`` on a syntax error)."""
     if child.ready_when is not None:
         compile_expression(child.ready_when, child_id=child.id, field=child.field_path(READY_WHEN))
 
 
-def evaluate_ready(child: ChildTemplate, live: Mapping[str, Any] | None) -> Readiness:
+def evaluate_ready(child: RenderChild, live: Mapping[str, Any] | None) -> Readiness:
     """Whether the live child is ready (see the module docstring)."""
     if live is None:
         return Readiness(False, "not observed yet")

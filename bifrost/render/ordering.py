@@ -25,13 +25,13 @@ from functools import lru_cache
 from jinja2 import nodes
 
 from bifrost.render.errors import RenderError
-from bifrost.render.model import ChildTemplate
+from bifrost.render.model import RenderChild
 from bifrost.render.templates import compile_child, compile_source
 
 CHILDREN_VARIABLE = "children"
 
 
-def inferred_dependencies(child: ChildTemplate) -> tuple[str, ...]:
+def inferred_dependencies(child: RenderChild) -> tuple[str, ...]:
     """Ids whose live state ``child``'s template reads with a literal id, in first-use order."""
     compile_child(child)  # syntax errors name the child
     return _inferred_for_source(child.template)
@@ -71,7 +71,7 @@ def _children_references(ast: nodes.Template) -> list[str]:
 
 
 def dependency_graph(
-    children: Sequence[ChildTemplate], *, known: Iterable[str] | None = None
+    children: Sequence[RenderChild], *, known: Iterable[str] | None = None
 ) -> dict[str, tuple[str, ...]]:
     """Each child's dependencies (explicit first, then inferred), validated against ``known`` ids
     (default: the ids of ``children``; for route children, those plus the Gateway's children ids).
@@ -81,7 +81,7 @@ def dependency_graph(
     return {c.id: child_dependencies(c, known_ids) for c in children}
 
 
-def child_dependencies(child: ChildTemplate, known_ids: frozenset[str]) -> tuple[str, ...]:
+def child_dependencies(child: RenderChild, known_ids: frozenset[str]) -> tuple[str, ...]:
     """One child's dependencies, checked against ``known_ids`` (``RenderError`` if unknown)."""
     explicit = child.depends_on
     inferred = inferred_dependencies(child)
@@ -110,7 +110,7 @@ def _unknown_message(dep: str, field: str, known: frozenset[str]) -> str:
 
 
 def topological_order(
-    children: Sequence[ChildTemplate], graph: Mapping[str, Sequence[str]] | None = None
+    children: Sequence[RenderChild], graph: Mapping[str, Sequence[str]] | None = None
 ) -> list[str]:
     """Apply order: dependencies first, blueprint order among independent children.
 
@@ -145,7 +145,7 @@ def topological_order(
 class CycleError(RenderError):
     """A dependency cycle; ``cycle`` lists its members from the earliest in the blueprint."""
 
-    def __init__(self, first: ChildTemplate, cycle: tuple[str, ...]) -> None:
+    def __init__(self, first: RenderChild, cycle: tuple[str, ...]) -> None:
         super().__init__(
             first.id,
             "dependency cycle: "
@@ -173,7 +173,7 @@ def _find_cycle(blocked: Mapping[str, set[str]], ids: Sequence[str]) -> list[str
 
 
 def delete_order(
-    children: Sequence[ChildTemplate], graph: Mapping[str, Sequence[str]] | None = None
+    children: Sequence[RenderChild], graph: Mapping[str, Sequence[str]] | None = None
 ) -> list[str]:
     """Teardown order (see the module docstring): higher ``deleteOrder`` first, then reverse
     dependency order.

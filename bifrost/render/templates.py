@@ -56,7 +56,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from bifrost.render import budgets
 from bifrost.render.budgets import DEFAULT_BUDGETS, BudgetExceeded, Budgets
 from bifrost.render.errors import RenderError
-from bifrost.render.model import ChildTemplate
+from bifrost.render.model import RenderChild
 from bifrost.render.yaml_data import OutputError, SlotTable, Structured, load_documents
 
 _TEMPLATE_FILENAME = "<template>"
@@ -354,7 +354,7 @@ class _Forbidden(Exception):
         self.line = line
 
 
-def compile_child(child: ChildTemplate) -> CompiledTemplate:
+def compile_child(child: RenderChild) -> CompiledTemplate:
     """Parse and compile ``child.template``; ``RenderError`` on syntax or forbidden tags."""
     where = child.field_path("template")
     try:
@@ -375,7 +375,7 @@ def compile_child(child: ChildTemplate) -> CompiledTemplate:
 
 
 def render_child(
-    child: ChildTemplate, context: Mapping[str, Any], *, limits: Budgets = DEFAULT_BUDGETS
+    child: RenderChild, context: Mapping[str, Any], *, limits: Budgets = DEFAULT_BUDGETS
 ) -> dict[str, Any] | None:
     """Render ``child`` with ``context`` into one object, or ``None`` when it renders empty."""
     where = child.field_path("template")
@@ -455,7 +455,7 @@ _HINTS: dict[type[BaseException], str] = {
 
 
 def parse_output(
-    child: ChildTemplate, text: str, slots: SlotTable | None = None
+    child: RenderChild, text: str, slots: SlotTable | None = None
 ) -> dict[str, Any] | None:
     """Parse rendered text as exactly one Kubernetes object (``None`` for an empty output),
     inserting the printed values as data (``bifrost.render.yaml_data``)."""

@@ -18,12 +18,13 @@ from bifrost.render import (
     BLUEPRINT,
     AddressesResult,
     Blueprint,
-    ChildTemplate,
     Readiness,
+    RenderChild,
     RenderError,
     RenderResult,
 )
 from bifrost.render.expressions import ADDRESSES_FIELD, READY_WHEN
+from bifrost.render.model import as_blueprint
 from bifrost.sandbox.pool import (
     Sandbox,
     SandboxFailure,
@@ -58,11 +59,16 @@ def _breach(exc: Exception, what: str, limit: float) -> str:
     return f"{what} failed in the sandbox: {exc}"
 
 
-def _render(name: str, field: str, *args: Any, **kwargs: Any) -> RenderResult:
+def _render(name: str, field: str, blueprint: Blueprint | Mapping[str, Any],
+            **kwargs: Any) -> RenderResult:
+    try:  # parsed here: the worker gets the view and needs no API models (bifrost.render.model)
+        view = as_blueprint(blueprint)
+    except RenderError as exc:
+        return RenderResult(errors=(exc,))
     box = default_sandbox()
     limit = box.settings.render_seconds
     try:
-        result = box.call(name, *args, timeout=limit, **kwargs)
+        result = box.call(name, view, timeout=limit, **kwargs)
     except (SandboxTimeout, SandboxFailure) as exc:
         at = exc.at if isinstance(exc, SandboxTimeout) else None
         child, where = at if at is not None else (BLUEPRINT, field)
@@ -113,7 +119,7 @@ def render_certificate(source: str, *, context: Mapping[str, Any]) -> dict[str, 
     return result
 
 
-def evaluate_ready(child: ChildTemplate, live: Mapping[str, Any] | None) -> Readiness:
+def evaluate_ready(child: RenderChild, live: Mapping[str, Any] | None) -> Readiness:
     """``bifrost.render.evaluate_ready`` in the sandbox (no round trip when there is nothing to
     evaluate)."""
     if live is None or child.ready_when is None:

@@ -36,7 +36,7 @@ from bifrost.api.errors import InvalidResourceError, parse_resource
 from bifrost.render.confinement import static_violations
 from bifrost.render.errors import BLUEPRINT, RenderError
 from bifrost.render.expressions import check_addresses, check_ready_when, compile_expression
-from bifrost.render.model import Blueprint, ChildTemplate
+from bifrost.render.model import Blueprint, RenderChild
 from bifrost.render.ordering import child_dependencies, topological_order
 from bifrost.render.templates import compile_child
 from bifrost.status._util import Obj, generation, get_map, merge_conditions
@@ -78,7 +78,7 @@ def _children_problems(bp: Blueprint) -> list[BlueprintProblem]:
     gateway_ids = frozenset(c.id for c in bp.children)
     all_ids = gateway_ids | {c.id for c in bp.route_children}
     graph: dict[str, tuple[str, ...]] = {}
-    ordered: list[ChildTemplate] = []
+    ordered: list[RenderChild] = []
     entries = [(c, gateway_ids) for c in bp.children] + [(c, all_ids) for c in bp.route_children]
     for child, known in entries:
         try:
@@ -113,8 +113,8 @@ def _tls_problems(parsed: GatewayClassBlueprint) -> list[BlueprintProblem]:
         return []
     problems: list[BlueprintProblem] = []
     try:
-        compile_child(ChildTemplate(id="certificate", template=tls.certificate_template,
-                                    list_name="tls"))
+        compile_child(RenderChild(id="certificate", template=tls.certificate_template,
+                                  list_name="tls"))
     except RenderError as exc:
         problems.append(_problem(BlueprintReason.INVALID_TEMPLATE, RenderError(
             BLUEPRINT, exc.message, exc.line, TLS_CERTIFICATE_TEMPLATE)))
@@ -152,10 +152,7 @@ def blueprint_problems(blueprint: Obj) -> list[BlueprintProblem]:
         parsed = parse_resource(GatewayClassBlueprint, blueprint)
     except InvalidResourceError as exc:
         return [BlueprintProblem(_reason(exc.reason), str(exc))]
-    try:
-        bp = Blueprint.from_dict(blueprint)
-    except RenderError as exc:
-        return [_problem(BlueprintReason.INVALID, exc)]
+    bp = Blueprint.from_api(parsed.spec)
     problems = _children_problems(bp)
     try:
         check_addresses(bp.addresses)

@@ -58,7 +58,7 @@ from bifrost.machines.provision import ProvisionContext
 from bifrost.records import CertificateRecord, ChildRecord
 from bifrost.render import (
     Blueprint,
-    ChildTemplate,
+    RenderChild,
     RenderedChild,
     RenderError,
     RenderResult,
@@ -490,7 +490,7 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
             context=context,
         )
 
-    def _live_state(self, c: ProvisionContext, templates: Mapping[str, ChildTemplate],
+    def _live_state(self, c: ProvisionContext, templates: Mapping[str, RenderChild],
                     inventory: Mapping[str, ChildRecord]) -> _LiveState | NotDone:
         """The live objects of the inventory's children that still have a template, and which
         of them (ours) are ready."""
@@ -766,7 +766,7 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
                 return outcome_for(e, doing=f"reading child {key!r} ({describe_record(record)})")
             if obj is not None and not owned_by(obj, c.gateway_uid):
                 obj = None
-            template = templates.get(cid) or ChildTemplate(id=cid, template="")
+            template = templates.get(cid) or RenderChild(id=cid, template="")
             try:
                 readiness = evaluate_ready(template, obj)
             except RenderError as e:

@@ -230,7 +230,7 @@ def test_render_model_reads_spec_confinement() -> None:
     bp = Blueprint.from_dict({"spec": {"children": [], "confinement": {"allow": [
         {"group": "elbv2.aws.upbound.io", "kind": "LB", "clusterScoped": True},
         {"group": "", "kind": "ConfigMap", "namespaces": ["bifrost-system"]},
-        {"kind": "ServiceAccount"},
+        {"group": "", "kind": "ServiceAccount"},  # group is required, as the CRD says
     ]}}})
     assert bp.confinement.allow == (
         AllowRule("elbv2.aws.upbound.io", "LB", cluster_scoped=True),

@@ -15,7 +15,7 @@ from bifrost.render.budgets import (
     check_cel,
     check_gateway_output,
 )
-from bifrost.render.model import ChildTemplate
+from bifrost.render.model import RenderChild
 from bifrost.render.templates import render_child
 
 HEAD = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n"
@@ -23,7 +23,7 @@ N = 400_000_000
 
 
 def render(body: str, limits: Budgets | None = None, **values: Any) -> dict[str, Any] | None:
-    child = ChildTemplate(id="big", template=HEAD + body)
+    child = RenderChild(id="big", template=HEAD + body)
     if limits is None:
         return render_child(child, {"values": values})
     return render_child(child, {"values": values}, limits=limits)

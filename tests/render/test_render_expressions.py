@@ -9,7 +9,7 @@ import pytest
 from bifrost.render import (
     BLUEPRINT,
     Address,
-    ChildTemplate,
+    RenderChild,
     RenderError,
     evaluate_addresses,
     evaluate_ready,
@@ -18,8 +18,8 @@ from bifrost.render import (
 READY = 'object.status.conditions.exists(c, c.type == "Ready" && c.status == "True")'
 
 
-def lb(ready_when: str | None = READY) -> ChildTemplate:
-    return ChildTemplate(id="lb", template="", ready_when=ready_when)
+def lb(ready_when: str | None = READY) -> RenderChild:
+    return RenderChild(id="lb", template="", ready_when=ready_when)
 
 
 def conditions(*pairs: tuple[str, str]) -> dict[str, Any]:

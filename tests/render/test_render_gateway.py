@@ -152,14 +152,19 @@ def test_invalid_addresses_expression_is_a_blueprint_error() -> None:
 
 def test_invalid_blueprint_shape_is_reported_not_raised() -> None:
     for spec, source in [
-        ({"children": [{"id": "Bad_Id", "template": ""}]}, "spec.children[0].id"),
+        ({"children": [{"id": "Bad_Id", "template": "x"}]}, "spec.children[0].id"),
         (
-            {"children": [{"id": "a", "template": ""}, {"id": "a", "template": ""}]},
+            {"children": [{"id": "a", "template": "x"}, {"id": "a", "template": "x"}]},
             "spec.children[1].id",
         ),
         ({"children": [{"id": "a"}]}, "spec.children[a].template"),
+        ({"children": [{"id": "a", "template": ""}]}, "spec.children[a].template"),
         (
-            {"children": [{"id": "a", "template": "", "deleteOrder": "1"}]},
+            {"children": [{"id": "a", "template": "x", "deleteOrder": "1"}]},
+            "spec.children[a].deleteOrder",
+        ),
+        (
+            {"children": [{"id": "a", "template": "x", "deleteOrder": True}]},
             "spec.children[a].deleteOrder",
         ),
         ({"defaults": []}, "spec.defaults"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bifrost.render import (
-    ChildTemplate,
+    RenderChild,
     RenderError,
     delete_order,
     dependency_graph,
@@ -18,8 +18,8 @@ OBJ = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
 
 def child(
     cid: str, body: str = "", depends_on: tuple[str, ...] = (), delete: int | None = None
-) -> ChildTemplate:
-    return ChildTemplate(id=cid, template=OBJ + body, depends_on=depends_on, delete_order=delete)
+) -> RenderChild:
+    return RenderChild(id=cid, template=OBJ + body, depends_on=depends_on, delete_order=delete)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_explicit_and_inferred_dependencies_combine() -> None:
         ),
     ],
 )
-def test_topological_order_is_stable(children: list[ChildTemplate], expected: list[str]) -> None:
+def test_topological_order_is_stable(children: list[RenderChild], expected: list[str]) -> None:
     assert topological_order(children) == expected
 
 
@@ -107,7 +107,7 @@ def test_topological_order_is_stable(children: list[ChildTemplate], expected: li
         ),
     ],
 )
-def test_cycles_are_refused_and_named(children: list[ChildTemplate], cycle: str | None) -> None:
+def test_cycles_are_refused_and_named(children: list[RenderChild], cycle: str | None) -> None:
     with pytest.raises(RenderError) as info:
         topological_order(children)
     if cycle is None:
@@ -137,7 +137,7 @@ def test_cycles_are_refused_and_named(children: list[ChildTemplate], cycle: str 
         ),
     ],
 )
-def test_unknown_or_self_ids_are_refused(bad: ChildTemplate, source: str, fragment: str) -> None:
+def test_unknown_or_self_ids_are_refused(bad: RenderChild, source: str, fragment: str) -> None:
     with pytest.raises(RenderError) as info:
         dependency_graph([child("lb"), bad])
     assert (info.value.child_id, info.value.source) == ("dns", source)
@@ -169,5 +169,5 @@ def test_unknown_or_self_ids_are_refused(bad: ChildTemplate, source: str, fragme
         ),
     ],
 )
-def test_delete_order(children: list[ChildTemplate], expected: list[str]) -> None:
+def test_delete_order(children: list[RenderChild], expected: list[str]) -> None:
     assert delete_order(children) == expected

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bifrost.render import ChildTemplate, RenderError
+from bifrost.render import RenderChild, RenderError
 from bifrost.render.templates import ChildrenView, dns_label, render_child
 
 HEAD = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n"
@@ -19,7 +19,7 @@ def render(template: str, **context: Any) -> dict[str, Any] | None:
     context.setdefault("gateway", GATEWAY)
     context.setdefault("values", {})
     context.setdefault("children", ChildrenView())
-    return render_child(ChildTemplate(id="lb", template=template), context)
+    return render_child(RenderChild(id="lb", template=template), context)
 
 
 def render_error(template: str, **context: Any) -> RenderError:

@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 
 from bifrost.render import RenderError
-from bifrost.render.model import ChildTemplate
+from bifrost.render.model import RenderChild
 from bifrost.render.templates import render_child
 
 HEAD = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\n"
 
 
 def render(template: str, **values: Any) -> dict[str, Any] | None:
-    return render_child(ChildTemplate(id="c", template=template), {"values": values})
+    return render_child(RenderChild(id="c", template=template), {"values": values})
 
 
 def error(template: str, **values: Any) -> RenderError:
@@ -182,13 +182,13 @@ def test_computed_names_in_undefined_and_missing_field_messages_are_masked() -> 
     assert "MIIsecretkey" not in str(err) and "undefined value" in err.message
     err = error(HEAD + "data:\n  k: {{ values.nope }}\n", s="x")
     assert "'nope'" in err.message  # a name the template spells is shown
-    child = ChildTemplate(id="c", template="x", ready_when="object.data[object.data.k] == 'x'")
+    child = RenderChild(id="c", template="x", ready_when="object.data[object.data.k] == 'x'")
     ready = evaluate_ready(child, {"data": {"k": "MIIsecretkey"}})
     assert not ready.ready and "MIIsecretkey" not in ready.reason
     with pytest.raises(NotAvailable) as info:
         evaluate_expression("object.data[object.data.k]", {"object": {"data": {"k": "MIIs3"}}},
                             field="spec.tls.readyWhen")
     assert "MIIs3" not in info.value.reason
-    ready = evaluate_ready(ChildTemplate(id="c", template="x", ready_when="object.status.ok"),
+    ready = evaluate_ready(RenderChild(id="c", template="x", ready_when="object.status.ok"),
                            {"status": {}})
     assert "'ok'" in ready.reason

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bifrost import render
-from bifrost.render import ChildTemplate, RenderError
+from bifrost.render import RenderChild, RenderError
 from bifrost.sandbox import Sandbox, SandboxFailure, SandboxSettings, SandboxTimeout, codec
 
 BLUEPRINT = {
@@ -45,7 +45,7 @@ def test_answers_match_the_in_process_functions(box: Sandbox) -> None:
                       live_children=live, timeout=5)
     local = render.render_gateway(BLUEPRINT, gateway=GATEWAY, values=values, live_children=live)
     assert remote == local
-    child = ChildTemplate(id="c", template="x", ready_when="object.ok")
+    child = RenderChild(id="c", template="x", ready_when="object.ok")
     assert box.call("evaluate_ready", child, {"ok": True}, timeout=5) == \
         render.evaluate_ready(child, {"ok": True})
 
@@ -59,7 +59,7 @@ def test_errors_come_back_as_render_errors(box: Sandbox) -> None:
 
 
 def test_an_overrunning_call_is_stopped_and_the_next_one_runs(box: Sandbox) -> None:
-    child = ChildTemplate(id="slow", template="x", ready_when=SLOW_CEL)
+    child = RenderChild(id="slow", template="x", ready_when=SLOW_CEL)
     with pytest.raises(SandboxTimeout):
         box.call("evaluate_ready", child, {}, timeout=0.5)
     assert box.kills == 1
@@ -79,7 +79,7 @@ def test_other_threads_keep_running_while_a_hostile_expression_runs(box: Sandbox
 
     thread = threading.Thread(target=ticker)
     thread.start()
-    child = ChildTemplate(id="slow", template="x", ready_when=SLOW_CEL)
+    child = RenderChild(id="slow", template="x", ready_when=SLOW_CEL)
     started = time.monotonic()
     with pytest.raises(SandboxTimeout):
         box.call("evaluate_ready", child, {}, timeout=0.5)
@@ -95,7 +95,7 @@ def test_a_worker_over_its_memory_limit_fails_alone() -> None:
     starved = Sandbox(SandboxSettings(workers=1, memory_mb=64))  # ~52 MB after imports
     try:
         assert starved.call("ping", timeout=20) == "pong"
-        child = ChildTemplate(id="hungry", template="x", ready_when=HUNGRY_CEL)
+        child = RenderChild(id="hungry", template="x", ready_when=HUNGRY_CEL)
         with pytest.raises(SandboxFailure, match="memory"):
             starved.call("evaluate_ready", child, {}, timeout=60)
         assert starved.call("ping", timeout=20) == "pong"  # a fresh worker took its place
@@ -156,7 +156,7 @@ def test_a_call_waiting_for_a_worker_gets_the_slot_of_a_killed_one() -> None:
     box = Sandbox(SandboxSettings(workers=1))
     try:
         assert box.call("ping", timeout=20) == "pong"  # the one worker is up
-        child = ChildTemplate(id="slow", template="x", ready_when=SLOW_CEL)
+        child = RenderChild(id="slow", template="x", ready_when=SLOW_CEL)
         outcome: list[object] = []
 
         def hostile() -> None:
