@@ -38,29 +38,26 @@ polling.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from rotation_kit import (
     CERT_API,
-    REPO,
     UID_LABEL,
     Env,
     example_blueprint,
     gateway_class,
     https_gateway,
 )
+from support.controller_process import ControllerProcess as Controller
 from support.waiting import wait_for
 
 from bifrost.controller.manager import LEASE_NAME
@@ -99,90 +96,9 @@ LEASE_DURATION_S = 3
 RUNNER_LEASE_S = 2.0
 SECRET_CERT_ANNOTATION = "cert-manager.io/certificate-name"
 STARTED_BY = "leader-change-test"
-
-
-@dataclass
-class Controller:
-    """One ``bifrost run`` process (one identity) in a subprocess."""
-
-    kubeconfig: Path
-    db_url: str
-    logs: Path
-    identity: str
-    proc: subprocess.Popen[bytes] | None = None
-    runs: int = 0
-    signals: list[str] = field(default_factory=list)
-
-    @property
-    def log_path(self) -> Path:
-        return self.logs / f"{self.identity}-{self.runs}.log"
-
-    def start(self) -> Controller:
-        assert self.proc is None or self.proc.poll() is not None
-        self.runs += 1
-        env = {**os.environ, "POD_NAMESPACE": LEASE_NAMESPACE,
-               "BIFROST_MIGRATE_ON_START": "false",
-               "BIFROST_RUNNER_LEASE_SECONDS": str(RUNNER_LEASE_S),
-               "BIFROST_RENEWAL_POLL_SECONDS": "1", "BIFROST_RENEWAL_JITTER_SECONDS": "0"}
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bifrost.cli.run", "--kubeconfig", str(self.kubeconfig),
-                 "--database-url", self.db_url, "--identity", self.identity,
-                 "--lease-duration", str(LEASE_DURATION_S), "--log-level", "INFO"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        return self
-
-    def owns(self, owner: str | None) -> bool:
-        """``owner`` (an operation's lease owner, a journal row's actor) is one of this
-        controller's runners: ``<identity>`` or ``<identity>/<i>``."""
-        return owner is not None and (owner == self.identity
-                                      or owner.startswith(f"{self.identity}/"))
-
-    def signal(self, sig: signal.Signals) -> None:
-        assert self.proc is not None
-        assert self.proc.poll() is None, f"{self.identity} exited by itself:\n{self.log_tail()}"
-        self.proc.send_signal(sig)
-        self.signals.append(sig.name)
-
-    def pause(self) -> None:
-        """SIGSTOP, and wait until every thread of it is stopped (the signal is asynchronous:
-        until then it may still write)."""
-        self.signal(signal.SIGSTOP)
-        assert self.proc is not None
-        tasks = Path(f"/proc/{self.proc.pid}/task")
-
-        def stopped() -> bool:
-            states = []
-            for task in tasks.iterdir():
-                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                    states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
-            return bool(states) and all(state in "tTZX" for state in states)
-        wait_for(stopped, timeout=10, interval=0.001, what=f"{self.identity} to stop")
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        assert self.proc is not None
-        assert self.proc.wait(timeout=10) == -signal.SIGKILL
-
-    def stop(self) -> int | None:
-        """SIGCONT (in case it is stopped), then SIGTERM; the exit code (None: it had to be
-        killed)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log()[-chars:]
+CONTROLLER_ENVIRONMENT = {"BIFROST_RUNNER_LEASE_SECONDS": str(RUNNER_LEASE_S),
+                          "BIFROST_RENEWAL_POLL_SECONDS": "1",
+                          "BIFROST_RENEWAL_JITTER_SECONDS": "0"}
 
 
 @dataclass
@@ -364,8 +280,10 @@ def scene(rotation_cluster: Path, tmp_path: Path) -> Iterator[Scene]:
     logs = tmp_path / "logs"
     logs.mkdir()
     suffix = namespace.removeprefix("lc-")
-    a = Controller(rotation_cluster, url, logs, identity=f"ctl-a-{suffix}")
-    b = Controller(rotation_cluster, url, logs, identity=f"ctl-b-{suffix}")
+    a = Controller(rotation_cluster, url, logs, identity=f"ctl-a-{suffix}",
+                   lease_duration=LEASE_DURATION_S, environment=CONTROLLER_ENVIRONMENT)
+    b = Controller(rotation_cluster, url, logs, identity=f"ctl-b-{suffix}",
+                   lease_duration=LEASE_DURATION_S, environment=CONTROLLER_ENVIRONMENT)
     loop: HandshakeLoop | None = None
     try:
         kube.apply(example_blueprint(f"bp-{namespace}", drainSeconds=3))

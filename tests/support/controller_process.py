@@ -7,6 +7,7 @@ under the same identity. Each run logs to ``<logs>/<identity>-<run>.log``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_NAMESPACE = "bifrost-system"
@@ -42,6 +45,7 @@ class ControllerProcess:
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
     kills: list[str] = field(default_factory=list)
+    signals: list[str] = field(default_factory=list)
 
     @property
     def log_path(self) -> Path:
@@ -74,12 +78,39 @@ class ControllerProcess:
             )
         return self
 
+    def owns(self, owner: str | None) -> bool:
+        """``owner`` (an operation's lease owner, a journal row's actor) is one of this
+        controller's runners: ``<identity>`` or ``<identity>/<i>``."""
+        return owner is not None and (owner == self.identity
+                                      or owner.startswith(f"{self.identity}/"))
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the running controller (it must not have exited by itself)."""
+        assert self.proc is not None
+        assert self.proc.poll() is None, f"{self.identity} exited by itself:\n{self.log_tail()}"
+        self.proc.send_signal(sig)
+        self.signals.append(sig.name)
+
+    def pause(self) -> None:
+        """SIGSTOP, and wait until every thread of it is stopped (the signal is asynchronous:
+        until then it may still write). ``signal(SIGCONT)`` resumes it."""
+        self.signal(signal.SIGSTOP)
+        assert self.proc is not None
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+
+        def stopped() -> bool:
+            states = []
+            for task in tasks.iterdir():
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            return bool(states) and all(state in "tTZX" for state in states)
+        wait_for(stopped, timeout=10, interval=0.001, what=f"{self.identity} to stop")
+
     def kill(self, where: str = "") -> None:
         """SIGKILL the running controller (it must not have exited by itself); ``where`` is
         recorded in ``kills``."""
+        self.signal(signal.SIGKILL)
         assert self.proc is not None
-        assert self.proc.poll() is None, f"{self.identity} exited by itself:\n{self.log_tail()}"
-        self.proc.send_signal(signal.SIGKILL)
         assert self.proc.wait(timeout=10) == -signal.SIGKILL
         self.kills.append(where)
 
@@ -88,9 +119,11 @@ class ControllerProcess:
         self.start()
 
     def stop(self, timeout: float = 20) -> int | None:
-        """SIGTERM; the exit code (``None``: it had to be killed after ``timeout`` seconds)."""
+        """SIGCONT (in case it is paused), then SIGTERM; the exit code (``None``: it had to be
+        killed after ``timeout`` seconds)."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGCONT)
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)
