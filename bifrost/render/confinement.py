@@ -33,8 +33,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bifrost.render.errors import BLUEPRINT, RenderError
-
 __all__ = [
     "ALLOW_FIELD",
     "AllowRule",
@@ -138,44 +136,6 @@ class Confinement:
 
     def rule_for(self, group: str, kind: str) -> AllowRule | None:
         return next((r for r in self.allow if r.group == group and r.kind == kind), None)
-
-    @classmethod
-    def from_dict(cls, raw: Any) -> Confinement:
-        """Parse ``spec.confinement`` (``None``: no entries); problems are ``RenderError``s
-        naming the field."""
-        if raw is None:
-            return cls()
-        if not isinstance(raw, Mapping):
-            raise RenderError(BLUEPRINT, "must be a mapping", None, "spec.confinement")
-        entries = raw.get("allow") or []
-        if not isinstance(entries, Sequence) or isinstance(entries, str):
-            raise RenderError(BLUEPRINT, "must be a list", None, ALLOW_FIELD)
-        rules: list[AllowRule] = []
-        for index, entry in enumerate(entries):
-            path = f"{ALLOW_FIELD}[{index}]"
-            if not isinstance(entry, Mapping):
-                raise RenderError(BLUEPRINT, "each entry must be a mapping", None, path)
-            group, kind = entry.get("group", ""), entry.get("kind")
-            if not isinstance(group, str) or not _GROUP.match(group):
-                raise RenderError(BLUEPRINT, 'group must be an API group ("" for core)', None,
-                                  f"{path}.group")
-            if not isinstance(kind, str) or not _KIND.match(kind):
-                raise RenderError(BLUEPRINT, "kind must be a kind name such as ConfigMap", None,
-                                  f"{path}.kind")
-            cluster_scoped = entry.get("clusterScoped", False)
-            if not isinstance(cluster_scoped, bool):
-                raise RenderError(BLUEPRINT, "clusterScoped must be true or false", None,
-                                  f"{path}.clusterScoped")
-            namespaces = entry.get("namespaces") or []
-            if (not isinstance(namespaces, Sequence) or isinstance(namespaces, str)
-                    or not all(isinstance(n, str) and _DNS_LABEL.match(n) for n in namespaces)):
-                raise RenderError(BLUEPRINT, "namespaces must be a list of namespace names", None,
-                                  f"{path}.namespaces")
-            if any(r.group == group and r.kind == kind for r in rules):
-                raise RenderError(BLUEPRINT, f"{_gk(group, kind)} is listed twice; merge the "
-                                  "entries", None, path)
-            rules.append(AllowRule(group, kind, cluster_scoped, tuple(namespaces)))
-        return cls(tuple(rules))
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,17 @@ from bifrost.engine import Fail, NotDone
 from bifrost.kube import KubeError, KubeReader, UnknownKind
 from bifrost.render.confinement import Allowed, Confinement, Violation, confine
 from bifrost.render.errors import RenderError
+from bifrost.render.model import Blueprint
 from bifrost.steps.kube_outcomes import outcome_for
 
 __all__ = ["check_children", "confinement_of", "place"]
 
 
 def confinement_of(raw_blueprint: Mapping[str, Any]) -> Confinement | Fail:
-    """The blueprint object's ``spec.confinement`` (no entries when absent), or a ``Fail``."""
-    spec = raw_blueprint.get("spec")
-    raw = spec.get("confinement") if isinstance(spec, Mapping) else None
+    """The blueprint object's ``spec.confinement`` (no entries when absent), or a ``Fail``. Read
+    from the blueprint as the one parser (the API model, through the render view) reads it."""
     try:
-        return Confinement.from_dict(raw)
+        return Blueprint.from_dict(raw_blueprint).confinement
     except RenderError as exc:  # names the field and what is wrong, never a value
         name = (raw_blueprint.get("metadata") or {}).get("name")
         return Fail(f"{BLUEPRINT_KIND} {name!r} is invalid: {exc}")
