@@ -11,15 +11,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from controller_kit import (
-    BIFROST_API,
-    GATEWAY_API,
-    REPO,
-    accepted,
-    blueprint,
-    gateway,
-    gateway_class,
-)
+from controller_kit import BIFROST_API, GATEWAY_API, REPO, accepted, blueprint
+from support.builders import gateway, gateway_class
 from support.controller_process import ControllerProcess
 from support.waiting import wait_for
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import pytest
-from controller_kit import blueprint, gateway, gateway_class
+from controller_kit import blueprint
+from support.builders import gateway, gateway_class
 
 from bifrost.clock import ManualClock
 from bifrost.controller.informers import Cache, CachedNamespaceLabels

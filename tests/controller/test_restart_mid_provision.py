@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_kit import GATEWAY_API, blueprint, gateway, gateway_class
+from controller_kit import GATEWAY_API, blueprint
+from support.builders import gateway, gateway_class
 from support.controller_process import ControllerProcess
 from support.waiting import wait_for
 

@@ -16,11 +16,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE, gateway_class
+from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from support.builders import gateway_class
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller, ControllerOptions

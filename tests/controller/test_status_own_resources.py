@@ -14,14 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from controller_kit import (
-    BIFROST_API,
-    GATEWAY_API,
-    SYSTEM_NAMESPACE,
-    blueprint,
-    gateway,
-    gateway_class,
-)
+from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE, blueprint
+from support.builders import gateway, gateway_class
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller, ControllerOptions

@@ -43,13 +43,6 @@ def example_blueprint(name: str, **tls: Any) -> dict[str, Any]:
     return dict(doc)
 
 
-def gateway_class(name: str, blueprint: str) -> dict[str, Any]:
-    return {"apiVersion": GATEWAY_API, "kind": "GatewayClass", "metadata": {"name": name},
-            "spec": {"controllerName": "gateway.bifrost.dev/bifrost",
-                     "parametersRef": {"group": "gateway.bifrost.dev",
-                                       "kind": "GatewayClassBlueprint", "name": blueprint}}}
-
-
 def https_gateway(namespace: str, name: str, class_name: str,
                   hostnames: tuple[str, ...]) -> dict[str, Any]:
     listeners = [{"name": f"https-{i}", "protocol": "HTTPS", "port": 443, "hostname": h,

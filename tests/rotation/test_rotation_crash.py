@@ -37,15 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from rotation_kit import (
-    CERT_API,
-    REPO,
-    UID_LABEL,
-    Env,
-    example_blueprint,
-    gateway_class,
-    https_gateway,
-)
+from rotation_kit import CERT_API, REPO, UID_LABEL, Env, example_blueprint, https_gateway
+from support.builders import gateway_class
 from support.controller_process import ControllerProcess
 from support.waiting import wait_for
 

@@ -6,14 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rotation_kit import (
-    Env,
-    condition,
-    example_blueprint,
-    gateway_class,
-    https_gateway,
-    running_controller,
-)
+from rotation_kit import Env, condition, example_blueprint, https_gateway, running_controller
+from support.builders import gateway_class
 from support.waiting import wait_for
 
 from bifrost.clock import SystemClock

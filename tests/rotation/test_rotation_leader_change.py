@@ -49,14 +49,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from rotation_kit import (
-    CERT_API,
-    UID_LABEL,
-    Env,
-    example_blueprint,
-    gateway_class,
-    https_gateway,
-)
+from rotation_kit import CERT_API, UID_LABEL, Env, example_blueprint, https_gateway
+from support.builders import gateway_class
 from support.controller_process import ControllerProcess as Controller
 from support.waiting import wait_for
 

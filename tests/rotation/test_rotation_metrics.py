@@ -5,7 +5,8 @@ from __future__ import annotations
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
-from rotation_kit import Env, example_blueprint, gateway_class, https_gateway
+from rotation_kit import Env, example_blueprint, https_gateway
+from support.builders import gateway_class
 from support.waiting import wait_for
 
 from bifrost.controller.manager import HealthServer

@@ -8,7 +8,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from rotation_kit import Env, example_blueprint, gateway_class, https_gateway
+from rotation_kit import Env, example_blueprint, https_gateway
+from support.builders import gateway_class
 from support.waiting import wait_for
 
 from bifrost.machines.rotation import REASON_SOURCE_CHANGED

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rotation_kit import Env, condition, example_blueprint, gateway_class, https_gateway
+from rotation_kit import Env, condition, example_blueprint, https_gateway
+from support.builders import gateway_class
 from support.waiting import wait_for
 
 from bifrost.engine import Fail, Retry, Wait

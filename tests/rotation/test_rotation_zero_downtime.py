@@ -7,7 +7,8 @@ see both the old and the new leaf (proof that it sampled across the swap)."""
 
 from __future__ import annotations
 
-from rotation_kit import Env, example_blueprint, gateway_class, https_gateway
+from rotation_kit import Env, example_blueprint, https_gateway
+from support.builders import gateway_class
 from support.waiting import wait_for
 
 
