@@ -13,7 +13,6 @@ bifrost models and its templates and expressions compile.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,12 +22,12 @@ from typing import Any
 import pytest
 import yaml
 from support.builders import namespace_object
+from support.inprocess import running_controller
 from support.waiting import wait_for
 
 from bifrost.api import GatewayClassBlueprint, GatewayClassConfig, GatewayConfig
 from bifrost.api.errors import parse_resource
 from bifrost.cli.dev import default_crd_dirs, devcluster_running
-from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.kube import KubeClient
 from bifrost.render import Blueprint, RenderError, render_gateway
 from bifrost.render.expressions import check_addresses, check_ready_when
@@ -198,33 +197,17 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     ) as cluster:
         kube = KubeClient.from_kubeconfig(workdir / "kubeconfig")
         kube.apply(namespace_object("bifrost-system"))
-        controller = Controller(
-            kube,
-            store,
-            options=ControllerOptions(
-                identity="cloud-edge-test",
-                lease_namespace="bifrost-system",
-                controller_namespace="bifrost-system",
-                lease_duration=5,
-                renew_deadline=4,
-                retry_period=1,
-                runner_idle=timedelta(milliseconds=100),
-            ),
-        )
-        stop = threading.Event()
-        thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
-        thread.start()
         try:
-            docs = documents(CLOUD_EDGE)
-            for doc in docs:  # as `kubectl apply -f examples/cloud-edge/` would, in file order
-                kube.apply(doc)
-            yield Edge(cluster, kube, store, docs)
+            with running_controller(kube, store, name="cloud-edge", lease_duration=5,
+                                    renew_deadline=4, retry_period=1,
+                                    runner_idle=timedelta(milliseconds=100)):
+                docs = documents(CLOUD_EDGE)
+                for doc in docs:  # as `kubectl apply -f examples/cloud-edge/` would, in file order
+                    kube.apply(doc)
+                yield Edge(cluster, kube, store, docs)
         finally:
-            stop.set()
-            thread.join(timeout=30)
             kube.close()
             store.close()
-    assert not thread.is_alive(), "the controller did not stop"
     assert cluster.last_error is None, f"devcluster internal error: {cluster.last_error!r}"
 
 

@@ -22,7 +22,6 @@ blueprint (``probe/``): every position of the probe's ConfigMaps holds the value
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,10 +33,10 @@ import pytest
 from corpus import Hostile, by_id
 from scenes import EXAMPLES, PROBE, documents
 from support.builders import namespace_object
+from support.inprocess import running_controller
 from support.waiting import wait_for
 
 from bifrost.cli.dev import default_crd_dirs, devcluster_running
-from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.kube import KubeClient
 from bifrost.store import migrate, open_store
 from bifrost.store.interface import OperationStore
@@ -92,30 +91,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         kube = KubeClient.from_kubeconfig(workdir / "kubeconfig")
         for ns in ("bifrost-system", "kube-system"):
             kube.apply(namespace_object(ns))
-        controller = Controller(
-            kube,
-            store,
-            options=ControllerOptions(
-                identity="tenant-test",
-                lease_namespace="bifrost-system",
-                controller_namespace="bifrost-system",
-                lease_duration=5,
-                renew_deadline=4,
-                retry_period=1,
-                runner_idle=timedelta(milliseconds=100),
-            ),
-        )
-        stop = threading.Event()
-        thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
-        thread.start()
         try:
-            yield Env(cluster, kube, store)
+            with running_controller(kube, store, name="tenant", lease_duration=5,
+                                    renew_deadline=4, retry_period=1,
+                                    runner_idle=timedelta(milliseconds=100)):
+                yield Env(cluster, kube, store)
         finally:
-            stop.set()
-            thread.join(timeout=30)
             kube.close()
             store.close()
-    assert not thread.is_alive(), "the controller did not stop"
     assert cluster.last_error is None, f"devcluster internal error: {cluster.last_error!r}"
 
 

@@ -47,11 +47,11 @@ def journal_entry(
     step: str | None,
     attempt: int,
     outcome: JournalOutcome,
-    message: str | None,
-    output: dict[str, Any] | None,
     actor: str,
     started_at: datetime,
-    finished_at: datetime | None,
+    message: str | None = None,
+    output: dict[str, Any] | None = None,
+    finished_at: datetime | None = None,
 ) -> dict[str, Any]:
     """A journal row's own values (``JOURNAL_ENTRY``); ``state`` None: the operation's state
     after the write."""

@@ -189,7 +189,6 @@ class SqlOperations:
                         last_error=None,
                         created_at=now,
                         updated_at=now,
-                        finished_at=None,
                         **bookkeeping_values(None),
                     )
                     .returning(_OP.id)
@@ -203,7 +202,6 @@ class SqlOperations:
                         attempt=0,
                         outcome=JournalOutcome.TRANSITION,
                         message="created",
-                        output=None,
                         actor=actor,
                         started_at=now,
                         finished_at=now,
@@ -312,11 +310,8 @@ class SqlOperations:
                         step=step,
                         attempt=attempt,
                         outcome=JournalOutcome.STARTED,
-                        message=None,
-                        output=None,
                         actor=owner,
                         started_at=now,
-                        finished_at=None,
                     )
                 ],
             )
@@ -408,11 +403,8 @@ class SqlOperations:
                         step=begin_next[0],
                         attempt=begin_next[1],
                         outcome=JournalOutcome.STARTED,
-                        message=None,
-                        output=None,
                         actor=owner,
                         started_at=now,
-                        finished_at=None,
                     )
                 )
             row = self._fenced.write(
@@ -469,7 +461,6 @@ class SqlOperations:
                     attempt=current.attempt,
                     outcome=JournalOutcome.FAILED,
                     message=message,
-                    output=None,
                     actor=actor,
                     started_at=now,
                     finished_at=now,
