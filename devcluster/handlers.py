@@ -18,7 +18,6 @@ import copy
 import datetime
 import json
 import random
-import re
 import string
 import threading
 import uuid
@@ -28,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from devcluster import fieldmanager, patch
+from devcluster import celrules, fieldmanager, patch
 from devcluster.admission import (
     normalize_micro_time,
     normalize_time,
@@ -36,8 +35,10 @@ from devcluster.admission import (
     validate_event_v1,
     validate_name,
 )
+from devcluster.auth import UserInfo
 from devcluster.conversion import core_event_to_v1, v1_event_to_core
 from devcluster.errors import ApiError
+from devcluster.kinds import defaults as builtin_defaults
 from devcluster.protobuf import ProtobufError, decode_object
 from devcluster.registry import Registry, ResourceType, resource_type_from_crd
 from devcluster.schema import FieldError, invalid_message
@@ -47,6 +48,7 @@ from devcluster.selectors import (
     parse_label_selector,
 )
 from devcluster.storage import Expired, Store
+from devcluster.tables import render_table
 
 __all__ = ["Api", "Target", "now_rfc3339"]
 
@@ -77,6 +79,24 @@ class Target:
     @property
     def api_version(self) -> str:
         return self.rt.api_version(self.version)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """One request to a handler registered in :attr:`Api.handlers` (one typed input)."""
+
+    api: Api
+    target: Target
+    verb: str  # create | get | update | patch
+    query: dict[str, str]
+    raw: bytes
+    content_type: str
+    user: UserInfo
+
+
+Handler = Callable[[RequestContext], tuple[int, JSON]]
+"""Answers a subresource (``deployments/scale``, ``serviceaccounts/token``) or a create-only
+kind (``selfsubjectaccessreviews``): returns the HTTP code and the body."""
 
 
 def _not_found(rt: ResourceType, name: str) -> ApiError:
@@ -213,6 +233,9 @@ class Api:
         self.store = store
         self.registry = registry
         self.on_delete_wakeup: Callable[[], None] = lambda: None
+        # (group, plural, subresource or None) -> handler, for what is not plain storage:
+        # subresources other than status, and the review kinds that are answered, not stored.
+        self.handlers: dict[tuple[str, str, str | None], Handler] = {}
         self._local = threading.local()
 
     # ---------------------------------------------------------------- warnings
@@ -337,8 +360,11 @@ class Api:
                 "BadRequest",
             )
 
-    def _normalize(self, t: Target, obj: JSON, field_validation: str = "Warn") -> JSON:
-        """Schema pruning/defaulting/validation and per-kind admission; returns the object."""
+    def _normalize(
+        self, t: Target, obj: JSON, field_validation: str = "Warn", old: JSON | None = None
+    ) -> JSON:
+        """Schema pruning/defaulting/validation, validation rules and per-kind admission;
+        returns the object. ``old`` is the object before an update (None on create)."""
         rt = t.rt
         obj["apiVersion"] = t.api_version
         obj["kind"] = rt.kind
@@ -365,8 +391,12 @@ class Api:
             obj = schema.apply_defaults(pruned)
             obj["metadata"] = meta
             errs = schema.validate(obj)
+            if not errs:
+                errs = celrules.check(schema, obj, old)
             if errs:
                 raise _invalid(rt, name, errs)
+        if not rt.custom:
+            builtin_defaults.admit(rt, obj)
         if rt.key == ("", "events"):
             inv = obj.get("involvedObject") or {}
             subject = self.registry.find_kind(inv.get("apiVersion") or "", inv.get("kind") or "")
@@ -929,7 +959,9 @@ class Api:
                 for f in ("clusterIP", "clusterIPs"):
                     if not new_spec.get(f) and old_spec.get(f):
                         new_spec[f] = copy.deepcopy(old_spec[f])
-        new = self._normalize(t, new, query.get("fieldValidation") or "Warn")
+        new = self._normalize(
+            t, new, query.get("fieldValidation") or "Warn", old=self.present(t, old)
+        )
         meta = new["metadata"]
         # finalizers may not be added while deleting
         if old_meta.get("deletionTimestamp"):
@@ -1149,141 +1181,7 @@ class Api:
     def table(
         self, t: Target, objs: list[JSON], rv: str | None, include_object: str = "Metadata"
     ) -> JSON:
-        cols_src = t.rt.printer_columns.get(t.version) or []
-        columns: list[JSON] = [
-            {
-                "name": "Name",
-                "type": "string",
-                "format": "name",
-                "description": "Name",
-                "priority": 0,
-            }
-        ]
-        for c in cols_src:
-            columns.append(
-                {
-                    "name": c.get("name", ""),
-                    "type": c.get("type", "string"),
-                    "format": c.get("format", ""),
-                    "description": c.get("description", ""),
-                    "priority": int(c.get("priority", 0)),
-                }
-            )
-        if not cols_src:
-            columns.append(
-                {
-                    "name": "Age",
-                    "type": "date",
-                    "format": "",
-                    "description": "CreationTimestamp",
-                    "priority": 0,
-                }
-            )
-        rows = []
-        for obj in objs:
-            cells: list[Any] = [obj["metadata"]["name"]]
-            for c in cols_src:
-                val = _jsonpath(obj, c.get("jsonPath", ""))
-                if c.get("type") == "date":
-                    val = _human_age(val)
-                cells.append(val)
-            if not cols_src:
-                cells.append(_human_age(obj["metadata"].get("creationTimestamp")))
-            row_obj: JSON
-            if include_object == "Object":
-                row_obj = obj
-            elif include_object == "None":
-                row_obj = {}
-            else:
-                row_obj = {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj["metadata"],
-                }
-            row: JSON = {"cells": cells}
-            if row_obj:
-                row["object"] = row_obj
-            rows.append(row)
-        meta: JSON = {}
-        if rv is not None:
-            meta["resourceVersion"] = rv
-        return {
-            "kind": "Table",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": meta,
-            "columnDefinitions": columns,
-            "rows": rows,
-        }
-
-
-_JP_FILTER = re.compile(r"^\[\?\(@\.([\w.]+)\s*==\s*['\"]([^'\"]*)['\"]\)\]")
-_JP_INDEX = re.compile(r"^\[(\d+)\]")
-_JP_FIELD = re.compile(r"^\.([\w-]+)")
-
-
-def _jsonpath(obj: Any, path: str) -> Any:
-    """The subset of JSONPath that printer columns use: ``.a.b``, ``[0]``, ``[?(@.k=="v")]``."""
-    p = path.strip()
-    if p.startswith("{") and p.endswith("}"):
-        p = p[1:-1]
-    cur: list[Any] = [obj]
-    while p:
-        m = _JP_FIELD.match(p)
-        if m:
-            cur = [c.get(m.group(1)) for c in cur if isinstance(c, dict)]
-            p = p[m.end() :]
-            continue
-        m = _JP_INDEX.match(p)
-        if m:
-            i = int(m.group(1))
-            cur = [c[i] for c in cur if isinstance(c, list) and len(c) > i]
-            p = p[m.end() :]
-            continue
-        m = _JP_FILTER.match(p)
-        if m:
-            keys, want = m.group(1).split("."), m.group(2)
-            nxt = []
-            for c in cur:
-                for item in c if isinstance(c, list) else []:
-                    v: Any = item
-                    for k in keys:
-                        v = v.get(k) if isinstance(v, dict) else None
-                    if str(v) == want:
-                        nxt.append(item)
-            cur = nxt
-            p = p[m.end() :]
-            continue
-        if p.startswith("[*]"):
-            cur = [x for c in cur if isinstance(c, list) for x in c]
-            p = p[3:]
-            continue
-        return None
-    vals = [c for c in cur if c is not None]
-    if not vals:
-        return None
-    if len(vals) == 1:
-        return vals[0]
-    return ",".join(str(v) for v in vals)
-
-
-def _human_age(ts: Any) -> Any:
-    if not isinstance(ts, str):
-        return "<unknown>"
-    try:
-        then = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return ts
-    secs = int((datetime.datetime.now(datetime.UTC) - then).total_seconds())
-    secs = max(secs, 0)
-    if secs < 120:
-        return f"{secs}s"
-    mins = secs // 60
-    if mins < 60:
-        return f"{mins}m"
-    hours = mins // 60
-    if hours < 48:
-        return f"{hours}h"
-    return f"{hours // 24}d"
+        return render_table(t.rt, t.version, objs, rv, include_object)
 
 
 # silence "imported but unused" for string (used for documentation of the alphabet)

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
+from devcluster.kinds import ResourceType, builtin_types
 from devcluster.schema import StructuralSchema
 
 __all__ = ["Registry", "ResourceType", "kube_version_key"]
-
-_ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-_SUB_VERBS = ["get", "patch", "update"]
 
 _VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
 
@@ -35,138 +32,6 @@ def kube_version_key(version: str) -> tuple[int, int, int, str]:
     return (stage, -major, -minor, version)
 
 
-@dataclass
-class ResourceType:
-    """One kind, with every version it is served in (they share storage)."""
-
-    group: str
-    versions: list[str]
-    kind: str
-    plural: str
-    singular: str
-    namespaced: bool
-    short_names: list[str] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-    status: bool = False  # has a /status subresource
-    custom: bool = False  # a custom resource (CRD-defined or registered permissively)
-    schemas: dict[str, StructuralSchema] = field(default_factory=dict)
-    printer_columns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    crd_name: str | None = None
-    verbs: list[str] = field(default_factory=lambda: list(_ALL_VERBS))
-    storage_key: tuple[str, str] | None = None  # shares another kind's storage
-
-    @property
-    def skey(self) -> tuple[str, str]:
-        """Where objects of this kind are stored (usually :attr:`key`)."""
-        return self.storage_key if self.storage_key is not None else self.key
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """Storage key: (group, plural); all versions share it."""
-        return (self.group, self.plural)
-
-    @property
-    def group_resource(self) -> str:
-        """``leases.coordination.k8s.io`` / ``configmaps`` as used in error messages."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def kind_group(self) -> str:
-        """``Gateway.gateway.networking.k8s.io`` as used in Invalid messages."""
-        return f"{self.kind}.{self.group}" if self.group else self.kind
-
-    def api_version(self, version: str) -> str:
-        return f"{self.group}/{version}" if self.group else version
-
-    @property
-    def storage_version(self) -> str:
-        return self.versions[0]
-
-    def schema(self, version: str) -> StructuralSchema | None:
-        return self.schemas.get(version)
-
-    def discovery_entries(self) -> list[dict[str, Any]]:
-        main: dict[str, Any] = {
-            "name": self.plural,
-            "singularName": self.singular,
-            "namespaced": self.namespaced,
-            "kind": self.kind,
-            "verbs": list(self.verbs),
-        }
-        if self.short_names:
-            main["shortNames"] = list(self.short_names)
-        if self.categories:
-            main["categories"] = list(self.categories)
-        out = [main]
-        if self.status:
-            out.append(
-                {
-                    "name": f"{self.plural}/status",
-                    "singularName": "",
-                    "namespaced": self.namespaced,
-                    "kind": self.kind,
-                    "verbs": list(_SUB_VERBS),
-                }
-            )
-        return out
-
-
-def _builtins() -> list[ResourceType]:
-    return [
-        ResourceType(
-            "", ["v1"], "Namespace", "namespaces", "namespace", False, ["ns"], [], status=True
-        ),
-        ResourceType("", ["v1"], "ConfigMap", "configmaps", "configmap", True, ["cm"], []),
-        ResourceType("", ["v1"], "Secret", "secrets", "secret", True, [], []),
-        ResourceType(
-            "", ["v1"], "Service", "services", "service", True, ["svc"], ["all"], status=True
-        ),
-        ResourceType("", ["v1"], "Event", "events", "event", True, ["ev"], []),
-        ResourceType("", ["v1"], "Pod", "pods", "pod", True, ["po"], ["all"], status=True),
-        ResourceType("", ["v1"], "Endpoints", "endpoints", "endpoints", True, ["ep"], []),
-        ResourceType("coordination.k8s.io", ["v1"], "Lease", "leases", "lease", True),
-        # RBAC objects are stored (examples ship ClusterRoles beside their blueprints), not
-        # enforced: the devcluster authorizes every request.
-        ResourceType(
-            "rbac.authorization.k8s.io", ["v1"], "ClusterRole", "clusterroles", "clusterrole",
-            False,
-        ),
-        ResourceType(
-            "rbac.authorization.k8s.io", ["v1"], "ClusterRoleBinding", "clusterrolebindings",
-            "clusterrolebinding", False,
-        ),
-        ResourceType("rbac.authorization.k8s.io", ["v1"], "Role", "roles", "role", True),
-        ResourceType(
-            "rbac.authorization.k8s.io", ["v1"], "RoleBinding", "rolebindings", "rolebinding",
-            True,
-        ),
-        ResourceType(
-            "events.k8s.io",
-            ["v1"],
-            "Event",
-            "events",
-            "event",
-            True,
-            ["ev"],
-            storage_key=("", "events"),
-        ),
-        ResourceType(
-            "discovery.k8s.io", ["v1"], "EndpointSlice", "endpointslices", "endpointslice", True
-        ),
-        ResourceType(
-            "apiextensions.k8s.io",
-            ["v1"],
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-            "customresourcedefinition",
-            False,
-            ["crd", "crds"],
-            ["api-extensions"],
-            status=True,
-        ),
-    ]
-
-
 class Registry:
     """The table of served resource types; thread-safe."""
 
@@ -174,7 +39,7 @@ class Registry:
         self._lock = threading.Lock()
         self._types: dict[tuple[str, str], ResourceType] = {}
         self._gv_cache: dict[str, list[str]] | None = None
-        for t in _builtins():
+        for t in builtin_types():
             self._types[t.key] = t
 
     def add(self, rt: ResourceType) -> None:

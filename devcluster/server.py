@@ -30,10 +30,11 @@ from typing import Any
 
 import yaml
 
+from devcluster.auth import AllowAll, Auth, UserInfo
 from devcluster.errors import ApiError, status_body
 from devcluster.faults import FaultInjector, Request, RequestLog
 from devcluster.gc import GarbageCollector
-from devcluster.handlers import Api, Target, parse_body
+from devcluster.handlers import Api, RequestContext, Target, parse_body
 from devcluster.kubeconfig import write_kubeconfig
 from devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
 from devcluster.registry import Registry
@@ -405,15 +406,18 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "the server could not find the requested resource", "NotFound")
         if namespace is None and rt.namespaced and name is not None:
             raise _NotFoundPage
-        if sub is not None and not (sub == "status" and rt.status):
+        if sub is not None and not ((sub == "status" and rt.status) or sub in rt.subresources):
             raise ApiError(404, "the server could not find the requested resource", "NotFound")
         m = self.command
         if name is None:
             verb = {"GET": "list", "POST": "create", "DELETE": "deletecollection"}.get(m, "")
         elif sub is not None:
-            verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(m, "")
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "POST": "create"}.get(m, "")
         else:
             verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(m, "")
+        allowed = rt.subresources[sub].verbs if sub in rt.subresources else rt.verbs
+        if verb not in allowed and not (verb == "list" and "watch" in allowed):
+            verb = ""
         if not verb:
             raise ApiError(
                 405,
@@ -430,6 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type") or ""
         if verb == "patch" and ctype.split(";")[0].strip() == "application/apply-patch+yaml":
             verb = "apply"
+        user = cluster.auth.authenticate(self.headers)
         req = Request(
             verb=verb,
             group=t.rt.group,
@@ -439,6 +444,11 @@ class _Handler(BaseHTTPRequestHandler):
             namespace=t.namespace,
             name=t.name,
         )
+        try:
+            cluster.auth.authorize(user, req)
+        except ApiError as e:
+            cluster.request_log.record(req, e.code)
+            raise
         fault = cluster.faults.decide(req)
         if fault is not None:
             if fault.latency:
@@ -465,7 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         try:
-            code, body = self._call(t, verb, query, raw, ctype)
+            code, body = self._call(t, verb, query, raw, ctype, user)
         except ApiError as e:
             cluster.api.take_warnings()
             cluster.request_log.record(req, e.code)
@@ -480,9 +490,14 @@ class _Handler(BaseHTTPRequestHandler):
         return "as=Table" in accept
 
     def _call(
-        self, t: Target, verb: str, query: dict[str, str], raw: bytes, ctype: str
+        self, t: Target, verb: str, query: dict[str, str], raw: bytes, ctype: str, user: UserInfo
     ) -> tuple[int, JSON]:
         api = self.server.cluster.api
+        handler = api.handlers.get((t.rt.group, t.rt.plural, t.subresource))
+        if handler is not None:
+            return handler(RequestContext(api, t, verb, query, raw, ctype, user))
+        if t.subresource not in (None, "status"):
+            raise ApiError(404, "the server could not find the requested resource", "NotFound")
         ua = self.headers.get("User-Agent") or ""
         if verb == "get":
             obj = api.get(t)
@@ -603,6 +618,7 @@ class DevCluster:
         self.gc = GarbageCollector(self.api)
         self.api.on_delete_wakeup = self.gc.wakeup
         self.faults: FaultInjector = faults if faults is not None else FaultInjector()
+        self.auth: Auth = AllowAll()
         self.request_log: RequestLog = RequestLog()
         self.last_error: Exception | None = None
         self.url = ""
