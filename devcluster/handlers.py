@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from devcluster import celrules, fieldmanager, patch
+from devcluster import celrules, deletion, fieldmanager, patch
 from devcluster.admission import (
     normalize_micro_time,
     normalize_time,
@@ -1033,18 +1033,17 @@ class Api:
     # ---------------------------------------------------------------- delete
 
     def delete(self, t: Target, raw: bytes, query: dict[str, str]) -> JSON:
+        """DELETE one object; the answer and the effect follow :mod:`devcluster.deletion`.
+
+        The simulated kubelet finishes a graceful pod deletion with :meth:`finish_pod_deletion`.
+        """
         rt = t.rt
         assert t.name is not None
-        opts: JSON = {}
-        if raw.strip():
-            parsed = parse_body(raw)
-            if isinstance(parsed, dict):
-                opts = parsed
-        policy = opts.get("propagationPolicy") or query.get("propagationPolicy")
-        if opts.get("orphanDependents") is True or query.get("orphanDependents") == "true":
-            policy = policy or "Orphan"
-        dry = query.get("dryRun") == "All" or "All" in (opts.get("dryRun") or [])
-        pre = opts.get("preconditions") or {}
+        try:
+            opts = deletion.parse_options(parse_body(raw) if raw.strip() else {}, query)
+        except deletion.InvalidOptions as e:
+            raise ApiError(e.code, str(e), "Invalid" if e.code == 422 else "BadRequest") from e
+        pre = opts.preconditions
         with self.store.lock:
             old = self.store.get(rt.skey, t.namespace or "", t.name)
             if old is None:
@@ -1072,73 +1071,88 @@ class Api:
                     kind=rt.plural,
                 )
             if rt.key == ("", "namespaces"):
-                return self._delete_namespace(t, old, dry)
-            add: list[str] = []
-            if policy == "Foreground":
-                add = ["foregroundDeletion"]
-            elif policy == "Orphan":
-                add = ["orphan"]
-            finalizers = list(om.get("finalizers") or [])
-            if finalizers or add:
-                if om.get("deletionTimestamp"):
-                    return self.present(t, old)
-                new = copy.deepcopy(old)
-                nm = new["metadata"]
-                nm["deletionTimestamp"] = now_rfc3339()
-                nm["deletionGracePeriodSeconds"] = 0
-                nm["finalizers"] = finalizers + [f for f in add if f not in finalizers]
-                if "generation" in nm:
-                    nm["generation"] = int(nm["generation"]) + 1
-                if dry:
-                    return self.present(t, new)
+                return self._delete_namespace(t, old, opts)
+            now = datetime.datetime.now(datetime.UTC)
+            new = copy.deepcopy(old)
+            nm = new["metadata"]
+            graceful = False
+            if rt.key == ("", "pods") and (
+                not om.get("deletionTimestamp") or om.get("deletionGracePeriodSeconds")
+            ):
+                period = deletion.pod_grace_period(old, opts)
+                if not om.get("deletionTimestamp"):
+                    deletion.start_graceful(nm, period, now)
+                elif period < int(om["deletionGracePeriodSeconds"]):
+                    deletion.shorten_graceful(nm, period)
+                else:
+                    return self.present(t, old)  # a graceful deletion is already running
+                graceful = True
+            finalizers = deletion.gc_finalizers(list(om.get("finalizers") or []), opts)
+            if finalizers:
+                nm["finalizers"] = finalizers
+            else:
+                nm.pop("finalizers", None)
+            if finalizers and not graceful:
+                deletion.mark_deleting(nm, now)
+            waiting = bool(finalizers) or bool(graceful and nm.get("deletionGracePeriodSeconds"))
+            if opts.dry_run:
+                return self.present(t, new) if waiting else self._delete_answer(t, new)
+            if new != old:
                 self.store.commit(rt.skey, "MODIFIED", new, old)
-                self.on_delete_wakeup()
+                if waiting:
+                    self.on_delete_wakeup()
+            if waiting:
                 return self.present(t, new)
-            last = copy.deepcopy(old)
-            if dry:
-                return self._delete_answer(t, last)
-            self._remove(rt, last, old)
+            last = copy.deepcopy(new)
+            self._remove(rt, last, new)
             return self._delete_answer(t, last)
 
     def _delete_answer(self, t: Target, last: JSON) -> JSON:
-        if t.rt.custom or t.rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+        """The answer for an object that is gone: itself, or a Status, by kind."""
+        if t.rt.custom or t.rt.key in deletion.RETURNS_DELETED_OBJECT:
             return self.present(t, last)
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "details": {
-                "name": t.name,
-                "group": t.rt.group,
-                "kind": t.rt.plural,
-                "uid": last["metadata"].get("uid"),
-            },
-        }
+        meta = last["metadata"]
+        return deletion.status_answer(t.rt.group, t.rt.plural, meta["name"], meta.get("uid"))
 
-    def _delete_namespace(self, t: Target, old: JSON, dry: bool) -> JSON:
-        if old["metadata"]["name"] in _SYSTEM_NAMESPACES[:3]:
+    def _delete_namespace(self, t: Target, old: JSON, opts: deletion.DeleteOptions) -> JSON:
+        """Namespaces: the first delete only marks (phase Terminating, deletionTimestamp); the
+        namespace controller empties it and removes it. Answered with the namespace."""
+        name = old["metadata"]["name"]
+        if name in _SYSTEM_NAMESPACES[:3]:
             raise ApiError(
                 403,
-                f'namespaces "{old["metadata"]["name"]}" is forbidden: this namespace may not be '
-                "deleted",
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
                 "Forbidden",
-                name=old["metadata"]["name"],
+                name=name,
                 kind="namespaces",
             )
         if old["metadata"].get("deletionTimestamp"):
-            return self.present(t, old)
+            if (old.get("spec") or {}).get("finalizers") or old["metadata"].get("finalizers"):
+                return self.present(t, old)
+            last = copy.deepcopy(old)
+            if not opts.dry_run:
+                self._remove(t.rt, last, old)
+            return self._delete_answer(t, last)
         new = copy.deepcopy(old)
-        new["metadata"]["deletionTimestamp"] = now_rfc3339()
-        new["metadata"]["deletionGracePeriodSeconds"] = 0
-        new["status"] = {"phase": "Terminating"}
-        if dry:
+        meta = new["metadata"]
+        meta["deletionTimestamp"] = now_rfc3339()
+        finalizers = deletion.gc_finalizers(list(meta.get("finalizers") or []), opts)
+        if finalizers:
+            meta["finalizers"] = finalizers
+        else:
+            meta.pop("finalizers", None)
+        status = dict(new.get("status") or {})
+        status["phase"] = "Terminating"
+        new["status"] = status
+        if opts.dry_run:
             return self.present(t, new)
         self.store.commit(t.rt.skey, "MODIFIED", new, old)
         self.on_delete_wakeup()
         return self.present(t, new)
 
     def delete_collection(self, t: Target, raw: bytes, query: dict[str, str]) -> JSON:
+        """DELETE a collection: every listed object is deleted like a single DELETE (finalizers
+        and grace periods honoured); the answer is the list as it was."""
         listing = self.list_objects(t, query)
         deleted: list[JSON] = []
         for item in listing["items"]:
@@ -1152,6 +1166,21 @@ class Api:
             deleted.append(item)
         listing["items"] = deleted
         return listing
+
+    def finish_pod_deletion(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """The kubelet's last word on a pod it has stopped: delete it now (grace period 0),
+        as kubelet's status manager does. ``uid`` guards against a pod recreated under the same
+        name. Returns whether the pod was removed."""
+        rt = self.registry.by_key(("", "pods"))
+        assert rt is not None
+        body: JSON = {"gracePeriodSeconds": 0}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            answer = self.delete(Target(rt, "v1", namespace, name), json.dumps(body).encode(), {})
+        except ApiError:
+            return False
+        return self.store.get(rt.skey, namespace, name) is None and answer.get("kind") == "Pod"
 
     # ---------------------------------------------------------------- internal (GC, namespaces)
 
