@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,11 @@ class ResourceType:
     # them, e.g. ``scale`` (autoscaling/v1 Scale) or ``token`` (authentication.k8s.io/v1
     # TokenRequest). Requests to them go to the handler registered in ``Api.subresources``.
     subresources: dict[str, Subresource] = field(default_factory=dict)
+    # Where a schema missing from ``schemas`` comes from, asked once per version (built-in
+    # kinds derive theirs lazily: most clusters never write most kinds).
+    schema_source: Callable[[str], StructuralSchema | None] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def skey(self) -> tuple[str, str]:
@@ -78,7 +84,12 @@ class ResourceType:
         return self.versions[0]
 
     def schema(self, version: str) -> StructuralSchema | None:
-        return self.schemas.get(version)
+        found = self.schemas.get(version)
+        if found is None and self.schema_source is not None and version in self.versions:
+            found = self.schema_source(version)
+            if found is not None:
+                self.schemas[version] = found
+        return found
 
     def discovery_entries(self) -> list[dict[str, Any]]:
         main: dict[str, Any] = {
