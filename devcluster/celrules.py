@@ -1,19 +1,627 @@
-"""CRD validation rules (``x-kubernetes-validations``), evaluated as a real API server does.
+"""CRD validation rules (``x-kubernetes-validations``), evaluated as a Kubernetes v1.31 API server
+does (``apiextensions-apiserver/pkg/apiserver/schema/cel/validation.go``).
 
-Not evaluated yet: :func:`check` accepts every object.
+:func:`check` walks the schema and the object together and evaluates, at every schema node that
+carries rules (the root, objects, list items, map values, ``allOf`` branches), each rule with
+``self`` bound to the value there, seen through the node's schema (:mod:`devcluster.cel_values`)
+and with the Kubernetes function library (:mod:`devcluster.cel_library`). A node absent from the
+object, or null, is not evaluated.
+
+Updates (``old`` given):
+
+* a *transition rule* (one that uses ``oldSelf``) runs only where an old value exists at the same
+  place: object properties and map values correlate by key, items of an
+  ``x-kubernetes-list-type: map`` list by their map keys; items of ``set``/``atomic`` lists do not
+  correlate. With ``optionalOldSelf: true`` it always runs, ``oldSelf`` being an optional.
+* ratcheting (``CRDValidationRatcheting``, on by default since v1.30): a rule that is not a
+  transition rule does not fail a value equal to its old value (or inside an unchanged list
+  item). The real server evaluates it and turns a failure into a warning; here it is not
+  evaluated at all, which gives the same answer (the value passed these rules when it was
+  written) without the work - a status update re-checks only what changed.
+
+The errors read as the real server's (``FieldError`` causes of a 422):
+
+* a false rule: ``spec.listeners[0].tls: Invalid value: "object": <message>``: the node's schema
+  type as the value (v1.31 shows the type, not the value), the rule's ``message``, else the
+  evaluated ``messageExpression`` (falling back to ``message`` when it fails, is not a non-empty
+  single-line string, or is over 5 KiB), else ``failed rule: <rule>``. ``reason``
+  ``FieldValueForbidden``/``FieldValueRequired``/``FieldValueDuplicate`` give ``Forbidden: …``,
+  ``Required value: …``, ``Duplicate value: "object"``. ``fieldPath`` (``.a.b`` or ``['a']``,
+  relative to the node) moves the error. A rule on the root reports the field ``<nil>``.
+* a rule that fails to evaluate: ``… Invalid value: "object": no such key: mode evaluating rule:
+  <message>`` (``'no such overload': call arguments did not match …`` for a type error) - never
+  a server error. A rule that does not compile: ``rule compile error: compilation failed: …``.
+
+Budget: upstream counts CEL cost (a per-call limit of 1,000,000 and 10,000,000 per object); the
+``cel`` package counts nothing and cannot be interrupted. So each evaluation is charged, before it
+runs, the estimate of :mod:`devcluster.cel_cost` (comprehension macros times the widest list or
+map they can iterate, to the power of their nesting). A rule whose estimate is over the per-call
+limit is not run (``'operation cancelled: actual cost limit exceeded': no further validation
+rules will be run due to call cost exceeds limit for rule: …``); when the object's estimates pass
+the per-object budget, or :data:`MAX_EVALUATIONS` evaluations, or :data:`DEADLINE_SECONDS` of
+evaluation, the walk stops with ``validation failed due to running out of cost budget, no further
+validation rules will be run``. Regular expressions are linear time (the Rust ``regex`` engine),
+so a rule cannot hang on a crafted string.
+
+Not reproduced: warnings for ratcheted errors; cel-go's static type checking (a rule that refers
+to an undeclared field is only found when evaluated); which error wins when both sides of
+``||``/``&&`` fail (cel-go reports the left one, the ``cel`` package the right one); the
+order-insensitive equality of ``set`` and ``map`` lists (see :mod:`devcluster.cel_values`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from devcluster.schema import FieldError, StructuralSchema
+import cel
 
-__all__ = ["check"]
+from devcluster import cel_cost, cel_library
+from devcluster.cel_cost import Width
+from devcluster.cel_values import Memo, Shape, Shapes, to_cel
+from devcluster.schema import FieldError, StructuralSchema, format_value
+
+__all__ = [
+    "DEADLINE_SECONDS",
+    "MAX_EVALUATIONS",
+    "PER_CALL_LIMIT",
+    "RUNTIME_BUDGET",
+    "check",
+    "compile_error",
+    "has_rules",
+    "rule_errors",
+]
+
+Schema = dict[str, Any]
+
+PER_CALL_LIMIT = 1_000_000
+"""Largest estimated cost of one evaluation (upstream ``celconfig.PerCallLimit``)."""
+RUNTIME_BUDGET = 10_000_000
+"""Estimated cost allowed per object (upstream ``celconfig.RuntimeCELCostBudget``)."""
+MAX_EVALUATIONS = 100_000
+"""Rule evaluations allowed per object (bounds a huge list with per-item rules)."""
+DEADLINE_SECONDS = 2.0
+"""Evaluation time allowed per object."""
+MAX_MESSAGE_BYTES = 5 * 1024
+"""Longest evaluated ``messageExpression`` (upstream ``MaxEvaluatedMessageExpressionSizeBytes``)."""
+
+_BUDGET_EXHAUSTED = (
+    "validation failed due to running out of cost budget, no further validation rules will be run"
+)
+_BLOCKED = (
+    "some validation rules were not checked because the object was invalid; correct the existing "
+    "errors to complete validation"
+)
+_BLOCKING_REASONS = frozenset(
+    {
+        "FieldValueNotSupported",
+        "FieldValueRequired",
+        "FieldValueTooLong",
+        "FieldValueTooMany",
+        "FieldValueTypeInvalid",
+    }
+)
+
+
+# -------------------------------------------------------------------------------- compiling
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """One rule text, compiled (``program`` is None when it does not compile)."""
+
+    program: cel.Program | None
+    error: str | None
+    uses_old_self: bool
+    macros: int
+    depth: int
+
+
+_MACRO_VARIABLE = re.compile(
+    r"\.\s*(?:all|exists_one|exists|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
+)
+
+
+def _is_operator(name: str) -> bool:
+    return not name[:1].isalpha()
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> _Compiled:
+    try:
+        program = cel.compile(source)
+    except Exception as exc:  # the parser raises ValueError; anything else is also "invalid"
+        text = str(exc)
+        at = text.find("ERROR:")
+        detail = text[at:] if at >= 0 else text
+        return _Compiled(None, f"compilation failed: {detail.strip()}", False, 0, 0)
+    code = cel_cost.code_only(source)
+    refs = program.references()
+    bound = set(_MACRO_VARIABLE.findall(code))
+    for name in refs["variables"]:
+        if name not in cel_library.KNOWN_NAMES and name not in bound:
+            return _Compiled(None, _undeclared(name), False, 0, 0)
+    for name in refs["functions"]:
+        if not _is_operator(name) and name not in cel_library.KNOWN_FUNCTIONS:
+            return _Compiled(None, _undeclared(name), False, 0, 0)
+    macros, depth = cel_cost.macro_shape(code)
+    return _Compiled(program, None, "oldSelf" in refs["variables"], macros, depth)
+
+
+def _undeclared(name: str) -> str:
+    return f"compilation failed: ERROR: <input>: undeclared reference to '{name}' (in container '')"
+
+
+def compile_error(source: str) -> str | None:
+    """Why a rule (or messageExpression) does not compile, or ``None`` when it does."""
+    return _compile(source).error
+
+
+# -------------------------------------------------------------------------------- the validator
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One ``x-kubernetes-validations`` entry of a schema node."""
+
+    source: str
+    compiled: _Compiled
+    message: str
+    message_program: cel.Program | None
+    message_uses_old_self: bool
+    reason: str
+    field_path: str
+    optional_old_self: bool
+
+    def describe(self) -> str:
+        """``ruleErrorString``: the message, else the rule."""
+        return self.message or self.source.strip()
+
+
+@dataclass
+class _Node:
+    """The rules of one schema node and the nodes below it that have rules."""
+
+    rules: tuple[_Rule, ...]
+    type_name: str
+    shape: Shape | None
+    uses_old_self: bool
+    properties: dict[str, _Node] = field(default_factory=dict)
+    items: _Node | None = None
+    additional: _Node | None = None
+    all_of: tuple[_Node, ...] = ()
+    map_keys: tuple[str, ...] | None = None
+    width: Width | None = None
+    """How wide ``self`` can be, for the cost of rules with macros (None when there are none)."""
+
+
+def _build(v: Schema, s: Schema, resource_root: bool, shapes: Shapes) -> _Node | None:
+    """The validator for the rules of ``v`` over values of node schema ``s`` (``v`` is ``s``
+    except under ``allOf``, whose branches carry rules but not the structure)."""
+    declared = v.get("x-kubernetes-validations") or ()
+    rules = tuple(_rule(r, s) for r in declared if isinstance(r, dict))
+    properties: dict[str, _Node] = {}
+    node_props = s.get("properties") or {}
+    for name, vsub in (v.get("properties") or {}).items():
+        ssub = node_props.get(name)
+        if isinstance(vsub, dict) and isinstance(ssub, dict):
+            child = _build(vsub, ssub, bool(ssub.get("x-kubernetes-embedded-resource")), shapes)
+            if child is not None:
+                properties[name] = child
+    items = None
+    if isinstance(v.get("items"), dict) and isinstance(s.get("items"), dict):
+        sub = s["items"]
+        items = _build(v["items"], sub, bool(sub.get("x-kubernetes-embedded-resource")), shapes)
+    additional = None
+    if isinstance(v.get("additionalProperties"), dict) and isinstance(
+        s.get("additionalProperties"), dict
+    ):
+        sub = s["additionalProperties"]
+        additional = _build(
+            v["additionalProperties"], sub, bool(sub.get("x-kubernetes-embedded-resource")), shapes
+        )
+    all_of = tuple(
+        n
+        for n in (
+            _build(branch, s, resource_root, shapes)
+            for branch in v.get("allOf") or ()
+            if isinstance(branch, dict)
+        )
+        if n is not None
+    )
+    if not (rules or properties or items or additional or all_of):
+        return None
+    map_keys = None
+    if s.get("x-kubernetes-list-type") == "map":
+        map_keys = tuple(str(k) for k in s.get("x-kubernetes-list-map-keys") or ())
+    return _Node(
+        rules=rules,
+        type_name=str(s.get("type") or ""),
+        shape=shapes.of(s, resource_root=resource_root) if rules else None,
+        uses_old_self=any(r.compiled.uses_old_self for r in rules),
+        properties=properties,
+        items=items,
+        additional=additional,
+        all_of=all_of,
+        map_keys=map_keys,
+        width=Width.of(s) if any(r.compiled.macros for r in rules) else None,
+    )
+
+
+def _rule(r: dict[str, Any], s: Schema) -> _Rule:
+    source = str(r.get("rule") or "")
+    compiled = _compile(source) if source.strip() else _Compiled(None, None, False, 0, 0)
+    message = _compile(str(r.get("messageExpression") or "").strip() or "false")
+    path = r.get("fieldPath")
+    return _Rule(
+        source=source,
+        compiled=compiled,
+        message=str(r.get("message") or "").strip(),
+        message_program=message.program if r.get("messageExpression") else None,
+        message_uses_old_self=message.uses_old_self,
+        reason=str(r.get("reason") or "FieldValueInvalid"),
+        field_path=_normalize_field_path(path, s) if isinstance(path, str) and path else "",
+        optional_old_self=bool(r.get("optionalOldSelf")),
+    )
+
+
+_FIELD_PATH_TOKEN = re.compile(r"\.([^.\[\]]+)|\['((?:[^'\\]|\\.)*)'\]")
+
+
+def _normalize_field_path(path: str, s: Schema) -> str:
+    """A rule's ``fieldPath`` (``.a.b``, ``['a.b']``) as a field path relative to the node:
+    properties are ``.name``, map keys ``[key]``. Unusable paths are ignored (the real server
+    refuses them when the CRD is written)."""
+    out = ""
+    pos = 0
+    node: Schema | None = s
+    while pos < len(path):
+        m = _FIELD_PATH_TOKEN.match(path, pos)
+        if m is None or node is None:
+            return ""
+        name = m.group(1) if m.group(1) is not None else re.sub(r"\\(.)", r"\1", m.group(2))
+        props = node.get("properties")
+        if isinstance(props, dict) and props:
+            if name not in props:
+                return ""
+            out = f"{out}.{name}" if out else name
+            node = props[name] if isinstance(props[name], dict) else None
+        elif isinstance(node.get("additionalProperties"), dict):
+            out = f"{out}[{name}]"
+            node = node["additionalProperties"]
+        else:
+            return ""
+        pos = m.end()
+    return out
+
+
+class _Validator:
+    """The compiled rules of one schema (``root`` is None when it has none)."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.shapes = Shapes()
+        self.root = _build(schema, schema, True, self.shapes)
+
+
+_validators: weakref.WeakKeyDictionary[StructuralSchema, _Validator] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _validator(schema: StructuralSchema) -> _Validator:
+    v = _validators.get(schema)
+    if v is None:
+        with _lock:
+            v = _validators.get(schema)
+            if v is None:
+                v = _Validator(schema.schema)
+                _validators[schema] = v
+    return v
+
+
+def has_rules(schema: StructuralSchema) -> bool:
+    """Whether the schema has any validation rule (else :func:`check` does nothing)."""
+    return _validator(schema).root is not None
+
+
+# -------------------------------------------------------------------------------- evaluating
+
+
+class _Stop(Exception):
+    """The budget is spent: no further rules are evaluated."""
+
+
+class _Correlation:
+    """A value and its old value, for ratcheting: equal is computed only when a rule fails."""
+
+    __slots__ = ("_equal", "old", "value")
+
+    def __init__(self, value: Any, old: Any) -> None:
+        self.value = value
+        self.old = old
+        self._equal: bool | None = None
+
+    def equal(self) -> bool:
+        if self._equal is None:
+            self._equal = bool(self.value == self.old)
+        return self._equal
+
+
+class _Run:
+    """The state of one :func:`check`: errors, budget, conversion memo."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.remaining = RUNTIME_BUDGET
+        self.evaluations = 0
+        self.deadline = time.monotonic() + DEADLINE_SECONDS
+        self.memo: Memo = {}
+
+    def charge(self, cost: int) -> bool:
+        """Take ``cost`` from the budget; False when it is spent."""
+        self.remaining -= cost
+        self.evaluations += 1
+        return (
+            self.remaining >= 0
+            and self.evaluations <= MAX_EVALUATIONS
+            and time.monotonic() <= self.deadline
+        )
+
+
+def _field(path: str) -> str:
+    return path or "<nil>"
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _invalid(path: str, type_name: str, detail: str) -> FieldError:
+    return FieldError(
+        "FieldValueInvalid", f"Invalid value: {format_value(type_name)}: {detail}", _field(path)
+    )
+
+
+def _failed(path: str, type_name: str, detail: str, reason: str) -> FieldError:
+    if reason == "FieldValueForbidden":
+        return FieldError(reason, f"Forbidden: {detail}", _field(path))
+    if reason == "FieldValueRequired":
+        return FieldError(reason, f"Required value: {detail}", _field(path))
+    if reason == "FieldValueDuplicate":
+        return FieldError(reason, f"Duplicate value: {format_value(type_name)}", _field(path))
+    return _invalid(path, type_name, detail)
+
+
+_FUNCTION_FAILED = re.compile(
+    r"Python function call failed: (\w+): (.*?)\.? Check function arguments", re.DOTALL
+)
+_UNDEFINED = re.compile(r"Undefined variable or function: '([^']*)'")
+
+
+def _evaluation_error(exc: Exception, rule: _Rule, path: str, type_name: str) -> FieldError:
+    """A rule that raised, reported as the real server reports CEL runtime errors."""
+    text = str(exc)
+    kind = type(exc).__name__
+    inner = _FUNCTION_FAILED.search(text)
+    if inner is not None:
+        kind, text = inner.group(1), inner.group(2)
+    if kind == "TypeError":
+        return _invalid(
+            path,
+            type_name,
+            "'no such overload': call arguments did not match a supported operator, function or "
+            f"macro signature for rule: {rule.describe()}",
+        )
+    undefined = _UNDEFINED.search(text)
+    if undefined is not None:
+        return _invalid(path, type_name, f"rule compile error: {_undeclared(undefined.group(1))}")
+    if kind == "KeyError":
+        detail = f"no such key: {text.strip(chr(39))}"
+    elif kind == "OverflowError":
+        detail = "integer overflow"
+    elif kind == "ZeroDivisionError":
+        modulus = "remainder" in text or "modulo" in text
+        detail = "modulus by zero" if modulus else "division by zero"
+    else:
+        detail = text
+    return _invalid(path, type_name, f"{detail} evaluating rule: {rule.describe()}")
+
+
+def _message(rule: _Rule, ctx: cel.Context, has_old: bool) -> str:
+    """The error detail: the evaluated messageExpression, else the message, else the rule.
+    (A messageExpression that uses ``oldSelf`` where the node has none cannot evaluate.)"""
+    if rule.message_program is not None and (has_old or not rule.message_uses_old_self):
+        try:
+            text = rule.message_program.execute(ctx)
+        except Exception:  # upstream logs it and falls back to the message
+            text = None
+        if isinstance(text, str):
+            text = text.strip()
+            if text and "\n" not in text and len(text.encode()) <= MAX_MESSAGE_BYTES:
+                return text
+    return rule.message or f"failed rule: {rule.source.strip()}"
+
+
+_contexts = threading.local()
+
+
+def _context(optional: bool) -> cel.Context:
+    """This thread's CEL context (plain or with an optional ``oldSelf``), reused across checks:
+    registering the library's functions costs more than evaluating most rules. ``self`` (and
+    ``oldSelf`` where a node uses it) is set before every use."""
+    ctx: cel.Context | None = getattr(_contexts, "optional" if optional else "plain", None)
+    if ctx is None:
+        ctx = cel_library.new_context()
+        setattr(_contexts, "optional" if optional else "plain", ctx)
+    return ctx
+
+
+def _evaluate(
+    node: _Node, value: Any, old: Any, path: str, corr: _Correlation | None, run: _Run
+) -> None:
+    ready: dict[bool, cel.Context] = {}
+    has_old = old is not None and node.uses_old_self
+    widest: int | None = None
+    # Ratcheting: a rule that is not a transition rule cannot fail a value that did not change
+    # (upstream evaluates it and turns a false into a warning; the value passed these rules when
+    # it was written, so skipping it gives the same answer without the work).
+    unchanged = corr is not None and corr.equal()
+
+    def context(optional: bool) -> cel.Context:
+        ctx = ready.get(optional)
+        if ctx is None:
+            ctx = _context(optional)
+            ctx.add_variable("self", to_cel(value, node.shape, run.memo))
+            old_view = to_cel(old, node.shape, run.memo) if has_old else None
+            if optional:
+                ctx.add_variable(
+                    "oldSelf",
+                    cel.OptionalValue.of(old_view) if has_old else cel.OptionalValue.none(),
+                )
+            elif has_old:
+                ctx.add_variable("oldSelf", old_view)
+            ready[optional] = ctx
+        return ctx
+
+    for rule in node.rules:
+        c = rule.compiled
+        if c.error is not None:
+            run.errors.append(_invalid(path, node.type_name, f"rule compile error: {c.error}"))
+            continue
+        if c.program is None:
+            continue
+        if c.uses_old_self and old is None and not rule.optional_old_self:
+            continue
+        if unchanged and not c.uses_old_self:
+            continue
+        if c.macros and widest is None and node.width is not None:
+            widest = node.width.measure(value)
+            if has_old:
+                widest = max(widest, node.width.measure(old))
+        cost = cel_cost.estimate(c.macros, c.depth, widest or 0)
+        if cost > PER_CALL_LIMIT:
+            run.errors.append(
+                _invalid(
+                    path,
+                    node.type_name,
+                    "'operation cancelled: actual cost limit exceeded': no further validation "
+                    f"rules will be run due to call cost exceeds limit for rule: {rule.describe()}",
+                )
+            )
+            raise _Stop
+        if not run.charge(cost):
+            run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
+            raise _Stop
+        ctx = context(rule.optional_old_self)
+        try:
+            result = c.program.execute(ctx)
+        except Exception as exc:  # every CEL runtime error is the rule's, never a 500
+            run.errors.append(_evaluation_error(exc, rule, path, node.type_name))
+            continue
+        if result is True:
+            continue
+        target = _join(path, rule.field_path) if rule.field_path else path
+        detail = _message(rule, context(False), has_old)
+        run.errors.append(_failed(target, node.type_name, detail, rule.reason))
+
+
+def _map_key(item: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:
+    if not isinstance(item, dict):
+        return None
+    key = tuple(item.get(k) for k in keys)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _walk(
+    node: _Node,
+    value: Any,
+    old: Any,
+    path: str,
+    corr: _Correlation | None,
+    parent_corr: _Correlation | None,
+    run: _Run,
+) -> None:
+    if value is None:
+        return
+    if node.rules:
+        _evaluate(node, value, old, path, corr, run)
+    for branch in node.all_of:
+        # upstream does not ratchet allOf errors on the node itself, only through its parent
+        _walk(branch, value, old, path, parent_corr, parent_corr, run)
+    if isinstance(value, dict):
+        old_map = old if isinstance(old, dict) else None
+        if node.additional is not None:
+            for k, v in value.items():
+                _child(node.additional, v, old_map, k, f"{path}[{k}]", corr, run)
+        if node.properties:
+            for k, v in value.items():
+                sub = node.properties.get(k)
+                if sub is not None:
+                    _child(sub, v, old_map, k, _join(path, k), corr, run)
+    elif isinstance(value, list) and node.items is not None:
+        old_items: dict[tuple[Any, ...], Any] = {}
+        if node.map_keys is not None and isinstance(old, list):
+            for item in old:
+                key = _map_key(item, node.map_keys)
+                if key is not None:
+                    old_items.setdefault(key, item)
+        for i, v in enumerate(value):
+            key = _map_key(v, node.map_keys) if node.map_keys is not None else None
+            old_v = old_items.get(key) if key is not None else None
+            child_corr = _Correlation(v, old_v) if old_v is not None else corr
+            _walk(node.items, v, old_v, f"{path}[{i}]", child_corr, corr, run)
+
+
+def _child(
+    node: _Node,
+    value: Any,
+    old_map: dict[str, Any] | None,
+    key: str,
+    path: str,
+    corr: _Correlation | None,
+    run: _Run,
+) -> None:
+    old = old_map.get(key) if old_map is not None else None
+    child_corr = _Correlation(value, old) if old is not None else corr
+    _walk(node, value, old, path, child_corr, corr, run)
 
 
 def check(
     schema: StructuralSchema, obj: dict[str, Any], old: dict[str, Any] | None
 ) -> list[FieldError]:
-    """The rules ``obj`` breaks (``old`` is the object before an update, for transition rules)."""
-    return []
+    """The rules ``obj`` breaks (``old`` is the object before an update, for transition rules
+    and ratcheting); empty when it breaks none or the schema has no rules."""
+    root = _validator(schema).root
+    if root is None:
+        return []
+    run = _Run()
+    corr = _Correlation(obj, old) if old is not None else None
+    with contextlib.suppress(_Stop):
+        _walk(root, obj, old, "", corr, None, run)
+    return run.errors
+
+
+def rule_errors(
+    schema: StructuralSchema,
+    obj: dict[str, Any],
+    old: dict[str, Any] | None,
+    structural: list[FieldError],
+) -> list[FieldError]:
+    """What the real server adds to the structural errors ``structural``: the rules' errors, or,
+    when a structural error would make the rules meaningless (a missing, mistyped, unsupported,
+    too long or too large value), one ``<nil>: Invalid value: "null": some validation rules were
+    not checked ...`` error instead (only for a schema that has rules)."""
+    if not has_rules(schema):
+        return []
+    if any(e.reason in _BLOCKING_REASONS for e in structural):
+        return [FieldError("FieldValueInvalid", f'Invalid value: "null": {_BLOCKED}', "<nil>")]
+    return check(schema, obj, old)

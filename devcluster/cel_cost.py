@@ -1,0 +1,154 @@
+"""The cost bound of a CRD validation rule, in place of cel-go's cost tracking.
+
+The ``cel`` package neither counts cost nor can be interrupted, so a rule is bounded *before* it
+runs: a comprehension macro (``all``, ``exists``, ``exists_one``, ``map``, ``filter``) iterates at
+most over the widest list or map under ``self``, and nested macros multiply. The estimate of one
+evaluation is ``1 + macros * (n + 1) ** depth``: ``macros`` is how many macros the rule has,
+``depth`` how deeply they nest, ``n`` the widest list or map.
+
+``n`` comes from the schema where it can: the largest ``maxItems``/``maxProperties`` below the
+node (what upstream's static estimate uses too). Lists and maps without such a bound, and values
+under ``x-kubernetes-preserve-unknown-fields``, are measured in the value itself, by following
+only the paths that lead to them (:class:`Width`), so a Gateway's bounded listeners cost no walk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Width", "code_only", "estimate", "macro_shape"]
+
+Schema = dict[str, Any]
+
+_MACRO_OPEN = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*(\()")
+
+
+def code_only(source: str) -> str:
+    """``source`` with every string literal's content blanked (so macros and parentheses in
+    strings do not count)."""
+    out: list[str] = []
+    i, n = 0, len(source)
+    while i < n:
+        c = source[i]
+        if c not in "'\"":
+            out.append(c)
+            i += 1
+            continue
+        prefix = source[max(0, i - 2) : i].lower()
+        raw = prefix.endswith("r") or prefix == "rb"
+        quote = source[i : i + 3] if source[i : i + 3] in ("'''", '"""') else c
+        j = i + len(quote)
+        while j < n and not source.startswith(quote, j):
+            j += 2 if (not raw and source[j] == "\\") else 1
+        out.append('""')
+        i = j + len(quote)
+    return "".join(out)
+
+
+def macro_shape(code: str) -> tuple[int, int]:
+    """(number of comprehension macros, their deepest nesting) in ``code`` (see
+    :func:`code_only`)."""
+    opens = {m.start(1) for m in _MACRO_OPEN.finditer(code)}
+    stack: list[bool] = []
+    depth = 0
+    for i, c in enumerate(code):
+        if c == "(":
+            stack.append(i in opens)
+            depth = max(depth, sum(stack))
+        elif c == ")" and stack:
+            stack.pop()
+    return len(opens), depth
+
+
+def estimate(macros: int, depth: int, widest: int) -> int:
+    """The cost charged for one evaluation."""
+    if macros == 0:
+        return 1
+    return 1 + macros * int((widest + 1) ** depth)
+
+
+Path = tuple[str, ...]
+"""Property names, ``*`` for every list item, ``{}`` for every map value."""
+
+
+@dataclass(frozen=True)
+class Width:
+    """How wide the lists and maps under one schema node can be."""
+
+    declared: int
+    """The largest declared bound (``maxItems``/``maxProperties``) below the node."""
+    probes: tuple[tuple[Path, bool], ...]
+    """Paths to unbounded lists/maps (``False``) and to preserve-unknown-fields values, measured
+    all the way down (``True``)."""
+
+    @staticmethod
+    def of(s: Schema) -> Width:
+        probes: list[tuple[Path, bool]] = []
+        declared = _collect(s, (), probes)
+        return Width(declared, tuple(probes))
+
+    def measure(self, value: Any) -> int:
+        """The widest list or map of ``value`` (a value at this node)."""
+        n = self.declared
+        for path, deep in self.probes:
+            n = max(n, _measure(value, path, 0, deep))
+        return n
+
+
+def _collect(s: Schema, path: Path, probes: list[tuple[Path, bool]]) -> int:
+    if s.get("x-kubernetes-preserve-unknown-fields"):
+        probes.append((path, True))
+        return 0
+    widest = 0
+    if s.get("type") == "array" or "items" in s:
+        if isinstance(s.get("maxItems"), int):
+            widest = int(s["maxItems"])
+        else:
+            probes.append((path, False))
+        if isinstance(s.get("items"), dict):
+            widest = max(widest, _collect(s["items"], (*path, "*"), probes))
+    for name, sub in (s.get("properties") or {}).items():
+        if isinstance(sub, dict):
+            widest = max(widest, _collect(sub, (*path, name), probes))
+    ap = s.get("additionalProperties")
+    if isinstance(ap, dict):
+        if isinstance(s.get("maxProperties"), int):
+            widest = max(widest, int(s["maxProperties"]))
+        else:
+            probes.append((path, False))
+        widest = max(widest, _collect(ap, (*path, "{}"), probes))
+    return widest
+
+
+def _measure(value: Any, path: Path, i: int, deep: bool) -> int:
+    if i == len(path):
+        if deep:
+            return _widest(value)
+        return len(value) if isinstance(value, list | dict) else 0
+    seg = path[i]
+    if seg == "*":
+        if not isinstance(value, list):
+            return 0
+        return max((_measure(v, path, i + 1, deep) for v in value), default=0)
+    if not isinstance(value, dict):
+        return 0
+    if seg == "{}":
+        return max((_measure(v, path, i + 1, deep) for v in value.values()), default=0)
+    return _measure(value.get(seg), path, i + 1, deep) if seg in value else 0
+
+
+def _widest(value: Any) -> int:
+    """The largest list or map length anywhere in ``value``."""
+    widest = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            widest = max(widest, len(v))
+            stack.extend(c for c in v.values() if isinstance(c, dict | list))
+        elif isinstance(v, list):
+            widest = max(widest, len(v))
+            stack.extend(c for c in v if isinstance(c, dict | list))
+    return widest
