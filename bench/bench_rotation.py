@@ -135,14 +135,20 @@ def serve_peers(workdir: Path) -> int:
 class Api:
     """A raw keep-alive HTTP client (cheap, so the bench measures the controller)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, kubeconfig: Path) -> None:
         u = urllib.parse.urlsplit(url)
         self.host, self.port = u.hostname or "127.0.0.1", u.port
+        # the devcluster authorizes every request: send the admin token of its kubeconfig
+        import yaml
+
+        user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
+        self.auth = {"Authorization": f"Bearer {user['token']}"}
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
 
     def request(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = ()) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data else {}
+        headers.update(self.auth)
         for attempt in range(2):
             try:
                 self.conn.request(method, path, data, headers)
@@ -311,7 +317,7 @@ def main() -> int:
     procs["devcluster"] = cluster
     url = line.rsplit(" ", 1)[-1]
     try:
-        api = Api(url)
+        api = Api(url, tmp / "kubeconfig")
         for ns in (SYSTEM_NAMESPACE, NAMESPACE):
             api.request("POST", "/api/v1/namespaces", {"metadata": {"name": ns}})
         procs["peers"], _ = helper("peers", tmp, "peers running")

@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from devcluster.auth.service import AUTHORIZATION_MODES
 from devcluster.server import DevCluster
 
 
@@ -26,6 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kubeconfig-out", type=Path, default=None)
     p.add_argument("--state-file", type=Path, default=None)
     p.add_argument("--bookmark-interval", type=float, default=5.0)
+    p.add_argument(
+        "--authorization",
+        choices=AUTHORIZATION_MODES,
+        default="RBAC",
+        help="RBAC (default: bearer tokens and RBAC, like a real cluster; the kubeconfig's "
+        "user is the admin) or AlwaysAllow (every request is the admin)",
+    )
+    p.add_argument(
+        "--admin-token",
+        default=None,
+        help="the admin's bearer token (default: random, or kept with --state-file)",
+    )
     args = p.parse_args(argv)
     cluster = DevCluster(
         host=args.host,
@@ -33,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         crd_paths=args.crds,
         state_file=args.state_file,
         bookmark_interval=args.bookmark_interval,
+        authorization=args.authorization,
+        admin_token=args.admin_token,
     )
     cluster.start()
     if args.kubeconfig_out:

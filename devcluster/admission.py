@@ -40,9 +40,19 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def validate_name(name: str, *, label: bool = False) -> list[FieldError]:
-    """DNS-1123 subdomain (or label, for Namespaces) validation of ``metadata.name``."""
+def validate_name(
+    name: str, *, label: bool = False, path_segment: bool = False
+) -> list[FieldError]:
+    """DNS-1123 subdomain (or label, for Namespaces) validation of ``metadata.name``;
+    ``path_segment``: only what a URL path segment needs (RBAC kinds, ``system:basic-user``)."""
     errs: list[FieldError] = []
+    if path_segment:
+        bad = [f"may not be '{name}'"] if name in (".", "..") else []
+        bad += [f"may not contain '{c}'" for c in "/%" if c in name]
+        return [
+            FieldError("FieldValueInvalid", f"Invalid value: {_quote(name)}: {b}", "metadata.name")
+            for b in bad
+        ]
     limit = 63 if label else 253
     if len(name) > limit:
         errs.append(

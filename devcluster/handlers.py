@@ -640,7 +640,11 @@ class Api:
                     ],
                 )
         name = str(meta["name"])
-        errs = validate_name(name, label=rt.key == ("", "namespaces"))
+        errs = validate_name(
+            name,
+            label=rt.key == ("", "namespaces"),
+            path_segment=rt.group == "rbac.authorization.k8s.io",
+        )
         if errs:
             raise _invalid(rt, name, errs)
         for f in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):

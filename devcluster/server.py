@@ -6,9 +6,15 @@ unmodified official client and kubectl talk to it exactly as to a cluster. This 
 URLs to :class:`~devcluster.handlers.Target` and verbs, applies fault injection, records
 every request, and serialises answers; the semantics live in ``handlers.py`` and ``watch.py``.
 
+Every other request is authenticated and authorized first (``DevCluster.auth``, see
+:mod:`devcluster.auth`): with the default ``authorization="RBAC"`` a request needs a bearer
+token (the kubeconfig written by :meth:`DevCluster.write_kubeconfig` carries the admin's) or it
+is ``system:anonymous``, which may only read ``/healthz``, ``/livez``, ``/readyz`` and
+``/version``.
+
 A small control surface under ``/devcluster/`` lets separate processes (benchmarks, controller
 subprocess tests) read request counts, script faults, compact the watch history and drop
-watches.
+watches. It is a test surface on loopback and is NOT authenticated or authorized.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import json
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -30,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from devcluster.auth import AllowAll, Auth, UserInfo
+from devcluster.auth import AUTHENTICATED, Auth, UserInfo
+from devcluster.auth.service import AuthService
 from devcluster.errors import ApiError, status_body
 from devcluster.faults import FaultInjector, Request, RequestLog
 from devcluster.gc import GarbageCollector
@@ -62,6 +70,7 @@ _REASON_PHRASES = {
     201: "Created",
     202: "Accepted",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -82,16 +91,56 @@ _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class _Headers(dict[str, str]):
-    """Request headers, looked up case-insensitively (keys are stored lower-case)."""
+    """Request headers, looked up case-insensitively (keys are stored lower-case). A header
+    sent more than once keeps its first value here and every value in :meth:`get_all`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repeated: dict[str, list[str]] = {}
+
+    def add(self, key: str, value: str) -> None:
+        if key in self:
+            self.repeated.setdefault(key, [self[key]]).append(value)
+        else:
+            self[key] = value
 
     def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
+
+    def get_all(self, key: str) -> list[str]:
+        key = key.lower()
+        if key in self.repeated:
+            return list(self.repeated[key])
+        return [self[key]] if key in self else []
 
     def __getitem__(self, key: str) -> str:
         return super().__getitem__(key.lower())
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and super().__contains__(key.lower())
+
+
+def _is_resource_path(parts: list[str]) -> bool:
+    """Whether a path addresses resources (``/api/v1/...``, ``/apis/g/v/...``); everything else
+    — discovery, ``/version``, ``/healthz``, ``/openapi`` — is a non-resource URL, as upstream's
+    request-info parser decides."""
+    if len(parts) >= 3 and parts[0] == "api":
+        return True
+    return len(parts) >= 4 and parts[0] == "apis"
+
+
+def _selected_name(verb: str, query: dict[str, str]) -> str | None:
+    """The name a list or watch selects with ``fieldSelector=metadata.name=<name>``."""
+    if verb not in ("list", "watch"):
+        return None
+    selector = query.get("fieldSelector") or ""
+    for term in selector.split(","):
+        key, sep, value = term.partition("=")
+        if sep and key.strip() == "metadata.name":
+            value = value.lstrip("=").strip()
+            if value and "=" not in value:
+                return value
+    return None
 
 
 class _NotFoundPage(Exception):
@@ -103,6 +152,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
     cluster: DevCluster
+    ssl_context: ssl.SSLContext | None = None
 
     def server_bind(self) -> None:
         self.connections: set[socket.socket] = set()
@@ -118,6 +168,35 @@ class _Server(ThreadingHTTPServer):
         with self.connections_lock:
             self.connections.discard(request)
         super().shutdown_request(request)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection: TLS when it opens with a TLS handshake record (0x16) and the
+        cluster has a serving certificate, plain HTTP otherwise (one port for both)."""
+        ctx = self.ssl_context
+        if ctx is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            first = request.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return
+        if first != b"\x16":
+            super().finish_request(request, client_address)
+            return
+        try:
+            tls = ctx.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with self.connections_lock:
+            self.connections.discard(request)
+            self.connections.add(tls)
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with self.connections_lock:
+                self.connections.discard(tls)
+            with contextlib.suppress(OSError):
+                tls.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that died mid-connection (a SIGKILLed controller) is not a server error.
@@ -138,6 +217,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    request_headers: _Headers
     disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -169,11 +249,12 @@ class _Handler(BaseHTTPRequestHandler):
             if line in (b"\r\n", b"\n", b""):
                 break
             key, _, value = line.decode("iso-8859-1").partition(":")
-            headers[key.strip().lower()] = value.strip()
+            headers.add(key.strip().lower(), value.strip())
         else:
             self.send_error(431, "Too many headers")
             return False
         self.headers = headers  # type: ignore[assignment]
+        self.request_headers = headers
         conntype = headers.get("connection", "").lower()
         if conntype == "close":
             self.close_connection = True
@@ -259,11 +340,16 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [urllib.parse.unquote(p) for p in url.path.split("/") if p]
         try:
             if parts and parts[0] == "devcluster":
-                self._control(parts[1:], raw)
+                self._control(parts[1:], raw)  # the test surface: no authentication
                 return
+            user = cluster.auth.authenticate(self.request_headers)
+            if not _is_resource_path(parts):
+                cluster.auth.authorize_path(
+                    user, self.command.lower(), urllib.parse.unquote(url.path) or "/"
+                )
             if self._discovery(parts):
                 return
-            self._resource(parts, query, raw)
+            self._resource(parts, query, raw, user)
         except _NotFoundPage:
             self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
         except ApiError as e:
@@ -426,7 +512,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         return Target(rt, version, namespace, name, sub), verb
 
-    def _resource(self, parts: list[str], query: dict[str, str], raw: bytes) -> None:
+    def _resource(
+        self, parts: list[str], query: dict[str, str], raw: bytes, user: UserInfo
+    ) -> None:
         cluster = self.server.cluster
         t, verb = self._resolve(parts)
         if verb == "list" and query.get("watch") in ("true", "1"):
@@ -434,7 +522,6 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type") or ""
         if verb == "patch" and ctype.split(";")[0].strip() == "application/apply-patch+yaml":
             verb = "apply"
-        user = cluster.auth.authenticate(self.headers)
         req = Request(
             verb=verb,
             group=t.rt.group,
@@ -445,7 +532,7 @@ class _Handler(BaseHTTPRequestHandler):
             name=t.name,
         )
         try:
-            cluster.auth.authorize(user, req)
+            cluster.auth.authorize(user, req, field_name=_selected_name(verb, query))
         except ApiError as e:
             cluster.request_log.record(req, e.code)
             raise
@@ -567,7 +654,9 @@ class _Handler(BaseHTTPRequestHandler):
                 readable, _, _ = select.select([sock], [], [], 0)
                 if not readable:
                     return False
-                return bool(sock.recv(1, socket.MSG_PEEK) == b"")
+                # the raw socket's recv: a TLS socket refuses MSG_PEEK, but a hang-up is
+                # visible below TLS as well
+                return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK) == b"")
             except (OSError, ValueError):
                 return True
 
@@ -608,8 +697,18 @@ class DevCluster:
         faults: FaultInjector | None = None,
         bookmark_interval: float = 5.0,
         history_size: int = 10_000,
+        authorization: str = "RBAC",
+        admin_token: str | None = None,
+        tls: bool = True,
     ) -> None:
+        """``authorization``: ``"RBAC"`` (bearer tokens, RBAC, like a real cluster) or
+        ``"AlwaysAllow"`` (every request is the admin). ``admin_token``: the superuser's bearer
+        token (default: random, or the one kept next to ``state_file``). ``tls``: also speak
+        TLS on the port (:attr:`https_url`), which the kubeconfig uses, because kubectl sends
+        its token only over TLS."""
         self.host = host
+        self.tls = tls
+        self.https_url = ""
         self.port = port
         self.bookmark_interval = bookmark_interval
         self.registry = Registry()
@@ -618,7 +717,10 @@ class DevCluster:
         self.gc = GarbageCollector(self.api)
         self.api.on_delete_wakeup = self.gc.wakeup
         self.faults: FaultInjector = faults if faults is not None else FaultInjector()
-        self.auth: Auth = AllowAll()
+        self.auth_service = AuthService(
+            self.api, authorization=authorization, admin_token=admin_token, state_file=state_file
+        )
+        self.auth: Auth = self.auth_service.auth
         self.request_log: RequestLog = RequestLog()
         self.last_error: Exception | None = None
         self.url = ""
@@ -626,6 +728,7 @@ class DevCluster:
         self._thread: threading.Thread | None = None
         self.store.load()
         self.api.bootstrap()
+        self.auth_service.bootstrap()
         for p in crd_paths:
             self.load_crds(Path(p))
 
@@ -640,6 +743,9 @@ class DevCluster:
         host, port = str(server.server_address[0]), server.server_address[1]
         self.port = int(port)
         self.url = f"http://{host}:{port}"
+        if self.tls:
+            server.ssl_context = self.auth_service.ca.serving_context(host)
+            self.https_url = f"https://{host}:{port}"
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -648,6 +754,7 @@ class DevCluster:
         )
         self._thread.start()
         self.gc.start()
+        self.auth_service.start()
         self.store.start_persistence()
 
     def stop(self) -> None:
@@ -662,6 +769,7 @@ class DevCluster:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.gc.stop()
+        self.auth_service.stop()
         self.store.stop_persistence()
 
     def __enter__(self) -> DevCluster:
@@ -756,10 +864,31 @@ class DevCluster:
             }
         )
 
+    @property
+    def admin_token(self) -> str:
+        """The bearer token of ``kubernetes-admin`` (group ``system:masters``)."""
+        return self.auth_service.admin_token
+
+    def add_token(self, token: str, username: str, groups: Sequence[str] = ()) -> None:
+        """Let ``token`` authenticate as ``username`` in ``groups`` (plus
+        ``system:authenticated``), like a line of a static token file."""
+        all_groups = tuple(groups) + (() if AUTHENTICATED in groups else (AUTHENTICATED,))
+        self.auth_service.add_token(token, UserInfo(username, all_groups))
+
     def write_kubeconfig(self, path: Path, *, context: str = "devcluster") -> Path:
+        """A kubeconfig for this cluster whose user is the admin (bearer :attr:`admin_token`),
+        over TLS (:attr:`https_url`, verified against the cluster CA) unless ``tls=False``."""
         if not self.url:
             raise RuntimeError("start() the devcluster before writing a kubeconfig")
-        return write_kubeconfig(Path(path), self.url, context=context)
+        if self.https_url:
+            return write_kubeconfig(
+                Path(path),
+                self.https_url,
+                context=context,
+                token=self.admin_token,
+                certificate_authority=self.auth_service.ca.cert_pem(),
+            )
+        return write_kubeconfig(Path(path), self.url, context=context, token=self.admin_token)
 
     def compact(self) -> None:
         """Forget the watch history: older resourceVersions now get 410 Expired."""

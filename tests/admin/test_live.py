@@ -81,7 +81,7 @@ def test_show_with_kubeconfig_adds_the_live_conditions_listeners_and_addresses(
     assert listener["conditions"][0]["type"] == "ResolvedRefs"
 
     table = fleet.ok("show", "live-a/web", "--kubeconfig", str(kubeconfig))
-    section = table.split("Cluster (live from http://127.0.0.1:", 1)[1]
+    section = table.split("Cluster (live from https://127.0.0.1:", 1)[1]
     assert f"uid {uid} (same as the store)" in section
     assert "addresses 203.0.113.7" in section
     assert any(line.split()[:3] == ["Programmed", "False", "Pending"]

@@ -39,8 +39,15 @@ def private_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
 def _configuration(cluster: DevCluster) -> client.Configuration:
     cfg = client.Configuration()
     cfg.host = cluster.url
+    cfg.api_key = {"authorization": f"Bearer {cluster.admin_token}"}
     cfg.retries = False
     return cfg
+
+
+def _open(cluster: DevCluster, url: str, timeout: float):  # type: ignore[no-untyped-def]
+    """``urlopen`` with the admin's bearer token (the API paths are authorized)."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {cluster.admin_token}"})
+    return urllib.request.urlopen(req, timeout=timeout)
 
 
 def test_request_counts(private_cluster: DevCluster) -> None:
@@ -95,15 +102,16 @@ def test_fault_rules_over_http(private_cluster: DevCluster) -> None:
 
 def test_watch_faults_expire_and_drop(private_cluster: DevCluster) -> None:
     private_cluster.faults.add_rule(verbs=["watch"], expire_watch=True, times=1)
-    with urllib.request.urlopen(
+    with _open(
+        private_cluster,
         private_cluster.url + "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1",
         timeout=5,
     ) as r:
         events = [json.loads(x) for x in r.read().splitlines() if x.strip()]
     assert events[0]["type"] == "ERROR" and events[0]["object"]["code"] == 410
     private_cluster.faults.add_rule(verbs=["watch"], drop_watch_after=1, times=1)
-    with urllib.request.urlopen(
-        private_cluster.url + "/api/v1/namespaces?watch=true", timeout=5
+    with _open(
+        private_cluster, private_cluster.url + "/api/v1/namespaces?watch=true", timeout=5
     ) as r:
         events = [json.loads(x) for x in r.read().splitlines() if x.strip()]
     assert len(events) == 1  # four namespaces exist, the stream was cut after one
@@ -114,15 +122,18 @@ def test_compact_and_drop_watches_over_http(private_cluster: DevCluster) -> None
     core = client.CoreV1Api(client.ApiClient(_configuration(private_cluster)))
     core.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
     _call(private_cluster, "POST", "/devcluster/compact")
-    with urllib.request.urlopen(
+    with _open(
+        private_cluster,
         private_cluster.url + "/api/v1/namespaces/default/configmaps"
         f"?watch=true&resourceVersion={rv}",
         timeout=5,
     ) as r:
         ev = json.loads(r.readline())
     assert ev["object"]["code"] == 410
-    resp = urllib.request.urlopen(
-        private_cluster.url + "/api/v1/namespaces/default/configmaps?watch=true", timeout=5
+    resp = _open(
+        private_cluster,
+        private_cluster.url + "/api/v1/namespaces/default/configmaps?watch=true",
+        timeout=5,
     )
     wait_for(lambda: private_cluster.store._watchers)
     _call(private_cluster, "POST", "/devcluster/drop-watches")
@@ -195,7 +206,8 @@ def test_module_entry_point_writes_a_usable_kubeconfig(tmp_path: Path) -> None:
 
 def test_drop_watch_after_zero_closes_a_quiet_stream_at_once(private_cluster: DevCluster) -> None:
     private_cluster.faults.add_rule(verbs=["watch"], drop_watch_after=0, times=1)
-    with urllib.request.urlopen(
+    with _open(
+        private_cluster,
         private_cluster.url + "/api/v1/namespaces/default/secrets?watch=true&resourceVersion=1",
         timeout=2,
     ) as r:
@@ -226,14 +238,16 @@ def test_bounded_history_expires_old_resource_versions() -> None:
         for i in range(1, 8):
             core.create_namespaced_config_map("default", {"metadata": {"name": f"h{i}"}})
         old = first.metadata.resource_version
-        with urllib.request.urlopen(
+        with _open(
+            c,
             f"{c.url}/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old}",
             timeout=5,
         ) as r:
             ev = json.loads(r.readline())
         assert ev["type"] == "ERROR" and ev["object"]["code"] == 410
         recent = str(c.store.resource_version - 2)
-        with urllib.request.urlopen(
+        with _open(
+            c,
             f"{c.url}/api/v1/namespaces/default/configmaps"
             f"?watch=true&resourceVersion={recent}&timeoutSeconds=1",
             timeout=5,

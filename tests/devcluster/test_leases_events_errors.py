@@ -13,7 +13,7 @@ import urllib.request
 import uuid
 
 import pytest
-from dc_support import body_of
+from dc_support import admin_headers, body_of
 from kubernetes import client
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
@@ -190,7 +190,7 @@ def test_events_k8s_io_v1_rules(devcluster, api_client, namespace) -> None:
             url,
             json.dumps(bad).encode(),
             method="POST",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **admin_headers(devcluster)},
         )
         with pytest.raises(urllib.error.HTTPError) as hi:
             urllib.request.urlopen(req, timeout=5)
@@ -261,10 +261,11 @@ def test_error_statuses(devcluster, method, path, body, ctype, code, reason) -> 
             "POST",
             "/api/v1/namespaces/default/configmaps",
             b'{"metadata":{"name":"x"}}',
-            {"Content-Type": "application/json"},
+            {"Content-Type": "application/json", **admin_headers(devcluster)},
         )
         conn.getresponse().read()
-    conn.request(method, path, body, {"Content-Type": ctype} if ctype else {})
+    headers = {"Content-Type": ctype} if ctype else {}
+    conn.request(method, path, body, {**headers, **admin_headers(devcluster)})
     r = conn.getresponse()
     st = json.loads(r.read())
     assert r.status == code

@@ -374,6 +374,7 @@ def test_concurrent_read_modify_write_loses_no_update(devcluster: DevCluster, na
 
     cfg = client.Configuration()
     cfg.host = devcluster.url
+    cfg.api_key = {"authorization": f"Bearer {devcluster.admin_token}"}
     setup = client.CoreV1Api(client.ApiClient(cfg))
     setup.create_namespaced_config_map(namespace, {"metadata": {"name": "n"}, "data": {"v": "0"}})
     conflicts = []

@@ -76,7 +76,9 @@ def configmap(ns: str, name: str, **data: str) -> dict[str, Any]:
 def delete(cluster: DevCluster, ns: str, name: str) -> None:
     """Delete with the server's own HTTP surface (the peers' client has no delete)."""
     request = urllib.request.Request(
-        f"{cluster.url}/api/v1/namespaces/{ns}/configmaps/{name}", method="DELETE"
+        f"{cluster.url}/api/v1/namespaces/{ns}/configmaps/{name}",
+        method="DELETE",
+        headers={"Authorization": f"Bearer {cluster.admin_token}"},
     )
     with urllib.request.urlopen(request) as answer:
         assert answer.status == 200

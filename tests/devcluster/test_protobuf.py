@@ -73,7 +73,10 @@ def envelope(api_version: str, kind: str, raw: bytes) -> bytes:
 
 def send(cluster: DevCluster, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
     req = urllib.request.Request(
-        cluster.url + path, data=body, method=method, headers={"Content-Type": PROTOBUF}
+        cluster.url + path,
+        data=body,
+        method=method,
+        headers={"Content-Type": PROTOBUF, "Authorization": f"Bearer {cluster.admin_token}"},
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:

@@ -9,7 +9,7 @@ import urllib.parse
 import uuid
 
 import pytest
-from dc_support import body_of
+from dc_support import admin_headers, body_of
 from kubernetes import client, watch
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
@@ -18,9 +18,20 @@ from support.waiting import wait_for
 from devcluster import DevCluster
 
 
+class _AdminConnection(http.client.HTTPConnection):
+    """A connection whose requests carry the admin's bearer token."""
+
+    def __init__(self, cluster: DevCluster) -> None:
+        u = urllib.parse.urlsplit(cluster.url)
+        super().__init__(u.hostname, u.port, timeout=10)
+        self.admin = admin_headers(cluster)
+
+    def request(self, method, url, body=None, headers=None, **kw):  # type: ignore[no-untyped-def,override]
+        super().request(method, url, body, {**self.admin, **(headers or {})}, **kw)
+
+
 def _conn(cluster: DevCluster) -> http.client.HTTPConnection:
-    u = urllib.parse.urlsplit(cluster.url)
-    return http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    return _AdminConnection(cluster)
 
 
 def test_keep_alive_content_length_and_exact_content_type(devcluster: DevCluster) -> None:
@@ -100,7 +111,7 @@ def test_watch_hang_up_without_events(devcluster: DevCluster, api_client, namesp
     s = socket.create_connection((u.hostname, u.port))
     s.sendall(
         f"GET /api/v1/namespaces/{namespace}/secrets?watch=true HTTP/1.1\r\n"
-        f"Host: x\r\n\r\n".encode()
+        f"Host: x\r\nAuthorization: Bearer {devcluster.admin_token}\r\n\r\n".encode()
     )
     head = s.recv(4096)
     assert b"200 OK" in head and b"chunked" in head.lower()

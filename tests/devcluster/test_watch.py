@@ -15,7 +15,10 @@ from devcluster import DevCluster
 
 
 def _raw_watch(cluster: DevCluster, path: str) -> list[dict]:
-    with urllib.request.urlopen(cluster.url + path, timeout=10) as r:
+    req = urllib.request.Request(
+        cluster.url + path, headers={"Authorization": f"Bearer {cluster.admin_token}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200
         assert r.headers["Content-Type"] == "application/json"
         assert r.headers["Transfer-Encoding"] == "chunked"

@@ -106,7 +106,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 
 def _get_json(cluster: DevCluster, path: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{cluster.url}{path}", timeout=10) as response:
+    request = urllib.request.Request(
+        f"{cluster.url}{path}", headers={"Authorization": f"Bearer {cluster.admin_token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         return dict(json.loads(response.read()))
 
 

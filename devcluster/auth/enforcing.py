@@ -1,0 +1,80 @@
+"""The :class:`~devcluster.auth.Auth` of ``DevCluster(authorization="RBAC")`` (the default):
+bearer-token authentication, impersonation, RBAC authorization.
+
+* No ``Authorization: Bearer`` header: the request is ``system:anonymous`` (group
+  ``system:unauthenticated``); a bearer token that authenticates no one: 401 ``Unauthorized``.
+* ``Impersonate-*`` headers then switch the user (:mod:`devcluster.auth.impersonation`).
+* Resource requests and non-resource paths are decided by :class:`RbacAuthorizer`; a denial is
+  the real 403 (:func:`devcluster.auth.attributes.forbidden`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devcluster.auth import ANONYMOUS, Headers, UserInfo
+from devcluster.auth.attributes import Attributes, forbidden, from_request
+from devcluster.auth.impersonation import impersonate, wants_impersonation
+from devcluster.auth.rbac import RbacAuthorizer
+from devcluster.auth.tokens import InvalidToken, TokenAuthority
+from devcluster.errors import ApiError
+from devcluster.faults import Request
+
+__all__ = ["RbacAuth", "unauthorized"]
+
+JSON = dict[str, Any]
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "Unauthorized", "Unauthorized")
+
+
+def bearer_token(headers: Headers) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (None without one)."""
+    value = headers.get("Authorization")
+    if not value:
+        return None
+    scheme, _, token = str(value).strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip()
+
+
+class RbacAuth:
+    """Tokens from :class:`TokenAuthority`, decisions from :class:`RbacAuthorizer`."""
+
+    def __init__(self, tokens: TokenAuthority, rbac: RbacAuthorizer) -> None:
+        self.tokens = tokens
+        self.rbac = rbac
+
+    def authenticate(self, headers: Headers) -> UserInfo:
+        token = bearer_token(headers)
+        if token is None:
+            user = ANONYMOUS
+        else:
+            try:
+                user = self.tokens.authenticate(token)
+            except InvalidToken as e:
+                raise unauthorized() from e
+        names = list(headers.keys())
+        if wants_impersonation(names):
+            user = impersonate(user, headers.get_all, names, self.decide)
+        return user
+
+    def decide(self, attrs: Attributes) -> tuple[bool, str]:
+        return self.rbac.decide(attrs)
+
+    def rules_for(self, user: UserInfo, namespace: str) -> tuple[list[JSON], list[str]]:
+        return self.rbac.rules_for(user, namespace)
+
+    def authorize(self, user: UserInfo, request: Request, *, field_name: str | None = None) -> None:
+        attrs = from_request(user, request, field_name)
+        allowed, reason = self.rbac.decide(attrs)
+        if not allowed:
+            raise forbidden(attrs, reason)
+
+    def authorize_path(self, user: UserInfo, verb: str, path: str) -> None:
+        attrs = Attributes(user, verb, resource_request=False, path=path)
+        allowed, reason = self.rbac.decide(attrs)
+        if not allowed:
+            raise forbidden(attrs, reason)
