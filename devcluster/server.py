@@ -39,6 +39,7 @@ import yaml
 
 from devcluster.auth import AUTHENTICATED, Auth, UserInfo
 from devcluster.auth.service import AuthService
+from devcluster.controllers import Workloads
 from devcluster.errors import ApiError, status_body
 from devcluster.faults import FaultInjector, Request, RequestLog
 from devcluster.gc import GarbageCollector
@@ -46,6 +47,7 @@ from devcluster.handlers import Api, RequestContext, Target, parse_body
 from devcluster.kubeconfig import write_kubeconfig
 from devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
 from devcluster.registry import Registry
+from devcluster.scale import register as register_scale
 from devcluster.storage import Store
 from devcluster.watch import serve_watch
 
@@ -697,6 +699,8 @@ class DevCluster:
         faults: FaultInjector | None = None,
         bookmark_interval: float = 5.0,
         history_size: int = 10_000,
+        workloads: bool = True,
+        pods_ready: bool = True,
         authorization: str = "RBAC",
         admin_token: str | None = None,
         tls: bool = True,
@@ -716,6 +720,8 @@ class DevCluster:
         self.api = Api(self.store, self.registry)
         self.gc = GarbageCollector(self.api)
         self.api.on_delete_wakeup = self.gc.wakeup
+        register_scale(self.api)
+        self.workloads = Workloads(self.api, enabled=workloads, pods_ready=pods_ready)
         self.faults: FaultInjector = faults if faults is not None else FaultInjector()
         self.auth_service = AuthService(
             self.api, authorization=authorization, admin_token=admin_token, state_file=state_file
@@ -754,6 +760,7 @@ class DevCluster:
         )
         self._thread.start()
         self.gc.start()
+        self.workloads.start()
         self.auth_service.start()
         self.store.start_persistence()
 
@@ -768,6 +775,7 @@ class DevCluster:
         server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.workloads.stop()
         self.gc.stop()
         self.auth_service.stop()
         self.store.stop_persistence()

@@ -45,6 +45,8 @@ def _pod(name: str, *, node: str | None = "node-1", grace: int | None = None) ->
     spec: dict[str, Any] = {"containers": [{"name": "c", "image": "busybox"}]}
     if node:
         spec["nodeName"] = node
+    else:
+        spec["schedulerName"] = "none"  # stays unscheduled: the devcluster's scheduler skips it
     if grace is not None:
         spec["terminationGracePeriodSeconds"] = grace
     return {"metadata": {"name": name}, "spec": spec}

@@ -79,7 +79,10 @@ def test_typed_dict_patch_becomes_strategic_merge(api_client, namespace) -> None
         namespace,
         {
             "metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]},
+            "spec": {
+                "containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}],
+                "schedulerName": "none",  # never scheduled: no kubelet writes its status
+            },
         },
     )
     out = core.patch_namespaced_pod(
