@@ -1,20 +1,58 @@
 """Server-side printing: the ``Table`` kubectl asks for with ``Accept: ...;as=Table``.
 
-Columns come from the kind's printer columns (a CRD's ``additionalPrinterColumns``, or the
-built-in kinds' columns in :mod:`devcluster.kinds`), each a JSONPath into the object.
+Columns come from the kind's printer columns: a CRD's ``additionalPrinterColumns`` (each a
+JSONPath into the object, after a ``Name`` column the server adds), or the built-in kinds'
+columns of :mod:`devcluster.kinds.columns` (the full list, ``Name`` included, each cell computed
+by a function of the object). Without columns: ``Name`` and ``Age``.
 """
 
 from __future__ import annotations
 
-import datetime
 import re
 from typing import Any
 
+from devcluster.kinds.columns import since
 from devcluster.registry import ResourceType
 
 __all__ = ["render_table"]
 
 JSON = dict[str, Any]
+
+_NAME: JSON = {
+    "name": "Name",
+    "type": "string",
+    "format": "name",
+    "description": "Name",
+    "priority": 0,
+    "jsonPath": ".metadata.name",
+}
+_AGE: JSON = {
+    "name": "Age",
+    "type": "date",
+    "format": "",
+    "description": "CreationTimestamp",
+    "priority": 0,
+    "jsonPath": ".metadata.creationTimestamp",
+}
+
+
+def _columns(rt: ResourceType, version: str) -> list[JSON]:
+    given = rt.printer_columns.get(version) or []
+    if not given:
+        return [_NAME, _AGE]
+    if any(c.get("format") == "name" for c in given):
+        return list(given)  # a built-in kind's full list
+    return [_NAME, *given]
+
+
+def _cell(column: JSON, obj: JSON) -> Any:
+    compute = column.get("cell")
+    if compute is not None:
+        return compute(obj)
+    val = _jsonpath(obj, column.get("jsonPath", ""))
+    if column.get("type") == "date":
+        return since(val)
+    return val
 
 
 def render_table(
@@ -24,47 +62,21 @@ def render_table(
     rv: str | None,
     include_object: str = "Metadata",
 ) -> JSON:
-    """A ``meta.k8s.io/v1`` Table of ``objs``: Name, then the kind's printer columns (or Age)."""
-    cols_src = rt.printer_columns.get(version) or []
+    """A ``meta.k8s.io/v1`` Table of ``objs`` with the kind's columns."""
+    cols = _columns(rt, version)
     columns: list[JSON] = [
         {
-            "name": "Name",
-            "type": "string",
-            "format": "name",
-            "description": "Name",
-            "priority": 0,
+            "name": c.get("name", ""),
+            "type": c.get("type", "string"),
+            "format": c.get("format", ""),
+            "description": c.get("description", ""),
+            "priority": int(c.get("priority", 0)),
         }
+        for c in cols
     ]
-    for c in cols_src:
-        columns.append(
-            {
-                "name": c.get("name", ""),
-                "type": c.get("type", "string"),
-                "format": c.get("format", ""),
-                "description": c.get("description", ""),
-                "priority": int(c.get("priority", 0)),
-            }
-        )
-    if not cols_src:
-        columns.append(
-            {
-                "name": "Age",
-                "type": "date",
-                "format": "",
-                "description": "CreationTimestamp",
-                "priority": 0,
-            }
-        )
     rows = []
     for obj in objs:
-        cells: list[Any] = [obj["metadata"]["name"]]
-        for c in cols_src:
-            val = _jsonpath(obj, c.get("jsonPath", ""))
-            if c.get("type") == "date":
-                val = _human_age(val)
-            cells.append(val)
-        if not cols_src:
-            cells.append(_human_age(obj["metadata"].get("creationTimestamp")))
+        cells: list[Any] = [_cell(c, obj) for c in cols]
         row_obj: JSON
         if include_object == "Object":
             row_obj = obj
@@ -140,23 +152,3 @@ def _jsonpath(obj: Any, path: str) -> Any:
     if len(vals) == 1:
         return vals[0]
     return ",".join(str(v) for v in vals)
-
-
-def _human_age(ts: Any) -> Any:
-    if not isinstance(ts, str):
-        return "<unknown>"
-    try:
-        then = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return ts
-    secs = int((datetime.datetime.now(datetime.UTC) - then).total_seconds())
-    secs = max(secs, 0)
-    if secs < 120:
-        return f"{secs}s"
-    mins = secs // 60
-    if mins < 60:
-        return f"{mins}m"
-    hours = mins // 60
-    if hours < 48:
-        return f"{hours}h"
-    return f"{hours // 24}d"

@@ -134,7 +134,7 @@ def test_get_table_json_and_describe(kubeconfig_path, namespace, kube_configurat
     assert row.split()[:2] == ["demo", "one"]
     assert "Unknown" in row  # PROGRAMMED comes from the default status
     cms = kubectl(kubeconfig_path, "-n", namespace, "get", "cm", "-l", "app!=zzz").stdout
-    assert cms.splitlines()[0].split() == ["NAME", "AGE"]
+    assert cms.splitlines()[0].split() == ["NAME", "DATA", "AGE"]  # the real ConfigMap columns
     as_json = json.loads(
         kubectl(kubeconfig_path, "-n", namespace, "get", "gtw", "demo", "-o", "json").stdout
     )
@@ -281,7 +281,7 @@ def test_get_watch_streams_changes(kubeconfig_path, namespace, api_client) -> No
     finally:
         proc.kill()
         proc.wait(timeout=10)
-    assert lines[0].split() == ["NAME", "AGE"]
+    assert lines[0].split() == ["NAME", "DATA", "AGE"]
 
 
 def test_apply_with_an_unknown_field_is_a_strict_decoding_error(kubeconfig_path, namespace) -> None:
