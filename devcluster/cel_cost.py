@@ -97,7 +97,13 @@ class Width:
         return n
 
 
-def _collect(s: Schema, path: Path, probes: list[tuple[Path, bool]]) -> int:
+def _collect(
+    s: Schema, path: Path, probes: list[tuple[Path, bool]], active: frozenset[int] = frozenset()
+) -> int:
+    if id(s) in active:  # a schema containing itself: measure the value from here
+        probes.append((path, True))
+        return 0
+    active = active | {id(s)}
     if s.get("x-kubernetes-preserve-unknown-fields"):
         probes.append((path, True))
         return 0
@@ -108,17 +114,17 @@ def _collect(s: Schema, path: Path, probes: list[tuple[Path, bool]]) -> int:
         else:
             probes.append((path, False))
         if isinstance(s.get("items"), dict):
-            widest = max(widest, _collect(s["items"], (*path, "*"), probes))
+            widest = max(widest, _collect(s["items"], (*path, "*"), probes, active))
     for name, sub in (s.get("properties") or {}).items():
         if isinstance(sub, dict):
-            widest = max(widest, _collect(sub, (*path, name), probes))
+            widest = max(widest, _collect(sub, (*path, name), probes, active))
     ap = s.get("additionalProperties")
     if isinstance(ap, dict):
         if isinstance(s.get("maxProperties"), int):
             widest = max(widest, int(s["maxProperties"]))
         else:
             probes.append((path, False))
-        widest = max(widest, _collect(ap, (*path, "{}"), probes))
+        widest = max(widest, _collect(ap, (*path, "{}"), probes, active))
     return widest
 
 

@@ -97,6 +97,7 @@ class Shapes:
         hit = self._cache.get(key)
         if hit is not None:
             return hit[1]
+        self._cache[key] = (s, PLAIN)  # a schema containing itself sees itself as plain
         shape = self._build(s, resource_root or bool(s.get("x-kubernetes-embedded-resource")))
         self._cache[key] = (s, shape)
         return shape

@@ -201,9 +201,16 @@ class _Node:
     """How wide ``self`` can be, for the cost of rules with macros (None when there are none)."""
 
 
-def _build(v: Schema, s: Schema, resource_root: bool, shapes: Shapes) -> _Node | None:
+def _build(
+    v: Schema, s: Schema, resource_root: bool, shapes: Shapes, active: frozenset[int] = frozenset()
+) -> _Node | None:
     """The validator for the rules of ``v`` over values of node schema ``s`` (``v`` is ``s``
-    except under ``allOf``, whose branches carry rules but not the structure)."""
+    except under ``allOf``, whose branches carry rules but not the structure). ``active`` holds
+    the schemas being built above: a schema that contains itself (a built-in kind's recursive
+    type) is walked once."""
+    if id(v) in active:
+        return None
+    active = active | {id(v)}
     declared = v.get("x-kubernetes-validations") or ()
     rules = tuple(_rule(r, s) for r in declared if isinstance(r, dict))
     properties: dict[str, _Node] = {}
@@ -211,25 +218,27 @@ def _build(v: Schema, s: Schema, resource_root: bool, shapes: Shapes) -> _Node |
     for name, vsub in (v.get("properties") or {}).items():
         ssub = node_props.get(name)
         if isinstance(vsub, dict) and isinstance(ssub, dict):
-            child = _build(vsub, ssub, bool(ssub.get("x-kubernetes-embedded-resource")), shapes)
+            embedded = bool(ssub.get("x-kubernetes-embedded-resource"))
+            child = _build(vsub, ssub, embedded, shapes, active)
             if child is not None:
                 properties[name] = child
     items = None
     if isinstance(v.get("items"), dict) and isinstance(s.get("items"), dict):
         sub = s["items"]
-        items = _build(v["items"], sub, bool(sub.get("x-kubernetes-embedded-resource")), shapes)
+        items = _build(
+            v["items"], sub, bool(sub.get("x-kubernetes-embedded-resource")), shapes, active
+        )
     additional = None
     if isinstance(v.get("additionalProperties"), dict) and isinstance(
         s.get("additionalProperties"), dict
     ):
         sub = s["additionalProperties"]
-        additional = _build(
-            v["additionalProperties"], sub, bool(sub.get("x-kubernetes-embedded-resource")), shapes
-        )
+        embedded = bool(sub.get("x-kubernetes-embedded-resource"))
+        additional = _build(v["additionalProperties"], sub, embedded, shapes, active)
     all_of = tuple(
         n
         for n in (
-            _build(branch, s, resource_root, shapes)
+            _build(branch, s, resource_root, shapes, active)
             for branch in v.get("allOf") or ()
             if isinstance(branch, dict)
         )

@@ -530,3 +530,17 @@ def test_regex_rules_are_linear_on_crafted_strings(length: int) -> None:
     got = celrules.check(s, obj({"s": "a" * length + "!"}), None)
     assert time.monotonic() - start < 1.0
     assert strings(got) == ['spec.s: Invalid value: "string": re']
+
+
+def test_a_schema_that_contains_itself_is_walked_once() -> None:
+    # built-in kinds' schemas come from model classes and may be recursive (JSONSchemaProps)
+    recursive: dict[str, Any] = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}},
+        "x-kubernetes-validations": [rule("!has(self.n) || self.n > 0", message="positive")],
+    }
+    recursive["properties"]["child"] = recursive
+    s = StructuralSchema(recursive)
+    assert strings(celrules.check(s, {"n": 0, "child": {"n": 1}}, None)) == [
+        '<nil>: Invalid value: "object": positive'
+    ]
