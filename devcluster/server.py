@@ -704,6 +704,7 @@ class DevCluster:
         authorization: str = "RBAC",
         admin_token: str | None = None,
         tls: bool = True,
+        validation_rules: bool = True,
     ) -> None:
         """``authorization``: ``"RBAC"`` (bearer tokens, RBAC, like a real cluster) or
         ``"AlwaysAllow"`` (every request is the admin). ``admin_token``: the superuser's bearer
@@ -718,6 +719,7 @@ class DevCluster:
         self.registry = Registry()
         self.store = Store(history_size=history_size, state_file=state_file)
         self.api = Api(self.store, self.registry)
+        self.api.validation_rules = validation_rules  # CRD x-kubernetes-validations (CEL)
         self.gc = GarbageCollector(self.api)
         self.api.on_delete_wakeup = self.gc.wakeup
         register_scale(self.api)
