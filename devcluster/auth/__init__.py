@@ -101,9 +101,7 @@ class Auth(Protocol):
         """The requester; raises ``ApiError(401)`` for a bad credential."""
         ...
 
-    def authorize(
-        self, user: UserInfo, request: Request, *, field_name: str | None = None
-    ) -> None:
+    def authorize(self, user: UserInfo, request: Request, *, field_name: str | None = None) -> None:
         """Raises ``ApiError(403)`` with the real Forbidden body when ``user`` may not.
 
         ``field_name``: the ``metadata.name`` a list or watch selects by field selector (it then
@@ -124,9 +122,7 @@ class AllowAll:
     def authenticate(self, headers: Headers) -> UserInfo:
         return ADMIN
 
-    def authorize(
-        self, user: UserInfo, request: Request, *, field_name: str | None = None
-    ) -> None:
+    def authorize(self, user: UserInfo, request: Request, *, field_name: str | None = None) -> None:
         return None
 
     def authorize_path(self, user: UserInfo, verb: str, path: str) -> None:

@@ -24,6 +24,7 @@ JSON = dict[str, Any]
 
 _KEY = ("rbac.authorization.k8s.io", "clusterroles")
 MANAGER = "clusterrole-aggregation-controller"
+_MAX_PASSES = 10  # chains of aggregation (admin <- edit <- view) settle in a few
 
 
 def selector_matches(selector: JSON, labels: dict[str, str]) -> bool:
@@ -81,11 +82,22 @@ class AggregationController:
             self._wake.set()
 
     def run_once(self) -> bool:
-        """One pass; True when a write failed (a role changed or went meanwhile): run again."""
+        """Bring every aggregated role up to date (roles that aggregate aggregated roles, like
+        ``admin`` from ``edit``, settle within the call); True when a write failed (a role
+        changed or went meanwhile): run again."""
+        for _ in range(_MAX_PASSES):
+            wrote, failed = self._pass()
+            if failed:
+                return True
+            if not wrote:
+                return False
+        return True
+
+    def _pass(self) -> tuple[bool, bool]:
         rt = self.api.registry.by_key(_KEY)
         if rt is None:
-            return False
-        retry = False
+            return False, False
+        wrote = failed = False
         _, roles = self.api.store.list_objects(_KEY)
         for role in roles:
             if not role.get("aggregationRule"):
@@ -108,9 +120,10 @@ class AggregationController:
                     {"fieldManager": MANAGER, "force": "true"},
                     MANAGER,
                 )
+                wrote = True
             except ApiError:
-                retry = True
-        return retry
+                failed = True
+        return wrote, failed
 
     def start(self) -> None:
         self._stop.clear()

@@ -96,8 +96,14 @@ def _aggregate_to_edit() -> list[JSON]:
         _rule(
             READ,
             [""],
-            ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets",
-             "services/proxy"],
+            [
+                "pods/attach",
+                "pods/exec",
+                "pods/portforward",
+                "pods/proxy",
+                "secrets",
+                "services/proxy",
+            ],
         ),
         _rule(["impersonate"], [""], ["serviceaccounts"]),
         _rule(WRITE, [""], ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"]),
@@ -105,16 +111,32 @@ def _aggregate_to_edit() -> list[JSON]:
         _rule(
             WRITE,
             [""],
-            ["configmaps", "events", "persistentvolumeclaims", "replicationcontrollers",
-             "replicationcontrollers/scale", "secrets", "serviceaccounts", "services",
-             "services/proxy"],
+            [
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "secrets",
+                "serviceaccounts",
+                "services",
+                "services/proxy",
+            ],
         ),
         _rule(["create"], [""], ["serviceaccounts/token"]),
         _rule(
             WRITE,
             ["apps"],
-            ["daemonsets", "deployments", "deployments/rollback", "deployments/scale",
-             "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale"],
+            [
+                "daemonsets",
+                "deployments",
+                "deployments/rollback",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/scale",
+                "statefulsets",
+                "statefulsets/scale",
+            ],
         ),
         _rule(WRITE, ["autoscaling"], ["horizontalpodautoscalers"]),
         _rule(WRITE, ["batch"], ["cronjobs", "jobs"]),
@@ -129,24 +151,53 @@ def _aggregate_to_view() -> list[JSON]:
         _rule(
             READ,
             [""],
-            ["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status",
-             "pods", "replicationcontrollers", "replicationcontrollers/scale", "serviceaccounts",
-             "services", "services/status"],
+            [
+                "configmaps",
+                "endpoints",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "pods",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "serviceaccounts",
+                "services",
+                "services/status",
+            ],
         ),
         _rule(
             READ,
             [""],
-            ["bindings", "events", "limitranges", "namespaces/status", "pods/log", "pods/status",
-             "replicationcontrollers/status", "resourcequotas", "resourcequotas/status"],
+            [
+                "bindings",
+                "events",
+                "limitranges",
+                "namespaces/status",
+                "pods/log",
+                "pods/status",
+                "replicationcontrollers/status",
+                "resourcequotas",
+                "resourcequotas/status",
+            ],
         ),
         _rule(READ, [""], ["namespaces"]),
         _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
         _rule(
             READ,
             ["apps"],
-            ["controllerrevisions", "daemonsets", "daemonsets/status", "deployments",
-             "deployments/scale", "deployments/status", "replicasets", "replicasets/scale",
-             "replicasets/status", "statefulsets", "statefulsets/scale", "statefulsets/status"],
+            [
+                "controllerrevisions",
+                "daemonsets",
+                "daemonsets/status",
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status",
+            ],
         ),
         _rule(
             READ, ["autoscaling"], ["horizontalpodautoscalers", "horizontalpodautoscalers/status"]
@@ -161,9 +212,7 @@ def bootstrap_objects() -> list[JSON]:
     """The ClusterRoles, then the ClusterRoleBindings (fresh dicts)."""
     health = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
     return [
-        _cluster_role(
-            "cluster-admin", [_rule(["*"], ["*"], ["*"]), _urls(["*"], ["*"])]
-        ),
+        _cluster_role("cluster-admin", [_rule(["*"], ["*"], ["*"]), _urls(["*"], ["*"])]),
         _cluster_role("admin", [], aggregate_from="admin"),
         _cluster_role("edit", [], labels={_AGG + "admin": "true"}, aggregate_from="edit"),
         _cluster_role("view", [], labels={_AGG + "edit": "true"}, aggregate_from="view"),
@@ -192,8 +241,19 @@ def bootstrap_objects() -> list[JSON]:
             [
                 _urls(
                     ["get"],
-                    ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi",
-                     "/openapi/*", "/readyz", "/version", "/version/"],
+                    [
+                        "/api",
+                        "/api/*",
+                        "/apis",
+                        "/apis/*",
+                        "/healthz",
+                        "/livez",
+                        "/openapi",
+                        "/openapi/*",
+                        "/readyz",
+                        "/version",
+                        "/version/",
+                    ],
                 )
             ],
         ),
@@ -210,8 +270,16 @@ def bootstrap_objects() -> list[JSON]:
             [
                 _urls(
                     ["get"],
-                    ["/healthz", "/healthz/*", "/livez", "/livez/*", "/metrics",
-                     "/metrics/slis", "/readyz", "/readyz/*"],
+                    [
+                        "/healthz",
+                        "/healthz/*",
+                        "/livez",
+                        "/livez/*",
+                        "/metrics",
+                        "/metrics/slis",
+                        "/readyz",
+                        "/readyz/*",
+                    ],
                 )
             ],
         ),

@@ -80,8 +80,11 @@ def impersonate(
     new_groups: list[str] = []
     sa = split_service_account_username(username)
     if sa is not None:
-        check(Attributes(requester, "impersonate", resource="serviceaccounts",
-                         namespace=sa[0], name=sa[1]))
+        check(
+            Attributes(
+                requester, "impersonate", resource="serviceaccounts", namespace=sa[0], name=sa[1]
+            )
+        )
         if not groups:
             new_groups = list(service_account_groups(sa[0]))
     else:
@@ -96,8 +99,12 @@ def impersonate(
         for v in vals:
             check(
                 Attributes(
-                    requester, "impersonate", group=_AUTHN, resource="userextras",
-                    subresource=key, name=v,
+                    requester,
+                    "impersonate",
+                    group=_AUTHN,
+                    resource="userextras",
+                    subresource=key,
+                    name=v,
                 )
             )
     if username == "system:anonymous":
@@ -105,6 +112,4 @@ def impersonate(
             new_groups.append(UNAUTHENTICATED)
     elif AUTHENTICATED not in new_groups and UNAUTHENTICATED not in new_groups:
         new_groups.append(AUTHENTICATED)
-    return UserInfo(
-        username, tuple(new_groups), uid, {k: tuple(v) for k, v in extras.items()}
-    )
+    return UserInfo(username, tuple(new_groups), uid, {k: tuple(v) for k, v in extras.items()})

@@ -142,9 +142,7 @@ def _subject_key(subject: JSON, binding_ns: str) -> SubjectKey | None:
     return None
 
 
-def _add_grants(
-    into: dict[SubjectKey, list[_Grant]], binding: JSON, kind: str, ns: str
-) -> None:
+def _add_grants(into: dict[SubjectKey, list[_Grant]], binding: JSON, kind: str, ns: str) -> None:
     ref = binding.get("roleRef") or {}
     role_kind, role_name = ref.get("kind", ""), ref.get("name", "")
     name = binding["metadata"]["name"]

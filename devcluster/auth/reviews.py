@@ -143,9 +143,7 @@ def _rules_status(decider: Decider, user: UserInfo, namespace: str) -> JSON:
         "incomplete": bool(errors),
     }
     if errors:
-        status["evaluationError"] = (
-            errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-        )
+        status["evaluationError"] = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
     return status
 
 
@@ -178,7 +176,7 @@ def register_reviews(api: Api, decider: Decider, tokens: TokenAuthority) -> None
             raise _invalid(
                 f"{ctx.target.rt.kind}.{_AUTHZ}",
                 "spec.nonResourceAttributes",
-                "Invalid value: \"\": disallowed on this kind of request",
+                'Invalid value: "": disallowed on this kind of request',
             )
         res = dict(spec.get("resourceAttributes") or {})
         if res.get("namespace") and res["namespace"] != ns:

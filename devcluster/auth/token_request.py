@@ -106,18 +106,20 @@ def register_token_request(api: Api, tokens: TokenAuthority) -> None:
             seconds = _DEFAULT_SECONDS
         if not isinstance(seconds, int) or seconds < _MIN_SECONDS:
             raise _invalid(
-                name, "spec.expirationSeconds", seconds,
+                name,
+                "spec.expirationSeconds",
+                seconds,
                 "may not specify a duration less than 10 minutes",
             )
         if seconds > _MAX_SECONDS:
             raise _invalid(
-                name, "spec.expirationSeconds", seconds,
+                name,
+                "spec.expirationSeconds",
+                seconds,
                 "may not specify a duration larger than 2^32 seconds",
             )
         bound = _bound(api, ns, name, spec.get("boundObjectRef"))
-        token, exp = tokens.issue(
-            sa, audiences=audiences, expiration_seconds=seconds, bound=bound
-        )
+        token, exp = tokens.issue(sa, audiences=audiences, expiration_seconds=seconds, bound=bound)
         spec["audiences"] = audiences
         spec["expirationSeconds"] = seconds
         spec.setdefault("boundObjectRef", None)
