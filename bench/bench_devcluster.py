@@ -6,7 +6,12 @@ The server runs in its own process (``python -m devcluster``), as it would for
 ``bifrost dev``; the clients are the official ``kubernetes`` client over HTTP and, to separate
 client cost from server cost, a raw keep-alive ``http.client`` loop.
 
-Usage: ``python bench/bench_devcluster.py [--n 2000] [--url http://127.0.0.1:PORT]``
+Every request carries the admin's bearer token; ``--authorization RBAC`` (the default, like
+``python -m devcluster``) authenticates and authorizes each one, ``--authorization AlwaysAllow``
+skips both, so the two runs show what RBAC costs.
+
+Usage: ``python bench/bench_devcluster.py [--n 2000] [--authorization RBAC|AlwaysAllow]
+[--url http://127.0.0.1:PORT --token TOKEN]``
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import secrets
 import subprocess
 import sys
 import threading
@@ -25,14 +31,26 @@ from contextlib import contextmanager
 
 from kubernetes import client, watch
 
+TOKEN = ""  # the admin's bearer token, sent with every request
+
 
 @contextmanager
-def server(url: str | None) -> Iterator[str]:
+def server(url: str | None, authorization: str) -> Iterator[str]:
     if url:
         yield url
         return
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devcluster", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "devcluster",
+            "--port",
+            "0",
+            "--authorization",
+            authorization,
+            "--admin-token",
+            TOKEN,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -64,6 +82,7 @@ def rate(n: int, fn: Callable[[int], object], threads: int = 1) -> float:
 def official(url: str, n: int) -> dict[str, float]:
     cfg = client.Configuration()
     cfg.host = url
+    cfg.api_key = {"authorization": f"Bearer {TOKEN}"}
     client.Configuration.set_default(cfg)
     api = client.ApiClient(cfg)
     core = client.CoreV1Api(api)
@@ -136,6 +155,7 @@ class RawClient:
     def request(self, method: str, path: str, body: object | None = None) -> bytes:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data else {}
+        headers["Authorization"] = f"Bearer {TOKEN}"
         self.conn.request(method, path, data, headers)
         r = self.conn.getresponse()
         payload = r.read()
@@ -172,9 +192,18 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--url", default=None, help="an already running devcluster")
+    p.add_argument("--token", default=None, help="its admin token (with --url)")
+    p.add_argument(
+        "--authorization",
+        choices=["RBAC", "AlwaysAllow"],
+        default="RBAC",
+        help="the devcluster's authorization mode (not with --url)",
+    )
     args = p.parse_args()
-    with server(args.url) as url:
-        print(f"devcluster at {url}, n={args.n}")
+    global TOKEN
+    TOKEN = args.token or secrets.token_urlsafe(32)
+    with server(args.url, args.authorization) as url:
+        print(f"devcluster at {url}, n={args.n}, authorization={args.authorization}")
         for title, figures in (
             ("official client", official(url, args.n)),
             ("raw http.client keep-alive", raw(url, args.n)),
