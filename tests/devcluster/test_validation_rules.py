@@ -434,3 +434,33 @@ def test_kubectl_apply_shows_the_rule_message_and_applies_a_valid_gateway(
     )
     assert server_side.returncode == 1
     assert f'spec.listeners: Invalid value: "array": {TLS_MESSAGE}' in server_side.stderr
+
+
+# ------------------------------------------------------------------------- turning rules off
+
+
+def test_validation_rules_can_be_turned_off_for_comparison() -> None:
+    from devcluster import DevCluster
+
+    crds = Path(__file__).resolve().parents[2] / "devcluster" / "crds" / "gateway-api"
+    with DevCluster(crd_paths=[crds], authorization="AlwaysAllow", validation_rules=False) as dc:
+        cfg = client.Configuration()
+        cfg.host = dc.url
+        with client.ApiClient(cfg) as api:
+            client.CoreV1Api(api).create_namespace({"metadata": {"name": "off"}})
+            co = client.CustomObjectsApi(api)
+            created = co.create_namespaced_custom_object(
+                GW, "v1", "off", "gateways", gateway("unchecked", [HTTP_WITH_TLS])
+            )
+            assert created["spec"]["listeners"][0]["protocol"] == "HTTP"
+            assert created["spec"]["listeners"][0]["tls"]["certificateRefs"][0]["name"] == "cert"
+            # structural validation still runs
+            with pytest.raises(client.ApiException) as info:
+                co.create_namespaced_custom_object(
+                    GW,
+                    "v1",
+                    "off",
+                    "gateways",
+                    gateway("noport", [{"name": "x", "protocol": "HTTP"}]),
+                )
+            assert info.value.status == 422
