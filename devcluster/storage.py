@@ -10,22 +10,28 @@ serialise what they get without copying, and writers deep-copy before they chang
 Callers that read-modify-write hold :attr:`Store.lock` (re-entrant) across the whole sequence so
 optimistic concurrency is atomic.
 
-The store can persist itself to a JSON file (written atomically, debounced) so that a dev cluster
-survives a restart; the watch history is not persisted (resuming watches across a restart get
-410, as after an etcd compaction).
+With a state file the store is durable (see :mod:`devcluster.journal`): every commit is appended
+to a journal and fsynced before the writer releases :attr:`Store.lock` (so before the request is
+answered; concurrent writers share one fsync), and a background thread folds the journal into an
+atomically replaced snapshot. The snapshot keeps the watch-history window, so after a restart a
+watch resumed from a recent resourceVersion is served (410 only beyond the window, as after an
+etcd compaction), and resourceVersions continue from where they were. Watchers of this process
+may see an event a moment before it is durable.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+from devcluster import journal
+from devcluster.journal import Journal, Record
 
 __all__ = ["Event", "Expired", "Store", "Watcher"]
 
@@ -67,6 +73,34 @@ class Watcher:
         self.events.put(None)
 
 
+class StoreLock:
+    """The store's re-entrant lock. When a thread releases it for the last time, the commits
+    it made while holding it are made durable (``on_release``) before it goes on, so a handler
+    answers only after its write is on disk, without holding the lock during the fsync."""
+
+    def __init__(self, on_release: Callable[[], None]) -> None:
+        self._lock = threading.RLock()
+        self._depth = threading.local()
+        self._on_release = on_release
+
+    def __enter__(self) -> StoreLock:
+        self._lock.acquire()
+        self._depth.n = getattr(self._depth, "n", 0) + 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth.n -= 1
+        outermost = self._depth.n == 0
+        self._lock.release()
+        if outermost:
+            self._on_release()
+
+
 def _ns_name(obj: dict[str, Any]) -> ObjKey:
     meta = obj["metadata"]
     return (meta.get("namespace") or "", meta["name"])
@@ -76,7 +110,7 @@ class Store:
     """The object store. See the module docstring for the rules."""
 
     def __init__(self, *, history_size: int = 10_000, state_file: Path | None = None) -> None:
-        self.lock = threading.RLock()
+        self.lock = StoreLock(self._make_durable)
         self._rv = 0
         self._objects: dict[Key, dict[ObjKey, dict[str, Any]]] = {}
         # the same objects indexed by namespace, so a namespaced list does not scan everything
@@ -88,8 +122,11 @@ class Store:
         self._watchers: set[Watcher] = set()
         self._listeners: list[Callable[[Event], None]] = []
         self._state_file = state_file
-        self._dirty = threading.Event()
-        self._saver: threading.Thread | None = None
+        self._journal: Journal | None = None
+        self._unsynced = threading.local()  # this thread's last journal sequence number
+        self._snapshot_due = threading.Event()
+        self._snapshot_lock = threading.Lock()
+        self._compactor: threading.Thread | None = None
         self._stopping = threading.Event()
 
     # ---------------------------------------------------------------- reads
@@ -191,19 +228,10 @@ class Store:
             rv = self._rv
             obj["metadata"]["resourceVersion"] = str(rv)
             nk = _ns_name(obj)
-            bucket = self._objects.setdefault(key, {})
-            ns_bucket = self._by_ns.setdefault(key, {}).setdefault(nk[0], {})
-            uid = obj["metadata"].get("uid")
             if type_ == "DELETED":
-                bucket.pop(nk, None)
-                ns_bucket.pop(nk[1], None)
-                if uid:
-                    self._uids.pop(uid, None)
+                self._drop(key, nk, obj)
             else:
-                bucket[nk] = obj
-                ns_bucket[nk[1]] = obj
-                if uid:
-                    self._uids[uid] = (key, nk)
+                self._put(key, nk, obj)
             ev = Event(rv, key, type_, obj, old)
             self._history.append(ev)
             if len(self._history) > self._history_size:
@@ -213,7 +241,7 @@ class Store:
                 if w.key == key and (w.namespace is None or w.namespace == nk[0]):
                     w.events.put(ev)
             listeners = list(self._listeners)
-        self._dirty.set()
+            self._journal_append(Record(rv, type_, key, obj))
         for fn in listeners:
             fn(ev)
         return obj
@@ -225,7 +253,7 @@ class Store:
             if nk in self._objects.get(key, {}):
                 self._objects[key][nk] = obj
                 self._by_ns[key][nk[0]][nk[1]] = obj
-        self._dirty.set()
+                self._journal_append(Record(self._rv, journal.REPLACE, key, obj))
 
     def add_listener(self, fn: Callable[[Event], None]) -> None:
         with self.lock:
@@ -276,6 +304,7 @@ class Store:
         with self.lock:
             self._history.clear()
             self._compacted = self._rv
+            self._journal_append(Record(self._rv, journal.COMPACT))
 
     def check_rv_not_expired(self, rv: int) -> None:
         with self.lock:
@@ -284,60 +313,182 @@ class Store:
 
     # ---------------------------------------------------------------- persistence
 
+    def _journal_append(self, rec: Record) -> None:
+        """Queue a record (store lock held); it is fsynced when this thread releases the lock."""
+        if self._journal is None:
+            return
+        self._unsynced.seq = self._journal.append(rec)
+        if self._journal.records_since_rotation >= self._snapshot_every:
+            self._snapshot_due.set()
+
+    def _make_durable(self) -> None:
+        seq = getattr(self._unsynced, "seq", 0)
+        if seq and self._journal is not None:
+            self._unsynced.seq = 0
+            self._journal.sync(seq)
+
+    @property
+    def _snapshot_every(self) -> int:
+        return max(1000, self._history_size)
+
+    def _put(self, key: Key, nk: ObjKey, obj: dict[str, Any]) -> dict[str, Any] | None:
+        bucket = self._objects.setdefault(key, {})
+        old = bucket.get(nk)
+        bucket[nk] = obj
+        self._by_ns.setdefault(key, {}).setdefault(nk[0], {})[nk[1]] = obj
+        uid = obj["metadata"].get("uid")
+        if uid:
+            self._uids[uid] = (key, nk)
+        return old
+
+    def _drop(self, key: Key, nk: ObjKey, obj: dict[str, Any]) -> None:
+        self._objects.get(key, {}).pop(nk, None)
+        self._by_ns.get(key, {}).get(nk[0], {}).pop(nk[1], None)
+        uid = obj["metadata"].get("uid")
+        if uid:
+            self._uids.pop(uid, None)
+
+    def _replay(self, rec: Record) -> bool:
+        """Apply one journal/snapshot record during load; False at a gap (corrupt history)."""
+        if rec.type == journal.COMPACT:
+            if rec.rv > self._rv:
+                return False
+            if rec.rv == self._rv:
+                self._history.clear()
+                self._compacted = self._rv
+            return True
+        if rec.type == journal.REPLACE:
+            if rec.rv > self._rv:
+                return False
+            if rec.rv == self._rv and rec.obj is not None:
+                nk = _ns_name(rec.obj)
+                if nk in self._objects.get(rec.key, {}):
+                    self._put(rec.key, nk, rec.obj)
+            return True
+        if rec.rv <= self._rv:
+            return True  # already in the snapshot
+        if rec.rv != self._rv + 1 or rec.obj is None:
+            return False
+        obj = rec.obj
+        nk = _ns_name(obj)
+        old = self._objects.get(rec.key, {}).get(nk)
+        if rec.type == "DELETED":
+            self._drop(rec.key, nk, obj)
+        else:
+            self._put(rec.key, nk, obj)
+        self._rv = rec.rv
+        self._history.append(Event(rec.rv, rec.key, rec.type, obj, old))
+        if len(self._history) > self._history_size:
+            self._compacted = self._history.popleft().rv
+        return True
+
     def load(self) -> list[tuple[Key, dict[str, Any]]]:
-        """Load the state file (if any); returns the loaded objects."""
-        if self._state_file is None or not self._state_file.exists():
+        """Load the snapshot and replay the journal (if any), then start journaling.
+
+        Returns the loaded objects. A torn or corrupt journal tail is dropped (with everything
+        after it); the state is then folded into a fresh snapshot and the old journals removed.
+        """
+        if self._state_file is None:
             return []
-        data = json.loads(self._state_file.read_text())
-        out: list[tuple[Key, dict[str, Any]]] = []
+        state_file = self._state_file
+        snap = journal.read_snapshot(state_file) or {}
+        generation = int(snap.get("journal", 0))
         with self.lock:
-            self._rv = int(data.get("resourceVersion", 0))
+            base = snap.get("baseResourceVersion")
+            self._rv = int(base if base is not None else snap.get("resourceVersion", 0))
             self._compacted = self._rv
-            for entry in data.get("objects", []):
-                key = (entry["group"], entry["plural"])
+            for entry in snap.get("objects", []):
                 obj = entry["object"]
-                nk = _ns_name(obj)
-                self._objects.setdefault(key, {})[nk] = obj
-                self._by_ns.setdefault(key, {}).setdefault(nk[0], {})[nk[1]] = obj
-                uid = obj["metadata"].get("uid")
-                if uid:
-                    self._uids[uid] = (key, nk)
-                out.append((key, obj))
+                self._put((entry["group"], entry["plural"]), _ns_name(obj), obj)
+            intact = True
+            for data in snap.get("events", []):
+                intact = self._replay(Record.from_json(data))
+                if not intact:
+                    raise ValueError(f"{state_file}: the snapshot's history has a gap")
+            newest = generation
+            for gen, path in journal.journal_files(state_file):
+                newest = max(newest, gen)
+                if gen < generation or not intact:
+                    continue
+                data = path.read_bytes()
+                records, good = journal.decode_records(data)
+                for rec in records:
+                    if not self._replay(rec):
+                        intact = False
+                        break
+                intact = intact and good == len(data)
+            out = [(k, o) for k, bucket in self._objects.items() for o in bucket.values()]
+        self._journal = Journal(state_file, newest + 1)
+        self.save()
         return out
 
-    def save(self) -> None:
-        if self._state_file is None:
-            return
-        with self.lock:
-            objects = [
-                {"group": k[0], "plural": k[1], "object": o}
-                for k, bucket in self._objects.items()
-                for o in bucket.values()
-            ]
-            text = json.dumps({"resourceVersion": self._rv, "objects": objects})
-        tmp = self._state_file.with_suffix(self._state_file.suffix + ".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, self._state_file)
+    def _state_at(self, rv: int) -> dict[Key, dict[ObjKey, dict[str, Any]]]:
+        """Every object as it was at ``rv`` (lock held; rv must be within the history)."""
+        state = {k: dict(bucket) for k, bucket in self._objects.items()}
+        for ev in reversed(self._history):
+            if ev.rv <= rv:
+                break
+            bucket = state.setdefault(ev.key, {})
+            nk = _ns_name(ev.obj)
+            if ev.type == "ADDED" or ev.old is None:
+                bucket.pop(nk, None)
+            else:
+                bucket[nk] = ev.old
+        return state
 
-    def start_persistence(self, interval: float = 0.5) -> None:
-        if self._state_file is None or self._saver is not None:
+    def save(self) -> None:
+        """Write a snapshot now (objects at the start of the history window, and the window),
+        continue the journal in a new generation, and remove the journals it replaces."""
+        if self._state_file is None or self._journal is None:
             return
+        with self._snapshot_lock:
+            with self.lock:
+                base_rv = self._compacted
+                base = self._state_at(base_rv)
+                events = list(self._history)
+                rv = self._rv
+                generation = self._journal.rotate()
+            payload = {
+                "format": 2,
+                "resourceVersion": rv,
+                "baseResourceVersion": base_rv,
+                "journal": generation,
+                "objects": [
+                    {"group": k[0], "plural": k[1], "object": o}
+                    for k, bucket in base.items()
+                    for o in bucket.values()
+                ],
+                "events": [Record(e.rv, e.type, e.key, e.obj).to_json() for e in events],
+            }
+            journal.write_snapshot(self._state_file, payload)
+            for gen, path in journal.journal_files(self._state_file):
+                if gen < generation:
+                    path.unlink(missing_ok=True)
+
+    def start_persistence(self) -> None:
+        """Fold the journal into a snapshot in the background whenever it has grown enough."""
+        if self._journal is None or self._compactor is not None:
+            return
+        self._stopping.clear()
 
         def loop() -> None:
             while not self._stopping.is_set():
-                if self._dirty.wait(interval) and not self._stopping.is_set():
-                    self._dirty.clear()
+                if self._snapshot_due.wait(1.0) and not self._stopping.is_set():
+                    self._snapshot_due.clear()
                     self.save()
-                    self._stopping.wait(interval)
 
-        self._saver = threading.Thread(target=loop, name="devcluster-persist", daemon=True)
-        self._saver.start()
+        self._compactor = threading.Thread(target=loop, name="devcluster-persist", daemon=True)
+        self._compactor.start()
 
     def stop_persistence(self) -> None:
+        """Stop the background snapshots; flush the journal and write a final snapshot."""
         self._stopping.set()
-        if self._saver is not None:
-            self._saver.join(timeout=5)
-            self._saver = None
-        if self._state_file is not None:
+        self._snapshot_due.set()
+        if self._compactor is not None:
+            self._compactor.join(timeout=10)
+            self._compactor = None
+        self._snapshot_due.clear()
+        if self._journal is not None:
+            self._journal.flush()
             self.save()
+            self._journal.close()
