@@ -41,7 +41,7 @@ def sync_revision(store: Store, writer: Writer, owner: JSON) -> Revision:
     """The revision of the owner's current template, created (or renumbered) as needed."""
     spec = owner.get("spec") or {}
     template = spec.get("template") or {}
-    collision = (owner.get("status") or {}).get("collisionCount")
+    collision = int((owner.get("status") or {}).get("collisionCount") or 0)
     h = pod_template_hash(template, collision)
     name = f"{owner['metadata']['name']}-{h}"
     ns = owner["metadata"].get("namespace") or ""
