@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the admin's bearer token (default: random, or kept with --state-file)",
     )
+    p.add_argument(
+        "--pods-not-ready",
+        action="store_true",
+        help="pods run but never become Ready (so Deployments never become Available)",
+    )
     args = p.parse_args(argv)
     cluster = DevCluster(
         host=args.host,
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         bookmark_interval=args.bookmark_interval,
         authorization=args.authorization,
         admin_token=args.admin_token,
+        pods_ready=not args.pods_not_ready,
     )
     cluster.start()
     if args.kubeconfig_out:

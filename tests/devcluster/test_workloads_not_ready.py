@@ -4,6 +4,8 @@ and a progress deadline runs out; switching readiness on lets it become Availabl
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,3 +112,31 @@ def test_a_stuck_rollout_exceeds_its_progress_deadline(
     proc = kubectl(kubeconfig, "rollout", "status", "deployment/stuck", check=False)
     assert proc.returncode != 0
     assert 'deployment "stuck" exceeded its progress deadline' in proc.stderr
+
+
+@needs_kubectl
+def test_python_m_devcluster_pods_not_ready_flag(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devcluster",
+            "--pods-not-ready",
+            "--kubeconfig-out",
+            str(kubeconfig),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert "devcluster listening on" in proc.stdout.readline()
+        kubectl(kubeconfig, "create", "deployment", "web", "--image=nginx", "--replicas=2")
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        with api:
+            d = _observed(client.AppsV1Api(api), "web", 2)
+        assert condition(d, "Available").status == "False"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
