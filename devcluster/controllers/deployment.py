@@ -40,7 +40,7 @@ from devcluster.controllers.labels import selector_matches
 from devcluster.controllers.pods import POD
 from devcluster.controllers.runtime import Controller, Key, Mapper, StoreKey, key_of
 from devcluster.errors import ApiError
-from devcluster.handlers import now_rfc3339
+from devcluster.handlers import Api, now_rfc3339
 from devcluster.storage import Event
 
 __all__ = ["DeploymentController", "max_surge", "max_unavailable"]
@@ -235,6 +235,10 @@ class DeploymentController(Controller):
     """Deployments -> ReplicaSets (see the module docstring)."""
 
     name = "deployment"
+
+    def __init__(self, api: Api) -> None:
+        super().__init__(api)
+        self._stored_status: JSON = {}  # the status as stored, during one sync
 
     def routes(self) -> dict[StoreKey, Mapper]:
         return {DEPLOY: lambda ev: [key_of(ev.obj)], RS: self._rs_keys, POD: self._pod_keys}
