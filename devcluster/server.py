@@ -131,6 +131,32 @@ def _is_resource_path(parts: list[str]) -> bool:
     return len(parts) >= 4 and parts[0] == "apis"
 
 
+_METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def _url_request(parts: list[str], method: str, query: dict[str, str], ctype: str) -> Request:
+    """What a resource URL asks for, read from the URL alone as upstream's request-info parser
+    does (for authorization, before the resource is looked up)."""
+    if parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    else:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    namespace: str | None = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
+        namespace, rest = rest[1], rest[2:]
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if method == "GET":
+        verb = "get" if name else ("watch" if query.get("watch") in ("true", "1") else "list")
+    elif method == "DELETE" and not name:
+        verb = "deletecollection"
+    else:
+        verb = _METHOD_VERBS.get(method, method.lower())
+    if verb == "patch" and ctype.split(";")[0].strip() == "application/apply-patch+yaml":
+        verb = "apply"
+    return Request(verb, group, version, rest[0], sub, namespace, name)
+
+
 def _selected_name(verb: str, query: dict[str, str]) -> str | None:
     """The name a list or watch selects with ``fieldSelector=metadata.name=<name>``."""
     if verb not in ("list", "watch"):
@@ -518,10 +544,20 @@ class _Handler(BaseHTTPRequestHandler):
         self, parts: list[str], query: dict[str, str], raw: bytes, user: UserInfo
     ) -> None:
         cluster = self.server.cluster
+        ctype = self.headers.get("Content-Type") or ""
+        if not _is_resource_path(parts):
+            raise _NotFoundPage
+        # authorize first, from the URL alone (as upstream): a request the user may not make is
+        # a 403 whether or not the resource exists
+        asked = _url_request(parts, self.command, query, ctype)
+        try:
+            cluster.auth.authorize(user, asked, field_name=_selected_name(asked.verb, query))
+        except ApiError as e:
+            cluster.request_log.record(asked, e.code)
+            raise
         t, verb = self._resolve(parts)
         if verb == "list" and query.get("watch") in ("true", "1"):
             verb = "watch"
-        ctype = self.headers.get("Content-Type") or ""
         if verb == "patch" and ctype.split(";")[0].strip() == "application/apply-patch+yaml":
             verb = "apply"
         req = Request(
@@ -533,11 +569,6 @@ class _Handler(BaseHTTPRequestHandler):
             namespace=t.namespace,
             name=t.name,
         )
-        try:
-            cluster.auth.authorize(user, req, field_name=_selected_name(verb, query))
-        except ApiError as e:
-            cluster.request_log.record(req, e.code)
-            raise
         fault = cluster.faults.decide(req)
         if fault is not None:
             if fault.latency:

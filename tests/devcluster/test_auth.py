@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import socket
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,22 @@ def test_the_kubeconfig_is_the_admin_over_tls(
     assert me.status.user_info.groups == ["system:masters", "system:authenticated"]
     # plain HTTP on the same port still works, with the same token
     assert call(devcluster, "GET", "/api/v1/namespaces", token=devcluster.admin_token)[0] == 200
+
+
+def test_a_watch_over_tls_notices_the_client_hanging_up(
+    devcluster: DevCluster, namespace: str
+) -> None:
+    ctx = ssl.create_default_context(cadata=devcluster.auth_service.ca.cert_pem().decode())
+    raw = socket.create_connection(("127.0.0.1", devcluster.port), timeout=10)
+    tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    tls.sendall(
+        f"GET /api/v1/namespaces/{namespace}/secrets?watch=true HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {devcluster.admin_token}\r\n\r\n".encode()
+    )
+    assert b"200 OK" in tls.recv(4096)
+    wait_for(lambda: any(w.namespace == namespace for w in devcluster.store._watchers))
+    tls.close()
+    wait_for(lambda: not any(w.namespace == namespace for w in devcluster.store._watchers))
 
 
 def test_kubectl_with_the_kubeconfig_is_the_admin(kubeconfig_path: Path) -> None:

@@ -247,6 +247,22 @@ CASES: list[Case] = [
     ),
     ("discovery (system:discovery)", "GET", "/apis", None, 200, None),
     ("version (system:public-info-viewer)", "GET", "/version", None, 200, None),
+    (
+        "a kind that is not served is still a 403 first",
+        "GET",
+        "/apis/example.com/v1/namespaces/{ns}/widgets",
+        None,
+        403,
+        ("list", "widgets", "example.com", "{ns}", ""),
+    ),
+    (
+        "and a 404 when the role covers it",
+        "GET",
+        "/apis/apps/v1/namespaces/{ns}/widgets/w/scale",
+        None,
+        404,
+        None,
+    ),
 ]
 
 
