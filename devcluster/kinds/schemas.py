@@ -16,8 +16,9 @@ and the field and type descriptions. Two forms are built from them, once per pro
   linked with ``allOf``/``$ref`` and carrying the descriptions, for ``/openapi/v3``.
 
 What the models lose is filled in here by name, and only that: which string fields are
-``resource.Quantity`` (they also accept JSON numbers); and the list semantics for server-side
-apply, which stay those of :func:`devcluster.fieldmanager.builtin_list_type`.
+``resource.Quantity`` (they also accept JSON numbers). The list semantics for server-side apply
+stay those of :func:`devcluster.fieldmanager.builtin_list_type` (see
+:class:`~devcluster.kinds.builtin_schema.BuiltinSchema`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from typing import Any
 
-from devcluster import fieldmanager
+from devcluster.kinds.builtin_schema import BuiltinSchema
 from devcluster.kinds.catalog import builtin_types
 from devcluster.kinds.resource_type import CREATE_ONLY
 from devcluster.schema import StructuralSchema
@@ -271,18 +272,6 @@ def _raw(cls: type) -> Schema:
 # structural schemas (everything inlined)
 
 
-class BuiltinSchema(StructuralSchema):
-    """A built-in kind's structural schema. Its list semantics for server-side apply are the
-    built-in ones (the ``+listType`` tags, which the client's models do not carry)."""
-
-    def __init__(self, openapi_v3_schema: Schema, kind: str) -> None:
-        super().__init__(openapi_v3_schema)
-        self._builtin_list_type = fieldmanager.builtin_list_type(kind)
-
-    def list_type(self, path: tuple[str, ...]) -> tuple[str, tuple[str, ...]] | None:
-        return self._builtin_list_type(path)
-
-
 _inlined: dict[str, Schema] = {}
 
 
@@ -355,8 +344,7 @@ def _owners() -> dict[str, str]:
     kind that reaches it, core kinds first (PodTemplateSpec is a core type although apps kinds
     use it too)."""
     owners: dict[str, str] = {}
-    kinds = [rt for rt in builtin_types() if rt.verbs != CREATE_ONLY]
-    kinds.sort(key=lambda rt: rt.group != "")
+    kinds = sorted(builtin_types(), key=lambda rt: (rt.group != "", rt.verbs == CREATE_ONLY))
     for rt in kinds:
         for version in rt.versions:
             root = model_class(rt.group, version, rt.kind)
