@@ -43,6 +43,11 @@ evaluation, the walk stops with ``validation failed due to running out of cost b
 validation rules will be run``. Regular expressions are linear time (the Rust ``regex`` engine),
 so a rule cannot hang on a crafted string.
 
+Speed: rules are compiled once per text, the validator once per schema (a schema without rules
+costs one lookup), ``self`` is converted once per node, and each node remembers the outcome of
+its rules for the last values it saw (small values only): the rules are pure functions of
+``self``/``oldSelf``, so the hundredth Gateway with the same listeners is not evaluated again.
+
 Not reproduced: warnings for ratcheted errors; cel-go's static type checking (a rule that refers
 to an undeclared field is only found when evaluated); which error wins when both sides of
 ``||``/``&&`` fail (cel-go reports the left one, the ``cel`` package the right one); the
@@ -56,6 +61,7 @@ import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -199,6 +205,8 @@ class _Node:
     map_keys: tuple[str, ...] | None = None
     width: Width | None = None
     """How wide ``self`` can be, for the cost of rules with macros (None when there are none)."""
+    memo: OrderedDict[str, tuple[_Outcome, ...]] = field(default_factory=OrderedDict)
+    """Recent outcomes by value (see :func:`_outcomes_memoized`)."""
 
 
 def _build(
@@ -371,6 +379,13 @@ class _Run:
         self.deadline = time.monotonic() + DEADLINE_SECONDS
         self.memo: Memo = {}
 
+    def within_budget(self) -> bool:
+        return (
+            self.remaining > 0
+            and self.evaluations < MAX_EVALUATIONS
+            and time.monotonic() <= self.deadline
+        )
+
     def charge(self, cost: int) -> bool:
         """Take ``cost`` from the budget; False when it is spent."""
         self.remaining -= cost
@@ -390,10 +405,12 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+def _invalid_message(type_name: str, detail: str) -> str:
+    return f"Invalid value: {format_value(type_name)}: {detail}"
+
+
 def _invalid(path: str, type_name: str, detail: str) -> FieldError:
-    return FieldError(
-        "FieldValueInvalid", f"Invalid value: {format_value(type_name)}: {detail}", _field(path)
-    )
+    return FieldError("FieldValueInvalid", _invalid_message(type_name, detail), _field(path))
 
 
 def _failed(path: str, type_name: str, detail: str, reason: str) -> FieldError:
@@ -470,16 +487,76 @@ def _context(optional: bool) -> cel.Context:
     return ctx
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What one rule did to a value: its charged cost, and its error (field path relative to the
+    node, reason, message); ``stop`` when it was over the per-call limit."""
+
+    cost: int
+    error: tuple[str, str, str] | None = None
+    stop: bool = False
+
+
+_MEMO_ENTRIES = 64
+_MEMO_KEY_BYTES = 4096
+
+
 def _evaluate(
     node: _Node, value: Any, old: Any, path: str, corr: _Correlation | None, run: _Run
 ) -> None:
-    ready: dict[bool, cel.Context] = {}
+    """Run the node's rules on ``value`` and account for them in ``run``."""
     has_old = old is not None and node.uses_old_self
-    widest: int | None = None
     # Ratcheting: a rule that is not a transition rule cannot fail a value that did not change
     # (upstream evaluates it and turns a false into a warning; the value passed these rules when
     # it was written, so skipping it gives the same answer without the work).
     unchanged = corr is not None and corr.equal()
+    if not run.within_budget():
+        run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
+        raise _Stop
+    outcomes = _outcomes_memoized(node, value, old if has_old else None, unchanged, run)
+    for o in outcomes:
+        if not o.stop and not run.charge(o.cost):
+            run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
+            raise _Stop
+        if o.error is not None:
+            suffix, reason, message = o.error
+            target = _join(path, suffix) if suffix else path
+            run.errors.append(FieldError(reason, message, _field(target)))
+        if o.stop:
+            raise _Stop
+
+
+def _outcomes_memoized(
+    node: _Node, value: Any, old: Any, unchanged: bool, run: _Run
+) -> tuple[_Outcome, ...]:
+    """:func:`_outcomes`, remembered per node for recently seen values: the rules are pure
+    functions of ``self`` and ``oldSelf``, and many objects share their lists (listeners,
+    rules, ports), so a create of the hundredth similar Gateway converts nothing."""
+    # repr of JSON data tells apart everything CEL can (1 and 1.0, true and 1, key order aside)
+    key = repr((value, old, unchanged))
+    if len(key) > _MEMO_KEY_BYTES:
+        return _outcomes(node, value, old, unchanged, run)
+    memo = node.memo
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
+    outcomes = _outcomes(node, value, old, unchanged, run)
+    if len(memo) >= _MEMO_ENTRIES:
+        with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+            memo.popitem(last=False)
+    memo[key] = outcomes
+    return outcomes
+
+
+def _outcomes(
+    node: _Node, value: Any, old: Any, unchanged: bool, run: _Run
+) -> tuple[_Outcome, ...]:
+    """Evaluate the node's rules (``old`` is None unless a rule of the node uses ``oldSelf``
+    and there is an old value)."""
+    ready: dict[bool, cel.Context] = {}
+    has_old = old is not None
+    widest: int | None = None
+    out: list[_Outcome] = []
 
     def context(optional: bool) -> cel.Context:
         ctx = ready.get(optional)
@@ -500,11 +577,12 @@ def _evaluate(
     for rule in node.rules:
         c = rule.compiled
         if c.error is not None:
-            run.errors.append(_invalid(path, node.type_name, f"rule compile error: {c.error}"))
+            message = _invalid_message(node.type_name, f"rule compile error: {c.error}")
+            out.append(_Outcome(0, ("", "FieldValueInvalid", message)))
             continue
         if c.program is None:
             continue
-        if c.uses_old_self and old is None and not rule.optional_old_self:
+        if c.uses_old_self and not has_old and not rule.optional_old_self:
             continue
         if unchanged and not c.uses_old_self:
             continue
@@ -514,29 +592,26 @@ def _evaluate(
                 widest = max(widest, node.width.measure(old))
         cost = cel_cost.estimate(c.macros, c.depth, widest or 0)
         if cost > PER_CALL_LIMIT:
-            run.errors.append(
-                _invalid(
-                    path,
-                    node.type_name,
-                    "'operation cancelled: actual cost limit exceeded': no further validation "
-                    f"rules will be run due to call cost exceeds limit for rule: {rule.describe()}",
-                )
+            message = _invalid_message(
+                node.type_name,
+                "'operation cancelled: actual cost limit exceeded': no further validation rules "
+                f"will be run due to call cost exceeds limit for rule: {rule.describe()}",
             )
-            raise _Stop
-        if not run.charge(cost):
-            run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
-            raise _Stop
-        ctx = context(rule.optional_old_self)
+            out.append(_Outcome(cost, ("", "FieldValueInvalid", message), stop=True))
+            break
         try:
-            result = c.program.execute(ctx)
+            result = c.program.execute(context(rule.optional_old_self))
         except Exception as exc:  # every CEL runtime error is the rule's, never a 500
-            run.errors.append(_evaluation_error(exc, rule, path, node.type_name))
+            error = _evaluation_error(exc, rule, "", node.type_name)
+            out.append(_Outcome(cost, ("", error.reason, error.message)))
             continue
         if result is True:
+            out.append(_Outcome(cost))
             continue
-        target = _join(path, rule.field_path) if rule.field_path else path
         detail = _message(rule, context(False), has_old)
-        run.errors.append(_failed(target, node.type_name, detail, rule.reason))
+        error = _failed("", node.type_name, detail, rule.reason)
+        out.append(_Outcome(cost, (rule.field_path, error.reason, error.message)))
+    return tuple(out)
 
 
 def _map_key(item: Any, keys: tuple[str, ...]) -> tuple[Any, ...] | None:

@@ -544,3 +544,27 @@ def test_a_schema_that_contains_itself_is_walked_once() -> None:
     assert strings(celrules.check(s, {"n": 0, "child": {"n": 1}}, None)) == [
         '<nil>: Invalid value: "object": positive'
     ]
+
+
+def test_remembered_outcomes_are_placed_at_the_current_path() -> None:
+    s = schema(
+        {
+            "xs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"n": {"type": "integer"}},
+                    "x-kubernetes-validations": [
+                        rule("self.n > 0", messageExpression="'n is ' + string(self.n)")
+                    ],
+                },
+            }
+        }
+    )
+    items = [{"n": 0}, {"n": 1}, {"n": 0}, {"n": -1}]
+    for _ in range(2):  # the second round is answered from the node's memory
+        assert strings(celrules.check(s, obj({"xs": items}), None)) == [
+            'spec.xs[0]: Invalid value: "object": n is 0',
+            'spec.xs[2]: Invalid value: "object": n is 0',
+            'spec.xs[3]: Invalid value: "object": n is -1',
+        ]
