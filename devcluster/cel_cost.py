@@ -73,6 +73,23 @@ Path = tuple[str, ...]
 """Property names, ``*`` for every list item, ``{}`` for every map value."""
 
 
+_LENGTH = ""
+_DEEP = "**"
+Trie = dict[str, Any]
+
+
+def _trie(probes: list[tuple[Path, bool]]) -> Trie:
+    """The probes as a tree of path segments (shared prefixes are walked once); a node's
+    :data:`_LENGTH` / :data:`_DEEP` entry marks a probe ending there."""
+    root: Trie = {}
+    for path, deep in probes:
+        node = root
+        for seg in path:
+            node = node.setdefault(seg, {})
+        node[_DEEP if deep else _LENGTH] = True
+    return root
+
+
 @dataclass(frozen=True)
 class Width:
     """How wide the lists and maps under one schema node can be."""
@@ -82,19 +99,20 @@ class Width:
     probes: tuple[tuple[Path, bool], ...]
     """Paths to unbounded lists/maps (``False``) and to preserve-unknown-fields values, measured
     all the way down (``True``)."""
+    trie: Trie
+    """The same probes as a tree (see :func:`_trie`)."""
 
     @staticmethod
     def of(s: Schema) -> Width:
         probes: list[tuple[Path, bool]] = []
         declared = _collect(s, (), probes)
-        return Width(declared, tuple(probes))
+        return Width(declared, tuple(probes), _trie(probes))
 
     def measure(self, value: Any) -> int:
         """The widest list or map of ``value`` (a value at this node)."""
-        n = self.declared
-        for path, deep in self.probes:
-            n = max(n, _measure(value, path, 0, deep))
-        return n
+        if not self.probes:
+            return self.declared
+        return max(self.declared, _measure(value, self.trie))
 
 
 def _collect(
@@ -128,21 +146,25 @@ def _collect(
     return widest
 
 
-def _measure(value: Any, path: Path, i: int, deep: bool) -> int:
-    if i == len(path):
-        if deep:
-            return _widest(value)
-        return len(value) if isinstance(value, list | dict) else 0
-    seg = path[i]
-    if seg == "*":
-        if not isinstance(value, list):
-            return 0
-        return max((_measure(v, path, i + 1, deep) for v in value), default=0)
-    if not isinstance(value, dict):
-        return 0
-    if seg == "{}":
-        return max((_measure(v, path, i + 1, deep) for v in value.values()), default=0)
-    return _measure(value.get(seg), path, i + 1, deep) if seg in value else 0
+def _measure(value: Any, trie: Trie) -> int:
+    n = 0
+    for seg, sub in trie.items():
+        if seg == _LENGTH:
+            if isinstance(value, list | dict):
+                n = max(n, len(value))
+        elif seg == _DEEP:
+            n = max(n, _widest(value))
+        elif seg == "*":
+            if isinstance(value, list):
+                for v in value:
+                    n = max(n, _measure(v, sub))
+        elif isinstance(value, dict):
+            if seg == "{}":
+                for v in value.values():
+                    n = max(n, _measure(v, sub))
+            elif seg in value:
+                n = max(n, _measure(value[seg], sub))
+    return n
 
 
 def _widest(value: Any) -> int:

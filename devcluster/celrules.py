@@ -659,8 +659,10 @@ def _walk(
                 if key is not None:
                     old_items.setdefault(key, item)
         for i, v in enumerate(value):
-            key = _map_key(v, node.map_keys) if node.map_keys is not None else None
-            old_v = old_items.get(key) if key is not None else None
+            old_v = None
+            if old_items and node.map_keys is not None:
+                key = _map_key(v, node.map_keys)
+                old_v = old_items.get(key) if key is not None else None
             child_corr = _Correlation(v, old_v) if old_v is not None else corr
             _walk(node.items, v, old_v, f"{path}[{i}]", child_corr, corr, run)
 
