@@ -192,6 +192,9 @@ class _Applicable:
     errors: tuple[str, ...]
 
 
+_Cache = dict[tuple[str, tuple[str, ...], str], _Applicable]
+
+
 class RbacAuthorizer:
     """Decides requests against the RBAC objects of one :class:`Store` (see the module doc)."""
 
@@ -200,8 +203,8 @@ class RbacAuthorizer:
         self._lock = threading.Lock()
         self._generation = 0
         self._built = -1
-        self._index = _Index()
-        self._cache: dict[tuple[str, tuple[str, ...], str], _Applicable] = {}
+        # the index and the rules cache built from it, swapped together
+        self._state: tuple[_Index, _Cache] = (_Index(), {})
         store.add_listener(self._changed)
 
     def _changed(self, ev: Event) -> None:
@@ -209,18 +212,17 @@ class RbacAuthorizer:
             with self._lock:
                 self._generation += 1
 
-    def _current(self) -> tuple[_Index, dict[tuple[str, tuple[str, ...], str], _Applicable]]:
+    def _current(self) -> tuple[_Index, _Cache]:
         if self._built == self._generation:
-            return self._index, self._cache
+            return self._state
         with self._lock:
             generation = self._generation
         index = _build(self._store)
         with self._lock:
             if generation >= self._built:
-                self._index = index
-                self._cache = {}
+                self._state = (index, {})
                 self._built = generation
-            return self._index, self._cache
+            return self._state
 
     def _applicable(self, user: UserInfo, namespace: str) -> _Applicable:
         index, cache = self._current()
