@@ -14,52 +14,12 @@ only the paths that lead to them (:class:`Width`), so a Gateway's bounded listen
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Width", "code_only", "estimate", "macro_shape"]
+__all__ = ["Width", "estimate"]
 
 Schema = dict[str, Any]
-
-_MACRO_OPEN = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*(\()")
-
-
-def code_only(source: str) -> str:
-    """``source`` with every string literal's content blanked (so macros and parentheses in
-    strings do not count)."""
-    out: list[str] = []
-    i, n = 0, len(source)
-    while i < n:
-        c = source[i]
-        if c not in "'\"":
-            out.append(c)
-            i += 1
-            continue
-        prefix = source[max(0, i - 2) : i].lower()
-        raw = prefix.endswith("r") or prefix == "rb"
-        quote = source[i : i + 3] if source[i : i + 3] in ("'''", '"""') else c
-        j = i + len(quote)
-        while j < n and not source.startswith(quote, j):
-            j += 2 if (not raw and source[j] == "\\") else 1
-        out.append('""')
-        i = j + len(quote)
-    return "".join(out)
-
-
-def macro_shape(code: str) -> tuple[int, int]:
-    """(number of comprehension macros, their deepest nesting) in ``code`` (see
-    :func:`code_only`)."""
-    opens = {m.start(1) for m in _MACRO_OPEN.finditer(code)}
-    stack: list[bool] = []
-    depth = 0
-    for i, c in enumerate(code):
-        if c == "(":
-            stack.append(i in opens)
-            depth = max(depth, sum(stack))
-        elif c == ")" and stack:
-            stack.pop()
-    return len(opens), depth
 
 
 def estimate(macros: int, depth: int, widest: int) -> int:

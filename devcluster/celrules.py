@@ -68,7 +68,7 @@ from typing import Any
 
 import cel
 
-from devcluster import cel_cost, cel_library
+from devcluster import cel_cost, cel_library, cel_source
 from devcluster.cel_cost import Width
 from devcluster.cel_values import Memo, Shape, Shapes, to_cel
 from devcluster.schema import FieldError, StructuralSchema, format_value
@@ -129,11 +129,6 @@ class _Compiled:
     depth: int
 
 
-_MACRO_VARIABLE = re.compile(
-    r"\.\s*(?:all|exists_one|exists|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
-)
-
-
 def _is_operator(name: str) -> bool:
     return not name[:1].isalpha()
 
@@ -147,16 +142,16 @@ def _compile(source: str) -> _Compiled:
         at = text.find("ERROR:")
         detail = text[at:] if at >= 0 else text
         return _Compiled(None, f"compilation failed: {detail.strip()}", False, 0, 0)
-    code = cel_cost.code_only(source)
+    code = cel_source.code_only(source)
     refs = program.references()
-    bound = set(_MACRO_VARIABLE.findall(code))
+    bound = cel_source.macro_variables(code)
     for name in refs["variables"]:
         if name not in cel_library.KNOWN_NAMES and name not in bound:
             return _Compiled(None, _undeclared(name), False, 0, 0)
     for name in refs["functions"]:
         if not _is_operator(name) and name not in cel_library.KNOWN_FUNCTIONS:
             return _Compiled(None, _undeclared(name), False, 0, 0)
-    macros, depth = cel_cost.macro_shape(code)
+    macros, depth = cel_source.macro_shape(code)
     return _Compiled(program, None, "oldSelf" in refs["variables"], macros, depth)
 
 
@@ -386,15 +381,12 @@ class _Run:
             and time.monotonic() <= self.deadline
         )
 
-    def charge(self, cost: int) -> bool:
-        """Take ``cost`` from the budget; False when it is spent."""
+    def charge(self, cost: int, count: int) -> bool:
+        """Take ``cost`` of ``count`` evaluations from the budget; False when it is spent (the
+        deadline is checked per node, by :meth:`within_budget`)."""
         self.remaining -= cost
-        self.evaluations += 1
-        return (
-            self.remaining >= 0
-            and self.evaluations <= MAX_EVALUATIONS
-            and time.monotonic() <= self.deadline
-        )
+        self.evaluations += count
+        return self.remaining >= 0 and self.evaluations <= MAX_EVALUATIONS
 
 
 def _field(path: str) -> str:
@@ -489,10 +481,12 @@ def _context(optional: bool) -> cel.Context:
 
 @dataclass(frozen=True)
 class _Outcome:
-    """What one rule did to a value: its charged cost, and its error (field path relative to the
-    node, reason, message); ``stop`` when it was over the per-call limit."""
+    """What rules did to a value: the cost charged for ``count`` evaluations, and the error of
+    the last one (field path relative to the node, reason, message) if it failed; ``stop`` when
+    it was over the per-call limit. Consecutive passing rules share one outcome."""
 
     cost: int
+    count: int = 1
     error: tuple[str, str, str] | None = None
     stop: bool = False
 
@@ -515,7 +509,7 @@ def _evaluate(
         raise _Stop
     outcomes = _outcomes_memoized(node, value, old if has_old else None, unchanged, run)
     for o in outcomes:
-        if not o.stop and not run.charge(o.cost):
+        if not o.stop and not run.charge(o.cost, o.count):
             run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
             raise _Stop
         if o.error is not None:
@@ -557,6 +551,14 @@ def _outcomes(
     has_old = old is not None
     widest: int | None = None
     out: list[_Outcome] = []
+    passed_cost = passed = 0
+
+    def add(cost: int, error: tuple[str, str, str], stop: bool = False) -> None:
+        nonlocal passed_cost, passed
+        if passed:
+            out.append(_Outcome(passed_cost, passed))
+            passed_cost = passed = 0
+        out.append(_Outcome(cost, 1, error, stop))
 
     def context(optional: bool) -> cel.Context:
         ctx = ready.get(optional)
@@ -578,7 +580,7 @@ def _outcomes(
         c = rule.compiled
         if c.error is not None:
             message = _invalid_message(node.type_name, f"rule compile error: {c.error}")
-            out.append(_Outcome(0, ("", "FieldValueInvalid", message)))
+            add(0, ("", "FieldValueInvalid", message))
             continue
         if c.program is None:
             continue
@@ -597,20 +599,23 @@ def _outcomes(
                 "'operation cancelled: actual cost limit exceeded': no further validation rules "
                 f"will be run due to call cost exceeds limit for rule: {rule.describe()}",
             )
-            out.append(_Outcome(cost, ("", "FieldValueInvalid", message), stop=True))
-            break
+            add(cost, ("", "FieldValueInvalid", message), stop=True)
+            return tuple(out)
         try:
             result = c.program.execute(context(rule.optional_old_self))
         except Exception as exc:  # every CEL runtime error is the rule's, never a 500
             error = _evaluation_error(exc, rule, "", node.type_name)
-            out.append(_Outcome(cost, ("", error.reason, error.message)))
+            add(cost, ("", error.reason, error.message))
             continue
         if result is True:
-            out.append(_Outcome(cost))
+            passed_cost += cost
+            passed += 1
             continue
         detail = _message(rule, context(False), has_old)
         error = _failed("", node.type_name, detail, rule.reason)
-        out.append(_Outcome(cost, (rule.field_path, error.reason, error.message)))
+        add(cost, (rule.field_path, error.reason, error.message))
+    if passed:
+        out.append(_Outcome(passed_cost, passed))
     return tuple(out)
 
 
@@ -646,11 +651,9 @@ def _walk(
         if node.additional is not None:
             for k, v in value.items():
                 _child(node.additional, v, old_map, k, f"{path}[{k}]", corr, run)
-        if node.properties:
-            for k, v in value.items():
-                sub = node.properties.get(k)
-                if sub is not None:
-                    _child(sub, v, old_map, k, _join(path, k), corr, run)
+        for k, sub in node.properties.items():
+            if k in value:
+                _child(sub, value[k], old_map, k, _join(path, k), corr, run)
     elif isinstance(value, list) and node.items is not None:
         old_items: dict[tuple[Any, ...], Any] = {}
         if node.map_keys is not None and isinstance(old, list):
