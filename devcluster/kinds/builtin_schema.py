@@ -46,6 +46,22 @@ class _Node:
     additional: _Node | None
     items: _Node | None
     preserve: bool
+    leaf: bool = False  # a scalar: no properties, additionalProperties, items or preserve
+
+
+def _leaf_ok(v: Any, n: _Node) -> bool:
+    """Whether a scalar node accepts ``v`` with nothing to report (the common case, checked
+    without a call per list element)."""
+    if n.fmt is not None:
+        return False
+    t = v.__class__
+    if t is str:
+        return not n.types or "string" in n.types
+    if t is int:
+        return not n.types or "integer" in n.types or "number" in n.types
+    if t is bool:
+        return not n.types or "boolean" in n.types
+    return False
 
 
 def _compile(s: Schema, memo: dict[int, _Node]) -> _Node:
@@ -77,6 +93,9 @@ def _compile(s: Schema, memo: dict[int, _Node]) -> _Node:
         node.additional = _compile(s["additionalProperties"], memo)
     if isinstance(s.get("items"), dict):
         node.items = _compile(s["items"], memo)
+    node.leaf = (
+        node.props is None and node.additional is None and node.items is None and not node.preserve
+    )
     return node
 
 
@@ -136,9 +155,12 @@ def _pruned(x: Any, n: _Node, root: bool = False) -> Any:
                 out[k] = _pruned(v, n.additional)
         return out
     if isinstance(x, list):
-        if n.items is None:
+        items = n.items
+        if items is None:
             return [_emptied(v) for v in x]
-        return [_pruned(v, n.items) for v in x]
+        if items.leaf:
+            return [v if v.__class__ not in (dict, list) else _pruned(v, items) for v in x]
+        return [_pruned(v, items) for v in x]
     return x
 
 
@@ -158,9 +180,12 @@ def _without_nulls(x: Any, n: _Node, root: bool = False) -> Any:
                 out[k] = _without_nulls(v, p)
         return out
     if isinstance(x, list):
-        if n.items is None:
+        items = n.items
+        if items is None:
             return copy.deepcopy(x)
-        return [_without_nulls(v, n.items) for v in x]
+        if items.leaf:
+            return [v if v.__class__ not in (dict, list) else copy.deepcopy(v) for v in x]
+        return [_without_nulls(v, items) for v in x]
     return x
 
 
@@ -199,9 +224,12 @@ def _check(x: Any, n: _Node, path: str, errs: list[FieldError], root: bool = Fal
                 _type_invalid(path, x, f"{path} in body must be of type {n.fmt}: {_go_quote(x)}")
             )
     elif isinstance(x, list):
-        if n.items is not None:
+        items = n.items
+        if items is not None:
+            leaf = items.leaf
             for i, v in enumerate(x):
-                _check(v, n.items, f"{path}[{i}]", errs)
+                if not (leaf and _leaf_ok(v, items)):
+                    _check(v, items, f"{path}[{i}]", errs)
     elif isinstance(x, dict):
         for k in n.required:
             if k not in x:
