@@ -34,6 +34,7 @@ __all__ = ["BuiltinSchema"]
 Schema = dict[str, Any]
 
 _META_FIELDS = ("apiVersion", "kind", "metadata")
+_CONTAINERS = (dict, list)
 
 
 @dataclass(eq=False)
@@ -146,20 +147,18 @@ def _pruned(x: Any, n: _Node, root: bool = False) -> Any:
         out: dict[str, Any] = {}
         for k, v in x.items():
             if root and k in _META_FIELDS and (k == "metadata" or k not in props):
-                out[k] = copy.deepcopy(v)
+                out[k] = v if k == "metadata" else copy.deepcopy(v)  # metadata: see BuiltinSchema
                 continue
-            p = props.get(k)
+            p = props.get(k) or n.additional
             if p is not None:
-                out[k] = _pruned(v, p)
-            elif n.additional is not None:
-                out[k] = _pruned(v, n.additional)
+                out[k] = v if p.leaf and v.__class__ not in _CONTAINERS else _pruned(v, p)
         return out
     if isinstance(x, list):
         items = n.items
         if items is None:
             return [_emptied(v) for v in x]
         if items.leaf:
-            return [v if v.__class__ not in (dict, list) else _pruned(v, items) for v in x]
+            return [v if v.__class__ not in _CONTAINERS else _pruned(v, items) for v in x]
         return [_pruned(v, items) for v in x]
     return x
 
@@ -168,23 +167,29 @@ def _pruned(x: Any, n: _Node, root: bool = False) -> Any:
 # defaulting: no defaults, so only null properties go
 
 
+def _copied(v: Any) -> Any:
+    return v if v.__class__ not in _CONTAINERS else copy.deepcopy(v)
+
+
 def _without_nulls(x: Any, n: _Node, root: bool = False) -> Any:
     if isinstance(x, dict):
         props = n.props or {}
         out: dict[str, Any] = {}
         for k, v in x.items():
             p = props.get(k)
-            if p is None or (root and k == "metadata"):
-                out[k] = copy.deepcopy(v)
+            if root and k == "metadata":
+                out[k] = v  # see BuiltinSchema
+            elif p is None:
+                out[k] = _copied(v)
             elif v is not None:
-                out[k] = _without_nulls(v, p)
+                out[k] = v if p.leaf and v.__class__ not in _CONTAINERS else _without_nulls(v, p)
         return out
     if isinstance(x, list):
         items = n.items
         if items is None:
             return copy.deepcopy(x)
         if items.leaf:
-            return [v if v.__class__ not in (dict, list) else copy.deepcopy(v) for v in x]
+            return [_copied(v) for v in x]
         return [_without_nulls(v, items) for v in x]
     return x
 
@@ -240,18 +245,28 @@ def _check(x: Any, n: _Node, path: str, errs: list[FieldError], root: bool = Fal
             if len(present) > 1:
                 present.sort(key=n.order.__getitem__)
             for k in present:
-                _check(x[k], props[k], _join(path, k), errs)
-        if n.additional is not None:
+                p = props[k]
+                v = x[k]
+                if not (p.leaf and _leaf_ok(v, p)):
+                    _check(v, p, _join(path, k), errs)
+        extra = n.additional
+        if extra is not None:
+            leaf = extra.leaf
             for k, v in x.items():
-                if not props or k not in props:
-                    _check(v, n.additional, _join(path, k), errs)
+                if (not props or k not in props) and not (leaf and _leaf_ok(v, extra)):
+                    _check(v, extra, _join(path, k), errs)
 
 
 # --------------------------------------------------------------------------------------------
 
 
 class BuiltinSchema(StructuralSchema):
-    """A built-in kind's structural schema (see the module docstring)."""
+    """A built-in kind's structural schema (see the module docstring).
+
+    Like the general walkers, :meth:`prune` and :meth:`apply_defaults` return new objects and
+    leave their input alone, except for the root ``metadata``, which they do not touch and
+    share with the input instead of copying (the server puts its own ObjectMeta back anyway).
+    """
 
     def __init__(self, openapi_v3_schema: Schema, kind: str) -> None:
         super().__init__(openapi_v3_schema)
