@@ -78,6 +78,10 @@ class Shape:
     element: Shape | None = None
     """map values and list items."""
     resource_root: bool = False
+    declared: frozenset[str] = frozenset()
+    """object: the JSON names of its properties."""
+    special: tuple[tuple[str, str | None, Shape | None], ...] = ()
+    """object: the properties whose value or name changes (CEL name None: hidden)."""
 
 
 PLAIN: Shape | None = None
@@ -85,24 +89,35 @@ PLAIN: Shape | None = None
 
 class Shapes:
     """The shapes of one schema's nodes, computed once per node (keyed by the node's identity;
-    the schema dicts live as long as the ``StructuralSchema`` that owns them and this cache)."""
+    the schema dicts live as long as the ``StructuralSchema`` that owns them and this cache).
+
+    ``keep`` (CEL names) leaves every other property of every object out of the view: the
+    fields the rules at a node can observe (:mod:`devcluster.cel_fields`). Map entries and list
+    items are never left out."""
 
     def __init__(self) -> None:
-        self._cache: dict[int, tuple[Schema, Shape | None]] = {}
+        self._cache: dict[tuple[int, bool, frozenset[str] | None], tuple[Schema, Shape | None]] = {}
 
-    def of(self, s: Schema | None, *, resource_root: bool = False) -> Shape | None:
+    def of(
+        self,
+        s: Schema | None,
+        *,
+        resource_root: bool = False,
+        keep: frozenset[str] | None = None,
+    ) -> Shape | None:
         if not isinstance(s, dict):
             return PLAIN
-        key = id(s) * 2 + int(resource_root)
+        key = (id(s), resource_root, keep)
         hit = self._cache.get(key)
         if hit is not None:
             return hit[1]
         self._cache[key] = (s, PLAIN)  # a schema containing itself sees itself as plain
-        shape = self._build(s, resource_root or bool(s.get("x-kubernetes-embedded-resource")))
+        root = resource_root or bool(s.get("x-kubernetes-embedded-resource"))
+        shape = self._build(s, root, keep)
         self._cache[key] = (s, shape)
         return shape
 
-    def _build(self, s: Schema, resource_root: bool) -> Shape | None:
+    def _build(self, s: Schema, resource_root: bool, keep: frozenset[str] | None) -> Shape | None:
         if s.get("x-kubernetes-int-or-string"):
             return PLAIN
         t = s.get("type")
@@ -115,7 +130,7 @@ class Shapes:
             return PLAIN
         if t == "array":
             items = s.get("items")
-            element = self.of(items if isinstance(items, dict) else None)
+            element = self.of(items if isinstance(items, dict) else None, keep=keep)
             return PLAIN if element is None else Shape("list", element=element)
         props = s.get("properties")
         if isinstance(props, dict) and (props or resource_root):
@@ -123,22 +138,34 @@ class Shapes:
             changed = resource_root
             for name, sub in props.items():
                 cel_name = escape(name)
-                if cel_name is None:
+                if cel_name is None or (keep is not None and cel_name not in keep):
                     changed = True
                     continue
-                child = self.of(sub if isinstance(sub, dict) else None)
+                child = self.of(sub if isinstance(sub, dict) else None, keep=keep)
                 if cel_name != name or child is not None:
                     changed = True
                 out[name] = (cel_name, child)
             if resource_root:
                 for name in ("apiVersion", "kind", "metadata"):
-                    out.setdefault(name, (name, None))
+                    if keep is None or name in keep:
+                        out.setdefault(name, (name, None))
             if not changed:
                 return PLAIN
-            return Shape("object", properties=out, resource_root=resource_root)
+            special = tuple(
+                (name, out[name][0] if name in out else None, out[name][1] if name in out else None)
+                for name in props
+                if name not in out or out[name][0] != name or out[name][1] is not None
+            )
+            return Shape(
+                "object",
+                properties=out,
+                resource_root=resource_root,
+                declared=frozenset(props),
+                special=special,
+            )
         ap = s.get("additionalProperties")
         if isinstance(ap, dict):
-            element = self.of(ap)
+            element = self.of(ap, keep=keep)
             return PLAIN if element is None else Shape("map", element=element)
         return PLAIN
 
@@ -170,6 +197,17 @@ def _convert(value: Any, shape: Shape, memo: Memo | None) -> Any:
     if kind == "object":
         if not isinstance(value, dict):
             return value
+        if not shape.resource_root and value.keys() <= shape.declared:
+            # the usual case (a pruned value): copy only if a property changes
+            out = value
+            for name, cel_name, child in shape.special:
+                if name in value:
+                    if out is value:
+                        out = dict(value)
+                    v = out.pop(name)
+                    if cel_name is not None:
+                        out[cel_name] = to_cel(v, child, memo)
+            return out
         obj: dict[str, Any] = {}
         for name, v in value.items():
             prop = shape.properties.get(name)

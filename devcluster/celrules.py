@@ -68,7 +68,7 @@ from typing import Any
 
 import cel
 
-from devcluster import cel_cost, cel_library, cel_source
+from devcluster import cel_cost, cel_fields, cel_library, cel_source
 from devcluster.cel_cost import Width
 from devcluster.cel_values import Memo, Shape, Shapes, to_cel
 from devcluster.schema import FieldError, StructuralSchema, format_value
@@ -175,6 +175,7 @@ class _Rule:
     compiled: _Compiled
     message: str
     message_program: cel.Program | None
+    message_source: str
     message_uses_old_self: bool
     reason: str
     field_path: str
@@ -255,7 +256,9 @@ def _build(
     return _Node(
         rules=rules,
         type_name=str(s.get("type") or ""),
-        shape=shapes.of(s, resource_root=resource_root) if rules else None,
+        shape=shapes.of(s, resource_root=resource_root, keep=_observed(rules, s))
+        if rules
+        else None,
         uses_old_self=any(r.compiled.uses_old_self for r in rules),
         properties=properties,
         items=items,
@@ -264,6 +267,13 @@ def _build(
         map_keys=map_keys,
         width=Width.of(s) if any(r.compiled.macros for r in rules) else None,
     )
+
+
+def _observed(rules: tuple[_Rule, ...], s: Schema) -> frozenset[str] | None:
+    """The fields the rules can observe (None: all of them; see :mod:`devcluster.cel_fields`)."""
+    sources = [r.source for r in rules if r.compiled.program is not None]
+    sources += [r.message_source for r in rules if r.message_program is not None]
+    return cel_fields.observed_fields(sources, s)
 
 
 def _rule(r: dict[str, Any], s: Schema) -> _Rule:
@@ -276,6 +286,7 @@ def _rule(r: dict[str, Any], s: Schema) -> _Rule:
         compiled=compiled,
         message=str(r.get("message") or "").strip(),
         message_program=message.program if r.get("messageExpression") else None,
+        message_source=str(r.get("messageExpression") or ""),
         message_uses_old_self=message.uses_old_self,
         reason=str(r.get("reason") or "FieldValueInvalid"),
         field_path=_normalize_field_path(path, s) if isinstance(path, str) and path else "",
