@@ -1,6 +1,8 @@
 """Helpers for the deploy/ tests: render the kustomize manifests with the real ``kubectl``, model
 the RBAC they grant the controller's ServiceAccount (aggregation included), and record the API
-requests a ``KubeClient`` sends (to check that the RBAC covers every one of them)."""
+requests a ``KubeClient`` sends. The model reads the manifests offline (what a role grants, what
+it must never grant); the devcluster enforces the same RBAC for real in
+``test_deploy_calls_covered``."""
 
 from __future__ import annotations
 

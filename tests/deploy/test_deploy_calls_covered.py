@@ -1,19 +1,19 @@
-"""The RBAC in deploy/ covers what the controller really does.
+"""The RBAC in deploy/ covers what the controller really does — enforced by the API server.
 
-Both examples are applied to the devcluster (peers: issuer, load balancer, Crossplane-like, TLS
-data plane) and ``bifrost run``'s Controller — in-process, on its own ``KubeClient`` whose every
-HTTP request is recorded — provisions them to ``Programmed``, rotates the in-cluster Gateway's
-certificate (new Secret issued, old certificate and Secret deleted), and tears everything down.
-Each recorded request, in RBAC terms (verb, group, resource/subresource, namespace, name), must be
-allowed to the ServiceAccount by the rendered ``deploy/overlays/sqlite`` plus the examples'
-aggregated ClusterRoles (a server-side apply that created its object needs ``create`` too); a
-request not allowed is listed with the rule it lacks. The Secret informer must have asked for
-metadata only, and no Secret data may be in the controller's cache afterwards except the Secrets
-listeners reference.
+The rendered ``deploy/overlays/sqlite`` RBAC (ServiceAccount, ClusterRoles, bindings, the
+leader-election Role) and both examples' aggregated ClusterRoles are applied to the devcluster,
+which authorizes every request with Kubernetes' RBAC. ``bifrost run``'s Controller runs
+in-process **as the ServiceAccount** (a TokenRequest token from ``kubectl create token``), on a
+``KubeClient`` whose every HTTP request is recorded. It provisions both examples to
+``Programmed``, rotates the in-cluster Gateway's certificate (new Secret issued, old certificate
+and Secret deleted) and tears everything down; not one request may be refused with 403. The
+Secret informer must have asked for metadata only, and no Secret data may be in the controller's
+cache afterwards except the Secrets listeners reference.
 """
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from rbac_kit import (
     CONTROLLER_NAMESPACE,
     DEPLOY,
     DISCOVERY_PREFIXES,
     ApiRequest,
     RequestRecorder,
-    Rule,
-    controller_rules,
     example_documents,
+    kubectl,
     kustomize,
 )
 from support.builders import namespace_object
@@ -66,13 +66,44 @@ def programmed(kube: KubeClient, namespace: str, name: str) -> dict[str, Any] | 
     return None
 
 
+#: What the controller's ServiceAccount is given by deploy/ (applied before it starts).
+RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+              "RoleBinding")
+
+
 @dataclass
 class Run:
     requests: list[ApiRequest]
     other: list[str]
-    rules: list[Rule]
     cached_secrets: list[dict[str, Any]]
     secrets_read: int
+    whoami: str
+
+
+def service_account_kubeconfig(admin_kubeconfig: Path, out: Path) -> Path:
+    """A copy of the admin kubeconfig whose user is the controller's ServiceAccount (a token
+    from the TokenRequest API, as a Pod's projected token would be)."""
+    token = subprocess.run(
+        [kubectl(), "--kubeconfig", str(admin_kubeconfig), "create", "token", "bifrost",
+         "-n", CONTROLLER_NAMESPACE, "--duration", "2h"],
+        capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    config = yaml.safe_load(admin_kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": token}
+    out.write_text(yaml.safe_dump(config))
+    out.chmod(0o600)
+    return out
+
+
+def whoami(kubeconfig: Path) -> str:
+    done = subprocess.run([kubectl(), "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o",
+                           "jsonpath={.status.userInfo.username}"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()
+
+
+def aggregated(admin: KubeClient, name: str) -> dict[str, Any] | None:
+    role = admin.get("rbac.authorization.k8s.io/v1", "ClusterRole", name)
+    return role if role and role.get("rules") else None
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +117,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     examples = [d for e in ("in-cluster", "cloud-edge") for d in example_documents(e)]
     gateways = [(d["metadata"]["namespace"], d["metadata"]["name"])
                 for d in examples if d["kind"] == "Gateway"]
+    rbac = [d for d in kustomize(DEPLOY / "overlays" / "sqlite") if d["kind"] in RBAC_KINDS]
     with devcluster_running(workdir / "kubeconfig", crds=[REPO / "deploy" / "crds"]) as cluster:
         admin = KubeClient.from_kubeconfig(workdir / "kubeconfig")
-        kube = KubeClient.from_kubeconfig(workdir / "kubeconfig")
-        recorder = RequestRecorder(kube)
-        admin.apply(namespace_object(CONTROLLER_NAMESPACE))
         admin.apply(namespace_object("apps"))
         admin.apply(UNRELATED)
+        for doc in [*rbac, *(d for d in examples if d["kind"] in RBAC_KINDS)]:
+            admin.apply(doc)
+        wait_for(lambda: aggregated(admin, "bifrost-children"),
+                 what="the examples' rules aggregated into bifrost-children", timeout=TIMEOUT)
+        as_sa = service_account_kubeconfig(workdir / "kubeconfig", workdir / "sa-kubeconfig")
+        kube = KubeClient.from_kubeconfig(as_sa)
+        recorder = RequestRecorder(kube)
         controller = Controller(kube, store, options=ControllerOptions(
             identity="rbac-test", lease_namespace=CONTROLLER_NAMESPACE,
             controller_namespace=CONTROLLER_NAMESPACE, lease_duration=5, renew_deadline=4,
@@ -105,8 +141,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 admin.apply(doc)
             uids = {}
             for ns, name in gateways:
-                gw = wait_for(lambda ns=ns, name=name: programmed(admin, ns, name),
-                              what=f"Gateway {ns}/{name} Programmed", timeout=TIMEOUT)
+                try:
+                    gw = wait_for(lambda ns=ns, name=name: programmed(admin, ns, name),
+                                  what=f"Gateway {ns}/{name} Programmed", timeout=TIMEOUT)
+                except AssertionError as exc:
+                    denied = sorted({str(r) for r in recorder.snapshot()[0] if r.status == 403})
+                    raise AssertionError(f"{exc}; forbidden: {denied}") from exc
                 uids[(ns, name)] = gw["metadata"]["uid"]
             # a rotation of the in-cluster Gateway's certificate: issue, attach, delete the old
             (cert,) = [c for c in store.list_certificates(gateway_uid=uids[("apps", "edge")])
@@ -130,28 +170,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             stop.set()
             thread.join(timeout=30)
         requests, other = recorder.snapshot()
-        rules = controller_rules([*kustomize(DEPLOY / "overlays" / "sqlite"), *examples])
-        yield Run(requests, other, rules, cached, read)
+        yield Run(requests, other, cached, read, whoami(as_sa))
         admin.close()
         kube.close()
         store.close()
     assert cluster.last_error is None, f"devcluster internal error: {cluster.last_error!r}"
 
 
-def needed(req: ApiRequest) -> list[ApiRequest]:
-    """The authorizations ``req`` needs: a server-side apply that created the object (201)
-    is also authorized for create."""
-    out = [req]
-    if req.apply and req.status == 201:
-        out.append(ApiRequest("create", req.group, req.resource, req.subresource, req.namespace,
-                              req.name, req.accept, req.status, req.apply))
-    return out
+def test_the_controller_ran_as_its_service_account(run: Run) -> None:
+    assert run.whoami == f"system:serviceaccount:{CONTROLLER_NAMESPACE}:bifrost"
 
 
-def test_every_controller_request_is_allowed_by_deploy_rbac(run: Run) -> None:
-    denied = sorted({str(n) for r in run.requests for n in needed(r)
-                     if not any(rule.allows(n) for rule in run.rules)})
-    assert not denied, "requests deploy/ RBAC would forbid:\n" + "\n".join(denied)
+def test_no_controller_request_was_forbidden_by_deploy_rbac(run: Run) -> None:
+    denied = sorted({str(r) for r in run.requests if r.status == 403})
+    assert not denied, "requests the deploy/ RBAC forbade:\n" + "\n".join(denied)
+    assert run.requests and all(r.status != 401 for r in run.requests)
     assert all(p.startswith(DISCOVERY_PREFIXES) for p in run.other), run.other
 
 
