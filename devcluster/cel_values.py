@@ -34,10 +34,9 @@ from typing import Any
 
 import cel
 
-__all__ = ["Memo", "Shape", "Shapes", "escape", "to_cel"]
+__all__ = ["Shape", "Shapes", "escape", "to_cel"]
 
 Schema = dict[str, Any]
-Memo = dict[tuple[int, int], Any]
 
 _RESERVED = frozenset(
     {
@@ -170,29 +169,14 @@ class Shapes:
         return PLAIN
 
 
-def to_cel(value: Any, shape: Shape | None, memo: Memo | None = None) -> Any:
-    """The CEL view of ``value`` (``value`` itself when ``shape`` is :data:`PLAIN`).
-
-    ``memo`` (keyed by the identities of value and shape) saves converting a subtree twice
-    within one check; it must not outlive the values it was filled from.
-    """
+def to_cel(value: Any, shape: Shape | None) -> Any:
+    """The CEL view of ``value`` (``value`` itself when ``shape`` is :data:`PLAIN`)."""
     if shape is None or value is None:
         return value
-    if memo is not None:
-        key = (id(value), id(shape))
-        hit = memo.get(key, _MISSING)
-        if hit is not _MISSING:
-            return hit
-    out = _convert(value, shape, memo)
-    if memo is not None:
-        memo[key] = out
-    return out
+    return _convert(value, shape)
 
 
-_MISSING = object()
-
-
-def _convert(value: Any, shape: Shape, memo: Memo | None) -> Any:
+def _convert(value: Any, shape: Shape) -> Any:
     kind = shape.kind
     if kind == "object":
         if not isinstance(value, dict):
@@ -206,7 +190,7 @@ def _convert(value: Any, shape: Shape, memo: Memo | None) -> Any:
                         out = dict(value)
                     v = out.pop(name)
                     if cel_name is not None:
-                        out[cel_name] = to_cel(v, child, memo)
+                        out[cel_name] = to_cel(v, child)
             return out
         obj: dict[str, Any] = {}
         for name, v in value.items():
@@ -217,16 +201,16 @@ def _convert(value: Any, shape: Shape, memo: Memo | None) -> Any:
             if shape.resource_root and name == "metadata" and isinstance(v, dict):
                 v = {k: v[k] for k in _RESOURCE_META if k in v}
                 child = None
-            obj[cel_name] = to_cel(v, child, memo)
+            obj[cel_name] = to_cel(v, child)
         return obj
     if kind == "map":
         if not isinstance(value, dict):
             return value
-        return {k: to_cel(v, shape.element, memo) for k, v in value.items()}
+        return {k: to_cel(v, shape.element) for k, v in value.items()}
     if kind == "list":
         if not isinstance(value, list):
             return value
-        return [to_cel(v, shape.element, memo) for v in value]
+        return [to_cel(v, shape.element) for v in value]
     if kind == "number":
         if isinstance(value, int) and not isinstance(value, bool):
             return float(value)

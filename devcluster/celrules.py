@@ -70,7 +70,7 @@ import cel
 
 from devcluster import cel_cost, cel_fields, cel_library, cel_source
 from devcluster.cel_cost import Width
-from devcluster.cel_values import Memo, Shape, Shapes, to_cel
+from devcluster.cel_values import Shape, Shapes, to_cel
 from devcluster.schema import FieldError, StructuralSchema, format_value
 
 __all__ = [
@@ -376,14 +376,13 @@ class _Correlation:
 
 
 class _Run:
-    """The state of one :func:`check`: errors, budget, conversion memo."""
+    """The state of one :func:`check`: errors and budget."""
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
         self.remaining = RUNTIME_BUDGET
         self.evaluations = 0
         self.deadline = time.monotonic() + DEADLINE_SECONDS
-        self.memo: Memo = {}
 
     def within_budget(self) -> bool:
         return (
@@ -535,17 +534,21 @@ def _outcomes_memoized(
     node: _Node, value: Any, old: Any, unchanged: bool, run: _Run
 ) -> tuple[_Outcome, ...]:
     """:func:`_outcomes`, remembered per node for recently seen values: the rules are pure
-    functions of ``self`` and ``oldSelf``, and many objects share their lists (listeners,
-    rules, ports), so a create of the hundredth similar Gateway converts nothing."""
-    # repr of JSON data tells apart everything CEL can (1 and 1.0, true and 1, key order aside)
-    key = repr((value, old, unchanged))
+    functions of what they see of ``self`` and ``oldSelf`` (the view, without the fields they
+    cannot observe), and many objects look the same there (listeners, route rules, backend
+    refs that differ in names only), so the hundredth similar object is not evaluated again.
+    The costs charged are those of the first value with that view."""
+    # repr tells apart everything CEL can (1 and 1.0, true and 1; key order aside)
+    view = to_cel(value, node.shape)
+    old_view = to_cel(old, node.shape) if old is not None else None
+    key = repr((view, old_view, unchanged))
     if len(key) > _MEMO_KEY_BYTES:
-        return _outcomes(node, value, old, unchanged, run)
+        return _outcomes(node, value, old, view, old_view, unchanged, run)
     memo = node.memo
     hit = memo.get(key)
     if hit is not None:
         return hit
-    outcomes = _outcomes(node, value, old, unchanged, run)
+    outcomes = _outcomes(node, value, old, view, old_view, unchanged, run)
     if len(memo) >= _MEMO_ENTRIES:
         with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
             memo.popitem(last=False)
@@ -554,10 +557,10 @@ def _outcomes_memoized(
 
 
 def _outcomes(
-    node: _Node, value: Any, old: Any, unchanged: bool, run: _Run
+    node: _Node, value: Any, old: Any, view: Any, old_view: Any, unchanged: bool, run: _Run
 ) -> tuple[_Outcome, ...]:
     """Evaluate the node's rules (``old`` is None unless a rule of the node uses ``oldSelf``
-    and there is an old value)."""
+    and there is an old value; ``view``/``old_view`` are what CEL sees of them)."""
     ready: dict[bool, cel.Context] = {}
     has_old = old is not None
     widest: int | None = None
@@ -575,8 +578,7 @@ def _outcomes(
         ctx = ready.get(optional)
         if ctx is None:
             ctx = _context(optional)
-            ctx.add_variable("self", to_cel(value, node.shape, run.memo))
-            old_view = to_cel(old, node.shape, run.memo) if has_old else None
+            ctx.add_variable("self", view)
             if optional:
                 ctx.add_variable(
                     "oldSelf",
