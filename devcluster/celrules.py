@@ -44,9 +44,10 @@ validation rules will be run``. Regular expressions are linear time (the Rust ``
 so a rule cannot hang on a crafted string.
 
 Speed: rules are compiled once per text, the validator once per schema (a schema without rules
-costs one lookup), ``self`` is converted once per node, and each node remembers the outcome of
-its rules for the last values it saw (small values only): the rules are pure functions of
-``self``/``oldSelf``, so the hundredth Gateway with the same listeners is not evaluated again.
+costs one lookup). ``self`` is handed to CEL without the fields no rule of the node can observe
+(:mod:`devcluster.cel_fields`), and each node remembers the outcome of its rules for the last
+views it saw: the rules are pure functions of what they see, so the hundredth similar object (or
+list item, or backend ref that differs only in its name) is not evaluated again.
 
 Not reproduced: warnings for ratcheted errors; cel-go's static type checking (a rule that refers
 to an undeclared field is only found when evaluated); which error wins when both sides of
