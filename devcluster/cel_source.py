@@ -1,5 +1,5 @@
 """The text of a CEL rule, read without a CEL parser: string literals told apart from code, the
-comprehension macros and the variables they bind, and ``self`` replaced by another expression.
+comprehension macros and the variables they bind, and ``matches`` calls routed to the library.
 
 The ``cel`` package compiles a rule but shows none of its syntax tree, so what celrules needs to
 know about a rule's shape is read from its text. String literals (``'…'``, ``"…"``, triple-quoted,
@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-__all__ = ["code_only", "macro_shape", "macro_variables", "replace_self"]
+__all__ = ["code_only", "macro_shape", "macro_variables", "route_matches"]
 
 _MACRO_OPEN = re.compile(r"\.\s*(?:all|exists_one|exists|map|filter)\s*(\()")
 _MACRO_VARIABLE = re.compile(
     r"\.\s*(?:all|exists_one|exists|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )
-_SELF = re.compile(r"(?<![.\w])self(?!\w)")
+_MATCHES_CALL = re.compile(r"\.(\s*)matches(\s*)\(")
 
 
 def _pieces(source: str) -> Iterator[tuple[bool, str]]:
@@ -69,10 +69,10 @@ def macro_variables(code: str) -> set[str]:
     return set(_MACRO_VARIABLE.findall(code))
 
 
-def replace_self(source: str, expression: str) -> str:
-    """``source`` with the variable ``self`` (not a field named ``self``, not text in a string)
-    replaced by ``expression``, which must be a primary expression (a name followed by field
-    selections and indexes), so no parentheses are needed."""
+def route_matches(source: str) -> str:
+    """``source`` with every ``x.matches(…)`` call made ``x.__matches(…)`` (the library's RE2
+    version); a field named ``matches`` (no call) is left alone."""
     return "".join(
-        text if literal else _SELF.sub(expression, text) for literal, text in _pieces(source)
+        text if literal else _MATCHES_CALL.sub(r".\1__matches\2(", text)
+        for literal, text in _pieces(source)
     )

@@ -137,7 +137,7 @@ def _is_operator(name: str) -> bool:
 @lru_cache(maxsize=4096)
 def _compile(source: str) -> _Compiled:
     try:
-        program = cel.compile(source)
+        program = cel.compile(cel_source.route_matches(source))
     except Exception as exc:  # the parser raises ValueError; anything else is also "invalid"
         text = str(exc)
         at = text.find("ERROR:")
