@@ -202,6 +202,9 @@ class _Node:
     map_keys: tuple[str, ...] | None = None
     width: Width | None = None
     """How wide ``self`` can be, for the cost of rules with macros (None when there are none)."""
+    skip_unchanged: bool = False
+    """Whether an unchanged value needs no look at all: no transition rule and no ``allOf``
+    rules here or below (ratcheting would forgive every other failure)."""
     memo: OrderedDict[str, tuple[_Outcome, ...]] = field(default_factory=OrderedDict)
     """Recent outcomes by value (see :func:`_outcomes_memoized`)."""
 
@@ -267,6 +270,9 @@ def _build(
         all_of=all_of,
         map_keys=map_keys,
         width=Width.of(s) if any(r.compiled.macros for r in rules) else None,
+        skip_unchanged=not all_of
+        and not any(r.compiled.uses_old_self or r.optional_old_self for r in rules)
+        and all(c.skip_unchanged for c in (*properties.values(), items, additional) if c),
     )
 
 
@@ -655,6 +661,8 @@ def _walk(
 ) -> None:
     if value is None:
         return
+    if node.skip_unchanged and corr is not None and corr.equal():
+        return  # unchanged, and nothing here or below could fail it (ratcheting)
     if node.rules:
         _evaluate(node, value, old, path, corr, run)
     for branch in node.all_of:
