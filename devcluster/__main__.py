@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="pods run but never become Ready (so Deployments never become Available)",
     )
+    p.add_argument(
+        "--no-validation-rules",
+        action="store_true",
+        help="do not evaluate CRD validation rules (x-kubernetes-validations); for comparisons",
+    )
     args = p.parse_args(argv)
     cluster = DevCluster(
         host=args.host,
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         authorization=args.authorization,
         admin_token=args.admin_token,
         pods_ready=not args.pods_not_ready,
+        validation_rules=not args.no_validation_rules,
     )
     cluster.start()
     if args.kubeconfig_out:
