@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from devcluster import celrules, deletion, fieldmanager, patch
+from devcluster import deletion, fieldmanager, patch, validation_rules
 from devcluster.admission import (
     normalize_micro_time,
     normalize_time,
@@ -396,7 +396,7 @@ class Api:
             obj["metadata"] = meta
             errs = schema.validate(obj)
             if not errs and self.validation_rules:
-                errs = celrules.check(schema, obj, old)
+                errs = validation_rules.check(schema, obj, old)
             if errs:
                 raise _invalid(rt, name, errs)
         if not rt.custom:

@@ -1,4 +1,4 @@
-"""CRD validation rules (``devcluster.celrules``): where rules run, what ``self``/``oldSelf`` are,
+"""CRD validation rules (``validation_rules``): where rules run, what ``self``/``oldSelf`` are,
 the error shapes of a v1.31 API server, ratcheting and the cost budget."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devcluster import celrules
+from devcluster import validation_rules as celrules
 from devcluster.schema import FieldError, StructuralSchema
 
 CRDS = Path(__file__).resolve().parents[3] / "devcluster" / "crds"

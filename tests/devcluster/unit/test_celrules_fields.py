@@ -1,4 +1,4 @@
-"""Which fields a node's rules can observe (``devcluster.cel_fields``): the view handed to CEL
+"""Which fields a node's rules can observe (``validation_rules.fields``): the view handed to CEL
 leaves the others out, which is only sound when no rule can see an object whole."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from devcluster import celrules
-from devcluster.cel_fields import observed_fields
+from devcluster import validation_rules as celrules
 from devcluster.schema import StructuralSchema
+from devcluster.validation_rules.fields import observed_fields
 
 REF: dict[str, Any] = {
     "type": "object",

@@ -11,8 +11,9 @@ import cel
 import pytest
 import yaml
 
-from devcluster import cel_library, celrules
-from devcluster.cel_values import Shapes, escape, to_cel
+from devcluster import validation_rules as celrules
+from devcluster.validation_rules import library as cel_library
+from devcluster.validation_rules.values import Shapes, escape, to_cel
 
 CRDS = Path(__file__).resolve().parents[3] / "devcluster" / "crds"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from devcluster import cel_source
-from devcluster.cel_values import escape
+from devcluster.validation_rules import source as cel_source
+from devcluster.validation_rules.values import escape
 
 __all__ = ["observed_fields"]
 

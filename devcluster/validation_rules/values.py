@@ -91,7 +91,7 @@ class Shapes:
     the schema dicts live as long as the ``StructuralSchema`` that owns them and this cache).
 
     ``keep`` (CEL names) leaves every other property of every object out of the view: the
-    fields the rules at a node can observe (:mod:`devcluster.cel_fields`). Map entries and list
+    fields the rules at a node can observe (:mod:`.fields`). Map entries and list
     items are never left out."""
 
     def __init__(self) -> None:

@@ -45,7 +45,7 @@ import cel
 import re2
 from cel import stdlib
 
-from devcluster.cel_formats import FUNCTIONS as FORMAT_FUNCTIONS
+from devcluster.validation_rules.formats import FUNCTIONS as FORMAT_FUNCTIONS
 
 __all__ = ["FUNCTIONS", "KNOWN_FUNCTIONS", "KNOWN_NAMES", "new_context"]
 
@@ -195,7 +195,7 @@ def _regex(pattern: str) -> Any:
 
 def _matches(s: str, pattern: str) -> bool:
     """``s.matches(pattern)``: rules reach it as ``s.__matches(pattern)`` (see
-    :func:`devcluster.cel_source.route_matches`): the ``cel`` package's own ``matches`` compiles
+    :func:`.source.route_matches`): the ``cel`` package's own ``matches`` compiles
     the pattern on every call (~15 us); this one once."""
     if not isinstance(s, str) or not isinstance(pattern, str):
         raise _no_overload()

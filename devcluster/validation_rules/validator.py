@@ -3,8 +3,8 @@ does (``apiextensions-apiserver/pkg/apiserver/schema/cel/validation.go``).
 
 :func:`check` walks the schema and the object together and evaluates, at every schema node that
 carries rules (the root, objects, list items, map values, ``allOf`` branches), each rule with
-``self`` bound to the value there, seen through the node's schema (:mod:`devcluster.cel_values`)
-and with the Kubernetes function library (:mod:`devcluster.cel_library`). A node absent from the
+``self`` bound to the value there, seen through the node's schema (:mod:`.values`)
+and with the Kubernetes function library (:mod:`.library`). A node absent from the
 object, or null, is not evaluated.
 
 Updates (``old`` given):
@@ -34,7 +34,7 @@ The errors read as the real server's (``FieldError`` causes of a 422):
 
 Budget: upstream counts CEL cost (a per-call limit of 1,000,000 and 10,000,000 per object); the
 ``cel`` package counts nothing and cannot be interrupted. So each evaluation is charged, before it
-runs, the estimate of :mod:`devcluster.cel_cost` (comprehension macros times the widest list or
+runs, the estimate of :mod:`.cost` (comprehension macros times the widest list or
 map they can iterate, to the power of their nesting). A rule whose estimate is over the per-call
 limit is not run (``'operation cancelled: actual cost limit exceeded': no further validation
 rules will be run due to call cost exceeds limit for rule: …``); when the object's estimates pass
@@ -45,14 +45,14 @@ so a rule cannot hang on a crafted string.
 
 Speed: rules are compiled once per text, the validator once per schema (a schema without rules
 costs one lookup). ``self`` is handed to CEL without the fields no rule of the node can observe
-(:mod:`devcluster.cel_fields`), and each node remembers the outcome of its rules for the last
+(:mod:`.fields`), and each node remembers the outcome of its rules for the last
 views it saw: the rules are pure functions of what they see, so the hundredth similar object (or
 list item, or backend ref that differs only in its name) is not evaluated again.
 
 Not reproduced: warnings for ratcheted errors; cel-go's static type checking (a rule that refers
 to an undeclared field is only found when evaluated); which error wins when both sides of
 ``||``/``&&`` fail (cel-go reports the left one, the ``cel`` package the right one); the
-order-insensitive equality of ``set`` and ``map`` lists (see :mod:`devcluster.cel_values`).
+order-insensitive equality of ``set`` and ``map`` lists (see :mod:`.values`).
 """
 
 from __future__ import annotations
@@ -69,10 +69,13 @@ from typing import Any
 
 import cel
 
-from devcluster import cel_cost, cel_fields, cel_library, cel_source
-from devcluster.cel_cost import Width
-from devcluster.cel_values import Shape, Shapes, to_cel
 from devcluster.schema import FieldError, StructuralSchema, format_value
+from devcluster.validation_rules import cost as cel_cost
+from devcluster.validation_rules import fields as cel_fields
+from devcluster.validation_rules import library as cel_library
+from devcluster.validation_rules import source as cel_source
+from devcluster.validation_rules.cost import Width
+from devcluster.validation_rules.values import Shape, Shapes, to_cel
 
 __all__ = [
     "DEADLINE_SECONDS",
@@ -277,7 +280,7 @@ def _build(
 
 
 def _observed(rules: tuple[_Rule, ...], s: Schema) -> frozenset[str] | None:
-    """The fields the rules can observe (None: all of them; see :mod:`devcluster.cel_fields`)."""
+    """The fields the rules can observe (None: all of them; see :mod:`.fields`)."""
     sources = [r.source for r in rules if r.compiled.program is not None]
     sources += [r.message_source for r in rules if r.message_program is not None]
     return cel_fields.observed_fields(sources, s)
