@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from devcluster import validation_rules as celrules
 from devcluster.schema import FieldError, StructuralSchema
+from devcluster.validation_rules import validator as celrules
 
 CRDS = Path(__file__).resolve().parents[3] / "devcluster" / "crds"
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
