@@ -7,26 +7,46 @@ implements are listed in ``devcluster-spec.md``.
 
 Entry points:
 
-* ``DevCluster`` (``devcluster.server``): ``start``/``stop``/context manager, ``url``,
-  ``load_crds``, ``install_crd``, ``register_permissive``, ``write_kubeconfig``, ``compact``,
-  ``drop_watches``, ``faults`` (:class:`~devcluster.faults.FaultInjector`) and
-  ``request_log`` (:class:`~devcluster.faults.RequestLog`). It is imported lazily here
-  so that importing a pure submodule (``patch``, ``schema``) does not pull in the server.
-* ``python -m devcluster --port N --crds DIR --kubeconfig-out PATH [--state-file F]``.
-* HTTP control surface for other processes: ``GET|DELETE /devcluster/requests``,
-  ``GET|POST|DELETE /devcluster/faults`` (and ``DELETE /devcluster/faults/{id}``),
-  ``POST /devcluster/compact``, ``POST /devcluster/drop-watches``.
+* ``DevCluster`` (``devcluster.server``): ``start``/``stop``/context manager, ``url`` (plain
+  HTTP) and ``https_url`` (the same port speaks TLS: kubectl sends a token only over TLS),
+  ``load_crds``, ``install_crd``, ``register_permissive``, ``write_kubeconfig`` (the admin's
+  bearer token and the cluster CA), ``admin_token``, ``add_token``, ``compact``,
+  ``drop_watches``, ``faults`` (:class:`~devcluster.faults.FaultInjector`) and ``request_log``
+  (:class:`~devcluster.faults.RequestLog`). Options: ``authorization="RBAC"`` (default) or
+  ``"AlwaysAllow"``, ``validation_rules`` (CRD CEL rules, default on), ``workloads`` and
+  ``pods_ready`` (the controllers and kubelet, default on), ``state_file`` (durable, with the
+  watch history). It is imported lazily here so that importing a pure submodule (``patch``,
+  ``schema``) does not pull in the server.
+* ``python -m devcluster --port N --crds DIR --kubeconfig-out PATH [--state-file F]
+  [--authorization RBAC|AlwaysAllow] [--no-validation-rules] [--pods-not-ready]``.
+* HTTP control surface for other processes (a test surface on loopback, not authenticated):
+  ``GET|DELETE /devcluster/requests``, ``GET|POST|DELETE /devcluster/faults`` (and
+  ``DELETE /devcluster/faults/{id}``), ``POST /devcluster/compact``,
+  ``POST /devcluster/drop-watches``.
 
-Layout: ``server`` (HTTP, routing), ``faults`` (fault injection, request log), ``handlers``
-(the verbs), ``patch`` and ``fieldmanager`` (patches, server-side apply), ``schema`` (CRD
-defaulting, pruning, validation), ``watch``, ``storage`` (objects, resourceVersion, history,
-persistence), ``registry`` (kinds and discovery), ``gc`` and ``namespaces`` (background
-controllers), ``admission``, ``selectors``, ``conversion`` (the two Event APIs), ``openapi`` and
-``protobuf`` (what kubectl needs), ``kubeconfig``, ``errors``, ``bundle`` (the CRDs shipped with
-it). ``peers`` holds the
-simulated controllers (issuer, load balancer, Crossplane-like provider, TLS data plane),
-``client`` the plain-HTTP API client they talk through, and ``handshakes`` a loop of real TLS
-handshakes against the data plane that counts failures.
+Layout:
+
+* the API server: ``server`` (HTTP and TLS, routing), ``handlers`` (the verbs), ``deletion``
+  (what DELETE answers, graceful Pod deletion), ``scale`` (the ``scale`` subresource),
+  ``patch`` and ``fieldmanager`` (patches, server-side apply), ``schema`` (structural schemas:
+  defaulting, pruning, validation), ``validation_rules`` (CRD ``x-kubernetes-validations`` in
+  CEL), ``watch``, ``storage`` and ``journal`` (objects, resourceVersion, history, the durable
+  state file), ``registry`` (served kinds and discovery), ``admission``, ``selectors``,
+  ``conversion`` (the two Event APIs), ``tables`` (kubectl's server-side printing),
+  ``openapi`` (OpenAPI v3 for ``kubectl explain`` and validation), ``protobuf`` and
+  ``protobuf_types`` (the bodies kubectl sends as protobuf), ``kubeconfig``, ``errors``,
+  ``faults``, ``bundle`` (the upstream CRDs shipped with it);
+* ``kinds``: the built-in kinds (catalog, schemas derived from the official client's models,
+  defaults, printer columns);
+* ``auth``: bearer tokens (admin, ServiceAccount TokenRequest and token Secrets), impersonation,
+  RBAC with the bootstrap roles and ClusterRole aggregation, the access and token reviews;
+* in-process cluster controllers: ``gc`` and ``namespaces`` (garbage collection, namespace
+  deletion) and ``controllers`` (Deployment, ReplicaSet/ReplicationController, StatefulSet,
+  DaemonSet, Job, a scheduler, a simulated kubelet and two Nodes);
+* ``peers``: the simulated third-party controllers bifrost drives (issuer, load balancer,
+  Crossplane-like provider, TLS data plane), ``client`` the plain-HTTP API client they talk
+  through, and ``handshakes`` a loop of real TLS handshakes against the data plane that counts
+  failures.
 
 The package depends on no bifrost module: it is what bifrost is tested against, so it must not
 share bifrost's code (a bug in bifrost's Kubernetes client would otherwise sit on both sides of
