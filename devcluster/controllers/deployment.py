@@ -433,6 +433,8 @@ class DeploymentController(Controller):
             created = cur
             already = True
         created = copy.deepcopy(created)
+        if not already and _replicas(created) > 0:
+            self._scaled_event(d, created, 0, _replicas(created))
         self._set_deployment_revision(d, revision)
         if not already and _deadline(d) is not None:
             _set_condition(
@@ -519,8 +521,20 @@ class DeploymentController(Controller):
         if not size_changed and not annotations_changed:
             return False
         new["spec"]["replicas"] = replicas
+        before = _replicas(rs)
         self._replace(rs, self.writer.update(RS, new))
+        if size_changed:
+            self._scaled_event(d, rs, before, replicas)
         return size_changed
+
+    def _scaled_event(self, d: JSON, rs: JSON, before: int, after: int) -> None:
+        way = "up" if after > before else "down"
+        self.writer.event(
+            d,
+            "ScalingReplicaSet",
+            f"Scaled {way} replica set {rs['metadata']['name']} from {before} to {after}",
+            "deployment-controller",
+        )
 
     def _is_scaling_event(self, d: JSON, rss: list[JSON]) -> bool:
         new_rs, old = self._new_and_old(d, rss, create=False)

@@ -114,7 +114,20 @@ class Kubelet(Controller):
             return
         new = copy.deepcopy(pod)
         new["status"] = status
-        self.writer.update_status(POD, new)
+        written = self.writer.update_status(POD, new)
+        if phase != "Running" and status.get("phase") == "Running":
+            self._started_events(written)
+
+    def _started_events(self, pod: JSON) -> None:
+        """What a kubelet reports when it starts a pod's containers (images are always
+        "present": nothing is pulled)."""
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            name, image = c.get("name", ""), c.get("image", "")
+            self.writer.event(
+                pod, "Pulled", f'Container image "{image}" already present on machine', "kubelet"
+            )
+            self.writer.event(pod, "Created", f"Created container: {name}", "kubelet")
+            self.writer.event(pod, "Started", f"Started container {name}", "kubelet")
 
     @staticmethod
     def _runs_to_completion(pod: JSON) -> bool:

@@ -39,6 +39,7 @@ class ReplicaSetController(Controller):
         self.kind = kind
         self.owner_kind = "ReplicaSet" if kind == RS else "ReplicationController"
         self.name = "replicaset" if kind == RS else "replicationcontroller"
+        self.component = f"{self.name}-controller"  # the Events' source
         super().__init__(api)
 
     # ---------------------------------------------------------------- wiring
@@ -103,11 +104,18 @@ class ReplicaSetController(Controller):
             if diff < 0:
                 template = spec.get("template") or {}
                 for _ in range(-diff):
-                    self.writer.create(POD, ns, podutil.pod_from_template(template, owner))
+                    pod = self.writer.create(POD, ns, podutil.pod_from_template(template, owner))
+                    self.writer.event(
+                        owner, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                        self.component,
+                    )
             elif diff > 0:
                 for pod in self._to_delete(live, diff):
                     meta = pod["metadata"]
                     self.writer.delete(POD, ns, meta["name"], uid=meta.get("uid"))
+                    self.writer.event(
+                        owner, "SuccessfulDelete", f"Deleted pod: {meta['name']}", self.component
+                    )
             pods = self._claimed(owner, selector)
         self._write_status(owner, pods, min_ready)
 

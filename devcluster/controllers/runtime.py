@@ -16,6 +16,7 @@ import heapq
 import itertools
 import json
 import logging
+import secrets
 import threading
 import time
 from collections import deque
@@ -23,11 +24,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from devcluster.errors import ApiError
-from devcluster.handlers import Api, Target
+from devcluster.handlers import Api, Target, now_rfc3339
 from devcluster.registry import ResourceType
 from devcluster.storage import Event
 
 __all__ = ["Controller", "Key", "Mapper", "StoreKey", "WorkQueue", "Writer", "key_of"]
+
+EVENTS: StoreKey = ("", "events")
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,44 @@ class Writer:
 
     def update_status(self, key: StoreKey, obj: JSON) -> JSON:
         return self.update(key, obj, "status")
+
+    def event(
+        self, involved: JSON, reason: str, message: str, component: str, type_: str = "Normal"
+    ) -> None:
+        """Record a core/v1 Event about ``involved`` as ``component`` (``deployment-controller``,
+        ``default-scheduler``, ``kubelet`` ...), the way ``kubectl describe`` and ``kubectl get
+        events`` show a real controller's. Best effort: an Event that cannot be written (its
+        namespace is being deleted) is dropped, as client-go's recorder drops it."""
+        meta = involved["metadata"]
+        namespace = meta.get("namespace") or "default"
+        now = now_rfc3339()
+        ref = {
+            "apiVersion": involved.get("apiVersion", ""),
+            "kind": involved.get("kind", ""),
+            "namespace": meta.get("namespace"),
+            "name": meta["name"],
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        }
+        body: JSON = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+            "involvedObject": {k: v for k, v in ref.items() if v},
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": "",
+        }
+        try:
+            self.create(EVENTS, namespace, body)
+        except ApiError as e:
+            log.debug("event %s on %s dropped: %s", reason, meta["name"], e)
 
     def delete(
         self,

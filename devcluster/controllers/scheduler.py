@@ -95,7 +95,15 @@ class Scheduler(Controller):
         self._next += 1
         new = copy.deepcopy(pod)
         new["spec"]["nodeName"] = node["metadata"]["name"]
-        self.writer.update(POD, new)
+        bound = self.writer.update(POD, new)
+        meta = bound["metadata"]
+        self.writer.event(
+            bound,
+            "Scheduled",
+            f"Successfully assigned {meta.get('namespace')}/{meta['name']} to "
+            f"{node['metadata']['name']}",
+            "default-scheduler",
+        )
 
     @staticmethod
     def _misfit(spec: JSON, node: JSON) -> str | None:
