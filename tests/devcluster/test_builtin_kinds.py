@@ -12,9 +12,7 @@ import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -22,15 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dc_support import KUBECTL, needs_kubectl
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 
 from devcluster import DevCluster
 from devcluster.kinds import builtin_types
 from devcluster.kinds.resource_type import CREATE_ONLY
-
-KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
-needs_kubectl = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl not installed")
 
 JSON = dict[str, Any]
 

@@ -10,35 +10,15 @@ report ``... deleted``.
 from __future__ import annotations
 
 import datetime
-import os
-import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dc_support import body_of
+from dc_support import body_of, kubectl, needs_kubectl
 from kubernetes import client, watch
 
 from devcluster import DevCluster
-
-KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
-needs_kubectl = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl not installed")
-
-
-def kubectl(kubeconfig: Path, *args: str) -> str:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    proc = subprocess.run(
-        [KUBECTL, "--request-timeout=10s", *args],
-        text=True,
-        capture_output=True,
-        env=env,
-        timeout=30,
-    )
-    assert proc.returncode == 0, f"kubectl {' '.join(args)} failed: {proc.stderr}"
-    return proc.stdout
 
 
 def _pod(name: str, *, node: str | None = "node-1", grace: int | None = None) -> dict[str, Any]:
@@ -248,14 +228,17 @@ def test_kubectl_delete_reports_every_answer_as_deleted(
     core.create_namespaced_pod(namespace, _pod("forced", grace=20))
     core.create_namespaced_pod(namespace, _pod("running", grace=20))
     ns = ["-n", namespace]
-    assert 'configmap "c" deleted' in kubectl(kubeconfig_path, *ns, "delete", "configmap", "c")
-    assert 'service "s" deleted' in kubectl(kubeconfig_path, *ns, "delete", "service", "s")
-    assert 'serviceaccount "sa" deleted' in kubectl(kubeconfig_path, *ns, "delete", "sa", "sa")
-    out = kubectl(kubeconfig_path, *ns, "delete", "pod", "unscheduled")
+    def delete(*args: str) -> str:
+        return kubectl(kubeconfig_path, *ns, "delete", *args).stdout
+
+    assert 'configmap "c" deleted' in delete("configmap", "c")
+    assert 'service "s" deleted' in delete("service", "s")
+    assert 'serviceaccount "sa" deleted' in delete("sa", "sa")
+    out = delete("pod", "unscheduled")
     assert 'pod "unscheduled" deleted' in out
-    out = kubectl(kubeconfig_path, *ns, "delete", "pod", "forced", "--grace-period=0", "--force")
+    out = delete("pod", "forced", "--grace-period=0", "--force")
     assert 'pod "forced" force deleted' in out
-    out = kubectl(kubeconfig_path, *ns, "delete", "pod", "running", "--wait=false")
+    out = delete("pod", "running", "--wait=false")
     assert 'pod "running" deleted' in out
     left = {p.metadata.name: p for p in core.list_namespaced_pod(namespace).items}
     assert set(left) == {"running"}

@@ -7,18 +7,16 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
 import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
 
 import pytest
+from dc_support import KUBECTL, kubectl
 from kubernetes import client
 from support.waiting import wait_for
 
-KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
 pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl not installed")
 
 GATEWAY = """\
@@ -41,23 +39,6 @@ metadata:
 data:
   key: {cls}
 """
-
-
-def kubectl(
-    kubeconfig: Path, *args: str, input: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    proc = subprocess.run(
-        [KUBECTL, "--request-timeout=10s", *args],
-        input=input,
-        text=True,
-        capture_output=True,
-        env=env,
-        timeout=30,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
-    return proc
 
 
 def test_apply_client_side_then_server_side(kubeconfig_path, namespace, api_client) -> None:

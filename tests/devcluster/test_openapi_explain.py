@@ -8,21 +8,16 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import subprocess
-import sys
 import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
+from dc_support import KUBECTL, needs_kubectl
 from kubernetes import client
 
 from devcluster import DevCluster
-
-KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
-needs_kubectl = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl not installed")
 
 JSON = dict[str, Any]
 

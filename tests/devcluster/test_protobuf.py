@@ -10,10 +10,6 @@ protobuf DeleteOptions.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -21,30 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dc_support import kubectl, needs_kubectl
 from kubernetes import client
 
 from devcluster import DevCluster
 from devcluster.protobuf import ProtobufError, decode_object, go_duration
 
-KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
-needs_kubectl = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl not installed")
 PROTOBUF = "application/vnd.kubernetes.protobuf"
-
-
-def kubectl(kubeconfig: Path, *args: str) -> str:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    proc = subprocess.run(
-        [KUBECTL, "--request-timeout=10s", *args],
-        text=True,
-        capture_output=True,
-        env=env,
-        timeout=30,
-    )
-    assert proc.returncode == 0, f"kubectl {' '.join(args)} failed: {proc.stderr}"
-    return proc.stdout
-
-
-# ---------------------------------------------------------------- a minimal encoder (tests only)
 
 
 def _varint(n: int) -> bytes:
@@ -326,7 +305,8 @@ def test_kubectl_create_stores_the_sent_fields(
     kubeconfig_path: Path, api_client: client.ApiClient, namespace: str, commands, check
 ) -> None:
     for cmd in commands:
-        out = kubectl(kubeconfig_path, "-n", namespace, *[a.format(ns=namespace) for a in cmd])
+        args = [a.format(ns=namespace) for a in cmd]
+        out = kubectl(kubeconfig_path, "-n", namespace, *args).stdout
         assert "created" in out
     check(api_client, namespace)
 

@@ -9,31 +9,13 @@ it to).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
-import pytest
+from dc_support import kubectl, needs_kubectl
 from test_protobuf import envelope, field
 
 from devcluster.protobuf import decode_object
-
-KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
-needs_kubectl = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl not installed")
-
-
-def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    return subprocess.run(
-        [KUBECTL, "--request-timeout=10s", *args],
-        text=True,
-        capture_output=True,
-        env=env,
-        timeout=30,
-    )
 
 
 @needs_kubectl
@@ -42,7 +24,9 @@ def test_kubectl_auth_can_i_is_answered(kubeconfig_path: Path, namespace: str) -
     admin = kubectl(kubeconfig_path, "-n", namespace, *can_i)
     assert (admin.returncode, admin.stdout.strip()) == (0, "yes"), admin.stderr
     sa = f"system:serviceaccount:{namespace}:nobody"
-    denied = kubectl(kubeconfig_path, "-n", namespace, "auth", "can-i", "get", "pods", f"--as={sa}")
+    denied = kubectl(
+        kubeconfig_path, "-n", namespace, "auth", "can-i", "get", "pods", f"--as={sa}", check=False
+    )
     assert denied.stdout.strip() == "no", denied.stderr
     listing = kubectl(kubeconfig_path, "-n", namespace, "auth", "can-i", "--list")
     assert listing.returncode == 0, listing.stderr

@@ -1,35 +1,12 @@
-"""Helpers of the workload tests: running the real kubectl, and manifests."""
+"""Helpers of the workload tests: manifests (kubectl is :func:`dc_support.kubectl`, re-exported)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
-import pytest
+from dc_support import KUBECTL, kubectl, needs_kubectl
 
-KUBECTL = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
-needs_kubectl = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl not installed")
-
-
-def kubectl(
-    kubeconfig: Path, *args: str, input: str | None = None, check: bool = True, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    proc = subprocess.run(
-        [KUBECTL, "--request-timeout=10s", *args],
-        input=input,
-        text=True,
-        capture_output=True,
-        env=env,
-        timeout=timeout,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
-    return proc
+__all__ = ["KUBECTL", "condition", "deployment_yaml", "kubectl", "needs_kubectl", "pod_template"]
 
 
 def deployment_yaml(
