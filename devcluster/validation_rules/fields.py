@@ -21,17 +21,25 @@ node's schema:
 
 Anything else - an object used whole, a chain the schema does not describe, a variable bound to
 two different things, ``oldSelf`` - and the answer is ``None``: the value is handed over whole.
+
+:func:`observed` also tells which of those fields are only *counted*: every chain that ends at
+such a field takes the size of a list or map there (``x.f.size()``, ``size(x.f)``) or tests its
+presence (``has(x.f)``), and none looks inside. The view may show such a list or map as one of
+the same size with placeholder items (:mod:`.values`), so values that differ only inside it
+look the same to the rules (an HTTPRoute's ``self[0].matches.size()``, a listener's
+``size(self.certificateRefs) > 0``).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from devcluster.validation_rules import source as cel_source
 from devcluster.validation_rules.values import escape
 
-__all__ = ["observed_fields"]
+__all__ = ["Observed", "observed", "observed_fields"]
 
 Schema = dict[str, Any]
 
@@ -53,19 +61,38 @@ class _Unsafe(Exception):
     """A rule may observe an object whole: no field can be left out."""
 
 
+@dataclass(frozen=True)
+class Observed:
+    """What the rules of a node observe of ``self`` (CEL-escaped field names)."""
+
+    names: frozenset[str]
+    """The fields they name; every other field may be left out of the view."""
+    counted: frozenset[str]
+    """Those of ``names`` whose value they only count or test for presence (see the module
+    docstring); a list or map there may be shown as placeholders of the same size."""
+
+
+def observed(sources: list[str], s: Schema) -> Observed | None:
+    """What the rules ``sources`` at schema node ``s`` can observe, or None when they may
+    observe more than named fields."""
+    names: set[str] = set()
+    looked_into: set[str] = set()
+    try:
+        for source in sources:
+            _scan(cel_source.code_only(source), s, names, looked_into)
+    except _Unsafe:
+        return None
+    return Observed(frozenset(names), frozenset(names - looked_into))
+
+
 def observed_fields(sources: list[str], s: Schema) -> frozenset[str] | None:
     """The (CEL-escaped) field names the rules ``sources`` at schema node ``s`` can observe, or
     None when they may observe more than named fields."""
-    names: set[str] = set()
-    try:
-        for source in sources:
-            _scan(cel_source.code_only(source), s, names)
-    except _Unsafe:
-        return None
-    return frozenset(names)
+    seen = observed(sources, s)
+    return None if seen is None else seen.names
 
 
-def _scan(code: str, s: Schema, names: set[str]) -> None:
+def _scan(code: str, s: Schema, names: set[str], looked_into: set[str]) -> None:
     variables: dict[str, Schema] = {"self": s}
     for m in _IDENTIFIER.finditer(code):
         name = m.group(1)
@@ -73,7 +100,7 @@ def _scan(code: str, s: Schema, names: set[str]) -> None:
             raise _Unsafe
         if name not in variables or _MACRO_BINDING.search(code, 0, m.start()):
             continue
-        _chain(code, m.start(), m.end(), variables[name], variables, names)
+        _chain(code, m.start(), m.end(), variables[name], variables, names, looked_into)
     if cel_source.macro_variables(code) - variables.keys():
         raise _Unsafe  # a macro over something not followed here (the result of another macro)
 
@@ -88,20 +115,28 @@ def _chain(
     schema: Schema | None,
     variables: dict[str, Schema],
     names: set[str],
+    looked_into: set[str],
 ) -> None:
-    """Follow the selections and indexes after a variable; decide whether its use is safe."""
+    """Follow the selections and indexes after a variable; decide whether its use is safe.
+    ``looked_into`` gets the fields whose value is read beyond its size or presence."""
+    last: str | None = None  # the field the chain is at (None: the variable itself)
     while True:
         m = _FIELD.match(code, pos)
         if m is not None:
             name = m.group(1)
             if code[m.end() :].lstrip().startswith("("):
+                if not (name == "size" and _is_counted(schema)):
+                    _look_into(last, looked_into)
                 _call(code, code.index("(", m.end()), name, schema, variables)
                 return
+            _look_into(last, looked_into)
             names.add(name)
+            last = name
             schema = _member(schema, name)
             pos = m.end()
             continue
         if code[pos:].lstrip().startswith("["):
+            _look_into(last, looked_into)
             pos = _closing(code, code.index("[", pos)) + 1
             schema = _element(schema)
             continue
@@ -111,8 +146,25 @@ def _chain(
     if before.endswith("has(") and after.startswith(")"):
         return  # a presence test: nothing is read
     if re.search(r"(?<![\w.])size\($", before) and after.startswith(")") and _is_collection(schema):
+        if not _is_counted(schema):
+            _look_into(last, looked_into)
         return
+    _look_into(last, looked_into)
     _whole(schema)
+
+
+def _look_into(name: str | None, looked_into: set[str]) -> None:
+    if name is not None:
+        looked_into.add(name)
+
+
+def _is_counted(schema: Schema | None) -> bool:
+    """Whether a value of ``schema`` whose size is taken can be shown as placeholders (a list
+    or a map; a string's size needs the string)."""
+    return schema is not None and (
+        isinstance(schema.get("items"), dict)
+        or isinstance(schema.get("additionalProperties"), dict)
+    )
 
 
 def _call(

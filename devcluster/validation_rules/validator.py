@@ -131,6 +131,8 @@ class _Compiled:
     uses_old_self: bool
     macros: int
     depth: int
+    functions: frozenset[str] = frozenset()
+    """The library functions the program may call (see :func:`.library.reachable`)."""
 
 
 def _is_operator(name: str) -> bool:
@@ -156,7 +158,8 @@ def _compile(source: str) -> _Compiled:
         if not _is_operator(name) and name not in cel_library.KNOWN_FUNCTIONS:
             return _Compiled(None, _undeclared(name), False, 0, 0)
     macros, depth = cel_source.macro_shape(code)
-    return _Compiled(program, None, "oldSelf" in refs["variables"], macros, depth)
+    functions = cel_library.reachable(refs["functions"])
+    return _Compiled(program, None, "oldSelf" in refs["variables"], macros, depth, functions)
 
 
 def _undeclared(name: str) -> str:
@@ -210,6 +213,8 @@ class _Node:
     rules here or below (ratcheting would forgive every other failure)."""
     memo: OrderedDict[str, tuple[_Outcome, ...]] = field(default_factory=OrderedDict)
     """Recent outcomes by value (see :func:`_outcomes_memoized`)."""
+    plans: dict[tuple[bool, bool], _Plan | None] = field(default_factory=dict)
+    """How the rules run together, by (old value given, unchanged) (see :func:`_all_pass`)."""
 
 
 def _build(
@@ -263,9 +268,7 @@ def _build(
     return _Node(
         rules=rules,
         type_name=str(s.get("type") or ""),
-        shape=shapes.of(s, resource_root=resource_root, keep=_observed(rules, s))
-        if rules
-        else None,
+        shape=_shape(rules, s, resource_root, shapes) if rules else None,
         uses_old_self=any(r.compiled.uses_old_self for r in rules),
         properties=properties,
         items=items,
@@ -279,11 +282,17 @@ def _build(
     )
 
 
-def _observed(rules: tuple[_Rule, ...], s: Schema) -> frozenset[str] | None:
-    """The fields the rules can observe (None: all of them; see :mod:`.fields`)."""
+def _shape(
+    rules: tuple[_Rule, ...], s: Schema, resource_root: bool, shapes: Shapes
+) -> Shape | None:
+    """What the rules see of a value at ``s``: without the fields they cannot observe, and
+    placeholders for those they only count (see :mod:`.fields`)."""
     sources = [r.source for r in rules if r.compiled.program is not None]
     sources += [r.message_source for r in rules if r.message_program is not None]
-    return cel_fields.observed_fields(sources, s)
+    seen = cel_fields.observed(sources, s)
+    if seen is None:
+        return shapes.of(s, resource_root=resource_root)
+    return shapes.of(s, resource_root=resource_root, keep=seen.names, counted=seen.counted)
 
 
 def _rule(r: dict[str, Any], s: Schema) -> _Rule:
@@ -363,6 +372,134 @@ def has_rules(schema: StructuralSchema) -> bool:
 
 
 # -------------------------------------------------------------------------------- evaluating
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The rules of a node that run for one kind of call (an old value given or not, the value
+    unchanged or not), as one program whose result is True for each of them when all pass."""
+
+    program: cel.Program | None
+    """The one rule's own program (``single``), or a list of the rules' results; None when no
+    rule runs."""
+    single: bool
+    count: int
+    functions: frozenset[str]
+    plain_cost: int
+    """The cost of the rules without macros (1 each)."""
+    macro_shapes: tuple[tuple[int, int], ...]
+    """(macros, depth) of each rule with macros, whose cost depends on the value's width."""
+
+
+_NO_PLAN = _Plan(None, False, 0, frozenset(), 0, ())
+
+
+def _plan(node: _Node, has_old: bool, unchanged: bool) -> _Plan | None:
+    """The rules of ``node`` that run when all pass, or None when the node needs the rule by
+    rule evaluation of :func:`_outcomes` whatever the value (a rule that does not compile, an
+    ``optionalOldSelf`` rule, rules that do not compile together)."""
+    chosen: list[_Rule] = []
+    for rule in node.rules:
+        c = rule.compiled
+        if c.error is not None:
+            return None
+        if c.program is None:
+            continue
+        if c.uses_old_self and not has_old and not rule.optional_old_self:
+            continue
+        if unchanged and not c.uses_old_self:
+            continue
+        if rule.optional_old_self:
+            return None
+        chosen.append(rule)
+    if not chosen:
+        return _NO_PLAN
+    if len(chosen) == 1:
+        program = chosen[0].compiled.program
+    else:
+        program = _compile_list(tuple(r.source for r in chosen))
+        if program is None:
+            return None
+    return _Plan(
+        program=program,
+        single=len(chosen) == 1,
+        count=len(chosen),
+        functions=frozenset().union(*(r.compiled.functions for r in chosen)),
+        plain_cost=sum(1 for r in chosen if not r.compiled.macros),
+        macro_shapes=tuple(
+            (r.compiled.macros, r.compiled.depth) for r in chosen if r.compiled.macros
+        ),
+    )
+
+
+@lru_cache(maxsize=1024)
+def _compile_list(sources: tuple[str, ...]) -> cel.Program | None:
+    """One program giving the list of the rules' results (None if it does not compile). Each
+    rule ends on its own line, so a trailing ``//`` comment cannot swallow the rest."""
+    text = ", ".join(f"({cel_source.route_matches(src)}\n)" for src in sources)
+    try:
+        return cel.compile(f"[{text}]")
+    except Exception:  # noqa: BLE001 - then the rules run one by one
+        return None
+
+
+def _fast_context(functions: frozenset[str]) -> cel.Context:
+    """This thread's context with exactly ``functions`` of the library."""
+    cache: dict[frozenset[str], cel.Context] | None = getattr(_contexts, "by_functions", None)
+    if cache is None:
+        cache = {}
+        _contexts.by_functions = cache
+    ctx = cache.get(functions)
+    if ctx is None:
+        ctx = cel_library.new_context(functions)
+        cache[functions] = ctx
+    return ctx
+
+
+_MISSING: Any = object()
+
+
+def _all_pass(
+    node: _Node, value: Any, old: Any, view: Any, old_view: Any, unchanged: bool
+) -> tuple[_Outcome, ...] | None:
+    """The outcome of the node's rules when every one of them passes, from one evaluation of
+    its :class:`_Plan`; None when one fails, errs or is over the per-call limit (or the node
+    has no plan): then :func:`_outcomes` evaluates them one by one, for the exact errors."""
+    has_old = old is not None
+    key = (has_old, unchanged)
+    plan = node.plans.get(key, _MISSING)
+    if plan is _MISSING:
+        plan = _plan(node, has_old, unchanged)
+        node.plans[key] = plan
+    if plan is None:
+        return None
+    if plan.program is None:
+        return ()
+    cost = plan.plain_cost
+    if plan.macro_shapes:
+        widest = 0
+        if node.width is not None:
+            widest = node.width.measure(value)
+            if has_old:
+                widest = max(widest, node.width.measure(old))
+        for macros, depth in plan.macro_shapes:
+            one = cel_cost.estimate(macros, depth, widest)
+            if one > PER_CALL_LIMIT:
+                return None
+            cost += one
+    ctx = _fast_context(plan.functions)
+    ctx.add_variable("self", view)
+    if has_old:
+        ctx.add_variable("oldSelf", old_view)
+    try:
+        result = plan.program.execute(ctx)
+    except Exception:  # noqa: BLE001 - the rules run one by one for the error
+        return None
+    if plan.single:
+        passed = result is True
+    else:
+        passed = isinstance(result, list) and all(r is True for r in result)
+    return (_Outcome(cost, plan.count),) if passed else None
 
 
 class _Stop(Exception):
@@ -570,7 +707,11 @@ def _outcomes(
     node: _Node, value: Any, old: Any, view: Any, old_view: Any, unchanged: bool, run: _Run
 ) -> tuple[_Outcome, ...]:
     """Evaluate the node's rules (``old`` is None unless a rule of the node uses ``oldSelf``
-    and there is an old value; ``view``/``old_view`` are what CEL sees of them)."""
+    and there is an old value; ``view``/``old_view`` are what CEL sees of them): all at once
+    when they all pass (:func:`_all_pass`), else one by one."""
+    fast = _all_pass(node, value, old, view, old_view, unchanged)
+    if fast is not None:
+        return fast
     ready: dict[bool, cel.Context] = {}
     has_old = old is not None
     widest: int | None = None

@@ -18,6 +18,10 @@ Not reproduced: ``set`` and ``map`` lists compare equal regardless of order upst
 compare in order; values under ``x-kubernetes-preserve-unknown-fields`` are fully visible here,
 where upstream only compares them for equality.
 
+A view may also leave out what the node's rules cannot observe (:mod:`.fields`): properties no
+rule names, and the content of those whose size or presence only they test, which become
+placeholders (a list or map of as many nulls, or ``0``).
+
 A :class:`Shape` is computed once per schema node; :data:`PLAIN` (``None``) means the value can be
 handed to CEL unchanged, which is the common case and costs nothing.
 """
@@ -71,7 +75,8 @@ def escape(name: str) -> str | None:
 class Shape:
     """How to turn a value at one schema node into its CEL view (see the module docstring)."""
 
-    kind: str  # "object", "map", "list", "number", "duration", "timestamp", "date", "bytes"
+    kind: str  # "object", "map", "list", "number", "duration", "timestamp", "date", "bytes",
+    # "counted" (only the value's size or presence is observed: placeholders of the same size)
     properties: dict[str, tuple[str, Shape | None]] = field(default_factory=dict)
     """object: JSON name -> (CEL name, shape of the value); names not listed are hidden."""
     element: Shape | None = None
@@ -92,10 +97,13 @@ class Shapes:
 
     ``keep`` (CEL names) leaves every other property of every object out of the view: the
     fields the rules at a node can observe (:mod:`.fields`). Map entries and list
-    items are never left out."""
+    items are never left out. Properties named in ``counted`` (a subset of ``keep``) show
+    placeholders: the rules only take the size of their value or test its presence."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[int, bool, frozenset[str] | None], tuple[Schema, Shape | None]] = {}
+        self._cache: dict[
+            tuple[int, bool, frozenset[str] | None, frozenset[str]], tuple[Schema, Shape | None]
+        ] = {}
 
     def of(
         self,
@@ -103,20 +111,23 @@ class Shapes:
         *,
         resource_root: bool = False,
         keep: frozenset[str] | None = None,
+        counted: frozenset[str] = frozenset(),
     ) -> Shape | None:
         if not isinstance(s, dict):
             return PLAIN
-        key = (id(s), resource_root, keep)
+        key = (id(s), resource_root, keep, counted)
         hit = self._cache.get(key)
         if hit is not None:
             return hit[1]
         self._cache[key] = (s, PLAIN)  # a schema containing itself sees itself as plain
         root = resource_root or bool(s.get("x-kubernetes-embedded-resource"))
-        shape = self._build(s, root, keep)
+        shape = self._build(s, root, keep, counted)
         self._cache[key] = (s, shape)
         return shape
 
-    def _build(self, s: Schema, resource_root: bool, keep: frozenset[str] | None) -> Shape | None:
+    def _build(
+        self, s: Schema, resource_root: bool, keep: frozenset[str] | None, counted: frozenset[str]
+    ) -> Shape | None:
         if s.get("x-kubernetes-int-or-string"):
             return PLAIN
         t = s.get("type")
@@ -129,7 +140,9 @@ class Shapes:
             return PLAIN
         if t == "array":
             items = s.get("items")
-            element = self.of(items if isinstance(items, dict) else None, keep=keep)
+            element = self.of(
+                items if isinstance(items, dict) else None, keep=keep, counted=counted
+            )
             return PLAIN if element is None else Shape("list", element=element)
         props = s.get("properties")
         if isinstance(props, dict) and (props or resource_root):
@@ -140,7 +153,12 @@ class Shapes:
                 if cel_name is None or (keep is not None and cel_name not in keep):
                     changed = True
                     continue
-                child = self.of(sub if isinstance(sub, dict) else None, keep=keep)
+                if cel_name in counted:
+                    child: Shape | None = _COUNTED
+                else:
+                    child = self.of(
+                        sub if isinstance(sub, dict) else None, keep=keep, counted=counted
+                    )
                 if cel_name != name or child is not None:
                     changed = True
                 out[name] = (cel_name, child)
@@ -164,9 +182,12 @@ class Shapes:
             )
         ap = s.get("additionalProperties")
         if isinstance(ap, dict):
-            element = self.of(ap, keep=keep)
+            element = self.of(ap, keep=keep, counted=counted)
             return PLAIN if element is None else Shape("map", element=element)
         return PLAIN
+
+
+_COUNTED = Shape("counted")
 
 
 def to_cel(value: Any, shape: Shape | None) -> Any:
@@ -211,6 +232,12 @@ def _convert(value: Any, shape: Shape) -> Any:
         if not isinstance(value, list):
             return value
         return [to_cel(v, shape.element) for v in value]
+    if kind == "counted":
+        if isinstance(value, list):
+            return [None] * len(value)
+        if isinstance(value, dict):
+            return dict.fromkeys(map(str, range(len(value))))
+        return 0
     if kind == "number":
         if isinstance(value, int) and not isinstance(value, bool):
             return float(value)
