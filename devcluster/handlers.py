@@ -95,6 +95,7 @@ class RequestContext:
 
 
 Handler = Callable[[RequestContext], tuple[int, JSON]]
+Admission = Callable[[Target, JSON, "JSON | None", UserInfo], None]
 """Answers a subresource (``deployments/scale``, ``serviceaccounts/token``) or a create-only
 kind (``selfsubjectaccessreviews``): returns the HTTP code and the body."""
 
@@ -239,6 +240,11 @@ class Api:
         # (group, plural, subresource or None) -> handler, for what is not plain storage:
         # subresources other than status, and the review kinds that are answered, not stored.
         self.handlers: dict[tuple[str, str, str | None], Handler] = {}
+        # Checks that need the requester (RBAC escalation prevention): each gets the target,
+        # the object as it will be stored, the object before an update (None on create) and
+        # the user, and raises ApiError to refuse. Writes of the cluster's own controllers have
+        # no requester and are not checked.
+        self.admission: list[Admission] = []
         self._local = threading.local()
         self.validation_rules = True  # CRD x-kubernetes-validations (celrules); off to compare
 
@@ -252,6 +258,14 @@ class Api:
             self._local.warnings = ws
         if text not in ws:
             ws.append(text)
+
+    def set_requester(self, user: UserInfo | None) -> None:
+        """Who the current request (this thread) is from; None for the cluster's own writes."""
+        self._local.user = user
+
+    def requester(self) -> UserInfo | None:
+        user: UserInfo | None = getattr(self._local, "user", None)
+        return user
 
     def take_warnings(self) -> list[str]:
         ws: list[str] = getattr(self._local, "warnings", None) or []
@@ -443,6 +457,10 @@ class Api:
         for f in ("creationTimestamp", "deletionTimestamp"):
             if meta.get(f):
                 meta[f] = normalize_time(meta[f])
+        user = self.requester()
+        if user is not None:
+            for check in self.admission:
+                check(t, obj, old, user)
         return obj
 
     def _validate_crd(self, crd: JSON) -> list[FieldError]:

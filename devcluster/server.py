@@ -38,6 +38,8 @@ from typing import Any
 import yaml
 
 from devcluster.auth import AUTHENTICATED, Auth, UserInfo
+from devcluster.auth.enforcing import RbacAuth
+from devcluster.auth.escalation import EscalationCheck
 from devcluster.auth.service import AuthService
 from devcluster.controllers import Workloads
 from devcluster.errors import ApiError, status_body
@@ -613,6 +615,22 @@ class _Handler(BaseHTTPRequestHandler):
         self, t: Target, verb: str, query: dict[str, str], raw: bytes, ctype: str, user: UserInfo
     ) -> tuple[int, JSON]:
         api = self.server.cluster.api
+        api.set_requester(user)
+        try:
+            return self._call_verb(api, t, verb, query, raw, ctype, user)
+        finally:
+            api.set_requester(None)
+
+    def _call_verb(
+        self,
+        api: Api,
+        t: Target,
+        verb: str,
+        query: dict[str, str],
+        raw: bytes,
+        ctype: str,
+        user: UserInfo,
+    ) -> tuple[int, JSON]:
         handler = api.handlers.get((t.rt.group, t.rt.plural, t.subresource))
         if handler is not None:
             return handler(RequestContext(api, t, verb, query, raw, ctype, user))
@@ -760,6 +778,8 @@ class DevCluster:
             self.api, authorization=authorization, admin_token=admin_token, state_file=state_file
         )
         self.auth: Auth = self.auth_service.auth
+        if isinstance(self.auth, RbacAuth):  # nobody grants what they do not hold
+            self.api.admission.append(EscalationCheck(self.api, self.auth.decide))
         self.request_log: RequestLog = RequestLog()
         self.last_error: Exception | None = None
         self.url = ""
