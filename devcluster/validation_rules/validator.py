@@ -58,11 +58,13 @@ order-insensitive equality of ``set`` and ``map`` lists (see :mod:`.values`).
 from __future__ import annotations
 
 import contextlib
+import marshal
 import re
 import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -73,6 +75,7 @@ from devcluster.schema import FieldError, StructuralSchema, format_value
 from devcluster.validation_rules import cost as cel_cost
 from devcluster.validation_rules import fields as cel_fields
 from devcluster.validation_rules import library as cel_library
+from devcluster.validation_rules import python_rules
 from devcluster.validation_rules import source as cel_source
 from devcluster.validation_rules.cost import Width
 from devcluster.validation_rules.values import Shape, Shapes, to_cel
@@ -211,7 +214,7 @@ class _Node:
     skip_unchanged: bool = False
     """Whether an unchanged value needs no look at all: no transition rule and no ``allOf``
     rules here or below (ratcheting would forgive every other failure)."""
-    memo: OrderedDict[str, tuple[_Outcome, ...]] = field(default_factory=OrderedDict)
+    memo: OrderedDict[bytes | str, tuple[_Outcome, ...]] = field(default_factory=OrderedDict)
     """Recent outcomes by value (see :func:`_outcomes_memoized`)."""
     plans: dict[tuple[bool, bool], _Plan | None] = field(default_factory=dict)
     """How the rules run together, by (old value given, unchanged) (see :func:`_all_pass`)."""
@@ -389,6 +392,9 @@ class _Plan:
     """The cost of the rules without macros (1 each)."""
     macro_shapes: tuple[tuple[int, int], ...]
     """(macros, depth) of each rule with macros, whose cost depends on the value's width."""
+    python: Callable[[Any], bool] | None = None
+    """The rules translated to Python (:mod:`.python_rules`), when they all translate: True
+    proves they all pass, without a call into ``cel``."""
 
 
 _NO_PLAN = _Plan(None, False, 0, frozenset(), 0, ())
@@ -429,6 +435,7 @@ def _plan(node: _Node, has_old: bool, unchanged: bool) -> _Plan | None:
         macro_shapes=tuple(
             (r.compiled.macros, r.compiled.depth) for r in chosen if r.compiled.macros
         ),
+        python=python_rules.translate(*(r.source for r in chosen)),
     )
 
 
@@ -487,6 +494,12 @@ def _all_pass(
             if one > PER_CALL_LIMIT:
                 return None
             cost += one
+    if plan.python is not None:
+        try:
+            if plan.python(view):
+                return (_Outcome(cost, plan.count),)
+        except Exception:  # noqa: BLE001, S110 - not shown to pass: cel decides
+            pass
     ctx = _fast_context(plan.functions)
     ctx.add_variable("self", view)
     if has_old:
@@ -652,6 +665,16 @@ _MEMO_ENTRIES = 64
 _MEMO_KEY_BYTES = 4096
 
 
+def _memo_key(views: tuple[Any, Any, bool]) -> bytes | str:
+    """Bytes telling apart everything CEL can (1, 1.0 and true; key order aside): marshal
+    (version 2 writes equal values alike, without back-references), or repr for values it
+    cannot write (timestamps, durations)."""
+    try:
+        return marshal.dumps(views, 2)
+    except ValueError:
+        return repr(views)
+
+
 def _evaluate(
     node: _Node, value: Any, old: Any, path: str, corr: _Correlation | None, run: _Run
 ) -> None:
@@ -685,10 +708,9 @@ def _outcomes_memoized(
     cannot observe), and many objects look the same there (listeners, route rules, backend
     refs that differ in names only), so the hundredth similar object is not evaluated again.
     The costs charged are those of the first value with that view."""
-    # repr tells apart everything CEL can (1 and 1.0, true and 1; key order aside)
     view = to_cel(value, node.shape)
     old_view = to_cel(old, node.shape) if old is not None else None
-    key = repr((view, old_view, unchanged))
+    key = _memo_key((view, old_view, unchanged))
     if len(key) > _MEMO_KEY_BYTES:
         return _outcomes(node, value, old, view, old_view, unchanged, run)
     memo = node.memo

@@ -9,7 +9,8 @@ import pytest
 
 from devcluster import validation_rules as celrules
 from devcluster.schema import StructuralSchema
-from devcluster.validation_rules.fields import observed_fields
+from devcluster.validation_rules.fields import observed, observed_fields
+from devcluster.validation_rules.values import Shapes, to_cel
 
 REF: dict[str, Any] = {
     "type": "object",
@@ -107,3 +108,65 @@ def test_the_trimmed_view_gives_the_same_answers() -> None:
         'Invalid value: "array": refs',
         'Invalid value: "array": port',
     ]
+
+
+@pytest.mark.parametrize(
+    ("rules", "counted"),
+    [
+        (["self.all(l, size(l.tls.refs) > 0)"], {"refs"}),  # tls is looked into
+        (["self.all(l, l.tags.size() < 3 && has(l.labels))"], {"tags", "labels"}),
+        (["self.all(l, has(l.tls) ? l.tls.mode == 'x' : true)"], set()),
+        (["self.all(l, l.tags.size() < 3)", "self.all(l, 'a' in l.tags)"], set()),
+        (["self.all(l, size(l.name) < 3)"], set()),  # a string's size needs the string
+        (["self.all(l, has(l.port))"], {"port"}),
+        (["self[0].tls.refs.size() == 1"], {"refs"}),
+    ],
+)
+def test_fields_whose_size_or_presence_only_is_tested_are_counted(
+    rules: list[str], counted: set[str]
+) -> None:
+    seen = observed(rules, LISTENERS)
+    assert seen is not None
+    assert seen.counted == frozenset(counted)
+    assert seen.counted <= seen.names
+
+
+def test_counted_fields_are_placeholders_of_the_same_size_and_answers_do_not_change() -> None:
+    rules = [
+        {"rule": "self.all(l, !has(l.tls) || size(l.tls.refs) > 0)", "message": "refs"},
+        {"rule": "self.all(l, !has(l.port) || l.labels.size() <= 1)", "message": "labels"},
+    ]
+    s = StructuralSchema(
+        {
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {"listeners": {**LISTENERS, "x-kubernetes-validations": rules}},
+                }
+            },
+        }
+    )
+    listeners = s.schema["properties"]["spec"]["properties"]["listeners"]
+    seen = observed([r["rule"] for r in rules], listeners)
+    assert seen is not None and seen.counted == {"refs", "port", "labels"}
+    shape = Shapes().of(listeners, keep=seen.names, counted=seen.counted)
+    value = [{"name": "a", "port": 8080, "labels": {"x": "1", "y": "2"}, "tls": {"refs": [REFV]}}]
+    assert to_cel(value, shape) == [
+        {"port": 0, "labels": {"0": None, "1": None}, "tls": {"refs": [None]}}
+    ]
+    # differing only inside counted fields: the same view, so the node's memory answers
+    other = [
+        {"name": "b", "port": 1, "labels": {"p": "q", "r": "s"}, "tls": {"refs": [{"name": "z"}]}}
+    ]
+    assert to_cel(other, shape) == to_cel(value, shape)
+    assert [e.message for e in celrules.check(s, {"spec": {"listeners": value}}, None)] == [
+        'Invalid value: "array": labels'
+    ]
+    fixed = [{**value[0], "labels": {"x": "1"}}, {"name": "c", "tls": {"refs": []}}]
+    assert [e.message for e in celrules.check(s, {"spec": {"listeners": fixed}}, None)] == [
+        'Invalid value: "array": refs'
+    ]
+
+
+REFV = {"name": "r", "extra": {"deep": "x"}}
