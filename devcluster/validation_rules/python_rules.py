@@ -320,10 +320,34 @@ class _Parser:
 
 
 class _Writer:
-    """Python source for a parsed rule; CEL variables become ``v_<name>``."""
+    """Python source for a parsed rule; CEL variables become ``v_<name>``. The most frequent
+    checks are written inline, with an assignment expression (``t<n>``) holding the value
+    checked: a CEL field selection is a subscript (in a view only a dict takes a string
+    subscript; a missing key or another type raises), a bool or a comparison with a literal
+    tests the type in place."""
 
     def __init__(self) -> None:
         self.bound: set[str] = {"self"}
+        self.temps = 0
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"t{self.temps}"
+
+    def typed(self, left: Node, type_name: str, test: str) -> str:
+        """``left <test>`` (a comparison with literals of type ``type_name``), when ``left`` is
+        of that type too."""
+        t = self.temp()
+        return f"({t} {test} if type({t} := {self.emit(left)}) is {type_name} else _unsure())"
+
+    def boolean(self, node: Node) -> str:
+        """``node``'s value, which must be a bool (checked unless it can only be one)."""
+        if node[0] in _BOOLEAN_KINDS or (node[0] == "lit" and type(node[1]) is bool):
+            return self.emit(node)
+        if node[0] in ("call", "macro") and node[1] not in ("size", "filter", "map"):
+            return self.emit(node)
+        t = self.temp()
+        return f"({t} if type({t} := {self.emit(node)}) is bool else _unsure())"
 
     def emit(self, node: Node) -> str:
         kind = node[0]
@@ -339,24 +363,23 @@ class _Writer:
         if kind == "list":
             return "[" + "".join(f"{self.emit(i)}, " for i in node[1]) + "]"
         if kind == "select":
-            return f"_select({self.emit(node[1])}, {node[2]!r})"
+            return f"{self.emit(node[1])}[{node[2]!r}]"
         if kind == "has":
             return f"_has({self.emit(node[1])}, {node[2]!r})"
         if kind == "index":
             return f"_index({self.emit(node[1])}, {self.emit(node[2])})"
         if kind == "not":
-            return f"(not _bool({self.emit(node[1])}))"
+            return f"(not {self.boolean(node[1])})"
         if kind == "neg":
             return f"_neg({self.emit(node[1])})"
         if kind == "and":
-            return f"(_bool({self.emit(node[1])}) and _bool({self.emit(node[2])}))"
+            return f"({self.boolean(node[1])} and {self.boolean(node[2])})"
         if kind == "or":
-            return f"(_bool({self.emit(node[1])}) or _bool({self.emit(node[2])}))"
+            return f"({self.boolean(node[1])} or {self.boolean(node[2])})"
         if kind == "cond":
-            cond, then, other = (self.emit(n) for n in node[1:])
-            return f"({then} if _bool({cond}) else {other})"
+            return f"({self.emit(node[2])} if {self.boolean(node[1])} else {self.emit(node[3])})"
         if kind == "rel":
-            return f"{_RELATIONS[node[1]]}({self.emit(node[2])}, {self.emit(node[3])})"
+            return self.relation(node[1], node[2], node[3])
         if kind == "arith":
             return f"{_ARITHMETIC[node[1]]}({self.emit(node[2])}, {self.emit(node[3])})"
         if kind == "call":
@@ -377,6 +400,28 @@ class _Writer:
                 self.bound = outer
             return f"{_MACRO_HELPERS[name]}({target}, lambda v_{var}: {predicate})"
         raise _Untranslatable(kind)
+
+    def relation(self, op: str, left: Node, right: Node) -> str:
+        literal = _literal_type(right)
+        if op in ("==", "!=") and literal is not None:
+            return self.typed(left, literal, f"{op} {self.emit(right)}")
+        if op == "in" and right[0] == "list" and right[1]:
+            types = {_literal_type(item) for item in right[1]}
+            if len(types) == 1 and None not in types:
+                items = "".join(f"{self.emit(item)}, " for item in right[1])
+                return self.typed(left, str(types.pop()), f"in ({items})")
+        return f"{_RELATIONS[op]}({self.emit(left)}, {self.emit(right)})"
+
+
+_BOOLEAN_KINDS = frozenset({"has", "not", "and", "or", "rel"})
+"""Nodes whose written form yields a bool or raises."""
+
+
+def _literal_type(node: Node) -> str | None:
+    """The Python type name of a str, int or bool literal (None for anything else)."""
+    if node[0] != "lit":
+        return None
+    return {str: "str", int: "int", bool: "bool"}.get(type(node[1]))
 
 
 _RELATIONS = {
@@ -417,12 +462,6 @@ def _unsure() -> Any:
 def _bool(x: Any) -> bool:
     if type(x) is bool:
         return x
-    raise Unsure
-
-
-def _select(x: Any, name: str) -> Any:
-    if type(x) is dict and name in x:
-        return x[name]
     raise Unsure
 
 

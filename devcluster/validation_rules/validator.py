@@ -687,7 +687,14 @@ def _evaluate(
     if not run.within_budget():
         run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
         raise _Stop
-    outcomes = _outcomes_memoized(node, value, old if has_old else None, unchanged, run)
+    _account(
+        node, _outcomes_memoized(node, value, old if has_old else None, unchanged, run), path, run
+    )
+
+
+def _account(node: _Node, outcomes: tuple[_Outcome, ...], path: str, run: _Run) -> None:
+    """Charge the outcomes of the node's rules at ``path`` to ``run``, and record their
+    errors."""
     for o in outcomes:
         if not o.stop and not run.charge(o.cost, o.count):
             run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
@@ -881,10 +888,38 @@ def check(
     if root is None:
         return []
     run = _Run()
-    corr = _Correlation(obj, old) if old is not None else None
     with contextlib.suppress(_Stop):
-        _walk(root, obj, old, "", corr, None, run)
+        if old is None:
+            _walk_new(root, obj, "", run)
+        else:
+            _walk(root, obj, old, "", _Correlation(obj, old), None, run)
     return run.errors
+
+
+def _walk_new(node: _Node, value: Any, path: str, run: _Run) -> None:
+    """:func:`_walk` for a value that has no old value anywhere (a create): nothing to
+    correlate or ratchet, so less to do at each node."""
+    if node.rules:
+        if not run.within_budget():
+            run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
+            raise _Stop
+        _account(node, _outcomes_memoized(node, value, None, False, run), path, run)
+    for branch in node.all_of:
+        _walk_new(branch, value, path, run)
+    if isinstance(value, dict):
+        if node.additional is not None:
+            for k, v in value.items():
+                if v is not None:
+                    _walk_new(node.additional, v, f"{path}[{k}]", run)
+        for k, sub in node.properties.items():
+            v = value.get(k)
+            if v is not None:
+                _walk_new(sub, v, f"{path}.{k}" if path else k, run)
+    elif isinstance(value, list) and node.items is not None:
+        items = node.items
+        for i, v in enumerate(value):
+            if v is not None:
+                _walk_new(items, v, f"{path}[{i}]", run)
 
 
 def rule_errors(

@@ -41,7 +41,7 @@ def python_result(rule: str, view: Any) -> Any:
     assert fn is not None, rule
     try:
         return fn(view)
-    except Unsure:
+    except Exception:  # noqa: BLE001 - Unsure, or a missing key or a wrong type
         return "unsure"
 
 
@@ -244,4 +244,6 @@ def test_several_rules_translate_to_one_conjunction() -> None:
     assert both({"a": 2, "b": "xy"}) is False
     with pytest.raises(Unsure):
         both({"a": 1, "b": 3})
+    with pytest.raises(KeyError):
+        both({"b": "x"})
     assert translate("self.a == 1", "oldSelf == self") is None
