@@ -29,8 +29,9 @@ from devcluster.auth import (
 from devcluster.auth.attributes import Attributes, forbidden
 from devcluster.errors import ApiError
 
-__all__ = ["EXTRA_PREFIX", "impersonate", "wants_impersonation"]
+__all__ = ["EXTRA_PREFIX", "PREFIX", "impersonate", "wants_impersonation"]
 
+PREFIX = "impersonate-"  # every impersonation header's (lower-case) name starts so
 USER = "impersonate-user"
 GROUP = "impersonate-group"
 UID = "impersonate-uid"
@@ -42,7 +43,7 @@ Decide = Callable[[Attributes], tuple[bool, str]]
 
 def wants_impersonation(names: Iterable[str]) -> bool:
     """Whether any of these (lower-case) header names asks to impersonate."""
-    return any(n.startswith("impersonate-") for n in names)
+    return any(n.startswith(PREFIX) for n in names)
 
 
 def impersonate(

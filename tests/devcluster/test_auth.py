@@ -89,6 +89,54 @@ def test_an_unknown_token_is_401(devcluster: DevCluster) -> None:
     assert json.loads(refused.value.body) == UNAUTHORIZED
 
 
+@pytest.mark.parametrize(
+    ("authorization", "who"),
+    [
+        ("Bearer {admin}", "kubernetes-admin"),
+        ("bearer {admin}", "kubernetes-admin"),
+        ("BEARER {admin}", "kubernetes-admin"),
+        ("Bearer {admin} more words", "kubernetes-admin"),
+        ("Bearer {sa}", "system:serviceaccount:{ns}:reader"),
+        ("bearer {sa}", "system:serviceaccount:{ns}:reader"),
+        # upstream: an empty token (two spaces, or none) or another scheme is no bearer token
+        ("Bearer  {admin}", "anonymous"),
+        ("Bearer", "anonymous"),
+        ("Basic {admin}", "anonymous"),
+        ("{admin}", "anonymous"),
+        ("Bearer {admin}x", 401),
+        ("Bearer {sa}x", 401),
+    ],
+)
+def test_the_authorization_header_as_upstream_reads_it(
+    devcluster: DevCluster,
+    admin: client.ApiClient,
+    namespace: str,
+    authorization: str,
+    who: str | int,
+) -> None:
+    sa = service_account_token(admin, namespace, "reader")
+    header = {"Authorization": authorization.format(admin=devcluster.admin_token, sa=sa)}
+    status, answer = call(devcluster, "GET", "/apis", headers=header)
+    if who == 401:
+        assert (status, answer) == (401, UNAUTHORIZED)
+    elif who == "anonymous":
+        assert (status, answer["message"]) == (
+            403,
+            'forbidden: User "system:anonymous" cannot get path "/apis"',
+        )
+    else:
+        assert status == 200, answer
+        status, answer = call(
+            devcluster,
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+            headers=header,
+        )
+        assert status == 201, answer
+        assert answer["status"]["userInfo"]["username"] == str(who).format(ns=namespace)
+
+
 def test_the_kubeconfig_is_the_admin_over_tls(
     devcluster: DevCluster, kubeconfig_path: Path
 ) -> None:
