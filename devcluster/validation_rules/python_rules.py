@@ -6,7 +6,9 @@ string, list and map is converted through a chain of failed type extractions, an
 server (cold caches) one call with a Gateway's listeners costs ~90 us. Most CRD rules use a
 small part of CEL (field selection, ``has``, comparisons, ``size``, string tests, the
 comprehension macros), which this module translates into Python source, evaluated on the same
-view of the value that CEL gets (:mod:`.values`).
+view of the value that CEL gets (:mod:`.values`, :func:`translate`), or - where the node's
+schema shows that CEL sees every field the rules reach as it is stored - on the stored JSON
+itself, with no view to build (:func:`translate_raw`).
 
 The translation only ever *proves* success. A translated rule returns ``True`` only where the
 CEL rule evaluates to ``true``; anything it is not sure of - a type other than the expected one,
@@ -40,8 +42,11 @@ from functools import lru_cache
 from typing import Any
 
 from devcluster.validation_rules import library as cel_library
+from devcluster.validation_rules.values import CONVERTED_FORMATS, escape
 
-__all__ = ["Unsure", "translate"]
+__all__ = ["Unsure", "translate", "translate_raw"]
+
+Schema = dict[str, Any]
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -403,7 +408,8 @@ class _Writer:
 
     def relation(self, op: str, left: Node, right: Node) -> str:
         literal = _literal_type(right)
-        if op in ("==", "!=") and literal is not None:
+        if literal is not None and (op in ("==", "!=") or literal != "bool"):
+            # ints and strings order alike in CEL and Python (strings by code point)
             return self.typed(left, literal, f"{op} {self.emit(right)}")
         if op == "in" and right[0] == "list" and right[1]:
             types = {_literal_type(item) for item in right[1]}
@@ -639,6 +645,157 @@ _RUNTIME: dict[str, Any] = {
 }
 
 
+# -------------------------------------------------------------------------------- stored values
+
+
+class _RawWriter(_Writer):
+    """Python source for a rule evaluated on the stored JSON value rather than its CEL view
+    (no view to build). Every field the rule reaches is followed through the node's schema,
+    which must show that the JSON there is what CEL sees: a property is reached by its JSON
+    name (``__namespace__`` is ``namespace``), a map entry by its key; no ``type: number``
+    (CEL sees a double), converted string formats, embedded resources or the root's
+    ``metadata``; ``size``, macros and indexes only on strings, lists and maps (an object's view
+    may hide properties)."""
+
+    def __init__(self, schema: Schema, resource_root: bool) -> None:
+        super().__init__()
+        self.schemas: dict[str, Schema | None] = {"self": schema}
+        self.resource_root = resource_root
+
+    def emit(self, node: Node) -> str:
+        kind = node[0]
+        if kind == "var":
+            self.schema_of(node)
+        elif kind == "select":
+            self.schema_of(node)
+            name, _ = self.member(node[1], node[2])
+            return f"{self.emit(node[1])}[{name!r}]"
+        elif kind == "has":
+            name, _ = self.member(node[1], node[2])
+            return f"_has({self.emit(node[1])}, {name!r})"
+        elif kind == "index":
+            self.schema_of(node)
+        elif kind == "call" and node[1] == "size":
+            operands = ([node[2]] if node[2] is not None else []) + node[3]
+            if len(operands) == 1 and operands[0][0] in _FIELDS:
+                s = self.schema_of(operands[0])
+                if s.get("type") != "string" and _collection(s) is None:
+                    raise _Untranslatable("size of an object")
+        elif kind == "rel" and node[1] == "in" and node[3][0] in _FIELDS:
+            if _collection(self.schema_of(node[3])) is None:
+                raise _Untranslatable("in an object")
+        elif kind == "macro":
+            return self.macro(node)
+        return super().emit(node)
+
+    def macro(self, node: Node) -> str:
+        name, receiver, var, body = node[1:]
+        element = None
+        if receiver[0] in _FIELDS:
+            over = self.schema_of(receiver)
+            element = _collection(over)
+            if element is None:
+                raise _Untranslatable("macro over an object")
+            if "items" not in over:
+                element = _KEY  # a macro over a map binds its keys
+        outer_bound, outer_schemas = set(self.bound), dict(self.schemas)
+        target = self.emit(receiver)
+        self.bound.add(var)
+        self.schemas[var] = element
+        try:
+            predicate = self.emit(body)
+        finally:
+            self.bound, self.schemas = outer_bound, outer_schemas
+        return f"{_MACRO_HELPERS[name]}({target}, lambda v_{var}: {predicate})"
+
+    def schema_of(self, node: Node) -> Schema:
+        """The schema of a field expression (a variable, a selection, an index), which must
+        be one whose JSON value CEL sees unchanged."""
+        kind = node[0]
+        s: Schema | None = None
+        if kind == "var":
+            s = self.schemas.get(node[1])
+        elif kind == "select":
+            s = self.member(node[1], node[2])[1]
+        elif kind == "index":
+            s = _collection(self.schema_of(node[1]))
+        if s is None or not _unchanged(s):
+            raise _Untranslatable("a field CEL does not see as stored")
+        return s
+
+    def member(self, receiver: Node, cel_name: str) -> tuple[str, Schema]:
+        """The JSON name and schema of ``receiver.cel_name``."""
+        s = self.schema_of(receiver)
+        if receiver == ("var", "self") and self.resource_root and cel_name == "metadata":
+            raise _Untranslatable("the root's metadata")
+        props = s.get("properties")
+        if isinstance(props, dict) and props:
+            for json_name, sub in props.items():
+                if isinstance(sub, dict) and escape(json_name) == cel_name:
+                    return json_name, sub
+            raise _Untranslatable(cel_name)
+        if _collection(s) is not None and "items" not in s:
+            return cel_name, s["additionalProperties"]
+        raise _Untranslatable(cel_name)
+
+
+_FIELDS = frozenset({"var", "select", "index"})
+_KEY: Schema = {"type": "string"}
+
+
+def _collection(s: Schema) -> Schema | None:
+    """What a macro over (or an index into) a value of ``s`` reaches: a list's items, a map's
+    keys for a macro and values for an index; None for anything else."""
+    if isinstance(s.get("items"), dict):
+        return s["items"]  # type: ignore[no-any-return]
+    ap = s.get("additionalProperties")
+    if isinstance(ap, dict) and not s.get("properties"):
+        return ap
+    return None
+
+
+def _unchanged(s: Schema, depth: int = 0) -> bool:
+    """Whether CEL sees a JSON value of ``s`` as it is stored (objects aside: their fields are
+    checked one by one as the rule reaches them)."""
+    if depth > 32 or s.get("x-kubernetes-embedded-resource"):
+        return False
+    if s.get("x-kubernetes-int-or-string"):
+        return True
+    t = s.get("type")
+    if t == "number" or (t == "string" and s.get("format") in CONVERTED_FORMATS):
+        return False
+    inner = _collection(s)
+    return inner is None or _unchanged(inner, depth + 1)
+
+
+def translate_raw(
+    sources: tuple[str, ...], schema: Schema, resource_root: bool
+) -> Callable[[Any], bool] | None:
+    """The rules as one function of the stored value at schema node ``schema`` (see
+    :class:`_RawWriter`) that returns ``True`` only when every CEL rule is true for its view,
+    or None when one of them is outside the subset or reaches what CEL sees otherwise."""
+    try:
+        bodies = [
+            _RawWriter(schema, resource_root).emit(_Parser(_tokens(source)).parse())
+            for source in sources
+        ]
+    except (_Untranslatable, RecursionError, ValueError):
+        return None
+    return _conjunction(bodies)
+
+
+def _conjunction(bodies: list[str]) -> Callable[[Any], bool] | None:
+    if not bodies:
+        return None
+    conjunction = " and ".join(f"(({b}) is True)" for b in bodies)
+    try:
+        code = compile(f"lambda v_self: {conjunction}", "<validation rules>", "eval")
+    except (SyntaxError, RecursionError, ValueError):
+        return None
+    function: Callable[[Any], bool] = eval(code, dict(_RUNTIME))  # noqa: S307 - our own source
+    return function
+
+
 @lru_cache(maxsize=4096)
 def _body(source: str) -> str | None:
     try:
@@ -653,12 +810,6 @@ def translate(*sources: str) -> Callable[[Any], bool] | None:
     CEL rule is true for it (see the module docstring; it stops at the first rule that is not
     shown true), or None when one of them is outside the subset."""
     bodies = [_body(source) for source in sources]
-    if not bodies or any(b is None for b in bodies):
+    if any(b is None for b in bodies):
         return None
-    conjunction = " and ".join(f"(({b}) is True)" for b in bodies)
-    try:
-        code = compile(f"lambda v_self: {conjunction}", "<validation rules>", "eval")
-    except (SyntaxError, RecursionError, ValueError):
-        return None
-    function: Callable[[Any], bool] = eval(code, dict(_RUNTIME))  # noqa: S307 - our own source
-    return function
+    return _conjunction([b for b in bodies if b is not None])

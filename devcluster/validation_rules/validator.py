@@ -40,14 +40,25 @@ limit is not run (``'operation cancelled: actual cost limit exceeded': no furthe
 rules will be run due to call cost exceeds limit for rule: …``); when the object's estimates pass
 the per-object budget, or :data:`MAX_EVALUATIONS` evaluations, or :data:`DEADLINE_SECONDS` of
 evaluation, the walk stops with ``validation failed due to running out of cost budget, no further
-validation rules will be run``. Regular expressions are linear time (the Rust ``regex`` engine),
-so a rule cannot hang on a crafted string.
+validation rules will be run``. Regular expressions are linear time (RE2, :mod:`.library`), so a
+rule cannot hang on a crafted string.
 
 Speed: rules are compiled once per text, the validator once per schema (a schema without rules
-costs one lookup). ``self`` is handed to CEL without the fields no rule of the node can observe
-(:mod:`.fields`), and each node remembers the outcome of its rules for the last
-views it saw: the rules are pure functions of what they see, so the hundredth similar object (or
-list item, or backend ref that differs only in its name) is not evaluated again.
+costs one lookup). Handing a value to the ``cel`` package is what costs (every string, list and
+map is converted, ~50-90 us per call in a busy server), so the common case - every rule of a node
+holds - is proven without it where possible, and ``cel`` decides everything else, rule by rule,
+for the exact errors. At each node, in this order:
+
+* on a create, the rules translated to Python read the stored JSON through the schema
+  (:func:`.python_rules.translate_raw`); True proves they all hold;
+* otherwise the node remembers the outcome of its rules for the last views it saw (the rules are
+  pure functions of what they see; the view leaves out the fields no rule of the node can
+  observe and shows placeholders for those whose size or presence only they test,
+  :mod:`.fields`), so the hundredth similar value is not evaluated again;
+* for a new view, the rules translated to Python read the view (:func:`.python_rules.translate`);
+  then ``cel`` runs them as one program, in a context holding only the library functions they
+  call (the package registers a context's functions again after each new ``self``); only when
+  one fails, errs or is over the per-call limit are they run one by one.
 
 Not reproduced: warnings for ratcheted errors; cel-go's static type checking (a rule that refers
 to an undeclared field is only found when evaluated); which error wins when both sides of
@@ -211,6 +222,9 @@ class _Node:
     map_keys: tuple[str, ...] | None = None
     width: Width | None = None
     """How wide ``self`` can be, for the cost of rules with macros (None when there are none)."""
+    schema: Schema = field(default_factory=dict)
+    """The node's schema (the structure; rules may come from an ``allOf`` branch)."""
+    resource_root: bool = False
     skip_unchanged: bool = False
     """Whether an unchanged value needs no look at all: no transition rule and no ``allOf``
     rules here or below (ratcheting would forgive every other failure)."""
@@ -270,6 +284,8 @@ def _build(
         map_keys = tuple(str(k) for k in s.get("x-kubernetes-list-map-keys") or ())
     return _Node(
         rules=rules,
+        schema=s,
+        resource_root=resource_root,
         type_name=str(s.get("type") or ""),
         shape=_shape(rules, s, resource_root, shapes) if rules else None,
         uses_old_self=any(r.compiled.uses_old_self for r in rules),
@@ -395,6 +411,9 @@ class _Plan:
     python: Callable[[Any], bool] | None = None
     """The rules translated to Python (:mod:`.python_rules`), when they all translate: True
     proves they all pass, without a call into ``cel``."""
+    raw: Callable[[Any], bool] | None = None
+    """The same on the stored value (no view to build), when the schema shows CEL sees what
+    the rules reach as it is stored."""
 
 
 _NO_PLAN = _Plan(None, False, 0, frozenset(), 0, ())
@@ -436,6 +455,9 @@ def _plan(node: _Node, has_old: bool, unchanged: bool) -> _Plan | None:
             (r.compiled.macros, r.compiled.depth) for r in chosen if r.compiled.macros
         ),
         python=python_rules.translate(*(r.source for r in chosen)),
+        raw=python_rules.translate_raw(
+            tuple(r.source for r in chosen), node.schema, node.resource_root
+        ),
     )
 
 
@@ -466,6 +488,51 @@ def _fast_context(functions: frozenset[str]) -> cel.Context:
 _MISSING: Any = object()
 
 
+def _plan_for(node: _Node, has_old: bool, unchanged: bool) -> _Plan | None:
+    """The node's :class:`_Plan` for such calls (made on first use)."""
+    key = (has_old, unchanged)
+    plan = node.plans.get(key, _MISSING)
+    if plan is _MISSING:
+        plan = _plan(node, has_old, unchanged)
+        node.plans[key] = plan
+    return plan  # type: ignore[no-any-return]
+
+
+def _cost(plan: _Plan, node: _Node, value: Any, old: Any) -> int | None:
+    """The estimated cost of the plan's rules on ``value`` (and ``old``), or None when one of
+    them is over the per-call limit."""
+    cost = plan.plain_cost
+    if plan.macro_shapes:
+        widest = 0
+        if node.width is not None:
+            widest = node.width.measure(value)
+            if old is not None:
+                widest = max(widest, node.width.measure(old))
+        for macros, depth in plan.macro_shapes:
+            one = cel_cost.estimate(macros, depth, widest)
+            if one > PER_CALL_LIMIT:
+                return None
+            cost += one
+    return cost
+
+
+def _stored_pass(node: _Node, value: Any) -> tuple[_Outcome, ...] | None:
+    """The outcome of the node's rules on a new value when its stored JSON shows them all
+    true (:func:`.python_rules.translate_raw`: no view, no memory); None when it does not."""
+    plan = _plan_for(node, False, False)
+    if plan is None or plan.raw is None:
+        return None
+    cost = _cost(plan, node, value, None)
+    if cost is None:
+        return None
+    try:
+        if plan.raw(value):
+            return (_Outcome(cost, plan.count),)
+    except Exception:  # noqa: BLE001, S110 - not shown to pass: the view decides
+        pass
+    return None
+
+
 def _all_pass(
     node: _Node, value: Any, old: Any, view: Any, old_view: Any, unchanged: bool
 ) -> tuple[_Outcome, ...] | None:
@@ -473,27 +540,14 @@ def _all_pass(
     its :class:`_Plan`; None when one fails, errs or is over the per-call limit (or the node
     has no plan): then :func:`_outcomes` evaluates them one by one, for the exact errors."""
     has_old = old is not None
-    key = (has_old, unchanged)
-    plan = node.plans.get(key, _MISSING)
-    if plan is _MISSING:
-        plan = _plan(node, has_old, unchanged)
-        node.plans[key] = plan
+    plan = _plan_for(node, has_old, unchanged)
     if plan is None:
         return None
     if plan.program is None:
         return ()
-    cost = plan.plain_cost
-    if plan.macro_shapes:
-        widest = 0
-        if node.width is not None:
-            widest = node.width.measure(value)
-            if has_old:
-                widest = max(widest, node.width.measure(old))
-        for macros, depth in plan.macro_shapes:
-            one = cel_cost.estimate(macros, depth, widest)
-            if one > PER_CALL_LIMIT:
-                return None
-            cost += one
+    cost = _cost(plan, node, value, old)
+    if cost is None:
+        return None
     if plan.python is not None:
         try:
             if plan.python(view):
@@ -903,7 +957,10 @@ def _walk_new(node: _Node, value: Any, path: str, run: _Run) -> None:
         if not run.within_budget():
             run.errors.append(_invalid(path, node.type_name, _BUDGET_EXHAUSTED))
             raise _Stop
-        _account(node, _outcomes_memoized(node, value, None, False, run), path, run)
+        outcomes = _stored_pass(node, value)
+        if outcomes is None:
+            outcomes = _outcomes_memoized(node, value, None, False, run)
+        _account(node, outcomes, path, run)
     for branch in node.all_of:
         _walk_new(branch, value, path, run)
     if isinstance(value, dict):

@@ -38,7 +38,7 @@ from typing import Any
 
 import cel
 
-__all__ = ["Shape", "Shapes", "escape", "to_cel"]
+__all__ = ["CONVERTED_FORMATS", "Shape", "Shapes", "escape", "to_cel"]
 
 Schema = dict[str, Any]
 
@@ -55,6 +55,8 @@ _EXPAND = re.compile(r"__|[./-]")
 _EXPANSIONS = {"__": "__underscores__", ".": "__dot__", "-": "__dash__", "/": "__slash__"}
 _RESOURCE_META = ("name", "generateName")
 _FORMAT_KINDS = {"duration": "duration", "date-time": "timestamp", "date": "date", "byte": "bytes"}
+CONVERTED_FORMATS = frozenset(_FORMAT_KINDS)
+"""String formats whose values CEL sees as something else than the string."""
 
 
 @lru_cache(maxsize=4096)

@@ -1,8 +1,9 @@
-"""The validator's fast path (``validation_rules.validator``): a node's rules proven by their
-Python translation, else run as one CEL program in a context with only the functions they call,
-on a view without the fields they cannot observe and with placeholders for those they only
-count - and rule by rule, with the whole view, only when one fails. Whatever path a value
-takes, the errors must be exactly those of running every rule by itself on the whole view."""
+"""The validator's fast paths (``validation_rules.validator``): a node's rules proven by their
+Python translation on the stored value or on the view, else run as one CEL program in a context
+with only the functions they call, on a view without the fields they cannot observe and with
+placeholders for those they only count - and rule by rule, with the whole view, only when one
+fails. Whatever path a value takes, the errors must be exactly those of running every rule by
+itself on the whole view."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import yaml
 
 from devcluster.validation_rules import fields as cel_fields
 from devcluster.validation_rules import library as cel_library
-from devcluster.validation_rules.python_rules import Unsure, translate
+from devcluster.validation_rules.python_rules import Unsure, translate, translate_raw
 from devcluster.validation_rules.source import route_matches
 from devcluster.validation_rules.values import Shape, Shapes, to_cel
 
@@ -48,9 +48,10 @@ def python_result(rule: str, view: Any) -> Any:
 # ------------------------------------------------------------------------- the shipped CRDs
 
 
-def rule_nodes() -> list[tuple[str, Schema, Shape | None, list[str]]]:
-    """Every schema node of the shipped CRDs with rules: (file, schema, view shape, rules)."""
-    out: list[tuple[str, Schema, Shape | None, list[str]]] = []
+def rule_nodes() -> list[tuple[bool, Schema, Shape | None, list[str]]]:
+    """Every schema node of the shipped CRDs with rules: (whether it is a resource root,
+    schema, view shape, rules)."""
+    out: list[tuple[bool, Schema, Shape | None, list[str]]] = []
     shapes = Shapes()
 
     def walk(s: Any, root: bool, file: str) -> None:
@@ -64,7 +65,7 @@ def rule_nodes() -> list[tuple[str, Schema, Shape | None, list[str]]]:
                 if seen is None
                 else shapes.of(s, resource_root=root, keep=seen.names, counted=seen.counted)
             )
-            out.append((file, s, shape, rules))
+            out.append((root, s, shape, rules))
         for sub in (s.get("properties") or {}).values():
             walk(
                 sub, isinstance(sub, dict) and bool(sub.get("x-kubernetes-embedded-resource")), file
@@ -131,7 +132,7 @@ def test_translated_shipped_rules_never_say_true_where_cel_does_not() -> None:
     outcomes: Counter[tuple[str, str]] = Counter()
     rules = untranslated = 0
     wrong: list[tuple[str, Any, Any, Any]] = []
-    for _file, s, shape, node_rules in rule_nodes():
+    for _root, s, shape, node_rules in rule_nodes():
         views = [to_cel(generate(s, rnd), shape) for _ in range(40)]
         for rule in node_rules:
             rules += 1
@@ -247,3 +248,97 @@ def test_several_rules_translate_to_one_conjunction() -> None:
     with pytest.raises(KeyError):
         both({"b": "x"})
     assert translate("self.a == 1", "oldSelf == self") is None
+
+
+# ------------------------------------------------------------------------- stored values
+
+
+def test_translated_shipped_nodes_on_stored_values_never_say_true_where_cel_does_not() -> None:
+    """``translate_raw`` reads the stored JSON, not the view: True must still mean that CEL
+    says true for every rule of the node on its view."""
+    rnd = random.Random(21)
+    translated = proven = 0
+    wrong: list[tuple[list[str], Any]] = []
+    for root, s, shape, node_rules in rule_nodes():
+        fn = translate_raw(tuple(node_rules), s, root)
+        if fn is None:
+            continue
+        translated += 1
+        for _ in range(40):
+            value = generate(s, rnd)
+            try:
+                py = fn(value)
+            except Exception:  # noqa: BLE001 - not sure
+                continue
+            view = to_cel(value, shape)
+            passes = all(cel_result(rule, view) is True for rule in node_rules)
+            proven += py is True
+            if py is True and not passes:
+                wrong.append((node_rules, value))
+    assert wrong == []
+    assert translated > 70 and proven > 1000
+
+
+OBJECT: Schema = {
+    "type": "object",
+    "properties": {
+        "namespace": {"type": "string"},
+        "my-port": {"type": "integer"},
+        "weight": {"type": "number"},
+        "timeout": {"type": "string", "format": "duration"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "ref": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "weights": {"type": "array", "items": {"type": "number"}},
+        "inner": {"type": "object", "x-kubernetes-embedded-resource": True, "properties": {}},
+        "metadata": {"type": "object", "properties": {"name": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "value"),
+    [
+        ("self.__namespace__ == 'n'", {"namespace": "n"}),  # escaped names: their JSON name
+        ("self.my__dash__port == 80", {"my-port": 80}),
+        ("self.labels.all(k, k.startsWith('a')) && self.labels['a-b'] == 'x'",
+         {"labels": {"a-b": "x"}}),
+        ("has(self.labels.x) && !has(self.ref.name) && size(self.labels) == 1",
+         {"labels": {"x": "y"}, "ref": {}}),
+        ("self.tags.exists(t, t == 'a') && 'a' in self.tags && self.tags[0] == 'a'",
+         {"tags": ["a"]}),
+    ],
+)  # fmt: skip
+def test_stored_values_are_read_through_the_schema(rule: str, value: Any) -> None:
+    fn = translate_raw((rule,), OBJECT, False)
+    assert fn is not None
+    assert fn(value) is True
+    shape = Shapes().of(OBJECT)
+    assert cel_result(rule, to_cel(value, shape)) is True
+
+
+@pytest.mark.parametrize(
+    ("rule", "resource_root"),
+    [
+        ("self.weight > 0.5", False),  # CEL sees a double
+        ("self.weights.all(w, w > 0)", False),
+        ("1 in self.weights", False),
+        ("self.timeout != ''", False),  # CEL sees a duration
+        ("has(self.inner.x)", False),  # an embedded resource shows only part of its metadata
+        ("self.metadata.name == 'x'", True),  # so does the root
+        ("size(self.ref) == 0", False),  # an object's view may hide properties
+        ("self.ref.all(k, k == 'name')", False),
+        ("self.nosuch == 1", False),  # not in the schema
+        ("self.labels.filter(k, true).size() == 0 && self == oldSelf", False),
+    ],
+)
+def test_stored_values_are_not_read_where_cel_sees_them_otherwise(
+    rule: str, resource_root: bool
+) -> None:
+    assert translate_raw((rule,), OBJECT, resource_root) is None
+
+
+def test_the_root_metadata_is_left_to_the_view_but_other_root_fields_are_read() -> None:
+    assert translate_raw(("self.metadata.name == 'x'",), OBJECT, False) is not None
+    fn = translate_raw(("self.__namespace__ == 'n'",), OBJECT, True)
+    assert fn is not None and fn({"namespace": "n", "metadata": {"name": "x"}}) is True
