@@ -345,6 +345,11 @@ class _Writer:
         t = self.temp()
         return f"({t} {test} if type({t} := {self.emit(left)}) is {type_name} else _unsure())"
 
+    def presence(self, receiver: str, key: str) -> str:
+        """``has(receiver.key)``: the key is in a map."""
+        t = self.temp()
+        return f"({key!r} in {t} if type({t} := {receiver}) is dict else _unsure())"
+
     def boolean(self, node: Node) -> str:
         """``node``'s value, which must be a bool (checked unless it can only be one)."""
         if node[0] in _BOOLEAN_KINDS or (node[0] == "lit" and type(node[1]) is bool):
@@ -370,7 +375,7 @@ class _Writer:
         if kind == "select":
             return f"{self.emit(node[1])}[{node[2]!r}]"
         if kind == "has":
-            return f"_has({self.emit(node[1])}, {node[2]!r})"
+            return self.presence(self.emit(node[1]), node[2])
         if kind == "index":
             return f"_index({self.emit(node[1])}, {self.emit(node[2])})"
         if kind == "not":
@@ -468,12 +473,6 @@ def _unsure() -> Any:
 def _bool(x: Any) -> bool:
     if type(x) is bool:
         return x
-    raise Unsure
-
-
-def _has(x: Any, name: str) -> bool:
-    if type(x) is dict:
-        return name in x
     raise Unsure
 
 
@@ -672,7 +671,7 @@ class _RawWriter(_Writer):
             return f"{self.emit(node[1])}[{name!r}]"
         elif kind == "has":
             name, _ = self.member(node[1], node[2])
-            return f"_has({self.emit(node[1])}, {name!r})"
+            return self.presence(self.emit(node[1]), name)
         elif kind == "index":
             self.schema_of(node)
         elif kind == "call" and node[1] == "size":

@@ -414,6 +414,9 @@ class _Plan:
     raw: Callable[[Any], bool] | None = None
     """The same on the stored value (no view to build), when the schema shows CEL sees what
     the rules reach as it is stored."""
+    passed: tuple[_Outcome, ...] | None = None
+    """The outcome of them all passing, when its cost does not depend on the value (no
+    macros, or only over lists and maps with declared bounds)."""
 
 
 _NO_PLAN = _Plan(None, False, 0, frozenset(), 0, ())
@@ -445,19 +448,26 @@ def _plan(node: _Node, has_old: bool, unchanged: bool) -> _Plan | None:
         program = _compile_list(tuple(r.source for r in chosen))
         if program is None:
             return None
+    plain_cost = sum(1 for r in chosen if not r.compiled.macros)
+    macro_shapes = tuple((r.compiled.macros, r.compiled.depth) for r in chosen if r.compiled.macros)
+    passed = None
+    if not macro_shapes or (node.width is not None and not node.width.probes):
+        widest = node.width.declared if node.width is not None else 0
+        costs = [cel_cost.estimate(m, d, widest) for m, d in macro_shapes]
+        if all(c <= PER_CALL_LIMIT for c in costs):
+            passed = (_Outcome(plain_cost + sum(costs), len(chosen)),)
     return _Plan(
         program=program,
         single=len(chosen) == 1,
         count=len(chosen),
         functions=frozenset().union(*(r.compiled.functions for r in chosen)),
-        plain_cost=sum(1 for r in chosen if not r.compiled.macros),
-        macro_shapes=tuple(
-            (r.compiled.macros, r.compiled.depth) for r in chosen if r.compiled.macros
-        ),
+        plain_cost=plain_cost,
+        macro_shapes=macro_shapes,
         python=python_rules.translate(*(r.source for r in chosen)),
         raw=python_rules.translate_raw(
             tuple(r.source for r in chosen), node.schema, node.resource_root
         ),
+        passed=passed,
     )
 
 
@@ -522,12 +532,15 @@ def _stored_pass(node: _Node, value: Any) -> tuple[_Outcome, ...] | None:
     plan = _plan_for(node, False, False)
     if plan is None or plan.raw is None:
         return None
-    cost = _cost(plan, node, value, None)
-    if cost is None:
-        return None
+    passed = plan.passed
+    if passed is None:
+        cost = _cost(plan, node, value, None)
+        if cost is None:
+            return None
+        passed = (_Outcome(cost, plan.count),)
     try:
         if plan.raw(value):
-            return (_Outcome(cost, plan.count),)
+            return passed
     except Exception:  # noqa: BLE001, S110 - not shown to pass: the view decides
         pass
     return None
@@ -545,13 +558,16 @@ def _all_pass(
         return None
     if plan.program is None:
         return ()
-    cost = _cost(plan, node, value, old)
-    if cost is None:
-        return None
+    passed = plan.passed
+    if passed is None:
+        cost = _cost(plan, node, value, old)
+        if cost is None:
+            return None
+        passed = (_Outcome(cost, plan.count),)
     if plan.python is not None:
         try:
             if plan.python(view):
-                return (_Outcome(cost, plan.count),)
+                return passed
         except Exception:  # noqa: BLE001, S110 - not shown to pass: cel decides
             pass
     ctx = _fast_context(plan.functions)
@@ -563,10 +579,10 @@ def _all_pass(
     except Exception:  # noqa: BLE001 - the rules run one by one for the error
         return None
     if plan.single:
-        passed = result is True
+        ok = result is True
     else:
-        passed = isinstance(result, list) and all(r is True for r in result)
-    return (_Outcome(cost, plan.count),) if passed else None
+        ok = isinstance(result, list) and all(r is True for r in result)
+    return passed if ok else None
 
 
 class _Stop(Exception):
