@@ -8,7 +8,7 @@ bearer-token authentication, impersonation, RBAC authorization.
 * Resource requests and non-resource paths are decided by :class:`RbacAuthorizer`; a denial is
   the real 403 (:func:`devcluster.auth.attributes.forbidden`).
 
-Every request passes here, so the common cases cost well under a microsecond each: a request
+Every request passes here, so the common cases cost under a microsecond each: a request
 without ``Impersonate-*`` headers is not handed to the impersonation code, and a
 ``system:masters`` user (the admin token, the kubeconfig's user) is allowed without building the
 request's :class:`Attributes` — the answer :meth:`RbacAuthorizer.decide` would give anyway (the
@@ -66,10 +66,10 @@ class RbacAuth:
                 user = self.tokens.authenticate(token)
             except InvalidToken as e:
                 raise unauthorized() from e
-        names = list(headers.keys())
+        names = headers.keys()
         for name in names:
             if name.startswith(PREFIX):
-                return impersonate(user, headers.get_all, names, self.decide)
+                return impersonate(user, headers.get_all, list(headers.keys()), self.decide)
         return user
 
     def decide(self, attrs: Attributes) -> tuple[bool, str]:
