@@ -398,6 +398,10 @@ class _Writer:
             expected = 1 if name == "size" else 2
             if len(operands) != expected:
                 raise _Untranslatable(name)
+            if name == "size":  # a list's or map's in place, a string's by _size
+                t = self.temp()
+                operand = self.emit(operands[0])
+                return f"(len({t}) if type({t} := {operand}) in _COUNTABLE else _size({t}))"
             return f"{_FUNCTIONS[name]}({', '.join(self.emit(o) for o in operands)})"
         if kind == "macro":
             name, receiver, var, body = node[1:]
@@ -464,6 +468,7 @@ _MACRO_HELPERS = {
 # -------------------------------------------------------------------------------- runtime
 
 _SCALARS = (str, int, bool, type(None))
+_COUNTABLE = (list, dict)
 
 
 def _unsure() -> Any:
@@ -642,6 +647,7 @@ def _map(x: Any, transform: Callable[[Any], Any]) -> list[Any]:
 _RUNTIME: dict[str, Any] = {
     name: value for name, value in globals().items() if name.startswith("_") and callable(value)
 }
+_RUNTIME["_COUNTABLE"] = _COUNTABLE
 
 
 # -------------------------------------------------------------------------------- stored values
