@@ -600,8 +600,22 @@ KNOWN_NAMES = frozenset(
 def reachable(called: Iterable[str]) -> frozenset[str]:
     """The library functions that calls to ``called`` (names as ``cel.Program.references``
     gives them: ``contains`` for ``sets.contains(…)``) can reach."""
-    names = frozenset(called)
-    return frozenset(k for k in FUNCTIONS if k in names or k.rpartition(".")[2] in names)
+    out: set[str] = set()
+    for name in called:
+        out |= _BY_CALLED_NAME.get(name, frozenset())
+    return frozenset(out)
+
+
+def _by_called_name() -> dict[str, frozenset[str]]:
+    by: dict[str, set[str]] = {}
+    for k in FUNCTIONS:
+        by.setdefault(k, set()).add(k)
+        by.setdefault(k.rpartition(".")[2], set()).add(k)
+    return {name: frozenset(ks) for name, ks in by.items()}
+
+
+_BY_CALLED_NAME = _by_called_name()
+"""Library functions by the name a call to them shows (``contains`` for ``sets.contains``)."""
 
 
 def new_context(functions: frozenset[str] | None = None) -> cel.Context:

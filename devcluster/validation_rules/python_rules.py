@@ -780,11 +780,11 @@ def translate_raw(
     :class:`_RawWriter`) that returns ``True`` only when every CEL rule is true for its view,
     or None when one of them is outside the subset or reaches what CEL sees otherwise."""
     try:
-        bodies = [
-            _RawWriter(schema, resource_root).emit(_Parser(_tokens(source)).parse())
-            for source in sources
-        ]
+        trees = [_parse(source) for source in sources]
+        bodies = [_RawWriter(schema, resource_root).emit(t) for t in trees if t is not None]
     except (_Untranslatable, RecursionError, ValueError):
+        return None
+    if len(bodies) != len(sources):
         return None
     return _conjunction(bodies)
 
@@ -802,9 +802,22 @@ def _conjunction(bodies: list[str]) -> Callable[[Any], bool] | None:
 
 
 @lru_cache(maxsize=4096)
-def _body(source: str) -> str | None:
+def _parse(source: str) -> Node | None:
+    """The rule's syntax tree (shared, never changed), or None when it is outside the
+    subset's syntax."""
     try:
-        return _Writer().emit(_Parser(_tokens(source)).parse())
+        return _Parser(_tokens(source)).parse()
+    except (_Untranslatable, RecursionError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _body(source: str) -> str | None:
+    tree = _parse(source)
+    if tree is None:
+        return None
+    try:
+        return _Writer().emit(tree)
     except (_Untranslatable, RecursionError, ValueError):
         return None
 

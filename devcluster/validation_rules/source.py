@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 __all__ = ["code_only", "macro_shape", "macro_variables", "route_matches"]
 
@@ -44,6 +45,7 @@ def _pieces(source: str) -> Iterator[tuple[bool, str]]:
         yield False, source[start:]
 
 
+@lru_cache(maxsize=4096)
 def code_only(source: str) -> str:
     """``source`` with every string literal's content blanked (``""``)."""
     return "".join('""' if literal else text for literal, text in _pieces(source))

@@ -396,30 +396,40 @@ def has_rules(schema: StructuralSchema) -> bool:
 @dataclass(frozen=True)
 class _Plan:
     """The rules of a node that run for one kind of call (an old value given or not, the value
-    unchanged or not), as one program whose result is True for each of them when all pass."""
+    unchanged or not), and how to tell at once that they all pass."""
 
-    program: cel.Program | None
-    """The one rule's own program (``single``), or a list of the rules' results; None when no
-    rule runs."""
-    single: bool
-    count: int
+    sources: tuple[str, ...]
+    own_program: cel.Program | None
+    """The program of the one rule, when there is one."""
     functions: frozenset[str]
     plain_cost: int
     """The cost of the rules without macros (1 each)."""
     macro_shapes: tuple[tuple[int, int], ...]
     """(macros, depth) of each rule with macros, whose cost depends on the value's width."""
-    python: Callable[[Any], bool] | None = None
-    """The rules translated to Python (:mod:`.python_rules`), when they all translate: True
-    proves they all pass, without a call into ``cel``."""
     raw: Callable[[Any], bool] | None = None
-    """The same on the stored value (no view to build), when the schema shows CEL sees what
-    the rules reach as it is stored."""
+    """The rules translated to Python (:func:`.python_rules.translate_raw`) on the stored
+    value (no view to build), when the schema shows CEL sees what the rules reach as it is
+    stored: True proves they all pass."""
     passed: tuple[_Outcome, ...] | None = None
     """The outcome of them all passing, when its cost does not depend on the value (no
     macros, or only over lists and maps with declared bounds)."""
 
+    @property
+    def count(self) -> int:
+        return len(self.sources)
 
-_NO_PLAN = _Plan(None, False, 0, frozenset(), 0, ())
+    def program(self) -> cel.Program | None:
+        """One ``cel`` program for them all: the one rule's own, or the list of the rules'
+        results (None when that does not compile). Compiled on first use."""
+        return self.own_program if self.count == 1 else _compile_list(self.sources)
+
+    def python(self) -> Callable[[Any], bool] | None:
+        """The rules translated to Python on the view (:func:`.python_rules.translate`): True
+        proves they all pass, without a call into ``cel``. Translated on first use."""
+        return python_rules.translate(*self.sources)
+
+
+_NO_PLAN = _Plan((), None, frozenset(), 0, ())
 
 
 def _plan(node: _Node, has_old: bool, unchanged: bool) -> _Plan | None:
@@ -442,12 +452,6 @@ def _plan(node: _Node, has_old: bool, unchanged: bool) -> _Plan | None:
         chosen.append(rule)
     if not chosen:
         return _NO_PLAN
-    if len(chosen) == 1:
-        program = chosen[0].compiled.program
-    else:
-        program = _compile_list(tuple(r.source for r in chosen))
-        if program is None:
-            return None
     plain_cost = sum(1 for r in chosen if not r.compiled.macros)
     macro_shapes = tuple((r.compiled.macros, r.compiled.depth) for r in chosen if r.compiled.macros)
     passed = None
@@ -456,17 +460,14 @@ def _plan(node: _Node, has_old: bool, unchanged: bool) -> _Plan | None:
         costs = [cel_cost.estimate(m, d, widest) for m, d in macro_shapes]
         if all(c <= PER_CALL_LIMIT for c in costs):
             passed = (_Outcome(plain_cost + sum(costs), len(chosen)),)
+    sources = tuple(r.source for r in chosen)
     return _Plan(
-        program=program,
-        single=len(chosen) == 1,
-        count=len(chosen),
+        sources=sources,
+        own_program=chosen[0].compiled.program,
         functions=frozenset().union(*(r.compiled.functions for r in chosen)),
         plain_cost=plain_cost,
         macro_shapes=macro_shapes,
-        python=python_rules.translate(*(r.source for r in chosen)),
-        raw=python_rules.translate_raw(
-            tuple(r.source for r in chosen), node.schema, node.resource_root
-        ),
+        raw=python_rules.translate_raw(sources, node.schema, node.resource_root),
         passed=passed,
     )
 
@@ -556,7 +557,7 @@ def _all_pass(
     plan = _plan_for(node, has_old, unchanged)
     if plan is None:
         return None
-    if plan.program is None:
+    if not plan.count:
         return ()
     passed = plan.passed
     if passed is None:
@@ -564,21 +565,25 @@ def _all_pass(
         if cost is None:
             return None
         passed = (_Outcome(cost, plan.count),)
-    if plan.python is not None:
+    python = plan.python()
+    if python is not None:
         try:
-            if plan.python(view):
+            if python(view):
                 return passed
         except Exception:  # noqa: BLE001, S110 - not shown to pass: cel decides
             pass
+    program = plan.program()
+    if program is None:
+        return None
     ctx = _fast_context(plan.functions)
     ctx.add_variable("self", view)
     if has_old:
         ctx.add_variable("oldSelf", old_view)
     try:
-        result = plan.program.execute(ctx)
+        result = program.execute(ctx)
     except Exception:  # noqa: BLE001 - the rules run one by one for the error
         return None
-    if plan.single:
+    if plan.count == 1:
         ok = result is True
     else:
         ok = isinstance(result, list) and all(r is True for r in result)
