@@ -207,13 +207,17 @@ class _Rule:
         return self.message or self.source.strip()
 
 
+_MISSING_SHAPE = object()
+
+
 @dataclass
 class _Node:
     """The rules of one schema node and the nodes below it that have rules."""
 
     rules: tuple[_Rule, ...]
     type_name: str
-    shape: Shape | None
+    shapes: Shapes
+    """The validator's shapes, from which :meth:`shape` is made on first use."""
     uses_old_self: bool
     properties: dict[str, _Node] = field(default_factory=dict)
     items: _Node | None = None
@@ -228,10 +232,24 @@ class _Node:
     skip_unchanged: bool = False
     """Whether an unchanged value needs no look at all: no transition rule and no ``allOf``
     rules here or below (ratcheting would forgive every other failure)."""
+    view_shape: Shape | None | object = field(default=_MISSING_SHAPE)
+    """What CEL sees of a value here (:func:`_shape`), once made."""
     memo: OrderedDict[bytes | str, tuple[_Outcome, ...]] = field(default_factory=OrderedDict)
     """Recent outcomes by value (see :func:`_outcomes_memoized`)."""
     plans: dict[tuple[bool, bool], _Plan | None] = field(default_factory=dict)
     """How the rules run together, by (old value given, unchanged) (see :func:`_all_pass`)."""
+
+    def shape(self) -> Shape | None:
+        """What CEL sees of a value here, made on first use (a create whose rules are proven
+        on the stored value never needs it); under the lock, as shapes are built in place."""
+        shape = self.view_shape
+        if shape is _MISSING_SHAPE:
+            with _lock:
+                shape = self.view_shape
+                if shape is _MISSING_SHAPE:
+                    shape = _shape(self.rules, self.schema, self.resource_root, self.shapes)
+                    self.view_shape = shape
+        return shape  # type: ignore[return-value]
 
 
 def _build(
@@ -287,7 +305,7 @@ def _build(
         schema=s,
         resource_root=resource_root,
         type_name=str(s.get("type") or ""),
-        shape=_shape(rules, s, resource_root, shapes) if rules else None,
+        shapes=shapes,
         uses_old_self=any(r.compiled.uses_old_self for r in rules),
         properties=properties,
         items=items,
@@ -790,8 +808,9 @@ def _outcomes_memoized(
     cannot observe), and many objects look the same there (listeners, route rules, backend
     refs that differ in names only), so the hundredth similar object is not evaluated again.
     The costs charged are those of the first value with that view."""
-    view = to_cel(value, node.shape)
-    old_view = to_cel(old, node.shape) if old is not None else None
+    shape = node.shape()
+    view = to_cel(value, shape)
+    old_view = to_cel(old, shape) if old is not None else None
     key = _memo_key((view, old_view, unchanged))
     if len(key) > _MEMO_KEY_BYTES:
         return _outcomes(node, value, old, view, old_view, unchanged, run)
