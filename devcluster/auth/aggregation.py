@@ -11,12 +11,12 @@ cluster). The write is a forced server-side apply of ``rules`` by the field mana
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 from devcluster.errors import ApiError
 from devcluster.handlers import APPLY, Api, Target
 from devcluster.storage import Event
+from devcluster.wakeloop import WakeLoop
 
 __all__ = ["AggregationController", "selector_matches"]
 
@@ -72,14 +72,12 @@ class AggregationController:
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = WakeLoop("devcluster-clusterrole-aggregation", self.run_once)
         api.store.add_listener(self._changed)
 
     def _changed(self, ev: Event) -> None:
         if ev.key == _KEY:
-            self._wake.set()
+            self._loop.wake()
 
     def run_once(self) -> bool:
         """Bring every aggregated role up to date (roles that aggregate aggregated roles, like
@@ -126,29 +124,7 @@ class AggregationController:
         return wrote, failed
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._loop, name="devcluster-clusterrole-aggregation", daemon=True
-        )
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait()
-            if self._stop.is_set():
-                return
-            self._wake.clear()
-            try:
-                again = self.run_once()
-            except Exception:  # pragma: no cover - the controller must never die
-                again = True
-            if again:
-                self._stop.wait(0.1)
-                self._wake.set()
+        self._loop.stop()

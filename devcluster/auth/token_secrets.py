@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import copy
-import threading
 from typing import Any
 
 from devcluster.auth.certificates import ClusterCA
 from devcluster.auth.tokens import SA_TOKEN_TYPE, TokenAuthority
 from devcluster.handlers import Api
 from devcluster.storage import Event
+from devcluster.wakeloop import WakeLoop
 
 __all__ = ["TokenSecretsController"]
 
@@ -42,14 +42,16 @@ class TokenSecretsController:
         self.api = api
         self.tokens = tokens
         self.ca = ca
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = WakeLoop("devcluster-token-secrets", self._run_pass)
         api.store.add_listener(self._changed)
 
     def _changed(self, ev: Event) -> None:
         if ev.key == _SA or (ev.key == _SECRETS and ev.obj.get("type") == SA_TOKEN_TYPE):
-            self._wake.set()
+            self._loop.wake()
+
+    def _run_pass(self) -> bool:
+        self.run_once()
+        return False
 
     def run_once(self) -> None:
         secrets_rt = self.api.registry.by_key(_SECRETS)
@@ -83,28 +85,7 @@ class TokenSecretsController:
             self.api.internal_write(secrets_rt, secret, new)
 
     def start(self) -> None:
-        self._stop.clear()
-        self._wake.set()
-        self._thread = threading.Thread(
-            target=self._loop, name="devcluster-token-secrets", daemon=True
-        )
-        self._thread.start()
+        self._loop.start(run_now=True)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait()
-            if self._stop.is_set():
-                return
-            self._wake.clear()
-            try:
-                self.run_once()
-            except Exception:  # pragma: no cover - the controller must never die
-                self._stop.wait(0.1)
-                self._wake.set()
+        self._loop.stop()
