@@ -75,6 +75,8 @@ class GatewayRecord(Frozen):
     updated_at: datetime
     #: The input hash of the last provision the controller started (None: none recorded).
     input_hash: str | None = None
+    #: When the Gateway's teardown finished (None: it exists); purged after the retention.
+    deleted_at: datetime | None = None
 
 
 class NewOperation(Frozen):
@@ -107,6 +109,9 @@ class EngineBookkeeping(Frozen):
     finished: int = 0  # attempt number of the last committed attempt of ``step``
     error: str | None = None  # why compensation started (kept for the final last_error)
     failed: bool = False  # ``step`` failed the operation; an operator's retry grants one attempt
+    #: What a waiting ``step`` waits for (watch keys, see ``bifrost.engine.step.WaitKey``): an
+    #: informer event on one of them wakes the operation before its recheck time.
+    wait_on: tuple[str, ...] = ()
 
 
 class OperationRecord(Frozen):
@@ -161,6 +166,9 @@ class JournalRecord(Frozen):
     actor: str
     started_at: datetime
     finished_at: datetime | None
+    #: An identical wait repeated is one row: how many times it was recorded, and when last.
+    repeats: int = 1
+    last_at: datetime | None = None
 
 
 class CertificateRecord(Frozen):
@@ -196,3 +204,7 @@ class ChildRecord(Frozen):
     ready: bool
     delete_order: int = 0
     updated_at: datetime
+    #: Drift detection: the shape (JSON, keys only) of the fields bifrost sets on the child,
+    #: and the hash of the live object's projection onto that shape right after the apply.
+    field_shape: str | None = None
+    observed_hash: str | None = None

@@ -54,9 +54,22 @@ class Done(Generic[Payload]):
 
 @dataclass(frozen=True)
 class Wait:
+    """Not yet: run the step again at ``recheck_after`` at the latest. ``on`` names what the step
+    waits for (:func:`wait_key` of each object): a change of one of them, seen by the
+    controller's informers, wakes the operation at once, so ``recheck_after`` is only a safety
+    net. Without ``on`` the step is simply run again after ``recheck_after``."""
+
     reason: str
     recheck_after: timedelta
     context: BaseModel | None = None
+    on: tuple[str, ...] = ()
+
+
+def wait_key(kind: str, namespace: str | None, name: str) -> str:
+    """How a waiting step names an object it waits for (and an informer event names the object
+    that changed): ``Kind/namespace/name`` (``Kind//name`` when cluster-scoped). The API group
+    is left out: a kind's events wake its waiters whatever version they were read at."""
+    return f"{kind}/{namespace or ''}/{name}"
 
 
 @dataclass(frozen=True)

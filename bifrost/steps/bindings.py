@@ -15,11 +15,11 @@ from datetime import timedelta
 from bifrost.engine import Step
 from bifrost.kube import Kube
 from bifrost.machines import provision, rotation, teardown
+from bifrost.steps.certificates import EnsureCertificates
 from bifrost.steps.provision import (
     ApplyChildren,
     BlueprintSource,
     ClusterBlueprints,
-    EnsureCertificates,
     Prune,
     WaitReady,
 )

@@ -68,6 +68,13 @@ class OperationRepository(Protocol):
         self, operation_id: int, *, owner: str, version: int, now: datetime, lease_for: timedelta
     ) -> OperationRecord: ...
 
+    def wake_waiting(self, gateway_uid: str, *, key: str | None, now: datetime) -> int:
+        """Make the gateway's waiting operations due now (``next_run_at = now`` where it was
+        later): those whose step waits on ``key`` (``bookkeeping.wait_on``), or every waiting
+        one when ``key`` is None. Leases, versions and the journal are untouched (a wake is not
+        a step: the operation's next claim runs it). Returns how many were woken."""
+        ...
+
     def begin_step(
         self,
         operation_id: int,

@@ -11,6 +11,7 @@ operation row, written by the same fenced UPDATE as the state and context it bel
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,7 +63,19 @@ def _bookkeeping(row: RowMapping) -> EngineBookkeeping:
          if name.startswith(_BOOKKEEPING_COLUMN)},
         input=load_json_object(raw_input),
         input_raw=raw_input,
+        wait_on=_wait_on(row["engine_wait_on"]),
     )
+
+
+def _wait_on(raw: str | None) -> tuple[str, ...]:
+    """The stored wait keys (unreadable or none: nothing to wake on, the recheck still runs)."""
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return ()
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def bookkeeping_values(bookkeeping: EngineBookkeeping | None) -> dict[str, Any]:
@@ -72,6 +85,7 @@ def bookkeeping_values(bookkeeping: EngineBookkeeping | None) -> dict[str, Any]:
     values["input"] = (
         None if kept.input is None else dump_json(kept.input, what="engine step input")
     )
+    values["wait_on"] = dump_json(list(kept.wait_on), what="wait keys") if kept.wait_on else None
     return {f"{_BOOKKEEPING_COLUMN}{name}": value for name, value in values.items()}
 
 
@@ -280,6 +294,18 @@ class SqlOperations:
                 values={"lease_expires_at": now + lease_for},
             )
             return operation_record(row)
+
+    def wake_waiting(self, gateway_uid: str, *, key: str | None, now: datetime) -> int:
+        stmt = update(operations).where(
+            _OP.gateway_uid == gateway_uid,
+            _OP.status == OperationStatus.WAITING.value,
+            _OP.next_run_at > now,
+        )
+        if key is not None:
+            # engine_wait_on is the compact JSON list the runner wrote: match one whole element
+            stmt = stmt.where(_OP.engine_wait_on.contains(json.dumps(key), autoescape=True))
+        with self._db.transaction(write=True) as conn:
+            return int(conn.execute(stmt.values(next_run_at=now)).rowcount)
 
     def begin_step(
         self,

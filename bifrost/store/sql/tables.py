@@ -94,6 +94,8 @@ gateways = Table(
     # sha256 (hex) of the inputs of the last provision the controller started (revision 0002):
     # a restarted controller does not provision an unchanged Gateway again.
     Column("input_hash", String(64), nullable=True),
+    # When the Gateway's teardown finished (revision 0004); purged after the retention.
+    Column("deleted_at", UTCDateTime, nullable=True),
     Index("ix_gateways_namespace_name", "namespace", "name"),
 )
 
@@ -139,6 +141,8 @@ operations = Table(
     Column("engine_finished", Integer, nullable=False, server_default=text("0")),
     Column("engine_error", Text, nullable=True),
     Column("engine_failed", Boolean, nullable=False, server_default=text("false")),
+    # What a waiting step waits for: a JSON list of watch keys (revision 0004).
+    Column("engine_wait_on", Text, nullable=True),
     # Operations by status (listing) and due time.
     Index("ix_operations_status_next_run_at", "status", "next_run_at"),
     # claim_due's hot path: claimable operations in due order, so taking the first due one
@@ -189,6 +193,9 @@ journal = Table(
     Column("actor", String(253), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    # An identical wait repeated is one row: how many times, and when last (revision 0004).
+    Column("repeats", Integer, nullable=False, server_default=text("1")),
+    Column("last_at", UTCDateTime, nullable=True),
     UniqueConstraint("operation_id", "sequence"),
     Index("ix_journal_gateway_uid_id", "gateway_uid", "id"),
 )
@@ -238,4 +245,8 @@ children = Table(
     Column("ready", Boolean, nullable=False),
     Column("delete_order", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Drift detection (revision 0004): the shape of the fields bifrost sets (keys, no values)
+    # and the hash of the live object's projection onto it right after the apply.
+    Column("observed_hash", String(128), nullable=True),
+    Column("field_shape", Text, nullable=True),
 )
