@@ -5,9 +5,10 @@ The same settings drive the controller and ``bifrost-admin`` so both open the sa
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +26,17 @@ class Settings(BaseSettings):
     )
     journal_cap_per_gateway: int = Field(
         default=5000, ge=10, description="Journal rows kept per gateway; older rows are pruned."
+    )
+    deleted_gateway_retention: timedelta = Field(
+        default=timedelta(days=7), ge=timedelta(0),
+        description="How long a deleted Gateway's history (operations, journal, certificates, "
+        "children) stays in the store before housekeeping purges it; seconds or ISO 8601 "
+        "(e.g. P7D, PT12H).",
+    )
+    housekeeping_interval_seconds: float = Field(
+        default=600.0, gt=0,
+        description="How often the leader purges deleted Gateways past their retention and "
+        "caps every Gateway's journal at journal_cap_per_gateway.",
     )
     migrate_on_start: bool = Field(
         default=True, description="Run 'bifrost db upgrade' when the controller starts."
@@ -60,6 +72,17 @@ class Settings(BaseSettings):
         default=2.0, gt=0,
         description="Hard wall time of one CEL evaluation; the worker is killed past it.",
     )
+
+    @field_validator("deleted_gateway_retention", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """A plain number (``604800``, ``3600.5``) is seconds, as in the other settings."""
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except (ValueError, OverflowError):
+                return value  # ISO 8601 (P7D) or an error pydantic explains
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

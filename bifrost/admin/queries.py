@@ -36,6 +36,7 @@ from bifrost.admin.views import (
     ScheduleRow,
 )
 from bifrost.machines.diagram import mermaid
+from bifrost.machines.lifecycle import lifecycle_spec
 from bifrost.machines.registry import MachineRegistry, UnknownMachine
 from bifrost.machines.spec import MachineSpec
 from bifrost.records import (
@@ -515,10 +516,16 @@ def schedule(store: OperationStore, *, now: datetime, limit: int = 100) -> Sched
 
 # --- graph ---------------------------------------------------------------------------------------
 def machine_spec(registry: MachineRegistry, machine: str, version: int | None) -> MachineSpec:
+    """The operation machine of that name (and version, default the latest) from ``registry``,
+    or the Gateway lifecycle machine, which no registry of runnable machines holds."""
+    lifecycle = lifecycle_spec()
+    if (machine == lifecycle.name and machine not in {s.name for s in registry}
+            and version in (None, lifecycle.version)):
+        return lifecycle
     try:
         return registry.latest(machine) if version is None else registry.get(machine, version)
     except UnknownMachine as exc:
-        known = ", ".join(sorted({s.name for s in registry})) or "none"
+        known = ", ".join(sorted({s.name for s in registry} | {lifecycle.name}))
         raise BadInput(f"{exc} (machines known to this bifrost-admin: {known})") from None
 
 

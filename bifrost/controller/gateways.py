@@ -4,6 +4,10 @@ teardown (:mod:`bifrost.triggers.teardown`).
 
 Writes only what changed: the finalizer only when missing, the store record only when its
 fields (namespace, name, class, generation) differ from what this process last recorded.
+
+It also holds the Gateway's :class:`~bifrost.controller.lifecycle.LifecycleKeeper`
+(``lifecycle``): the deletion path writes ``deleting`` and, as the finalizer goes, ``deleted``;
+the observer feeds it the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from bifrost.controller.announcements import Announcer
 from bifrost.controller.classes import resolve_class
 from bifrost.controller.gateway_view import latest_operation
 from bifrost.controller.informers import FINALIZER, GATEWAY_API_VERSION, Cache, gateway_class_name
+from bifrost.controller.lifecycle import LifecycleKeeper
 from bifrost.controller.observation import Observation
 from bifrost.controller.starter import (
     ACTIVE_RECHECK_SECONDS,
@@ -49,12 +54,21 @@ class GatewayKeeper:
         self.clock = clock
         self.starter = starter
         self.announcer = announcer
+        self.lifecycle = LifecycleKeeper(store=store, clock=clock, announcer=announcer)
         self._recorded: dict[str, tuple[str, str, str | None, int | None]] = {}
 
     def new_term(self) -> None:
         """A leadership term begins: another replica may have written the records meanwhile,
         so each is read again once."""
         self._recorded.clear()
+        self.lifecycle.new_term()
+
+    def gone(self, namespace: str, name: str) -> Observation:
+        """No Gateway ``namespace/name`` is in the cache: the ones bifrost tore down are
+        ``deleted`` (see :meth:`LifecycleKeeper.gone`)."""
+        if self.lifecycle.gone(namespace, name):
+            return Observation(("lifecycle-deleted",))
+        return Observation()
 
     # ---- finalizer ------------------------------------------------------------------------
 
@@ -89,13 +103,15 @@ class GatewayKeeper:
         try:
             record = self.store.get_gateway(uid)
             have = (record.namespace, record.name, record.gateway_class, record.generation)
+            self.lifecycle.remember(record)
         except RecordNotFound:
             have = None
         if have != wanted:
-            self.store.upsert_gateway(
+            record = self.store.upsert_gateway(
                 uid=uid, namespace=wanted[0], name=wanted[1], now=self.clock.now(),
                 gateway_class=wanted[2], generation=wanted[3],
             )
+            self.lifecycle.remember(record)
         self._recorded[uid] = wanted
         return have != wanted
 
@@ -111,10 +127,11 @@ class GatewayKeeper:
             children = self.store.list_children(uid)
         except RecordNotFound:
             children = []
-        active = [o for o in self.store.list_operations(gateway_uid=uid, limit=100)
-                  if o.status.active]
-        if teardown.nothing_left(children, active):
+        operations = self.store.list_operations(gateway_uid=uid, limit=100)
+        active = [o for o in operations if o.status.active]
+        if teardown.nothing_left(children, active, operations):
             self.announcer.announce(gateway, uid, self._latest_operation(uid))
+            self.lifecycle.finished(gateway, uid)
             rest = [f for f in m.get("finalizers") or [] if f != FINALIZER]
             try:
                 self._set_finalizers(gateway, rest)
@@ -132,12 +149,14 @@ class GatewayKeeper:
         if start is None:  # no teardown machine
             return Observation(requeue_after=BLOCKED_RECHECK_SECONDS * 6)
         actions = tuple(f"cancelled-{machine}" for machine in start.cancelled)
+        latest = self._latest_operation(uid)
+        self.lifecycle.observe(gateway, uid, latest, children=children)
         if start.operation is None:
             wait = ACTIVE_RECHECK_SECONDS if start.look_again_soon else BLOCKED_RECHECK_SECONDS
             return Observation(actions, requeue_after=wait)
         if not start.started:  # it runs already
             return Observation(actions, requeue_after=ACTIVE_RECHECK_SECONDS)
-        self.announcer.announce(gateway, uid, self._latest_operation(uid))
+        self.announcer.announce(gateway, uid, latest)
         return Observation((*actions, "teardown-started"), requeue_after=ACTIVE_RECHECK_SECONDS)
 
     def _latest_operation(self, uid: str) -> OperationRecord | None:

@@ -39,6 +39,7 @@ from typing import Any
 from bifrost.certificates.renewal import renewal_policy
 from bifrost.clock import Clock, SystemClock
 from bifrost.controller.gateway_view import StatusWriter
+from bifrost.controller.housekeeping import Housekeeper
 from bifrost.controller.informers import (
     WATCHED,
     Cache,
@@ -283,6 +284,8 @@ class Controller:
                                             name="resync", daemon=True))
             threads.append(threading.Thread(target=self._operations_loop, args=(term,),
                                             name="operations", daemon=True))
+            threads.append(threading.Thread(target=Housekeeper(self.store, clock=self.clock).loop,
+                                            args=(term,), name="housekeeping", daemon=True))
             self._term_threads = threads
         log.info("%s leads: starting workers, engine and resync", self.options.identity)
         for thread in threads:

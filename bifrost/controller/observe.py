@@ -128,7 +128,9 @@ class Observer:
 
     def observe_gateway(self, namespace: str, name: str) -> Observation:
         gateway = self.cache.get("Gateway", namespace, name)
-        if gateway is None or not self.cache.responsible_for(gateway):
+        if gateway is None:
+            return self.gateways.gone(namespace, name)
+        if not self.cache.responsible_for(gateway):
             return Observation()
         uid = str(meta(gateway).get("uid") or "")
         if not uid:
@@ -188,6 +190,7 @@ class Observer:
             children = tuple(self.store.list_children(uid))
         except RecordNotFound:
             children = ()
+        self.gateways.lifecycle.observe(gateway, uid, operation, children=children)
         view = GatewayView(gateway, resolution, operation, self.cache, values, children,
                            provision=latest_operation([o for o in ops
                                                        if o.machine == PROVISION_MACHINE]),

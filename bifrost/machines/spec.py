@@ -89,7 +89,8 @@ class StateSpec(_Frozen):
         if self.terminal is not None:
             if self.steps or self.on_done or self.on_failure:
                 raise ValueError(f"terminal state {self.name!r} cannot have steps or edges")
-        elif self.on_done is None:
+        elif self.on_done is None and self.steps:
+            # A state without steps may rest: only a trigger leaves it (the Gateway lifecycle).
             raise ValueError(f"state {self.name!r} is not terminal and has no on_done state")
         names = [s.name for s in self.steps]
         dupes = {n for n in names if names.count(n) > 1}

@@ -200,8 +200,17 @@ class GatewayRepository(Protocol):
     ) -> list[GatewayRecord]: ...
 
     def set_gateway_state(
-        self, uid: str, *, lifecycle_state: str, now: datetime, last_error: str | None = None
-    ) -> GatewayRecord: ...
+        self,
+        uid: str,
+        *,
+        lifecycle_state: str,
+        now: datetime,
+        last_error: str | None = None,
+        deleted_at: datetime | None = None,
+    ) -> GatewayRecord:
+        """Write the lifecycle state, last error and deletion time (None: not deleted) of a
+        gateway. RecordNotFound if the gateway is unknown."""
+        ...
 
     def record_input_hash(self, uid: str, input_hash: str | None, *, now: datetime) -> None:
         """Remember the input hash of the last provision started for a gateway (read back as
@@ -212,6 +221,14 @@ class GatewayRepository(Protocol):
     def delete_gateway(self, uid: str) -> None:
         """Remove a gateway and everything keyed by it (children, certificates, operations,
         journal)."""
+        ...
+
+    def purge_deleted_gateways(
+        self, *, before: datetime, limit: int = 500
+    ) -> list[GatewayRecord]:
+        """Remove up to ``limit`` gateways whose ``deleted_at`` is before ``before`` (oldest
+        first) and everything keyed by them; returns the removed records. Gateways not deleted
+        (``deleted_at`` null) are never purged."""
         ...
 
 

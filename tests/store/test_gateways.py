@@ -139,3 +139,71 @@ def test_delete_gateway_removes_everything_keyed_by_it(store: SqlStore) -> None:
     assert len(store.list_certificates(gateway_uid="kept")) == 1
     assert len(store.list_children("kept")) == 2
     store.delete_gateway("doomed")  # idempotent
+
+
+# --- deleted gateways: deleted_at and the purge ------------------------------------------------
+def _full_gateway(store: SqlStore, uid: str) -> None:
+    """A gateway with a certificate, a child, an operation and journal rows."""
+    store.upsert_gateway(uid=uid, namespace="ns", name=uid, now=T0)
+    store.upsert_certificate(cert(uid, "c"))
+    store.upsert_child(child(uid, "svc"))
+    op = store.create_operation(
+        NewOperation(gateway_uid=uid, namespace="ns", name=uid, machine="teardown",
+                     machine_version=1, state="s"),
+        now=T0, actor="c",
+    )
+    store.fail_operation(op.id, now=T0, message="x", actor="e")
+
+
+def test_set_gateway_state_writes_and_clears_deleted_at(store: SqlStore) -> None:
+    store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0)
+    assert store.get_gateway("u1").deleted_at is None
+    t = T0 + timedelta(minutes=5)
+    gone = store.set_gateway_state("u1", lifecycle_state="deleted", now=t, deleted_at=t)
+    assert (gone.lifecycle_state, gone.deleted_at) == ("deleted", t)
+    assert store.get_gateway("u1").deleted_at == t
+    # upsert leaves it alone; a state written without it clears it
+    assert store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=t).deleted_at == t
+    assert store.set_gateway_state("u1", lifecycle_state="ready", now=t).deleted_at is None
+
+
+def test_purge_deleted_gateways_removes_only_those_deleted_before(store: SqlStore) -> None:
+    for uid in ("old", "recent", "alive"):
+        _full_gateway(store, uid)
+    store.set_gateway_state("old", lifecycle_state="deleted", now=T0, deleted_at=T0)
+    late = T0 + timedelta(days=6)
+    store.set_gateway_state("recent", lifecycle_state="deleted", now=late, deleted_at=late)
+
+    # nothing was deleted before T0: nothing is purged (deleted_at == before is kept)
+    assert store.purge_deleted_gateways(before=T0) == []
+    purged = store.purge_deleted_gateways(before=T0 + timedelta(days=1))
+    assert [(g.uid, g.lifecycle_state, g.deleted_at) for g in purged] == [("old", "deleted", T0)]
+    with pytest.raises(RecordNotFound):
+        store.get_gateway("old")
+    assert store.list_operations(gateway_uid="old") == []
+    assert store.journal(gateway_uid="old") == []
+    assert store.list_certificates(gateway_uid="old") == []
+    assert store.list_children("old") == []
+    # the recent one and the live one are untouched
+    for uid in ("recent", "alive"):
+        assert len(store.list_operations(gateway_uid=uid)) == 1
+        assert len(store.journal(gateway_uid=uid)) == 2
+        assert len(store.list_certificates(gateway_uid=uid)) == 1
+        assert len(store.list_children(uid)) == 1
+    # a gateway that is not deleted is never purged, however far the cut-off
+    far = T0 + timedelta(days=3650)
+    assert [g.uid for g in store.purge_deleted_gateways(before=far)] == ["recent"]
+    assert [g.uid for g in store.list_gateways()] == ["alive"]
+
+
+def test_purge_deleted_gateways_takes_the_oldest_first_up_to_the_limit(store: SqlStore) -> None:
+    for i in range(5):
+        uid = f"g{i}"
+        store.upsert_gateway(uid=uid, namespace="ns", name=uid, now=T0)
+        when = T0 + timedelta(hours=5 - i)  # g4 deleted first
+        store.set_gateway_state(uid, lifecycle_state="deleted", now=when, deleted_at=when)
+    before = T0 + timedelta(days=1)
+    assert [g.uid for g in store.purge_deleted_gateways(before=before, limit=2)] == ["g4", "g3"]
+    assert [g.uid for g in store.purge_deleted_gateways(before=before, limit=10)] == [
+        "g2", "g1", "g0"]
+    assert store.purge_deleted_gateways(before=before) == []

@@ -106,13 +106,20 @@ class SqlGateways:
             return [to_record(GatewayRecord, r) for r in conn.execute(stmt).mappings()]
 
     def set_gateway_state(
-        self, uid: str, *, lifecycle_state: str, now: datetime, last_error: str | None = None
+        self,
+        uid: str,
+        *,
+        lifecycle_state: str,
+        now: datetime,
+        last_error: str | None = None,
+        deleted_at: datetime | None = None,
     ) -> GatewayRecord:
         with self._db.transaction(write=True) as conn:
             result = conn.execute(
                 update(gateways)
                 .where(_GW.uid == uid)
-                .values(lifecycle_state=lifecycle_state, last_error=last_error, updated_at=now)
+                .values(lifecycle_state=lifecycle_state, last_error=last_error,
+                        deleted_at=deleted_at, updated_at=now)
             )
             if result.rowcount != 1:
                 raise RecordNotFound(f"gateway with uid {uid} is not in the store")
@@ -132,9 +139,31 @@ class SqlGateways:
     def delete_gateway(self, uid: str) -> None:
         """Remove a gateway and everything keyed by it; a no-op for an unknown uid."""
         with self._db.transaction(write=True) as conn:
-            # Explicit, child tables first: correct even where foreign keys are not enforced.
-            conn.execute(delete(journal).where(journal.c.gateway_uid == uid))
-            conn.execute(delete(operations).where(operations.c.gateway_uid == uid))
-            conn.execute(delete(certificates).where(certificates.c.gateway_uid == uid))
-            conn.execute(delete(children).where(children.c.gateway_uid == uid))
-            conn.execute(delete(gateways).where(_GW.uid == uid))
+            _delete_gateways(conn, [uid])
+
+    def purge_deleted_gateways(
+        self, *, before: datetime, limit: int = 500
+    ) -> list[GatewayRecord]:
+        """Remove up to ``limit`` gateways deleted before ``before`` (oldest first) and
+        everything keyed by them, in one transaction; returns their records as they were."""
+        stmt = (
+            select(gateways)
+            .where(_GW.deleted_at.is_not(None), _GW.deleted_at < before)
+            .order_by(_GW.deleted_at, _GW.uid)
+            .limit(limit)
+        )
+        with self._db.transaction(write=True) as conn:
+            purged = [to_record(GatewayRecord, r) for r in conn.execute(stmt).mappings()]
+            _delete_gateways(conn, [g.uid for g in purged])
+            return purged
+
+
+def _delete_gateways(conn: Connection, uids: list[str]) -> None:
+    if not uids:
+        return
+    # Explicit, child tables first: correct even where foreign keys are not enforced.
+    conn.execute(delete(journal).where(journal.c.gateway_uid.in_(uids)))
+    conn.execute(delete(operations).where(operations.c.gateway_uid.in_(uids)))
+    conn.execute(delete(certificates).where(certificates.c.gateway_uid.in_(uids)))
+    conn.execute(delete(children).where(children.c.gateway_uid.in_(uids)))
+    conn.execute(delete(gateways).where(_GW.uid.in_(uids)))
