@@ -22,6 +22,18 @@ kept in memory and committed on the next tick, as long as the lease still holds 
 step re-runs wherever the operation is claimed next, which is safe because steps are
 idempotent).
 
+**Waits.** A ``Wait`` with ``on`` (what the step waits for) stores those keys with the
+operation (``EngineBookkeeping.wait_on``), so an informer event wakes exactly that operation
+(``store.wake_waiting``); its recheck is only a safety net on a growing, capped backoff
+(``WAIT_BACKOFF``). A ``Wait`` without ``on`` is rechecked after its ``recheck_after``. A wait
+identical to the previous one is merged into its journal row by the store (``repeats``).
+
+**Terms.** A runner started by a leader runs for one leadership term (``run_forever``'s
+``stop`` is the term; ``leading`` says whether this process still leads): it goes on to the
+next step of a claimed operation only while the term is current, and hands the operation back
+(due now) when it ended. Each step runs under a ``StepFence`` carrying the term check and the
+runner's clock, so the step's cluster writes are fenced too (``bifrost.engine.fenced_kube``).
+
 Engine bookkeeping that must survive a crash (the next step within the state, the previous
 step's output, when the step was first attempted, how many of its attempts failed or finished)
 is the operation's ``EngineBookkeeping``, stored in columns of its own beside the typed context
@@ -70,6 +82,24 @@ from bifrost.store.interface import OperationStore
 
 log = logging.getLogger(__name__)
 
+@dataclass(frozen=True)
+class WaitBackoff:
+    """When a step waiting *on* something (``Wait.on``) is rechecked although nothing woke it:
+    the n-th identical wait in a row after ``recheck_after × multiplier^(n-1)``, at most
+    ``cap`` (never sooner than ``recheck_after``). A wake makes it due at once and resets
+    nothing; a different wait (another reason or step) starts again at n = 1."""
+
+    multiplier: float = 2.0
+    cap: timedelta = timedelta(seconds=30)
+
+    def delay(self, recheck_after: timedelta, repeat: int) -> timedelta:
+        grown = recheck_after * (self.multiplier ** max(0, min(repeat - 1, 64)))
+        return max(recheck_after, min(grown, self.cap))
+
+
+#: The policy of the safety-net rechecks of event-driven waits.
+WAIT_BACKOFF = WaitBackoff()
+
 #: How the runner spaces out its attempts to reach an unavailable database.
 STORE_RETRY = RetryPolicy(
     max_attempts=1_000_000,
@@ -97,6 +127,7 @@ class Envelope:
     finished: int = 0  # attempt number of the step's last committed attempt
     error: str | None = None  # why compensation started (kept for the final last_error)
     failed: bool = False  # ``step`` failed the operation; an operator's retry grants one attempt
+    wait_on: tuple[str, ...] = ()  # what a waiting ``step`` waits for (wake keys)
 
     @classmethod
     def load(cls, record: OperationRecord) -> Envelope:
@@ -108,12 +139,13 @@ class Envelope:
             )
         return cls(state=kept.state, step=kept.step, input=kept.input, since=kept.since,
                    failures=kept.failures, finished=kept.finished, error=kept.error,
-                   failed=kept.failed)
+                   failed=kept.failed, wait_on=kept.wait_on)
 
     def dump(self) -> EngineBookkeeping:
         return EngineBookkeeping(
             state=self.state, step=self.step, input=self.input, since=self.since,
             failures=self.failures, finished=self.finished, error=self.error, failed=self.failed,
+            wait_on=self.wait_on,
         )
 
 
@@ -169,7 +201,11 @@ class Runner:
         rng: random.Random | None = None,
         max_steps_per_claim: int = 50,
         idle_interval: timedelta = timedelta(seconds=1),
+        leading: Callable[[], bool] | None = None,
+        wait_backoff: WaitBackoff = WAIT_BACKOFF,
     ) -> None:
+        """``leading``: whether this process still leads (the leader elector's view); with
+        ``run_forever``'s ``stop`` it makes the term check of every step and cluster write."""
         if lease_for <= timedelta(0):
             raise ValueError("lease_for must be positive")
         self.store = store
@@ -181,6 +217,9 @@ class Runner:
         self.rng = rng or random.Random()
         self.max_steps_per_claim = max_steps_per_claim
         self.idle_interval = idle_interval
+        self.leading = leading
+        self.wait_backoff = wait_backoff
+        self._term = threading.local()  # the ``stop`` event of the term this thread runs in
         self._pending: list[_Pending] = []
         self._store_failures = 0
         self.last_store_error: str | None = None
@@ -254,10 +293,22 @@ class Runner:
         """Tick until ``stop`` is set. ``wait(seconds) -> stopped`` is the only place that
         sleeps (default: ``stop.wait``)."""
         waiter = wait or stop.wait
-        while not stop.is_set():
-            delay = self.tick(limit)
-            if delay > timedelta(0) and waiter(delay.total_seconds()):
-                return
+        self._term.stop = stop
+        try:
+            while not stop.is_set():
+                delay = self.tick(limit)
+                if delay > timedelta(0) and waiter(delay.total_seconds()):
+                    return
+        finally:
+            self._term.stop = None
+
+    def term_current(self) -> bool:
+        """Whether the term this thread runs in goes on: its ``stop`` is not set and (given a
+        ``leading`` check) this process still leads."""
+        stop: threading.Event | None = getattr(self._term, "stop", None)
+        if stop is not None and stop.is_set():
+            return False
+        return self.leading is None or self.leading()
 
     def _unavailable(self, exc: StoreUnavailable) -> None:
         self._store_failures += 1
@@ -282,7 +333,14 @@ class Runner:
     # --- one operation ------------------------------------------------------------------------
     def _process(self, record: OperationRecord) -> None:
         begun: StepStart | None = None
+        message = f"yielding after {self.max_steps_per_claim} steps"
         for turn in range(self.max_steps_per_claim):
+            if not self.term_current():
+                # The leadership term ended: no further step (a successor runs it); the
+                # operation is handed back due now instead of waiting out our lease.
+                message = "leadership term ended; handing the operation back"
+                log.info("operation %s: %s", record.id, message)
+                break
             try:
                 loaded = self._load(record)
             except PoisonOperation as exc:
@@ -295,7 +353,7 @@ class Runner:
             if nxt is None:
                 return
             record, begun = nxt.record, nxt.begun
-        # Fairness: give the others a turn; the operation stays due.
+        # Fairness (or the term ended): give the others a turn; the operation stays due.
         self.store.finish_step(
             record.id,
             owner=self.owner,
@@ -307,7 +365,7 @@ class Runner:
             context=dict(record.context or {}),
             bookkeeping=record.bookkeeping,
             next_run_at=self.clock.now(),
-            message=f"yielding after {self.max_steps_per_claim} steps",
+            message=message,
         )
 
     def _load(self, record: OperationRecord) -> _Loaded:
@@ -368,7 +426,8 @@ class Runner:
         """A finish that keeps the lease because the operation goes on at once; with the next
         step's write-ahead folded into the same commit when that step is known to run next."""
         now = self.clock.now()
-        nxt = self._next_step(loaded, state, bookkeeping, now) if loaded.may_begin_next else None
+        go_on = loaded.may_begin_next and self.term_current()
+        nxt = self._next_step(loaded, state, bookkeeping, now) if go_on else None
         if nxt is None:
             record = self._finish(loaded, version, state=state, bookkeeping=bookkeeping,
                                   release_lease=False, **kwargs)
@@ -493,7 +552,8 @@ class Runner:
         )
         # The step's own store writes are fenced like the engine's commits: once another runner
         # took the operation over, they raise LeaseLost and write nothing.
-        fence = StepFence(record.id, self.owner, record.version, step_name, attempt)
+        fence = StepFence(record.id, self.owner, record.version, step_name, attempt,
+                          term_current=self.term_current, now=self.clock.now)
         try:
             with step_fence(fence):
                 outcome: StepOutcome = impl.run(ctx, env.input)
@@ -550,12 +610,17 @@ class Runner:
         if isinstance(outcome, Wait):
             env.finished = attempt
             env.failures = failures
+            env.wait_on = tuple(outcome.on)
             if deadline is not None and now >= deadline:
                 return self._fail_step(
                     loaded, record.version, step, env,
                     f"step {step.name!r} timed out after {policy.timeout}: {outcome.reason}",
                 )
-            when = now + outcome.recheck_after
+            delay = outcome.recheck_after
+            if outcome.on:
+                delay = self.wait_backoff.delay(
+                    delay, self._repeat(loaded.record, step.name, attempt, outcome.reason))
+            when = now + delay
             if deadline is not None:
                 when = min(when, deadline)
             self._finish(
@@ -568,6 +633,7 @@ class Runner:
             return None
         # Retry (explicit, or an exception)
         failures += 1
+        env.wait_on = ()
         env.finished = attempt
         env.failures = failures
         if failures >= policy.max_attempts:
@@ -594,6 +660,19 @@ class Runner:
             last_error=outcome.error,
         )
         return None
+
+    def _repeat(self, record: OperationRecord, step: str, attempt: int, reason: str) -> int:
+        """How many identical waits in a row this one makes (1: the first): one more than the
+        repeats of the previous journaled wait when the store will merge this one into it."""
+        tail = self.store.journal(operation_id=record.id, newest_first=True, limit=2)
+        if len(tail) == 2:
+            started, previous = tail
+            if (started.outcome is JournalOutcome.STARTED and started.step == step
+                    and started.attempt == attempt
+                    and previous.outcome is JournalOutcome.WAIT and previous.step == step
+                    and previous.state == record.state and previous.message == reason):
+                return previous.repeats + 1
+        return 1
 
     def _go(
         self, loaded: _Loaded, version: int, journal: JournalOutcome, trigger: str,

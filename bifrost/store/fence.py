@@ -13,14 +13,19 @@ step-facing writes (``upsert_certificate``, ``delete_certificate``, ``upsert_chi
 that owner at that version with that step attempt in flight, and raise ``LeaseLost`` (writing
 nothing) otherwise. Writes made outside a step (the controller's observer, bifrost-admin, tests)
 carry no fence and are not checked.
+
+The fence also carries what a step's *cluster* writes are checked against
+(``bifrost.engine.fenced_kube``): ``term_current``, whether the leadership term the runner runs
+in goes on, and ``now``, the runner's clock, by which the store judges the lease's expiry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 __all__ = ["StepFence", "current_fence", "step_fence"]
 
@@ -34,6 +39,10 @@ class StepFence:
     version: int
     step: str
     attempt: int
+    #: Whether the runner's leadership term goes on (None: not run by a leader).
+    term_current: Callable[[], bool] | None = field(default=None, compare=False)
+    #: The runner's clock (None: the cluster-write check cannot judge expiry and refuses).
+    now: Callable[[], datetime] | None = field(default=None, compare=False)
 
 
 _CURRENT: ContextVar[StepFence | None] = ContextVar("bifrost_step_fence", default=None)

@@ -26,6 +26,7 @@ from bifrost.records import (
     OperationStatus,
     StepStart,
 )
+from bifrost.store.fence import StepFence
 
 
 class OperationRepository(Protocol):
@@ -73,6 +74,16 @@ class OperationRepository(Protocol):
         later): those whose step waits on ``key`` (``bookkeeping.wait_on``), or every waiting
         one when ``key`` is None. Leases, versions and the journal are untouched (a wake is not
         a step: the operation's next claim runs it). Returns how many were woken."""
+        ...
+
+    def check_step_lease(self, fence: StepFence, *, now: datetime) -> None:
+        """Before a step's cluster write: LeaseLost unless ``fence``'s runner still holds the
+        operation (owner, version, step attempt in flight) with its lease unexpired at ``now``.
+        Writes nothing."""
+        ...
+
+    def database_time(self) -> datetime:
+        """The database server's clock now (UTC); leases are judged by it in production."""
         ...
 
     def begin_step(

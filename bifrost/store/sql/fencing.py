@@ -16,7 +16,7 @@ single statement (PostgreSQL: the INSERT rides in a writable CTE of the UPDATE, 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -39,7 +39,7 @@ from sqlalchemy.sql.expression import Executable
 
 from bifrost.records import StepStart
 from bifrost.store.errors import LeaseLost
-from bifrost.store.fence import current_fence
+from bifrost.store.fence import StepFence, current_fence
 from bifrost.store.sql.backend import Backend
 from bifrost.store.sql.journal import INSERT as JOURNAL_INSERT
 from bifrost.store.sql.journal import JOURNAL_ENTRY
@@ -60,17 +60,21 @@ class FencedWriter:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self._cache: dict[tuple[tuple[str, ...], int, bool], Executable] = {}
+        self._cache: dict[tuple[tuple[str, ...], int, bool, int, bool], Executable] = {}
 
     def _statement(
-        self, columns: tuple[str, ...], journal_rows: int, in_flight: bool
+        self, columns: tuple[str, ...], journal_rows: int, in_flight: bool, retract: int = 0,
+        keep_wake: bool = False,
     ) -> Executable:
         """``UPDATE operations … RETURNING *`` setting ``columns`` (bound as ``v_<column>``),
-        bumping version and the journal sequence counter by ``journal_rows``; with ``in_flight``
-        it also requires the step/attempt in flight to be ``f_step``/``f_attempt``. Where the
-        backend has writable CTEs the journal rows (bound as ``j<k>_<column>``) are inserted by
-        the same statement."""
-        key = (columns, journal_rows, in_flight)
+        bumping version and the journal sequence counter by ``journal_rows`` (less ``retract``:
+        rows the caller removes from the journal's tail in the same transaction); with
+        ``in_flight`` it also requires the step/attempt in flight to be ``f_step``/``f_attempt``.
+        With ``keep_wake`` a ``next_run_at`` already on the row (a wake that came while the
+        step ran, see ``wake_waiting``) is kept instead of the one written. Where the backend
+        has writable CTEs the journal rows (bound as ``j<k>_<column>``) are inserted by the
+        same statement."""
+        key = (columns, journal_rows, in_flight, retract, keep_wake)
         stmt = self._cache.get(key)
         if stmt is not None:
             return stmt
@@ -89,9 +93,11 @@ class FencedWriter:
         values: dict[str, Any] = {
             name: bindparam(f"v_{name}", type_=_OP[name].type) for name in columns
         }
+        if keep_wake and "next_run_at" in values:
+            values["next_run_at"] = func.coalesce(_OP.next_run_at, values["next_run_at"])
         values.update(version=_OP.version + 1, updated_at=now)
-        if journal_rows:
-            values["last_sequence"] = _OP.last_sequence + journal_rows
+        if journal_rows != retract:
+            values["last_sequence"] = _OP.last_sequence + (journal_rows - retract)
         fenced = update(operations).where(*conditions).values(**values).returning(*operations.c)
         if not journal_rows or not self._backend.writable_ctes:
             self._cache[key] = fenced
@@ -126,12 +132,18 @@ class FencedWriter:
         values: Mapping[str, Any],
         in_flight: StepStart | None = None,
         journal_entries: Sequence[Mapping[str, Any]] = (),
+        retract: int = 0,
+        keep_wake: bool = False,
     ) -> RowMapping:
         """One fenced write, with the journal rows it appends (``journal_entry`` values; they
         get the next sequences, in order); the operation's new row. LeaseLost when fenced off
-        (then nothing was written)."""
+        (then nothing was written). ``retract``: how many rows at the journal's tail the caller
+        deletes in this transaction (a merged wait folds its write-ahead row away), so the
+        sequence counter goes back by as many and sequences keep having no gaps."""
+        if retract and journal_entries:
+            raise ValueError("a fenced write either appends journal rows or retracts them")
         rows = len(journal_entries)
-        stmt = self._statement(tuple(values), rows, in_flight is not None)
+        stmt = self._statement(tuple(values), rows, in_flight is not None, retract, keep_wake)
         params: dict[str, Any] = {f"v_{name}": value for name, value in values.items()}
         params.update(f_id=operation_id, f_version=version, f_owner=owner, f_now=now)
         if in_flight is not None:
@@ -161,6 +173,35 @@ class FencedWriter:
                 ],
             )
         return row
+
+
+def check_lease(conn: Connection, fence: StepFence, *, now: datetime) -> None:
+    """Before a step's cluster write: LeaseLost unless the runner still holds the operation at
+    the version, step and attempt it began **and** the lease has not expired at ``now`` (the
+    runner's clock, which in production follows the database's, see
+    ``bifrost.engine.database_clock``). A read: nothing is locked or written."""
+    row = conn.execute(
+        select(_OP.lease_owner, _OP.version, _OP.step, _OP.attempt, _OP.lease_expires_at)
+        .where(_OP.id == fence.operation_id)
+    ).first()
+    held = row is not None and (row.lease_owner, row.version, row.step, row.attempt) == (
+        fence.owner, fence.version, fence.step, fence.attempt
+    )
+    if row is None or not held:
+        raise LeaseLost(
+            f"operation {fence.operation_id}: {fence.owner!r} no longer holds the lease at "
+            f"version {fence.version} with step {fence.step!r} attempt {fence.attempt} in "
+            "flight; the step's cluster write is fenced off"
+        )
+    expires = row.lease_expires_at
+    if expires is not None and expires.tzinfo is None:  # SQLite reads back naive UTC
+        expires = expires.replace(tzinfo=UTC)
+    if expires is None or expires <= now:
+        raise LeaseLost(
+            f"operation {fence.operation_id}: the lease of {fence.owner!r} expired at "
+            f"{expires.isoformat() if expires else 'an unknown time'} (now "
+            f"{now.isoformat()}); the step's cluster write is fenced off"
+        )
 
 
 def check_step_fence(conn: Connection) -> None:

@@ -3,6 +3,11 @@
 Rows are appended only inside the transaction that wrote their operation (``append_journal``
 after an INSERT or UPDATE of the operation row, or the fenced write in ``fencing.py``), so the
 operation row is locked and its ``last_sequence`` counter gives the next sequences.
+
+One exception keeps a waiting operation's journal small: a wait identical to the previous
+journaled wait (``mergeable_wait``) updates that row instead (``merge_wait``: ``repeats`` + 1,
+``last_at``) and removes the write-ahead STARTED row of the attempt that waited again, in the
+same fenced transaction that moves the sequence counter back by one, so sequences stay gapless.
 """
 
 from __future__ import annotations
@@ -81,6 +86,56 @@ def append_journal(conn: Connection, operation_id: int, entry: dict[str, Any]) -
             sequence=row["last_sequence"],
         ),
     )
+
+
+_TAIL = (
+    select(_J.id, _J.state, _J.step, _J.attempt, _J.outcome, _J.message)
+    .where(_J.operation_id == bindparam("t_id"))
+    .order_by(_J.sequence.desc())
+    .limit(2)
+)
+
+
+def mergeable_wait(
+    conn: Connection, operation_id: int, *, state: str, step: str, attempt: int,
+    message: str | None,
+) -> tuple[int, int] | None:
+    """``(wait row id, started row id)`` when a WAIT of ``step`` attempt ``attempt`` with
+    ``message`` repeats the operation's previous journaled wait: the journal ends with that
+    wait (same state, step and message) followed only by this attempt's own STARTED row."""
+    rows = conn.execute(_TAIL, {"t_id": operation_id}).all()
+    if len(rows) != 2:
+        return None
+    started, previous = rows
+    if (started.outcome, started.step, started.attempt) != (
+        JournalOutcome.STARTED.value, step, attempt
+    ):
+        return None
+    if (previous.outcome, previous.state, previous.step, previous.message) != (
+        JournalOutcome.WAIT.value, state, step, message
+    ):
+        return None
+    return int(previous.id), int(started.id)
+
+
+_MERGE = (
+    update(journal)
+    .where(_J.id == bindparam("m_id"))
+    .values(
+        repeats=_J.repeats + 1,
+        last_at=bindparam("m_now", type_=_J.last_at.type),
+        attempt=bindparam("m_attempt", type_=_J.attempt.type),
+    )
+)
+_DROP = delete(journal).where(_J.id == bindparam("m_started"))
+
+
+def merge_wait(conn: Connection, merge: tuple[int, int], *, attempt: int, now: datetime) -> None:
+    """Fold a repeated wait into its previous row (see ``mergeable_wait``); run after the
+    fenced write of the operation that retracted one sequence."""
+    wait_id, started_id = merge
+    conn.execute(_MERGE, {"m_id": wait_id, "m_now": now, "m_attempt": attempt})
+    conn.execute(_DROP, {"m_started": started_id})
 
 
 def journal_record(row: RowMapping) -> JournalRecord:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     RowMapping,
     String,
+    and_,
     bindparam,
     or_,
     select,
@@ -39,9 +40,15 @@ from bifrost.records import (
     StepStart,
 )
 from bifrost.store.errors import OperationConflict, RecordNotFound
+from bifrost.store.fence import StepFence
 from bifrost.store.sql.database import Database, dump_json, load_json_object, to_record
-from bifrost.store.sql.fencing import FencedWriter
-from bifrost.store.sql.journal import append_journal, journal_entry
+from bifrost.store.sql.fencing import FencedWriter, check_lease
+from bifrost.store.sql.journal import (
+    append_journal,
+    journal_entry,
+    merge_wait,
+    mergeable_wait,
+)
 from bifrost.store.sql.tables import (
     CLAIMABLE_STATUS_SQL,
     UTCDateTime,
@@ -296,16 +303,36 @@ class SqlOperations:
             return operation_record(row)
 
     def wake_waiting(self, gateway_uid: str, *, key: str | None, now: datetime) -> int:
-        stmt = update(operations).where(
-            _OP.gateway_uid == gateway_uid,
-            _OP.status == OperationStatus.WAITING.value,
-            _OP.next_run_at > now,
-        )
+        """Waiting operations that wait on ``key`` (any, when None) become due now. An
+        operation of the gateway whose step is running (``next_run_at`` is cleared while a
+        step runs) is marked woken too, whatever it will wait on: the step may have read what
+        changed just before the change, and if it then waits, its commit keeps the wake
+        (``finish_step``) instead of sleeping through it until the safety-net recheck."""
+        waiting = and_(_OP.status == OperationStatus.WAITING.value, _OP.next_run_at > now)
         if key is not None:
             # engine_wait_on is the compact JSON list the runner wrote: match one whole element
-            stmt = stmt.where(_OP.engine_wait_on.contains(json.dumps(key), autoescape=True))
+            waiting = and_(
+                waiting, _OP.engine_wait_on.contains(json.dumps(key), autoescape=True))
+        running = and_(_OP.status == OperationStatus.RUNNING.value, _OP.next_run_at.is_(None))
+        stmt = update(operations).where(_OP.gateway_uid == gateway_uid, or_(waiting, running))
         with self._db.transaction(write=True) as conn:
             return int(conn.execute(stmt.values(next_run_at=now)).rowcount)
+
+    def check_step_lease(self, fence: StepFence, *, now: datetime) -> None:
+        """LeaseLost unless ``fence``'s runner still holds the operation (same owner, version
+        and step attempt in flight, lease not expired at ``now``); writes nothing."""
+        with self._db.transaction(write=False) as conn:
+            check_lease(conn, fence, now=now)
+
+    def database_time(self) -> datetime:
+        """The database server's clock now (UTC): PostgreSQL's ``clock_timestamp()``; SQLite's
+        is the clock of the host the file is on, this one."""
+        with self._db.transaction(write=False) as conn:
+            if self._db.backend.name == "postgresql":
+                value = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+                return value.astimezone(UTC)  # type: ignore[no-any-return]
+            raw = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+            return datetime.fromisoformat(str(raw)).replace(tzinfo=UTC)
 
     def begin_step(
         self,
@@ -329,6 +356,7 @@ class SqlOperations:
                     "status": OperationStatus.RUNNING.value,
                     "step": step,
                     "attempt": attempt,
+                    "next_run_at": None,  # while it runs; a wake meanwhile sets it
                 },
                 journal_entries=[
                     journal_entry(
@@ -369,6 +397,11 @@ class SqlOperations:
         The journal row carries the step/attempt that was in flight, the new ``state``, and
         ``started_at`` of the matching STARTED row: from ``started`` when given (then the write
         is also fenced on that step/attempt), else looked up (``now`` when there is none).
+
+        A WAIT identical to the operation's previous journaled wait (same state, step and
+        message, and nothing journaled since but this attempt's own STARTED row) is merged into
+        that row (``repeats`` + 1, ``last_at``, the latest attempt) and the attempt's STARTED
+        row is folded away, so a step that waits again and again is one row.
         """
         status = OperationStatus(status)
         outcome = JournalOutcome(outcome)
@@ -422,6 +455,17 @@ class SqlOperations:
                     finished_at=now,
                 )
             ]
+            merge = None
+            if outcome is JournalOutcome.WAIT and begin_next is None and step is not None:
+                merge = mergeable_wait(conn, operation_id, state=state, step=step,
+                                       attempt=attempt, message=message)
+            if merge is not None:
+                row = self._fenced.write(
+                    conn, operation_id, owner=owner, version=version, now=now, values=values,
+                    in_flight=started, retract=1, keep_wake=True,
+                )
+                merge_wait(conn, merge, attempt=attempt, now=now)
+                return operation_record(row)
             if begin_next is not None:
                 entries.append(
                     journal_entry(
@@ -442,6 +486,7 @@ class SqlOperations:
                 values=values,
                 in_flight=started,
                 journal_entries=entries,
+                keep_wake=outcome is JournalOutcome.WAIT,
             )
             return operation_record(row)
 
