@@ -30,11 +30,12 @@ PROVISION_VERSION = 2
 PROVISION_LANE = "default"
 
 #: Persisted step names (stable: renaming one needs a data migration).
+ADOPT = "adopt"
 ENSURE_CERTIFICATES = "ensure_certificates"
 APPLY_CHILDREN = "apply_children"
 WAIT_READY = "wait_ready"
 PRUNE = "prune"
-PROVISION_STEPS = (ENSURE_CERTIFICATES, APPLY_CHILDREN, WAIT_READY, PRUNE)
+PROVISION_STEPS = (ADOPT, ENSURE_CERTIFICATES, APPLY_CHILDREN, WAIT_READY, PRUNE)
 
 
 class ProvisionContext(BaseModel):
@@ -83,14 +84,22 @@ def provision_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> Machin
         lane=PROVISION_LANE,
         initial="certificates",
         context_model=ProvisionContext,
-        description="issue missing listener certificates, render the blueprint, apply children "
+        description="adopt what the cluster holds when the store does not know it, "
+        "issue missing listener certificates, render the blueprint, apply children "
         "in dependency order, wait until they are ready, prune children no longer rendered",
         states=(
             StateSpec(
                 name="certificates",
-                steps=(StepSpec(name=ENSURE_CERTIFICATES, retry=act),),
+                # ``adopt`` came first in this state later, without a version change: every
+                # stored (state, step) stays valid — an operation stored at
+                # ``ensure_certificates`` goes on from there, one entering the state starts
+                # with ``adopt`` (an extra check, harmless for an operation started earlier).
+                steps=(StepSpec(name=ADOPT, retry=act),
+                       StepSpec(name=ENSURE_CERTIFICATES, retry=act)),
                 on_done="render_apply",
-                description="with spec.tls: request a certificate for every HTTPS listener "
+                description="adopt what the cluster holds under the Gateway's ownership "
+                "labels when the store's inventory does not match it (lost or restored "
+                "database); with spec.tls: request a certificate for every HTTPS listener "
                 "that has none attached, wait until issued, attach it; retire the "
                 "certificates of removed listeners",
             ),

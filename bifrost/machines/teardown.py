@@ -26,9 +26,10 @@ TEARDOWN_VERSION = 1
 TEARDOWN_LANE = "default"
 
 #: Persisted step names (stable: renaming one needs a data migration).
+ADOPT_FOR_TEARDOWN = "adopt_for_teardown"
 DELETE_CHILDREN = "delete_children"
 REMOVE_FINALIZER = "remove_finalizer"
-TEARDOWN_STEPS = (DELETE_CHILDREN, REMOVE_FINALIZER)
+TEARDOWN_STEPS = (ADOPT_FOR_TEARDOWN, DELETE_CHILDREN, REMOVE_FINALIZER)
 
 #: The finalizer bifrost keeps on a Gateway while it owns resources for it.
 GATEWAY_FINALIZER = "gateway.bifrost.dev/finalizer"
@@ -63,12 +64,16 @@ def teardown_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> Machine
         lane=TEARDOWN_LANE,
         initial="delete_children",
         context_model=TeardownContext,
-        description="delete children group by group in the declared delete order, then remove "
+        description="adopt what the cluster holds under the Gateway's ownership labels, "
+        "delete children group by group in the declared delete order, then remove "
         "the Gateway's finalizer",
         states=(
             StateSpec(
                 name="delete_children",
-                steps=(StepSpec(name=DELETE_CHILDREN, retry=act),),
+                # ``adopt_for_teardown`` came first in this state later, without a version
+                # change: every stored (state, step) stays valid.
+                steps=(StepSpec(name=ADOPT_FOR_TEARDOWN, retry=act),
+                       StepSpec(name=DELETE_CHILDREN, retry=act)),
                 on_done="remove_finalizer",
             ),
             StateSpec(

@@ -15,6 +15,7 @@ from datetime import timedelta
 from bifrost.engine import Step
 from bifrost.kube import Kube
 from bifrost.machines import provision, rotation, teardown
+from bifrost.steps.adoption import Adopt, AdoptForTeardown
 from bifrost.steps.certificates import EnsureCertificates
 from bifrost.steps.provision import (
     ApplyChildren,
@@ -46,6 +47,8 @@ def machine_steps(
                            recheck=recheck)
     return {
         provision.PROVISION_MACHINE: {
+            provision.ADOPT: Adopt(kube, store, blueprints=source, recheck=recheck,
+                                   renewal_time=renewal_time),
             provision.ENSURE_CERTIFICATES: EnsureCertificates(
                 kube, store, blueprints=source, recheck=recheck, renewal_time=renewal_time),
             provision.APPLY_CHILDREN: ApplyChildren(kube, store, blueprints=source,
@@ -65,6 +68,8 @@ def machine_steps(
             rotation.DELETE_NEW: RotationStep(rotate.delete_new),
         },
         teardown.TEARDOWN_MACHINE: {
+            teardown.ADOPT_FOR_TEARDOWN: AdoptForTeardown(kube, store, blueprints=source,
+                                                          renewal_time=renewal_time),
             teardown.DELETE_CHILDREN: DeleteChildrenInOrder(kube, store, blueprints=source,
                                                             recheck=recheck),
             teardown.REMOVE_FINALIZER: RemoveFinalizer(kube),

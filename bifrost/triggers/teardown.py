@@ -23,7 +23,8 @@ from pydantic import BaseModel
 from bifrost.clock import Clock
 from bifrost.engine import cancel_operation, start_operation
 from bifrost.machines.spec import MachineSpec
-from bifrost.records import ChildRecord, OperationRecord
+from bifrost.machines.teardown import TEARDOWN_MACHINE
+from bifrost.records import ChildRecord, OperationRecord, OperationStatus
 from bifrost.store.errors import OperationConflict
 from bifrost.store.interface import OperationStore
 
@@ -36,10 +37,17 @@ log = logging.getLogger(__name__)
 CANCEL_REASON = "the Gateway is being deleted"
 
 
-def nothing_left(children: Sequence[ChildRecord], active: Sequence[OperationRecord]) -> bool:
+def nothing_left(children: Sequence[ChildRecord], active: Sequence[OperationRecord],
+                 operations: Sequence[OperationRecord] | None = None) -> bool:
     """Whether a Gateway being deleted can let go of its finalizer: no child in its inventory
-    and no operation in flight."""
-    return not children and not active
+    and no operation in flight — and, given its ``operations``, a teardown has succeeded: an
+    empty inventory without one may be a lost database, so a teardown must first look in the
+    cluster for what the Gateway owns (its ``adopt_for_teardown`` step)."""
+    if children or active:
+        return False
+    return operations is None or any(
+        o.machine == TEARDOWN_MACHINE and o.status is OperationStatus.SUCCEEDED
+        for o in operations)
 
 
 def running(active: Sequence[OperationRecord], machine: MachineSpec) -> OperationRecord | None:

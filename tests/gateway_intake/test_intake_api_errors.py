@@ -14,10 +14,12 @@ from support.fake_kube import conflict, server_error
 from bifrost.api.objects import meta
 from bifrost.controller.informers import FINALIZER, class_key, gateway_key
 from bifrost.controller.manager import Controller, ControllerOptions
+from bifrost.engine import Runner
 from bifrost.kube import NotFound, ServerError
 from bifrost.machines.provision import provision_spec
 from bifrost.machines.registry import MachineRegistry
 from bifrost.machines.teardown import teardown_spec
+from bifrost.records import NewOperation
 from bifrost.store.errors import RecordNotFound
 
 
@@ -119,12 +121,27 @@ def test_the_controller_requeues_a_key_whose_observation_failed(intake: Intake) 
     assert intake.operations() == []
 
 
+def _torn_down(intake: Intake, name: str) -> None:
+    """A succeeded teardown of Gateway ``name`` in the store (its empty inventory is then
+    trusted: the finalizer goes without another teardown)."""
+    uid = intake.uid(name)
+    intake.store.upsert_gateway(uid=uid, namespace=NAMESPACE, name=name, now=intake.clock.now())
+    intake.store.create_operation(NewOperation(
+        gateway_uid=uid, namespace=NAMESPACE, name=name, machine="teardown",
+        machine_version=teardown_spec().version, state="done",
+        context={"namespace": NAMESPACE, "gateway": name, "gateway_uid": uid},
+    ), now=intake.clock.now(), actor="test")
+    Runner(intake.store, MachineRegistry([teardown_spec()]), {}, clock=intake.clock,
+           owner="test").run_until_idle()
+
+
 def test_a_conflict_on_the_finalizer_removal_keeps_the_deleted_gateway_for_a_retry(
     intake: Intake,
 ) -> None:
     intake.kube.create(gateway("bare", finalizers=[FINALIZER]))
     intake.kube.delete(GATEWAY_API, "Gateway", "bare", NAMESPACE)
     intake.sync()
+    _torn_down(intake, "bare")
     intake.kube.fail_next("patch", kind="Gateway", name="bare", error=conflict())
     result = intake.observe("bare")
     assert result.requeue_after == 1.0
@@ -139,6 +156,7 @@ def test_a_gateway_that_vanished_before_its_finalizer_removal_is_done_with(
     intake.kube.create(gateway("bare", finalizers=[FINALIZER]))
     intake.kube.delete(GATEWAY_API, "Gateway", "bare", NAMESPACE)
     intake.sync()
+    _torn_down(intake, "bare")
     intake.kube.fail_next("patch", kind="Gateway", name="bare",
                           error=NotFound("gone", status=404, reason="NotFound"))
     result = intake.observe("bare")
