@@ -237,6 +237,7 @@ def show_table(doc: GatewayDetail) -> str:
                 ("Generation", str(doc.generation) if doc.generation is not None else NONE),
                 ("Created", timestamp(doc.created_at)),
                 ("Updated", timestamp(gw.updated_at)),
+                *([("Deleted", timestamp(gw.deleted_at))] if gw.deleted_at else []),
                 ("Last error", one_line(gw.last_error)),
             ]
         )

@@ -36,7 +36,7 @@ from bifrost.admin.views import (
     ScheduleRow,
 )
 from bifrost.machines.diagram import mermaid
-from bifrost.machines.lifecycle import lifecycle_spec
+from bifrost.machines.lifecycle import LifecycleState, lifecycle_spec
 from bifrost.machines.registry import MachineRegistry, UnknownMachine
 from bifrost.machines.spec import MachineSpec
 from bifrost.records import (
@@ -227,6 +227,7 @@ def _row(
         next_renewal_at=expiry[1],
         last_error=last_error,
         updated_at=gateway.updated_at,
+        deleted_at=gateway.deleted_at,
     )
 
 
@@ -240,6 +241,11 @@ def gateway_list(
     lifecycle_state: str | None = None,
     registry: MachineRegistry | None = None,
 ) -> GatewayList:
+    if lifecycle_state is not None and lifecycle_state not in set(LifecycleState):
+        raise BadInput(
+            f"--state {lifecycle_state!r} is not a lifecycle state (one of: "
+            f"{', '.join(LifecycleState)})"
+        )
     gateways = store.list_gateways(
         namespace=namespace, gateway_class=gateway_class, lifecycle_state=lifecycle_state
     )

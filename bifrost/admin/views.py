@@ -66,6 +66,7 @@ class GatewayRow(View):
     next_renewal_at: datetime | None  # earliest renewal time of the attached certificates
     last_error: str | None  # the gateway's, else its active operation's
     updated_at: datetime
+    deleted_at: datetime | None = None  # when its teardown finished (purged after retention)
 
 
 class GatewayList(Document):

@@ -302,7 +302,11 @@ def gateways(
     ctx: typer.Context,
     namespace: Annotated[str | None, typer.Option("--namespace", "-n")] = None,
     gateway_class: Annotated[str | None, typer.Option("--class", help="GatewayClass.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="Lifecycle state.")] = None,
+    state: Annotated[
+        str | None,
+        typer.Option("--state", help="Lifecycle state: pending, provisioning, ready, rotating, "
+                     "degraded, failed, deleting or deleted."),
+    ] = None,
     output: Output = OutputFormat.TABLE,
     watch: Watch = False,
     interval: Interval = 2.0,

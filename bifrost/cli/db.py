@@ -1,8 +1,11 @@
-"""``bifrost db``: schema migrations of the store (alembic).
+"""``bifrost db``: schema migrations of the store (alembic), and its upkeep.
 
-Run before the controller starts (or let it run ``upgrade`` itself, see
-``BIFROST_MIGRATE_ON_START``). Expected failures (unreachable database, unknown revision, a
-schema newer than this code) print one line to stderr and exit 1.
+Run ``upgrade`` before the controller starts (or let it run ``upgrade`` itself, see
+``BIFROST_MIGRATE_ON_START``). ``vacuum`` runs the leader's housekeeping pass once (purge of
+Gateways deleted longer than ``BIFROST_DELETED_GATEWAY_RETENTION`` ago, journal cap of
+``BIFROST_JOURNAL_CAP_PER_GATEWAY``) and then gives the freed space back (``VACUUM`` /
+``VACUUM ANALYZE``). Expected failures (unreachable database, unknown revision, a schema newer
+than this code) print one line to stderr and exit 1.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from bifrost.clock import SystemClock
+from bifrost.controller.housekeeping import Housekeeper, HousekeepingPolicy, HousekeepingReport
 from bifrost.settings import Settings
-from bifrost.store import migrate
+from bifrost.store import maintenance, migrate, open_store
 from bifrost.store.errors import StoreError
 from bifrost.store.sql.backend import safe_url
 
@@ -83,3 +88,35 @@ def downgrade(
     _guard(lambda: migrate.downgrade(url, revision))
     now_at = _guard(lambda: migrate.current(url))
     typer.echo(f"database at {safe_url(url)} is at revision {now_at or 'none'}")
+
+
+def _housekeeping(url: str, policy: HousekeepingPolicy) -> HousekeepingReport:
+    store = open_store(url)
+    try:
+        return Housekeeper(store, clock=SystemClock(), policy=policy).run_once()
+    finally:
+        store.close()
+
+
+def _size(size: int | None) -> str:
+    return "unknown size" if size is None else f"{size / 1_048_576:.2f} MiB"
+
+
+@app.command()
+def vacuum(database_url: DatabaseUrl = None) -> None:
+    """Purge Gateways deleted longer than BIFROST_DELETED_GATEWAY_RETENTION ago, cap every
+    Gateway's journal at BIFROST_JOURNAL_CAP_PER_GATEWAY rows, then VACUUM (SQLite) or VACUUM
+    ANALYZE (PostgreSQL); prints what it removed."""
+    url = _url(database_url)
+    policy = HousekeepingPolicy.from_settings(Settings())
+    size_before = _guard(lambda: maintenance.database_size(url))
+    report = _guard(lambda: _housekeeping(url, policy))
+    for gateway in report.purged:
+        deleted = gateway.deleted_at.isoformat() if gateway.deleted_at else "?"
+        typer.echo(f"purged {gateway.namespace}/{gateway.name} (uid {gateway.uid}, deleted "
+                   f"{deleted})")
+    typer.echo(f"{report.describe()} (retention {policy.retention}, journal cap "
+               f"{policy.journal_cap})")
+    statement = _guard(lambda: maintenance.vacuum(url))
+    size_after = _guard(lambda: maintenance.database_size(url))
+    typer.echo(f"{statement} on {safe_url(url)}: {_size(size_before)} -> {_size(size_after)}")
