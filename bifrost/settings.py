@@ -41,10 +41,11 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(
         default=True, description="Run 'bifrost db upgrade' when the controller starts."
     )
-    runner_lease_seconds: float = Field(
-        default=30.0, gt=0,
+    runner_lease_seconds: float | None = Field(
+        default=None, gt=0,
         description="How long a runner holds an operation without renewing; after a crash, "
-        "another runner (or the restarted one) resumes it once this passed.",
+        "another runner (or the restarted one) resumes it once this passed. Must be shorter "
+        "than the leader Lease; default: two thirds of it (10 s for the default 15 s).",
     )
     renewal_poll_seconds: float = Field(
         default=30.0, gt=0,

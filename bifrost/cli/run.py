@@ -157,7 +157,8 @@ def run_controller(
             resync_interval=resync_seconds,
             workers=workers,
             runner_idle=timedelta(seconds=0.5),
-            runner_lease=timedelta(seconds=settings.runner_lease_seconds),
+            runner_lease=(None if settings.runner_lease_seconds is None
+                          else timedelta(seconds=settings.runner_lease_seconds)),
             renewal_poll=timedelta(seconds=settings.renewal_poll_seconds),
             renewal_jitter=settings.renewal_jitter_seconds,
         )

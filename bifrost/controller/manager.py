@@ -12,6 +12,13 @@ Why it is shaped this way:
   :mod:`bifrost.controller.informers`). A periodic resync re-enqueues every known key *from the
   cache* (no API list): reconciles are level-triggered and write only what changed, so a resync
   of a converged fleet costs no writes.
+- **Fenced terms.** The runners run for one leadership term at a time: a new term's threads
+  start only after the previous term's have ended (joined on a starter thread, so the elector
+  keeps renewing meanwhile); a runner goes on to another step only while its term is current;
+  the steps write the cluster through a :class:`~bifrost.engine.fenced_kube.FencedKube`, which
+  re-checks the operation lease and the term before every write. Operation leases are shorter
+  than the leader Lease (default two thirds of it) and, unless a clock is injected, judged by
+  the database's clock (:class:`~bifrost.engine.database_clock.DatabaseClock`).
 - **Plug points** (one callable each): ``steps_factory`` builds the step implementations the
   runner may run (provision/teardown steps join the default here); ``status_writer_factory``
   builds the Gateway :class:`~bifrost.controller.observe.StatusWriter`.
@@ -55,6 +62,8 @@ from bifrost.controller.queue import RateLimiter, WorkQueue
 from bifrost.controller.scheduler import RenewalScheduler
 from bifrost.controller.status_writer import GatewayApiStatusWriter
 from bifrost.engine import Runner, Step
+from bifrost.engine.database_clock import DatabaseClock
+from bifrost.engine.fenced_kube import FencedKube
 from bifrost.kube import EventRecorder, Kube, KubeClient, KubeError, LeaderElector, Retryable
 from bifrost.kube.identity import default_identity
 from bifrost.machines.catalog import default_registry
@@ -111,7 +120,10 @@ class ControllerOptions:
     #: ``/metrics`` listener (0: none). Loopback unless an operator exposes it deliberately.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
-    runner_lease: timedelta = timedelta(seconds=30)
+    #: How long a runner holds an operation without renewing. Must be shorter than the leader
+    #: Lease (a deposed leader's runner loses its operations before anyone could have taken
+    #: them over through the Lease); None: two thirds of ``lease_duration`` (15 s → 10 s).
+    runner_lease: timedelta | None = None
     #: Engine threads (runners) of the leader; operations of different Gateways run in
     #: parallel, each one still a step at a time.
     engine_workers: int = 4
@@ -127,6 +139,21 @@ class ControllerOptions:
     renewal_poll: timedelta = timedelta(seconds=30)
     #: Renewals are spread over up to this many seconds (deterministic per certificate).
     renewal_jitter: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.runner_lease is not None and not (
+            timedelta(0) < self.runner_lease < timedelta(seconds=self.lease_duration)
+        ):
+            raise ValueError(
+                f"runner_lease ({self.runner_lease.total_seconds():g}s) must be positive and "
+                f"shorter than the leader Lease (lease_duration {self.lease_duration:g}s)")
+
+    @property
+    def operation_lease(self) -> timedelta:
+        """The operation lease the runners take (``runner_lease`` or its default)."""
+        if self.runner_lease is not None:
+            return self.runner_lease
+        return timedelta(seconds=self.lease_duration * 2 / 3)
 
 
 class Controller:
@@ -165,15 +192,19 @@ class Controller:
                                  clock=self.clock),
             on_operation_end=self._operation_ended,
         )
-        steps = steps_factory(kube, store, self.cache)
+        # Steps write the cluster through the fence (lease and term re-checked per write).
+        steps = steps_factory(FencedKube(kube, store), store, self.cache)
+        # Leases are judged by the database's clock unless the caller injected a clock.
+        runner_clock = self.clock if clock is not None else DatabaseClock(store.database_time)
         # Several runners, one thread each: steps wait on the API server and the database, so
         # operations of different Gateways overlap. They share the pod identity as lease owner
         # (it is the journal's actor); a claim is an atomic UPDATE of free leases, so one
         # operation never goes to two runners, and every write is fenced on its version.
         self.runners = [
             Runner(
-                store, self.registry, steps, clock=self.clock, owner=self.options.identity,
-                lease_for=self.options.runner_lease, idle_interval=self.options.runner_idle,
+                store, self.registry, steps, clock=runner_clock, owner=self.options.identity,
+                lease_for=self.options.operation_lease, idle_interval=self.options.runner_idle,
+                leading=self._leading,
             )
             for _ in range(max(1, self.options.engine_workers))
         ]
@@ -200,6 +231,10 @@ class Controller:
 
     @property
     def is_leader(self) -> bool:
+        return self.elector.is_leader
+
+    def _leading(self) -> bool:
+        """The runners' term check: the elector still holds the Lease."""
         return self.elector.is_leader
 
     def ready(self) -> bool:
@@ -267,8 +302,7 @@ class Controller:
         with self._lock:
             if self._term is not None and not self._term.is_set():
                 return
-            self._join_term_locked(timeout=0)
-            self.observer.new_term()  # another leader may have written the store meanwhile
+            previous = [t for t in self._term_threads if t.is_alive()]
             term = threading.Event()
             self._term = term
             self.stats["terms"] += 1
@@ -286,7 +320,28 @@ class Controller:
                                             name="operations", daemon=True))
             threads.append(threading.Thread(target=Housekeeper(self.store, clock=self.clock).loop,
                                             args=(term,), name="housekeeping", daemon=True))
-            self._term_threads = threads
+            starter = threading.Thread(target=self._start_term, args=(term, previous, threads),
+                                       name="term-start", daemon=True)
+            # The previous term's threads still running stay listed until they end, so that
+            # the term after this one (or shutdown) waits for them too.
+            self._term_threads = [*previous, starter, *threads]
+        starter.start()
+
+    def _start_term(self, term: threading.Event, previous: list[threading.Thread],
+                    threads: list[threading.Thread]) -> None:
+        """Start a term's threads once every thread of the previous term has ended (a runner
+        of the old term may still be in a step; it must not overlap the new term's runners,
+        which are the same objects). Runs on its own thread so the elector keeps renewing."""
+        for thread in previous:
+            while thread.is_alive():
+                thread.join(timeout=5.0)
+                if thread.is_alive():
+                    log.warning("new term waits for %s of the previous term to end", thread.name)
+                if term.is_set():
+                    return
+        if term.is_set():
+            return  # the term ended before it started
+        self.observer.new_term()  # another leader may have written the store meanwhile
         log.info("%s leads: starting workers, engine and resync", self.options.identity)
         for thread in threads:
             thread.start()
@@ -303,7 +358,7 @@ class Controller:
 
     def _join_term_locked(self, timeout: float) -> None:
         for thread in self._term_threads:
-            if thread is not threading.current_thread():
+            if thread is not threading.current_thread() and thread.ident is not None:
                 thread.join(timeout)
         self._term_threads = [t for t in self._term_threads if t.is_alive()]
 

@@ -105,7 +105,7 @@ def test_the_controller_requeues_a_key_whose_observation_failed(intake: Intake) 
         registry=MachineRegistry([provision_spec(), teardown_spec()]),
         options=ControllerOptions(identity="test", lease_namespace="bifrost-system",
                                   controller_namespace="bifrost-system",
-                                  runner_lease=timedelta(seconds=30)),
+                                  runner_lease=timedelta(seconds=10)),
     )
     for api_version, kind in ((GATEWAY_API, "GatewayClass"), (GATEWAY_API, "Gateway"),
                               ("gateway.bifrost.dev/v1alpha1", "GatewayClassBlueprint")):
