@@ -277,13 +277,15 @@ def next_lifecycle(
     taken. Raises :class:`IllegalLifecycleJump` when no declared path leads there (``current``
     is not a state, or nothing leaves it, e.g. ``deleted``)."""
     spec, _ = _machine()
+    current = str(current)  # a LifecycleState too (transitions reads an Enum by its name)
     if spec.state(current) is None:
         raise IllegalLifecycleJump(
             f"{current!r} is not a state of the lifecycle machine (states: "
             f"{', '.join(s.value for s in LifecycleState)})"
         )
-    state, error = target_state(current, facts, last_error=last_error)
+    target, error = target_state(current, facts, last_error=last_error)
+    state = str(target)
     path = _path(current, state)
     if path is None:
         raise IllegalLifecycleJump(f"the lifecycle has no path from {current!r} to {state!r}")
-    return LifecycleChange(state=str(state), last_error=error, transitions=path)
+    return LifecycleChange(state=state, last_error=error, transitions=path)
