@@ -99,6 +99,11 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+#: A field of a child, dotted (``spec.replicas``, ``data.extra``, ``spec.ports.0.port``); a key
+#: with dots in it (an annotation) cannot be named.
+FIELD_PATH_PATTERN = r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*"
+
+
 class ChildTemplate(ApiModel):
     """One child resource rendered for a Gateway (or for each attached HTTPRoute)."""
 
@@ -112,6 +117,21 @@ class ChildTemplate(ApiModel):
     ready_when: str | None = None
     # strict: the CRD's integer, never a string or a boolean that happens to convert
     delete_order: int | None = Field(default=None, ge=-1000, le=1000, strict=True)
+    ignore_drift: tuple[str, ...] = Field(
+        default=(),
+        max_length=32,
+        json_schema_extra=x_kube(list_type="set"),
+    )
+
+    @field_validator("ignore_drift")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not re.fullmatch(FIELD_PATH_PATTERN, path) or len(path) > 253:
+                raise ValueError(f"{path!r} is not a field path like spec.replicas")
+        if len(set(value)) != len(value):
+            raise ValueError("duplicate entries")
+        return value
 
     @field_validator("depends_on")
     @classmethod

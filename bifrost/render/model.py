@@ -42,6 +42,8 @@ class RenderChild:
     delete_order: int | None = None
     list_name: str = CHILDREN
     """``children`` or ``routeChildren``: used to name the field in errors."""
+    ignore_drift: tuple[str, ...] = ()
+    """Fields left alone after creation (not repaired, not reverted by a re-apply)."""
 
     def field_path(self, name: str) -> str:
         return f"spec.{self.list_name}[{self.id}].{name}"
@@ -54,6 +56,7 @@ class RenderChild:
             depends_on=child.depends_on,
             ready_when=child.ready_when or None,
             delete_order=child.delete_order,
+            ignore_drift=child.ignore_drift,
             list_name=list_name,
         )
 

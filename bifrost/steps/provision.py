@@ -27,6 +27,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -66,6 +67,7 @@ from bifrost.render.budgets import check_gateway_output
 from bifrost.render.confinement import Allowed, Confinement, Violation
 from bifrost.sandbox import evaluate_ready, render_gateway, render_route_children
 from bifrost.steps.confinement import check_children, place
+from bifrost.steps.drift import field_shape, keep_live_values, observed_hash
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import (
     GATEWAY_API,
@@ -377,11 +379,14 @@ class _RoutePass:
 
 
 class ChildrenApplied(StepOutput):
-    """``apply_children``: child keys written this pass, found unchanged, and rendered empty."""
+    """``apply_children``: child keys written this pass, found unchanged, and rendered empty;
+    ``repaired``: those among ``applied`` written because they drifted (a field bifrost sets
+    was changed, or the object was deleted)."""
 
     applied: tuple[str, ...]
     unchanged: tuple[str, ...]
     skipped: tuple[str, ...]
+    repaired: tuple[str, ...] = ()
 
 
 class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
@@ -442,9 +447,10 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
 
         applied: list[str] = []
         conflicts: list[str] = []
+        repaired: list[str] = []
         for child in result.children:
             outcome = self._apply_one(ctx, child, inventory, live, applied, conflicts,
-                                      confinement=blueprint.confinement)
+                                      confinement=blueprint.confinement, repaired=repaired)
             if outcome is not None:
                 return outcome
         wanted = tuple(
@@ -460,7 +466,7 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
             for p in result.pending
         ]
         routes = self._apply_routes(ctx, rendered_routes, not_ready, applied, conflicts,
-                                    blueprint.confinement)
+                                    blueprint.confinement, repaired)
         if not isinstance(routes, _RoutePass):
             return routes
         context = c.model_copy(update={
@@ -476,7 +482,8 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
             output=ChildrenApplied(applied=tuple(applied), unchanged=(
                 *(ch.id for ch in result.children if ch.id not in applied),
                 *(k for k in routes.rendered if k not in applied),
-            ), skipped=(*result.skipped, *routes.skipped)),
+            ), skipped=(*result.skipped, *routes.skipped),
+                repaired=tuple(k for k in repaired if k in applied)),
             context=context,
         )
 
@@ -554,6 +561,7 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
         applied: list[str],
         conflicts: list[str],
         confinement: Confinement,
+        repaired: list[str],
     ) -> _RoutePass | NotDone:
         """Apply the rendered ``spec.routeChildren`` of each route."""
         out = _RoutePass()
@@ -561,7 +569,8 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
             route_key, state, result = r.route_key, r.state, r.result
             for child in result.children:
                 outcome = self._apply_one(ctx, child, r.inventory, state.live, applied, conflicts,
-                                          confinement=confinement, route_key=route_key)
+                                          confinement=confinement, route_key=route_key,
+                                          repaired=repaired)
                 if outcome is not None:
                     return outcome
                 out.rendered.append(child_key(child.id, route_key))
@@ -590,11 +599,13 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
         *,
         confinement: Confinement,
         route_key: str | None = None,
+        repaired: list[str] | None = None,
     ) -> NotDone | None:
         """Apply one rendered child if needed; an outcome ends the step. ``inventory`` and
         ``live`` are those of the Gateway's children, or of ``route_key``'s route children;
         ``confinement`` (the blueprint's) decides the namespace."""
         c = ctx.context
+        repaired = repaired if repaired is not None else []
         obj = child.object
         api_version, kind = str(obj["apiVersion"]), str(obj["kind"])
         key = child_key(child.id, route_key)
@@ -640,14 +651,30 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
                     f"{other!r} of this Gateway: route children need a name per route (derive "
                     "it from route.metadata.namespace and route.metadata.name)"
                 )
-        if (
-            same_identity
-            and record is not None
-            and record.applied_hash == digest
-            and current is not None
-            and (current.get("metadata") or {}).get("uid") == record.uid
-        ):
-            return None  # unchanged and present: no write
+        ignore = child.template.ignore_drift if child.template else ()
+        shape = field_shape(body, ignore)
+        shape_text = json.dumps(shape, sort_keys=True, separators=(",", ":"))
+        present = (same_identity and record is not None and current is not None
+                   and (current.get("metadata") or {}).get("uid") == record.uid)
+        if present and record is not None and current is not None \
+                and record.applied_hash == digest:
+            if record.field_shape == shape_text and record.observed_hash is not None:
+                if observed_hash(current, shape) == record.observed_hash:
+                    return None  # unchanged, present and not drifted: no write
+                repaired.append(key)  # a field bifrost sets was changed: restore it
+            else:
+                # Recorded before drift detection (or ignoreDrift changed): the live object as
+                # it is now becomes the baseline; the store is written, the cluster is not.
+                self.store.upsert_child(record.model_copy(update={
+                    "field_shape": shape_text,
+                    "observed_hash": observed_hash(current, shape),
+                    "updated_at": ctx.now()}))
+                return None
+        elif (same_identity and record is not None and record.applied_hash == digest
+              and record.uid is not None):
+            repaired.append(key)  # applied before, gone now: re-create it
+        if current is not None and ignore:
+            body = keep_live_values(body, current, ignore)
         now = ctx.now()
         delete_order = (child.template.delete_order if child.template else None) or 0
         if record is not None and not same_identity:
@@ -681,7 +708,7 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
             gateway_uid=c.gateway_uid, child_id=child.id, api_version=api_version, kind=kind,
             namespace=namespace, name=name, uid=(result.get("metadata") or {}).get("uid"),
             route_key=route_key, applied_hash=digest, ready=False, delete_order=delete_order,
-            updated_at=now,
+            updated_at=now, field_shape=shape_text, observed_hash=observed_hash(result, shape),
         ))
         live[child.id] = result
         applied.append(key)

@@ -104,7 +104,7 @@ def test_reprovisioning_an_unchanged_gateway_writes_nothing(harness: Harness) ->
     done = [j.output for j in h.store.journal(operation_id=again.id)
             if j.step == "apply_children" and j.outcome.value == "done"]
     assert done == [{"applied": [], "unchanged": ["config", "cert", "lb", "child-gw"],
-                     "skipped": []}]
+                     "skipped": [], "repaired": []}]
 
 
 def test_removed_templates_are_pruned_including_cluster_scoped(harness: Harness) -> None:
