@@ -93,8 +93,9 @@ class WaitBackoff:
     cap: timedelta = timedelta(seconds=30)
 
     def delay(self, recheck_after: timedelta, repeat: int) -> timedelta:
-        grown = recheck_after * (self.multiplier ** max(0, min(repeat - 1, 64)))
-        return max(recheck_after, min(grown, self.cap))
+        seconds = recheck_after.total_seconds() * self.multiplier ** max(0, min(repeat - 1, 64))
+        grown = self.cap if seconds >= self.cap.total_seconds() else timedelta(seconds=seconds)
+        return max(recheck_after, grown)
 
 
 #: The policy of the safety-net rechecks of event-driven waits.

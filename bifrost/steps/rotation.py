@@ -11,6 +11,11 @@ merged values, recorded in that operation's context) with the new attached set, 
 provision machine's own ``apply_children`` — one rendering path, one inventory. "Observed" means
 every child reports, in ``status.observedGeneration`` or on its conditions, the generation bifrost
 wrote (the rule kstatus uses) and satisfies its ``readyWhen``.
+
+Attaching and detaching write the children with preconditions (``bifrost.steps.preconditions``):
+each re-applied child carries the ``uid`` and ``resourceVersion`` the step read it at, so a body
+computed from a stale read (a runner that paused while its successor moved the rotation on) is
+refused by the API server with 409 even if it slipped past the engine's fence check.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from bifrost.sandbox import evaluate_expression, evaluate_ready
 from bifrost.steps.confinement import confinement_of
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import GATEWAY_API, owned_by
+from bifrost.steps.preconditions import PreconditionedKube
 from bifrost.steps.provision import (
     ApplyChildren,
     BlueprintSource,
@@ -187,7 +193,10 @@ class RotationSteps:
         self.renewal_time = renewal_time
         self.recheck = recheck
         self.probe_timeout = probe_timeout
-        self._apply = ApplyChildren(kube, store, blueprints=self.blueprints, recheck=recheck)
+        # The children are re-applied with the uid/resourceVersion they were read at.
+        self._children_kube = PreconditionedKube(kube)
+        self._apply = ApplyChildren(self._children_kube, store, blueprints=self.blueprints,
+                                    recheck=recheck)
 
     # ---- shared -----------------------------------------------------------------------------
 
@@ -237,10 +246,11 @@ class RotationSteps:
         provision = ProvisionContext(namespace=c.namespace, gateway=c.gateway,
                                      gateway_uid=c.gateway_uid, blueprint=c.blueprint,
                                      values=c.values)
-        outcome = self._apply.execute(dataclasses.replace(ctx, context=provision),  # type: ignore[arg-type]
-                                      NoInput())
+        with self._children_kube.remembering():
+            outcome = self._apply.execute(dataclasses.replace(ctx, context=provision),  # type: ignore[arg-type]
+                                          NoInput())
         if isinstance(outcome, Wait):
-            return Wait(outcome.reason, outcome.recheck_after)
+            return Wait(outcome.reason, outcome.recheck_after, on=outcome.on)
         if not isinstance(outcome, Done):
             return outcome
         try:

@@ -1,4 +1,5 @@
-"""Store contract: the journal — sequences without gaps, ordering, pruning, corrupt rows."""
+"""Store contract: the journal — sequences without gaps, ordering, pruning, corrupt rows, and
+repeated identical waits merged into one row."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from bifrost.records import JournalOutcome, NewOperation, OperationStatus
-from bifrost.store import SqlStore
+from bifrost.store import LeaseLost, SqlStore
 from bifrost.store.sql import connect
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -153,3 +154,84 @@ def test_corrupt_journal_output_reads_back_as_none(store: SqlStore, store_url: s
     _raw_exec(store_url, "UPDATE journal SET output = '{oops' WHERE operation_id = :id", id=op.id)
     [row] = store.journal(operation_id=op.id)
     assert row.output is None
+
+
+def _wait_again(store: SqlStore, op_id: int, *, attempt: int, now: datetime,
+                message: str = "child not ready", step: str = "wait_ready") -> None:
+    """One more attempt of ``step`` that waits (write-ahead, then the WAIT outcome)."""
+    op = store.get_operation(op_id)
+    op = store.begin_step(op_id, owner="w", version=op.version, now=now, step=step,
+                          attempt=attempt)
+    store.finish_step(
+        op_id, owner="w", version=op.version, now=now, outcome=JournalOutcome.WAIT,
+        state="s0", status=OperationStatus.WAITING, context={}, next_run_at=now,
+        message=message, release_lease=False,
+    )
+
+
+def _claimed(store: SqlStore, uid: str = "w1") -> int:
+    op = store.create_operation(_op(uid), now=T0, actor="c")
+    store.claim_due(owner="w", now=T0, lease_for=LEASE)
+    return op.id
+
+
+def test_identical_waits_are_one_row_with_a_count_and_no_write_ahead_rows(
+    store: SqlStore,
+) -> None:
+    op_id = _claimed(store)
+    for attempt in range(1, 5):
+        _wait_again(store, op_id, attempt=attempt, now=T0 + timedelta(seconds=attempt))
+    rows = store.journal(operation_id=op_id)
+    assert [(r.sequence, r.outcome, r.attempt, r.repeats) for r in rows] == [
+        (1, JournalOutcome.TRANSITION, 0, 1),  # created
+        (2, JournalOutcome.STARTED, 1, 1),  # the first attempt's write-ahead stays
+        (3, JournalOutcome.WAIT, 4, 4),  # attempts 1-4, latest attempt recorded
+    ]
+    wait = rows[-1]
+    assert wait.started_at == T0 + timedelta(seconds=1)
+    assert wait.last_at == T0 + timedelta(seconds=4)
+    assert wait.message == "child not ready"
+    # the sequence counter went back with each folded write-ahead: the next row follows on
+    _run_steps(store, op_id, "w", 1, start=T0 + timedelta(seconds=5))
+    assert [r.sequence for r in store.journal(operation_id=op_id)] == [1, 2, 3, 4, 5]
+
+
+def test_a_different_wait_or_a_row_in_between_starts_a_new_row(store: SqlStore) -> None:
+    op_id = _claimed(store)
+    _wait_again(store, op_id, attempt=1, now=T0)
+    _wait_again(store, op_id, attempt=2, now=T0, message="another reason")
+    _wait_again(store, op_id, attempt=3, now=T0, message="another reason")
+    op = store.get_operation(op_id)
+    store.renew_lease(op_id, owner="w", version=op.version, now=T0, lease_for=LEASE)  # no row
+    _wait_again(store, op_id, attempt=4, now=T0, message="another reason")
+    _wait_again(store, op_id, attempt=1, now=T0, message="another reason", step="other_step")
+    # a step's Done in between: the same wait afterwards is a new row
+    _run_steps(store, op_id, "w", 1, start=T0)
+    _wait_again(store, op_id, attempt=1, now=T0, message="another reason", step="other_step")
+    waits = [(r.step, r.message, r.repeats) for r in store.journal(operation_id=op_id)
+             if r.outcome is JournalOutcome.WAIT]
+    assert waits == [
+        ("wait_ready", "child not ready", 1),
+        ("wait_ready", "another reason", 3),
+        ("other_step", "another reason", 1),
+        ("other_step", "another reason", 1),
+    ]
+    rows = store.journal(operation_id=op_id)
+    assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
+
+
+def test_a_merged_wait_is_fenced_like_any_finish(store: SqlStore) -> None:
+    op_id = _claimed(store)
+    _wait_again(store, op_id, attempt=1, now=T0)
+    op = store.get_operation(op_id)
+    op = store.begin_step(op_id, owner="w", version=op.version, now=T0, step="wait_ready",
+                          attempt=2)
+    with pytest.raises(LeaseLost):
+        store.finish_step(
+            op_id, owner="intruder", version=op.version, now=T0, outcome=JournalOutcome.WAIT,
+            state="s0", status=OperationStatus.WAITING, context={}, next_run_at=T0,
+            message="child not ready",
+        )
+    rows = store.journal(operation_id=op_id)
+    assert [(r.outcome, r.repeats) for r in rows][-2:] == [
+        (JournalOutcome.WAIT, 1), (JournalOutcome.STARTED, 1)]  # nothing merged or removed

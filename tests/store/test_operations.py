@@ -959,3 +959,56 @@ def test_an_unreadable_step_input_reads_back_as_none_with_raw_text(
         engine.dispose()
     [got] = store.claim_due(owner="w", now=T0, lease_for=LEASE)
     assert (got.bookkeeping.input, got.bookkeeping.input_raw) == (None, raw)
+
+
+# --- wakes ----------------------------------------------------------------------------------
+
+
+def _waiting_on(store: SqlStore, uid: str, keys: tuple[str, ...], *,
+                due: datetime) -> OperationRecord:
+    """An operation of ``uid`` whose step waits on ``keys`` until ``due``."""
+    op = store.create_operation(new_op(uid), now=T0, actor="c")
+    [op] = store.claim_due(owner="w", now=T0, lease_for=LEASE)
+    op = store.begin_step(op.id, owner="w", version=op.version, now=T0, step="wait_ready",
+                          attempt=1)
+    return store.finish_step(
+        op.id, owner="w", version=op.version, now=T0, outcome=JournalOutcome.WAIT,
+        state="resolve", status=OperationStatus.WAITING, context={}, next_run_at=due,
+        message="waiting", bookkeeping=EngineBookkeeping(step="wait_ready", wait_on=keys),
+    )
+
+
+def test_a_wake_finds_exactly_the_operations_waiting_on_the_key(store: SqlStore) -> None:
+    later = T0 + timedelta(seconds=30)
+    a = _waiting_on(store, "gw-a", ("ConfigMap/ns/a", "Secret/ns/tls"), due=later)
+    ab = _waiting_on(store, "gw-a2", ("ConfigMap/ns/ab",), due=later)
+    assert a.bookkeeping.wait_on == ("ConfigMap/ns/a", "Secret/ns/tls")
+    now = T0 + timedelta(seconds=1)
+    assert store.wake_waiting("gw-a", key="ConfigMap/ns/ab", now=now) == 0  # not a prefix
+    assert store.wake_waiting("gw-a2", key="ConfigMap/ns/a", now=now) == 0
+    assert store.wake_waiting("gw-a", key="Secret/ns/tls", now=now) == 1
+    assert store.get_operation(a.id).next_run_at == now
+    assert store.get_operation(ab.id).next_run_at == later
+    assert store.wake_waiting("gw-a", key="Secret/ns/tls", now=now) == 0  # due already
+    assert store.wake_waiting("gw-a2", key=None, now=now) == 1  # any key
+
+
+def test_a_wake_during_the_running_step_is_kept_by_its_wait_but_not_by_a_retry(
+    store: SqlStore,
+) -> None:
+    for outcome, kept in ((JournalOutcome.WAIT, True), (JournalOutcome.RETRY, False)):
+        uid = f"gw-{outcome.value}"
+        store.create_operation(new_op(uid), now=T0, actor="c")
+        [op] = store.claim_due(owner="w", now=T0, lease_for=LEASE)
+        op = store.begin_step(op.id, owner="w", version=op.version, now=T0, step="s",
+                              attempt=1)
+        assert op.next_run_at is None  # not scheduled while it runs
+        woke = T0 + timedelta(seconds=1)
+        assert store.wake_waiting(uid, key="ConfigMap/ns/x", now=woke) == 1
+        assert store.get_operation(op.id).version == op.version  # a wake is not a write
+        done = store.finish_step(
+            op.id, owner="w", version=op.version, now=woke, outcome=outcome, state="resolve",
+            status=OperationStatus.WAITING, context={},
+            next_run_at=woke + timedelta(seconds=30), message="not yet",
+        )
+        assert done.next_run_at == (woke if kept else woke + timedelta(seconds=30)), outcome

@@ -1,6 +1,7 @@
 """Store contract: the writes a step makes itself (certificates, the child inventory) are fenced
 while the step runs — by the operation's lease owner, version and step attempt in flight — and
-unchecked outside a step."""
+unchecked outside a step; the check before a step's cluster write (``check_step_lease``) also
+needs the lease unexpired."""
 
 from __future__ import annotations
 
@@ -85,3 +86,30 @@ def test_a_write_outside_a_step_is_not_fenced(store: SqlStore, write: str) -> No
     _in_flight(store)
     _writes(store)[write]()
     assert _names(store) != (["kept"], ["kept"])
+
+
+def test_the_cluster_write_check_passes_while_the_lease_is_held(store: SqlStore) -> None:
+    op = _in_flight(store)
+    store.check_step_lease(StepFence(op.id, "w1", op.version, "apply", 1),
+                           now=T0 + LEASE - timedelta(milliseconds=1))
+
+
+@pytest.mark.parametrize("stale", sorted(STALE))
+def test_the_cluster_write_check_refuses_a_step_that_lost_its_operation(
+    store: SqlStore, stale: str
+) -> None:
+    op = _in_flight(store)
+    with pytest.raises(LeaseLost, match="cluster write is fenced off"):
+        store.check_step_lease(STALE[stale](StepFence(op.id, "w1", op.version, "apply", 1)),
+                               now=T0)
+
+
+def test_the_cluster_write_check_refuses_an_expired_lease_nobody_took_yet(
+    store: SqlStore,
+) -> None:
+    """Unlike the step's store writes (fenced by the row only), a cluster write needs the
+    lease unexpired: once it expired anyone may claim the operation at any moment."""
+    op = _in_flight(store)
+    with pytest.raises(LeaseLost, match="expired"):
+        store.check_step_lease(StepFence(op.id, "w1", op.version, "apply", 1), now=T0 + LEASE)
+    assert store.get_operation(op.id).version == op.version  # the check writes nothing
