@@ -138,6 +138,15 @@ def test_a_backup_from_before_a_rotation_is_reconciled_with_the_cluster(
                  what="both Gateways Programmed")
         report = loop.report()
         print(f"\nrestore: {report.handshakes} handshakes, {report.failures} failures")
+        # what started the provision is the drift check (alpha's child references B, not what
+        # the restored inventory recorded); its adopt step is what set the store right
+        adopted = [j.output for o in scene.operations(uids["alpha"], "provision")
+                   for j in store.journal(operation_id=o.id)
+                   if j.step == "adopt" and j.outcome.value == "done" and j.output
+                   and j.output.get("reason")]
+        assert adopted, "no provision adopted anything after the restore"
+        assert adopted[0]["attached"] == [cert_b.object_name]
+        assert adopted[0]["forgotten"] == [cert_a.object_name]
         assert report.failures == 0, report.errors
         (b,) = scene.attached(uids["alpha"])
         # renewal is scheduled from B, A is forgotten
