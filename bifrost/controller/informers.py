@@ -290,6 +290,8 @@ class Cache:
         self.routes_by_namespace = _Index()
         self.policies_by_target = _Index()
         self.classes_by_blueprint = _Index()
+        #: Gateway uid → (namespace, name): children name their Gateway by uid (label).
+        self._gateway_uids: dict[str, tuple[str, str]] = {}
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -313,6 +315,12 @@ class Cache:
             if _resource_version(current) == version:
                 self._secrets_read[key] = (version, full)
             return full
+
+    def gateway_for_uid(self, uid: str) -> WorkKey | None:
+        """The work key of the cached Gateway with ``uid`` (None: not cached)."""
+        with self._lock:
+            found = self._gateway_uids.get(uid)
+        return gateway_key(*found) if found is not None else None
 
     def secrets_read(self) -> int:
         """How many Secrets are held with their data (the referenced ones read so far)."""
@@ -431,6 +439,10 @@ class Cache:
             classes: set[str] = set()
             own: set[WorkKey] = set()  # bifrost's own objects whose status may have changed
             if kind == "Gateway":
+                if before is not None:
+                    self._gateway_uids.pop(str(meta(before).get("uid") or ""), None)
+                if current is not None:
+                    self._gateway_uids[str(meta(current).get("uid") or "")] = (ns, name)
                 self.gateways_by_class.update(key, _opt(current, gateway_class_name))
                 self.gateways_by_namespace.update(key, [ns] if current else [])
                 secrets = gateway_secrets(current) if current else set()
@@ -582,8 +594,12 @@ class Informers:
         *,
         kinds: Iterable[KindSpec] = WATCHED,
         timeout_seconds: int = 300,
+        on_event: Callable[[str, Obj], None] | None = None,
     ) -> None:
+        """``on_event`` is told (kind, object) of every event after the cache took it (the
+        children's informers look for bifrost's children among them)."""
         self._kube = kube
+        self._on_event = on_event
         self.cache = cache
         self._on_keys = on_keys
         self.kinds = tuple(kinds)
@@ -615,6 +631,8 @@ class Informers:
             keys = self.cache.apply(kind, event.type, event.object)
             if keys:
                 self._on_keys(keys)
+            if self._on_event is not None:
+                self._on_event(kind, event.object)
         except Exception:  # one bad object must not stop the watch of its kind
             log.exception("handling %s %s %s failed", event.type, kind, event.key)
 

@@ -45,6 +45,8 @@ from typing import Any
 
 from bifrost.certificates.renewal import renewal_policy
 from bifrost.clock import Clock, SystemClock
+from bifrost.controller.children import ChildInformers
+from bifrost.controller.drift import DriftCheck
 from bifrost.controller.gateway_view import StatusWriter
 from bifrost.controller.housekeeping import Housekeeper
 from bifrost.controller.informers import (
@@ -179,9 +181,14 @@ class Controller:
         self.cache = Cache(secret_reader=lambda ns, name: kube.get("v1", "Secret", name, ns))
         self.metrics = Metrics(store)
         self.queue: WorkQueue[WorkKey] = WorkQueue(rate_limiter=RateLimiter(base=0.05, cap=300.0))
+        # Children: one label-selected watch per kind in the inventory; their events re-observe
+        # the Gateway (drift) and wake the operation waiting on the object.
+        self.children = ChildInformers(kube, self.cache, self._child_changed,
+                                       timeout_seconds=self.options.watch_timeout_seconds)
         self.informers = Informers(
             kube, self.cache, self._enqueue, kinds=self.options.kinds,
             timeout_seconds=self.options.watch_timeout_seconds,
+            on_event=self.children.main_event,
         )
         self.observer = Observer(
             cache=self.cache, kube=kube, store=store, registry=self.registry, clock=self.clock,
@@ -191,6 +198,8 @@ class Controller:
             events=EventRecorder(kube, reporting_instance=self.options.identity,
                                  clock=self.clock),
             on_operation_end=self._operation_ended,
+            drift=DriftCheck(self.children),
+            on_drift_repair=self.metrics.drift_repaired,
         )
         # Steps write the cluster through the fence (lease and term re-checked per write).
         steps = steps_factory(FencedKube(kube, store), store, self.cache)
@@ -281,10 +290,30 @@ class Controller:
             if self.observer.events is not None:
                 self.observer.events.flush()  # unwritten Event series counts
             self.informers.stop()
+            self.children.stop()
             if self.health is not None:
                 self.health.stop()
             if self.metrics_server is not None:
                 self.metrics_server.stop()
+
+    def _child_changed(self, gateway_uid: str, key: str) -> None:
+        """A child changed (or was created or deleted): its Gateway is observed again (drift)
+        and, on the leader, the operation waiting on exactly this object is woken."""
+        gateway = self.cache.gateway_for_uid(gateway_uid)
+        if gateway is not None:
+            self.queue.add(gateway)
+        if self.is_leader:
+            try:
+                self.store.wake_waiting(gateway_uid, key=key, now=self.clock.now())
+            except StoreUnavailable as exc:
+                log.warning("waking the operations waiting on %s: %s", key, exc)
+
+    def watch_children(self) -> None:
+        """Watch the kinds the inventory has (started and stopped as they come and go)."""
+        try:
+            self.children.ensure(self.store.child_kinds())
+        except StoreUnavailable as exc:
+            log.warning("reading the children's kinds: %s", exc)
 
     def _enqueue(self, keys: set[WorkKey]) -> None:
         for key in keys:
@@ -381,6 +410,7 @@ class Controller:
     def _resync_loop(self, term: threading.Event) -> None:
         if not self._wait_synced(term):
             return
+        self.watch_children()
         count = self.resync()  # a new leader looks at everything once
         log.info("initial resync: %d keys", count)
         # Only the leader schedules renewals, once its caches are synced (the scheduler asks
@@ -417,6 +447,7 @@ class Controller:
             fresh = [o for o in recent if o.id > last_id]
             last_id = max([last_id, *(o.id for o in recent)])
             self._enqueue({WorkKey("Gateway", o.namespace, o.name) for o in (*ops, *fresh)})
+            self.watch_children()  # an operation may have applied a child of a new kind
 
     def _operation_ended(self, machine: str, result: str) -> None:
         self.metrics.operation_ended(machine, result)

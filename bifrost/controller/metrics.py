@@ -68,6 +68,14 @@ class Metrics:
             "Certificate rotations that ended, by result (succeeded, failed)", ["result"],
             registry=self.registry)
 
+        self.drift_repairs = Counter(
+            "bifrost_drift_repairs_total",
+            "Children changed or deleted outside bifrost whose repair started, by kind",
+            ["kind"], registry=self.registry)
+
+    def drift_repaired(self, kind: str) -> None:
+        self.drift_repairs.labels(kind).inc()
+
     def operation_ended(self, machine: str, result: str) -> None:
         self.operations.labels(machine, result).inc()
         if machine == "rotate_certificate":

@@ -27,7 +27,7 @@ converged fleet makes no API and no database writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bifrost.api.objects import Obj, meta
@@ -35,6 +35,7 @@ from bifrost.api.policies import CONTROLLER_NAMESPACE
 from bifrost.clock import Clock
 from bifrost.controller.announcements import Announcer
 from bifrost.controller.classes import ClassResolution, ClassStatus, resolve_class
+from bifrost.controller.drift import Drift, DriftCheck
 from bifrost.controller.gateway_view import GatewayView, StatusWriter, latest_operation
 from bifrost.controller.gateways import GatewayKeeper
 from bifrost.controller.informers import Cache, WorkKey, gateway_class_name
@@ -49,7 +50,7 @@ from bifrost.kube import Conflict, EventRecorder
 from bifrost.kube.ports import Kube
 from bifrost.machines.provision import PROVISION_MACHINE
 from bifrost.machines.registry import MachineRegistry
-from bifrost.records import CertificateRecord
+from bifrost.records import CertificateRecord, ChildRecord, OperationRecord, OperationStatus
 from bifrost.steps.tls import attached_certificates
 from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
@@ -76,8 +77,16 @@ class Observer:
         controller_namespace: str = CONTROLLER_NAMESPACE,
         events: EventRecorder | None = None,
         on_operation_end: Callable[[str, str], None] | None = None,
+        drift: DriftCheck | None = None,
+        on_drift_repair: Callable[[str], None] | None = None,
     ) -> None:
+        """``drift``: the drift check over the children's informers (None: drift is not
+        looked for); ``on_drift_repair`` is told the kind of each child a repair restores."""
         self.cache = cache
+        self.drift = drift
+        self._on_drift_repair = on_drift_repair
+        #: uid → (repair operation id, what it repairs): reported when it ends.
+        self._repairs: dict[str, tuple[int, str]] = {}
         self.events = events
         self.kube = kube
         self.store = store
@@ -154,6 +163,7 @@ class Observer:
         resolution = self.resolve_class(gateway_class)
         values: dict[str, Any] = {}
         requeue: float | None = None
+        repairable = False  # converged as far as its inputs go: drift is looked for
         if resolution.blueprint is None:
             self._values_held.pop(uid, None)
         else:
@@ -181,16 +191,31 @@ class Observer:
                 started, requeue = self.starter.provision(gateway, uid, resolution, values)
                 if started:
                     actions.append("provision-started")
+                repairable = not started and requeue is None
         ops = self.store.list_operations(gateway_uid=uid, limit=100)
         operation = latest_operation(ops)
-        self.announcer.announce(gateway, uid, operation)
-        if operation is not None and operation.status.active:
-            requeue = min(requeue or ACTIVE_RECHECK_SECONDS, ACTIVE_RECHECK_SECONDS)
         try:
             children = tuple(self.store.list_children(uid))
         except RecordNotFound:
             children = ()
-        self.gateways.lifecycle.observe(gateway, uid, operation, children=children)
+        ready: bool | None = None
+        if repairable and self.drift is not None and (
+            operation is None or not operation.status.active
+        ):
+            repair = self._repair_drift(gateway, uid, resolution, values, children)
+            if repair is not None:
+                ready = False if any(d.what == "deleted" for d in repair[1]) else None
+                if repair[0] is not None:
+                    actions.append("drift-repair-started")
+                    ops = self.store.list_operations(gateway_uid=uid, limit=100)
+                    operation = latest_operation(ops)
+                else:
+                    requeue = repair[2]
+        self._report_repair(gateway, uid, operation)
+        self.announcer.announce(gateway, uid, operation)
+        if operation is not None and operation.status.active:
+            requeue = min(requeue or ACTIVE_RECHECK_SECONDS, ACTIVE_RECHECK_SECONDS)
+        self.gateways.lifecycle.observe(gateway, uid, operation, children=children, ready=ready)
         view = GatewayView(gateway, resolution, operation, self.cache, values, children,
                            provision=latest_operation([o for o in ops
                                                        if o.machine == PROVISION_MACHINE]),
@@ -202,6 +227,47 @@ class Observer:
         except Conflict:
             requeue = 1.0
         return Observation(tuple(actions), requeue_after=requeue)
+
+    def _repair_drift(
+        self, gateway: Obj, uid: str, resolution: ClassResolution, values: Mapping[str, Any],
+        children: Sequence[ChildRecord],
+    ) -> tuple[int | None, list[Drift], float | None] | None:
+        """Start a provision that repairs the drifted children, if any drifted: (the repair's
+        operation id or None when it must wait, what drifted, when to look again)."""
+        assert self.drift is not None
+        found = self.drift.check(children)
+        if not found:
+            return None
+        now = self.clock.now()
+        wait = self.drift.may_repair(uid, now)
+        if wait is not None:
+            return None, found, wait.total_seconds()
+        started, again = self.starter.provision(gateway, uid, resolution, values, repair=True)
+        if not started:
+            return None, found, again or ACTIVE_RECHECK_SECONDS
+        self.drift.repairing(uid, now)
+        op = self.store.active_operation(uid)
+        what = ", ".join(str(d) for d in found)
+        if op is not None:
+            self._repairs[uid] = (op.id, what)
+        for d in found:
+            if self._on_drift_repair is not None:
+                self._on_drift_repair(d.kind.split(" ", 1)[0])
+        self.announcer.event(gateway, reason="DriftDetected", action="Repair", warning=True,
+                             note=f"repairing children changed outside bifrost: {what}"[:1024])
+        return (op.id if op is not None else None), found, None
+
+    def _report_repair(self, gateway: Obj, uid: str, operation: OperationRecord | None) -> None:
+        """A ``DriftRepaired`` Event once the repair's provision succeeded."""
+        repair = self._repairs.get(uid)
+        if repair is None or operation is None or operation.id != repair[0]:
+            return
+        if not operation.status.terminal:
+            return
+        del self._repairs[uid]
+        if operation.status is OperationStatus.SUCCEEDED:
+            self.announcer.event(gateway, reason="DriftRepaired", action="Repair",
+                                 note=f"restored: {repair[1]}"[:1024])
 
     def _attached_secrets(self, uid: str) -> dict[str, tuple[str, ...]]:
         out: dict[str, list[str]] = {}

@@ -89,13 +89,15 @@ class OperationStarter:
     # ---- provision ------------------------------------------------------------------------
 
     def provision(
-        self, gateway: Obj, uid: str, resolution: ClassResolution, values: Mapping[str, Any]
+        self, gateway: Obj, uid: str, resolution: ClassResolution, values: Mapping[str, Any],
+        *, repair: bool = False,
     ) -> tuple[bool, float | None]:
-        """Start a provision when the Gateway's input hash is not the one recorded; returns
-        whether one was started and when to look again (``None``: no need)."""
+        """Start a provision when the Gateway's input hash is not the one recorded — or, with
+        ``repair``, in any case (children drifted); returns whether one was started and when to
+        look again (``None``: no need)."""
         routes = self.inputs.attached_routes(gateway, resolution)
         current = self.inputs.input_hash(gateway, resolution, values, routes)
-        if not provision.needs_provision(self.ledger.recorded(uid), current):
+        if not repair and not provision.needs_provision(self.ledger.recorded(uid), current):
             return False, None
         spec = self.machine(PROVISION_MACHINE)
         if spec is None:

@@ -271,6 +271,11 @@ class ChildRepository(Protocol):
 
     def list_children(self, gateway_uid: str) -> list[ChildRecord]: ...
 
+    def child_kinds(self) -> set[tuple[str, str]]:
+        """Every (apiVersion, kind) a recorded child has, across all gateways (the controller
+        watches these kinds)."""
+        ...
+
     def delete_child(
         self, gateway_uid: str, child_id: str, *, route_key: str | None = None
     ) -> None: ...

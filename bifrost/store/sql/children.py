@@ -67,6 +67,11 @@ class SqlChildren:
         with self._db.transaction(write=False) as conn:
             return [child_record(r) for r in conn.execute(stmt).mappings()]
 
+    def child_kinds(self) -> set[tuple[str, str]]:
+        stmt = select(_CH.api_version, _CH.kind).distinct()
+        with self._db.transaction(write=False) as conn:
+            return {(str(r.api_version), str(r.kind)) for r in conn.execute(stmt)}
+
     def delete_child(
         self, gateway_uid: str, child_id: str, *, route_key: str | None = None
     ) -> None:
