@@ -66,9 +66,11 @@ class GatewayKeeper:
     def gone(self, namespace: str, name: str) -> Observation:
         """No Gateway ``namespace/name`` is in the cache: the ones bifrost tore down are
         ``deleted`` (see :meth:`LifecycleKeeper.gone`)."""
-        if self.lifecycle.gone(namespace, name):
-            return Observation(("lifecycle-deleted",))
-        return Observation()
+        gone = self.lifecycle.gone(namespace, name)
+        actions = ("lifecycle-deleted",) if gone.wrote else ()
+        if gone.teardown_running:
+            return Observation(actions, requeue_after=ACTIVE_RECHECK_SECONDS)
+        return Observation(actions)
 
     # ---- finalizer ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bifrost.api.objects import Obj, meta
 from bifrost.clock import Clock
@@ -39,11 +40,20 @@ from bifrost.records import ChildRecord, GatewayRecord, OperationRecord, Operati
 from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
 
-__all__ = ["LifecycleKeeper", "children_ready"]
+__all__ = ["Gone", "LifecycleKeeper", "children_ready"]
 
 log = logging.getLogger(__name__)
 
 _WARNING_STATES = frozenset({LifecycleState.FAILED, LifecycleState.DEGRADED})
+
+
+@dataclass(frozen=True)
+class Gone:
+    """What :meth:`LifecycleKeeper.gone` did: whether it wrote ``deleted``, and whether a
+    teardown of a vanished Gateway is still running (look again shortly)."""
+
+    wrote: bool
+    teardown_running: bool
 
 
 def children_ready(children: Sequence[ChildRecord] | None) -> bool | None:
@@ -90,24 +100,30 @@ class LifecycleKeeper:
         return self._apply(uid, LifecycleFacts(deleting=True, teardown_finished=True),
                            gateway=gateway)
 
-    def gone(self, namespace: str, name: str) -> bool:
+    def gone(self, namespace: str, name: str) -> Gone:
         """No Gateway ``namespace/name`` is left in the cluster: each recorded one whose
-        teardown succeeded (it removed the finalizer) is deleted. One indexed read."""
-        wrote = False
+        teardown succeeded (it removed the finalizer) is deleted. One indexed read, plus one
+        per record not yet deleted. A teardown still committing its end (the Gateway went as
+        its last step removed the finalizer) is reported so the caller looks again."""
+        wrote = running = False
         for record in self.store.find_gateways(namespace, name):
             if record.lifecycle_state == LifecycleState.DELETED:
                 continue
             ops = self.store.list_operations(gateway_uid=record.uid, limit=1)
             latest = ops[0] if ops else None
-            if (latest is None or latest.machine != TEARDOWN_MACHINE
-                    or latest.status is not OperationStatus.SUCCEEDED):
+            if latest is None or latest.machine != TEARDOWN_MACHINE:
+                continue
+            if latest.status.active:
+                running = True
+                continue
+            if latest.status is not OperationStatus.SUCCEEDED:
                 continue
             facts = LifecycleFacts(deleting=True, teardown_finished=True)
             # The Event is about the Gateway that was (Events outlive what they regard).
             was: Obj = {"metadata": {"namespace": record.namespace, "name": record.name,
                                      "uid": record.uid}}
             wrote = self._apply(record.uid, facts, gateway=was, record=record) or wrote
-        return wrote
+        return Gone(wrote=wrote, teardown_running=running)
 
     # ---- internals ---------------------------------------------------------------------------
 

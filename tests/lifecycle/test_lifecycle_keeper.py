@@ -14,7 +14,7 @@ from support.inprocess import sqlite_store
 
 from bifrost.clock import ManualClock
 from bifrost.controller.announcements import Announcer
-from bifrost.controller.lifecycle import LifecycleKeeper, children_ready
+from bifrost.controller.lifecycle import Gone, LifecycleKeeper, children_ready
 from bifrost.kube import EventRecorder
 from bifrost.machines.lifecycle import CHILDREN_NOT_READY
 from bifrost.records import (
@@ -169,18 +169,18 @@ def test_deletion_ends_deleted_with_deleted_at(kit: Kit) -> None:
 def test_gone_marks_deleted_only_what_its_teardown_removed(kit: Kit) -> None:
     teardown = kit.operation("teardown")
     kit.store.set_gateway_state(UID, lifecycle_state="deleting", now=kit.clock.now())
-    # teardown still running: the Gateway vanishing is not the teardown's end
-    assert kit.keeper.gone("apps", "web") is False
+    # teardown still running: the Gateway vanishing is not the teardown's end (look again)
+    assert kit.keeper.gone("apps", "web") == Gone(wrote=False, teardown_running=True)
     assert kit.state() == ("deleting", None)
     succeeded = _succeed(kit.store, teardown, kit.clock)
     assert succeeded.status == "succeeded"
-    assert kit.keeper.gone("apps", "web") is True
+    assert kit.keeper.gone("apps", "web") == Gone(wrote=True, teardown_running=False)
     record = kit.store.get_gateway(UID)
     assert (record.lifecycle_state, record.deleted_at) == ("deleted", kit.clock.now())
     assert kit.reasons() == ["LifecycleDeleted"]
     assert kit.events.events[0]["name"] == "web"
-    assert kit.keeper.gone("apps", "web") is False
-    assert kit.keeper.gone("apps", "other") is False
+    assert kit.keeper.gone("apps", "web") == Gone(wrote=False, teardown_running=False)
+    assert kit.keeper.gone("apps", "other") == Gone(wrote=False, teardown_running=False)
 
 
 def test_new_term_reads_the_state_again(kit: Kit) -> None:
