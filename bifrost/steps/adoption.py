@@ -24,10 +24,12 @@ inventory, and the certificate kind of ``spec.tls``) and then:
 A child recorded under the same id but as another object that still exists is left as it is
 (a database lost in the middle of a rename; see ``docs/recovery.md``).
 
-Cheap on the normal path (:func:`needs_adoption`): a provision scans only when the Gateway's
-inventory is empty (a lost database, or a new Gateway) or the recorded certificates do not match
-the live ones (one label-selected list of the certificate kind); teardown always scans (it is
-rare, and must find everything before the finalizer goes).
+Cheap on the normal path (:func:`needs_adoption`): a provision makes one label-selected list of
+a probe kind (the certificate kind, else the blueprint's first kind; none without ``spec.tls``
+once the inventory has children) and scans only when the Gateway's inventory is empty while the
+cluster holds objects of it (a lost database), or the recorded certificates do not match the
+live ones (a restored or partly lost one); teardown always scans (it is rare, and must find
+everything before the finalizer goes).
 """
 
 from __future__ import annotations
@@ -186,20 +188,33 @@ def needs_adoption(
     *,
     gateway_uid: str,
     tls: BlueprintTLS | None,
+    raw_blueprint: Mapping[str, Any] | None = None,
 ) -> str | None | NotDone:
-    """Why a provision must adopt (``None``: the store's inventory matches; no adoption). Costs
-    nothing when the inventory has children and the blueprint manages no certificates, one
-    label-selected list of the certificate kind otherwise."""
-    if not store.list_children(gateway_uid):
-        return "the inventory is empty"
+    """Why a provision must adopt (``None``: no adoption needed). One label-selected list of a
+    *probe* kind decides: the certificate kind of ``spec.tls`` (certificates are requested
+    before any child is applied), else the first kind the blueprint's templates name.
+
+    - Empty inventory: adopt when the probe finds an object of the Gateway (a lost database);
+      none is a new Gateway (nothing to adopt).
+    - Inventory present: adopt when the recorded certificates are not exactly the live ones
+      (a restored or partly lost database); without ``spec.tls`` nothing is checked (no call).
+    """
+    empty = not store.list_children(gateway_uid)
     cert_kind = certificate_kind(tls)
-    if cert_kind is None:
-        return None
+    kinds = _blueprint_kinds(raw_blueprint)
+    probe = cert_kind or (kinds[0] if empty and kinds else None)
+    if probe is None:
+        return "the inventory is empty" if empty else None
     try:
-        live = _list_owned(kube, cert_kind, gateway_uid)
+        live = _list_owned(kube, probe, gateway_uid) or []
     except KubeError as e:
-        return outcome_for(e, doing=f"listing {cert_kind[1]} objects of the Gateway")
-    names = {str(_meta(o).get("name")) for o in live or () if _is_certificate(o, cert_kind)}
+        return outcome_for(e, doing=f"listing {probe[1]} objects of the Gateway")
+    if empty:
+        if not live:
+            return None  # a new Gateway: nothing of it exists yet
+        return (f"the inventory is empty and the cluster holds {probe[1]} objects of the "
+                "Gateway")
+    names = {str(_meta(o).get("name")) for o in live if _is_certificate(o, cert_kind)}
     recorded = {r.object_name for r in store.list_certificates(gateway_uid=gateway_uid)}
     if names != recorded:
         return ("the certificate records do not match the cluster (recorded "
@@ -497,7 +512,8 @@ class Adopt(_ProvisionStep, Step[NoInput, Adopted]):
         tls = load_tls(raw)
         if isinstance(tls, Fail):
             return tls
-        why = needs_adoption(self.kube, self.store, gateway_uid=c.gateway_uid, tls=tls)
+        why = needs_adoption(self.kube, self.store, gateway_uid=c.gateway_uid, tls=tls,
+                             raw_blueprint=raw)
         if why is None:
             return Done(output=Adopted())
         if not isinstance(why, str):

@@ -116,9 +116,11 @@ class Cluster:
         return result
 
     def needs(self) -> str | None:
-        tls = load_tls(blueprint())
+        raw = blueprint()
+        tls = load_tls(raw)
         assert isinstance(tls, BlueprintTLS)
-        why = needs_adoption(self.kube, self.store, gateway_uid=self.uid, tls=tls)
+        why = needs_adoption(self.kube, self.store, gateway_uid=self.uid, tls=tls,
+                             raw_blueprint=raw)
         assert why is None or isinstance(why, str), why
         return why
 
@@ -145,6 +147,19 @@ def test_literal_template_kinds_are_read_and_templated_ones_are_not() -> None:
     assert template_kind("kind: ConfigMap\n") is None
 
 
+def test_a_new_gateway_costs_one_list_and_adopts_nothing(cluster: Cluster) -> None:
+    cluster.kube.calls.clear()
+    assert cluster.needs() is None
+    assert [(c.verb, c.kind) for c in cluster.kube.calls] == [("list", "Certificate")]
+    # without spec.tls the probe is the blueprint's first kind
+    raw = blueprint()
+    del raw["spec"]["tls"]
+    cluster.kube.calls.clear()
+    assert needs_adoption(cluster.kube, cluster.store, gateway_uid=cluster.uid, tls=None,
+                          raw_blueprint=raw) is None
+    assert [(c.verb, c.kind) for c in cluster.kube.calls] == [("list", "ConfigMap")]
+
+
 def test_an_empty_store_adopts_the_children_and_the_referenced_certificate(
     cluster: Cluster,
 ) -> None:
@@ -152,8 +167,9 @@ def test_an_empty_store_adopts_the_children_and_the_referenced_certificate(
     cluster.certificate("edge-https-bbbb", days_old=2)
     cluster.children(serving=["edge-https-bbbb"])
     cluster.kube.calls.clear()
-    assert cluster.needs() == "the inventory is empty"
-    assert cluster.kube.calls == []  # an empty inventory needs no API call to tell
+    why = cluster.needs()
+    assert why is not None and why.startswith("the inventory is empty")
+    assert [(c.verb, c.kind) for c in cluster.kube.calls] == [("list", "Certificate")]
 
     result = cluster.adopt()
     assert result.lists == 3  # ConfigMap, Gateway (the blueprint's kinds), Certificate
