@@ -207,3 +207,20 @@ def test_purge_deleted_gateways_takes_the_oldest_first_up_to_the_limit(store: Sq
     assert [g.uid for g in store.purge_deleted_gateways(before=before, limit=10)] == [
         "g2", "g1", "g0"]
     assert store.purge_deleted_gateways(before=before) == []
+
+
+def test_vacuum_after_a_purge(store: SqlStore, store_url: str) -> None:
+    """``bifrost db vacuum``'s last step runs outside a transaction on both backends."""
+    from bifrost.store import maintenance
+
+    _full_gateway(store, "old")
+    store.set_gateway_state("old", lifecycle_state="deleted", now=T0, deleted_at=T0)
+    assert [g.uid for g in store.purge_deleted_gateways(before=T0 + timedelta(days=8))] == [
+        "old"]
+    expected = "VACUUM" if store_url.startswith("sqlite") else "VACUUM ANALYZE"
+    assert maintenance.vacuum(store_url) == expected
+    size = maintenance.database_size(store_url)
+    assert size is not None and size > 0
+    # the store is intact and usable afterwards
+    _full_gateway(store, "new")
+    assert [g.uid for g in store.list_gateways()] == ["new"]
