@@ -71,6 +71,16 @@ class HousekeepingReport:
         )
 
 
+def _policy_from_environment() -> HousekeepingPolicy:
+    """The ``BIFROST_*`` settings (``bifrost run`` validated them at start); the defaults, with a
+    warning, when they do not validate — housekeeping never stops a leadership term."""
+    try:
+        return HousekeepingPolicy.from_settings(Settings())
+    except ValueError as exc:  # pydantic's ValidationError
+        log.warning("housekeeping uses its defaults: invalid settings: %s", exc)
+        return HousekeepingPolicy()
+
+
 class Housekeeper:
     """Applies a :class:`HousekeepingPolicy` to a store."""
 
@@ -79,7 +89,7 @@ class Housekeeper:
     ) -> None:
         self.store = store
         self.clock = clock
-        self.policy = policy or HousekeepingPolicy.from_settings(Settings())
+        self.policy = policy or _policy_from_environment()
 
     def run_once(self) -> HousekeepingReport:
         """Purge the deleted Gateways past the retention, then cap every journal."""

@@ -157,3 +157,13 @@ def test_db_vacuum_purges_caps_and_vacuums(tmp_path: Path,
     result = CliRunner().invoke(db_app, ["vacuum", "--database-url", url])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0].startswith("purged ns/recent ")
+
+
+def test_invalid_settings_fall_back_to_the_defaults(store: SqlStore,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIFROST_DELETED_GATEWAY_RETENTION", "soon")
+    assert Housekeeper(store, clock=ManualClock()).policy == HousekeepingPolicy()
+    monkeypatch.setenv("BIFROST_DELETED_GATEWAY_RETENTION", "P2D")
+    monkeypatch.setenv("BIFROST_HOUSEKEEPING_INTERVAL_SECONDS", "60")
+    assert Housekeeper(store, clock=ManualClock()).policy == HousekeepingPolicy(
+        retention=timedelta(days=2), interval_seconds=60.0)
