@@ -167,3 +167,29 @@ def test_invalid_settings_fall_back_to_the_defaults(store: SqlStore,
     monkeypatch.setenv("BIFROST_HOUSEKEEPING_INTERVAL_SECONDS", "60")
     assert Housekeeper(store, clock=ManualClock()).policy == HousekeepingPolicy(
         retention=timedelta(days=2), interval_seconds=60.0)
+
+
+def test_the_store_stays_flat_over_a_simulated_fortnight(store: SqlStore) -> None:
+    """Every day 6 Gateways are created (4 operations, 8 journal rows each) and yesterday's 6
+    are deleted; housekeeping runs every simulated 6 hours. Once the retention is reached,
+    the number of gateways and journal rows stops growing."""
+    clock = ManualClock()
+    keeper = Housekeeper(store, clock=clock,
+                         policy=HousekeepingPolicy(retention=RETENTION, journal_cap=5))
+    totals: list[tuple[int, int]] = []
+    for day in range(14):
+        for i in range(6):
+            _gateway(store, f"d{day:02d}-{i}", clock, operations=4)
+        if day:
+            for i in range(6):
+                store.set_gateway_state(f"d{day - 1:02d}-{i}", lifecycle_state="deleted",
+                                        now=clock.now(), deleted_at=clock.now())
+        for _ in range(4):
+            clock.advance(timedelta(hours=6))
+            keeper.run_once()
+        gateways = store.list_gateways()
+        rows = sum(len(store.journal(gateway_uid=g.uid)) for g in gateways)
+        totals.append((len(gateways), rows))
+    # 6 live + 7 days of deleted ones kept, 5 rows each, from the retention on
+    assert set(totals[8:]) == {(48, 240)}
+    assert max(totals) == (48, 240)
