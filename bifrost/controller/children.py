@@ -51,8 +51,12 @@ class ChildInformers:
     docstring). Thread-safe."""
 
     def __init__(self, kube: KubeClient, cache: Cache, on_change: OnChange, *,
-                 timeout_seconds: int = 300) -> None:
+                 timeout_seconds: int = 300,
+                 main_synced: Callable[[], bool] = lambda: True) -> None:
+        """``main_synced`` says whether the main informers (whose kinds are read from
+        ``cache``) have synced."""
         self._kube = kube
+        self._main_synced = main_synced
         self.cache = cache
         self._on_change = on_change
         self._timeout_seconds = timeout_seconds
@@ -99,7 +103,7 @@ class ChildInformers:
         """The kind's objects are cached (listed once and watched since): a miss means gone."""
         gk = (group_of(api_version), kind)
         if gk in _MAIN:
-            return True  # the main informers are synced before any work runs
+            return self._main_synced()
         with self._lock:
             watcher = self._watchers.get(gk)
         return watcher is not None and watcher.stats["watches"] >= 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bifrost.api.objects import meta
+from bifrost.certificates.rules import is_certificate_child
 from bifrost.controller.children import ChildInformers
 from bifrost.records import ChildRecord
 from bifrost.steps.drift import drifted
@@ -58,8 +59,8 @@ class DriftCheck:
     def check(self, records: Sequence[ChildRecord]) -> list[Drift]:
         out: list[Drift] = []
         for r in records:
-            if r.uid is None or SUPERSEDED in r.child_id:
-                continue  # never applied, or waiting for prune
+            if r.uid is None or SUPERSEDED in r.child_id or is_certificate_child(r.child_id):
+                continue  # never applied, waiting for prune, or a certificate (rotation's)
             if not self.children.synced(r.api_version, r.kind):
                 continue
             obj = self.children.get(r.api_version, r.kind, r.namespace, r.name)

@@ -45,6 +45,7 @@ from typing import Any
 
 from bifrost.certificates.renewal import renewal_policy
 from bifrost.clock import Clock, SystemClock
+from bifrost.controller.cached_reads import CachedReads
 from bifrost.controller.children import ChildInformers
 from bifrost.controller.drift import DriftCheck
 from bifrost.controller.gateway_view import StatusWriter
@@ -184,7 +185,11 @@ class Controller:
         # Children: one label-selected watch per kind in the inventory; their events re-observe
         # the Gateway (drift) and wake the operation waiting on the object.
         self.children = ChildInformers(kube, self.cache, self._child_changed,
-                                       timeout_seconds=self.options.watch_timeout_seconds)
+                                       timeout_seconds=self.options.watch_timeout_seconds,
+                                       main_synced=lambda: self.informers.synced())
+        # Steps and the status writer read what the informers hold from their caches
+        # (read-your-writes; see bifrost.controller.cached_reads).
+        self.reads = CachedReads(kube, self.children)
         self.informers = Informers(
             kube, self.cache, self._enqueue, kinds=self.options.kinds,
             timeout_seconds=self.options.watch_timeout_seconds,
@@ -193,7 +198,7 @@ class Controller:
         self.observer = Observer(
             cache=self.cache, kube=kube, store=store, registry=self.registry, clock=self.clock,
             actor=self.options.identity,
-            status_writer=status_writer_factory(kube, self.clock),
+            status_writer=status_writer_factory(self.reads, self.clock),
             controller_namespace=self.options.controller_namespace,
             events=EventRecorder(kube, reporting_instance=self.options.identity,
                                  clock=self.clock),
@@ -202,7 +207,7 @@ class Controller:
             on_drift_repair=self.metrics.drift_repaired,
         )
         # Steps write the cluster through the fence (lease and term re-checked per write).
-        steps = steps_factory(FencedKube(kube, store), store, self.cache)
+        steps = steps_factory(FencedKube(self.reads, store), store, self.cache)
         # Leases are judged by the database's clock unless the caller injected a clock.
         runner_clock = self.clock if clock is not None else DatabaseClock(store.database_time)
         # Several runners, one thread each: steps wait on the API server and the database, so

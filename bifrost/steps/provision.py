@@ -51,6 +51,7 @@ from bifrost.engine import (
     StepOutput,
     Wait,
 )
+from bifrost.engine.step import wait_key
 from bifrost.kube import Invalid, Kube, KubeError, KubeReader, Retryable, UnknownKind
 from bifrost.machines.provision import ProvisionContext
 from bifrost.records import CertificateRecord, ChildRecord
@@ -146,6 +147,16 @@ def child_key(child_id: str, route_key: str | None) -> str:
 
 def record_key(record: ChildRecord) -> str:
     return child_key(record.child_id, record.route_key)
+
+
+def record_wait_key(record: ChildRecord) -> str:
+    """What a step waiting on the recorded child names it by (``Wait.on``)."""
+    return wait_key(record.kind, record.namespace, record.name)
+
+
+def object_wait_key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return wait_key(str(obj.get("kind")), meta.get("namespace"), str(meta.get("name")))
 
 
 def observe(kube: KubeReader, record: ChildRecord) -> Obj | None:
@@ -376,6 +387,7 @@ class _RoutePass:
     rendered: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    on: set[str] = field(default_factory=set)  # wait keys of the objects waited for
 
 
 class ChildrenApplied(StepOutput):
@@ -477,7 +489,11 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
         if conflicts:
             waiting = [*conflicts, *waiting]
         if waiting:
-            return Wait("; ".join(waiting), self.recheck, context=context)
+            # woken by a change of a dependency waited for (or of a conflicting object)
+            on = {object_wait_key(obj) for p in result.pending for d in p.waiting_for
+                  if (obj := live.get(d)) is not None}
+            on |= routes.on
+            return Wait("; ".join(waiting), self.recheck, context=context, on=tuple(sorted(on)))
         return Done(
             output=ChildrenApplied(applied=tuple(applied), unchanged=(
                 *(ch.id for ch in result.children if ch.id not in applied),
@@ -578,6 +594,8 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
             out.wanted[route_key] = tuple(cid for cid in result.order if cid in keep)
             out.skipped += [child_key(cid, route_key) for cid in result.skipped]
             not_ready = {**gateway_not_ready, **state.not_ready}
+            out.on |= {object_wait_key(obj) for p in result.pending for d in p.waiting_for
+                       if (obj := state.live.get(d)) is not None}
             out.waiting += [
                 f"{child_key(p.child_id, route_key)} waits for "
                 + ", ".join(
@@ -770,6 +788,7 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
         wanted: list[tuple[str, str | None]] = [(cid, None) for cid in c.wanted]
         wanted += [(cid, rk) for rk, ids in c.route_wanted.items() for cid in ids]
         waiting: list[str] = []
+        on: list[str] = []
         ready: list[str] = []
         for cid, route_key in wanted:
             key = child_key(cid, route_key)
@@ -797,10 +816,11 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
             else:
                 reason = "missing" if obj is None else Redactor.of(obj).text(readiness.reason)
                 waiting.append(f"{key} ({reason})")
+                on.append(record_wait_key(record))
         context = c.model_copy(update={"ready": tuple(ready)})
         if waiting:
             return Wait("children not ready: " + "; ".join(waiting), self.recheck,
-                        context=context)
+                        context=context, on=tuple(sorted(set(on))))
         return Done(output=ChildrenReady(ready=tuple(ready)), context=context)
 
 
@@ -859,8 +879,11 @@ class Prune(_ProvisionStep, Step[NoInput, NothingStale | ChildrenPruned]):
             update={"pruned": tuple(dict.fromkeys((*c.pruned, *progress.gone)))}
         )
         if progress.remaining:
+            remaining = set(progress.remaining)
             return Wait("pruning: waiting for " + ", ".join(progress.remaining)
-                        + " to be deleted", self.recheck, context=context)
+                        + " to be deleted", self.recheck, context=context,
+                        on=tuple(sorted(record_wait_key(r) for r in stale
+                                        if record_key(r) in remaining)))
         return Done(output=ChildrenPruned(pruned=progress.gone, not_ours=progress.foreign),
                     context=context)
 

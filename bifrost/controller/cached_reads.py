@@ -1,0 +1,171 @@
+"""The steps' Kubernetes port, reading from the informers' caches where they are fresh enough.
+
+Steps observe before they act: the Gateway, its routes, its children, certificates and their
+Secrets. Each of those reads was a GET (6 per Gateway while provisioning, thousands per no-op
+resync); the controller already holds every one of these objects in a watch cache — the main
+informers (:mod:`bifrost.controller.informers`) and the children's label-selected watches
+(:mod:`bifrost.controller.children`). :class:`CachedReads` answers ``get`` from those caches and
+passes everything else (lists, writes) through.
+
+**Fresh enough** means: the kind's watch has synced (a miss then means the object does not
+exist), and the cache has caught up with every write made through this port. A step that applied
+a child and reads it back in the same run (or the next one, before the watch event arrived)
+must see its own write, not the older cached copy: each write's result is remembered (with the
+resourceVersion the cache had when it was made) until the cache shows that version or a newer
+one — read your own writes. A delete is not remembered: the object is read as it is cached
+(present, or terminating) until its watch event arrives, which also wakes the step waiting for
+it to go. A write by someone else that the watch has not delivered yet is not seen; its event
+wakes the waiting operation, which then reads it.
+
+Objects are handed out as copies: a step may change what it reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Literal
+
+from bifrost.api.objects import Obj, meta
+from bifrost.controller.children import ChildInformers, group_of
+from bifrost.kube import Kube
+from bifrost.kube.client import DEFAULT_FIELD_MANAGER, Patch
+
+__all__ = ["CachedReads"]
+
+_Key = tuple[str, str, str, str]  # (group, kind, namespace, name)
+#: A write not seen in the cache after this long is forgotten (its events were missed or
+#: merged): the cache answers again.
+REMEMBER_SECONDS = 30.0
+
+
+def _key(api_version: str, kind: str, namespace: str | None, name: str) -> _Key:
+    return group_of(api_version), kind, namespace or "", name
+
+
+def _rv(obj: Obj | None) -> str:
+    return str(meta(obj).get("resourceVersion") or "") if obj is not None else ""
+
+
+class CachedReads:
+    """A :class:`~bifrost.kube.ports.Kube` reading watched kinds from the caches (see the
+    module docstring). Thread-safe."""
+
+    def __init__(self, inner: Kube, children: ChildInformers) -> None:
+        self.inner = inner
+        self.children = children
+        self._lock = threading.Lock()
+        #: key → (the object this port wrote, the cache's resourceVersion when it wrote, when)
+        self._written: dict[_Key, tuple[Obj, str, float]] = {}
+        #: Reads answered from the caches and passed to the API (for tests and benchmarks).
+        self.stats: dict[str, int] = {"cached": 0, "api": 0}
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    def get(self, api_version: str, kind: str, name: str,
+            namespace: str | None = None) -> Obj | None:
+        if not self.children.synced(api_version, kind):
+            self.stats["api"] += 1
+            return self.inner.get(api_version, kind, name, namespace)
+        key = _key(api_version, kind, namespace, name)
+        cached = self.children.get(api_version, kind, namespace, name)
+        with self._lock:
+            written = self._written.get(key)
+            if written is not None:
+                mine, cache_rv_then, at = written
+                if self._caught_up(mine, cached, cache_rv_then) or \
+                        time.monotonic() - at > REMEMBER_SECONDS:
+                    del self._written[key]
+                else:
+                    self.stats["cached"] += 1
+                    return copy.deepcopy(mine)
+        self.stats["cached"] += 1
+        return copy.deepcopy(cached) if cached is not None else None
+
+    @staticmethod
+    def _caught_up(mine: Obj, cached: Obj | None, cache_rv_then: str) -> bool:
+        """The cache shows this port's write (or something that came after it)."""
+        if cached is None:
+            # gone from the cache: deleted after our write (a create not yet seen keeps the
+            # rv of "nothing" it had then, "")
+            return cache_rv_then != ""
+        return _rv(cached) == _rv(mine) or _rv(cached) != cache_rv_then
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None, *,
+             label_selector: str | None = None, field_selector: str | None = None,
+             page_size: int = 500, metadata_only: bool = False) -> tuple[list[Obj], str]:
+        return self.inner.list(api_version, kind, namespace, label_selector=label_selector,
+                               field_selector=field_selector, page_size=page_size,
+                               metadata_only=metadata_only)
+
+    def is_namespaced(self, api_version: str, kind: str) -> bool:
+        return self.inner.is_namespaced(api_version, kind)
+
+    def plural(self, api_version: str, kind: str) -> str:
+        return self.inner.plural(api_version, kind)
+
+    # ---- writes (remembered until the cache has them) -------------------------------------
+
+    def _remember(self, api_version: str, kind: str, namespace: str | None, name: str,
+                  written: Obj) -> None:
+        if not self.children.synced(api_version, kind):
+            return
+        key = _key(api_version, kind, namespace, name)
+        cached = self.children.get(api_version, kind, namespace, name)
+        with self._lock:
+            self._written[key] = (written, _rv(cached), time.monotonic())
+            if len(self._written) > 10_000:  # never read back: forget the oldest
+                oldest = min(self._written, key=lambda k: self._written[k][2])
+                del self._written[oldest]
+
+    def _wrote(self, obj: Obj) -> Obj:
+        m = meta(obj)
+        self._remember(str(obj.get("apiVersion")), str(obj.get("kind")),
+                       m.get("namespace"), str(m.get("name")), obj)
+        return obj
+
+    def create(self, obj: Obj, *, namespace: str | None = None,
+               field_manager: str | None = None, dry_run: bool = False) -> Obj:
+        out = self.inner.create(obj, namespace=namespace, field_manager=field_manager,
+                                dry_run=dry_run)
+        return out if dry_run else self._wrote(out)
+
+    def replace(self, obj: Obj, *, field_manager: str | None = None) -> Obj:
+        return self._wrote(self.inner.replace(obj, field_manager=field_manager))
+
+    def apply(self, obj: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER,
+              force: bool = True) -> Obj:
+        return self._wrote(self.inner.apply(obj, field_manager=field_manager, force=force))
+
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None,
+              patch: Patch, *, patch_type: Literal["merge", "json", "strategic"] = "merge",
+              field_manager: str | None = None, subresource: str | None = None) -> Obj:
+        return self._wrote(self.inner.patch(api_version, kind, name, namespace, patch,
+                                            patch_type=patch_type, field_manager=field_manager,
+                                            subresource=subresource))
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
+               uid: str | None = None, resource_version: str | None = None,
+               propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
+               ) -> bool:
+        return self.inner.delete(api_version, kind, name, namespace, uid=uid,
+                                 resource_version=resource_version, propagation=propagation)
+
+    def apply_status(self, obj: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER,
+                     force: bool = True) -> Obj:
+        return self._wrote(self.inner.apply_status(obj, field_manager=field_manager,
+                                                   force=force))
+
+    def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None,
+                     status: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER,
+                     resource_version: str | None = None) -> Obj:
+        return self._wrote(self.inner.patch_status(
+            api_version, kind, name, namespace, status, field_manager=field_manager,
+            resource_version=resource_version))
+
+
+def _cached_reads_is_a_kube(kube: CachedReads) -> Kube:
+    """Type-checked only: the wrapper satisfies the port."""
+    return kube
+
