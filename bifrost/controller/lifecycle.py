@@ -149,6 +149,8 @@ class LifecycleKeeper:
         if current is None:
             return False
         state, last_error = current
+        if state == LifecycleState.DELETED:
+            return False  # the end: a late look at a deleted Gateway changes nothing
         try:
             change = next_lifecycle(state, facts, last_error=last_error)
         except IllegalLifecycleJump as exc:
