@@ -185,7 +185,8 @@ def timeline_rows(entries: Sequence[JournalEntry]) -> list[list[str]]:
             e.outcome,
             duration(e.duration_seconds) if e.kind == "attempt" else NONE,
             e.actor,
-            one_line(e.message, MESSAGE_WIDTH),
+            one_line((f"×{e.repeats} " if e.repeats > 1 else "") + (e.message or ""),
+                     MESSAGE_WIDTH),
         ]
         for e in entries
     ]

@@ -325,6 +325,8 @@ def timeline(
                 message=row.message,
                 output=row.output,
                 actor=row.actor,
+                repeats=row.repeats,
+                last_at=row.last_at,
             )
         )
     return entries

@@ -141,6 +141,9 @@ class JournalEntry(View):
     message: str | None
     output: dict[str, Any] | None
     actor: str
+    #: An identical wait repeated is one row: how many times it was recorded, and when last.
+    repeats: int = 1
+    last_at: datetime | None = None
 
 
 class ConditionView(View):

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from engine_kit import ScriptedStep, assert_journal_sound, demo_steps, make_runner, new_demo
 
+from bifrost.admin.format import timeline_rows
+from bifrost.admin.queries import timeline
 from bifrost.clock import ManualClock
 from bifrost.engine import Done, StepContext, Wait
 from bifrost.engine.runner import WAIT_BACKOFF, WaitBackoff
@@ -144,7 +146,14 @@ def test_a_wait_without_on_keeps_its_recheck_after_and_is_still_one_row(
     rows = assert_journal_sound(store.journal(operation_id=op.id))
     waits = [r for r in rows if r.outcome is JournalOutcome.WAIT]
     assert [(w.message, w.repeats) for w in waits] == [("polling", 21)]
-    assert waits[0].attempt == 21 and waits[0].last_at == clock.now()
+    assert waits[0].attempt == 1 and waits[0].last_at == clock.now()
+    assert store.get_operation(op.id).attempt == 21  # the attempt count is the operation's
+    # bifrost-admin history: one entry (the first attempt's write-ahead pairs with the merged
+    # row, nothing is shown as interrupted), its message counted
+    entries = timeline(rows, {op.id: store.get_operation(op.id)})
+    (wait_entry,) = [e for e in entries if e.step == "reserve"]
+    assert (wait_entry.outcome, wait_entry.repeats) == ("wait", 21)
+    assert timeline_rows([wait_entry])[0][-1] == "×21 polling"
     assert not [r for r in rows if r.outcome is JournalOutcome.STARTED and r.attempt > 1]
 
 

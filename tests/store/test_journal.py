@@ -185,7 +185,7 @@ def test_identical_waits_are_one_row_with_a_count_and_no_write_ahead_rows(
     assert [(r.sequence, r.outcome, r.attempt, r.repeats) for r in rows] == [
         (1, JournalOutcome.TRANSITION, 0, 1),  # created
         (2, JournalOutcome.STARTED, 1, 1),  # the first attempt's write-ahead stays
-        (3, JournalOutcome.WAIT, 4, 4),  # attempts 1-4, latest attempt recorded
+        (3, JournalOutcome.WAIT, 1, 4),  # attempts 1-4 (it pairs with attempt 1's STARTED)
     ]
     wait = rows[-1]
     assert wait.started_at == T0 + timedelta(seconds=1)

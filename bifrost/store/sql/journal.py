@@ -6,8 +6,9 @@ operation row is locked and its ``last_sequence`` counter gives the next sequenc
 
 One exception keeps a waiting operation's journal small: a wait identical to the previous
 journaled wait (``mergeable_wait``) updates that row instead (``merge_wait``: ``repeats`` + 1,
-``last_at``) and removes the write-ahead STARTED row of the attempt that waited again, in the
-same fenced transaction that moves the sequence counter back by one, so sequences stay gapless.
+``last_at``; it keeps the first wait's attempt) and removes the write-ahead STARTED row of the
+attempt that waited again, in the same fenced transaction that moves the sequence counter back
+by one, so sequences stay gapless.
 """
 
 from __future__ import annotations
@@ -121,20 +122,18 @@ def mergeable_wait(
 _MERGE = (
     update(journal)
     .where(_J.id == bindparam("m_id"))
-    .values(
-        repeats=_J.repeats + 1,
-        last_at=bindparam("m_now", type_=_J.last_at.type),
-        attempt=bindparam("m_attempt", type_=_J.attempt.type),
-    )
+    .values(repeats=_J.repeats + 1, last_at=bindparam("m_now", type_=_J.last_at.type))
 )
 _DROP = delete(journal).where(_J.id == bindparam("m_started"))
 
 
-def merge_wait(conn: Connection, merge: tuple[int, int], *, attempt: int, now: datetime) -> None:
+def merge_wait(conn: Connection, merge: tuple[int, int], *, now: datetime) -> None:
     """Fold a repeated wait into its previous row (see ``mergeable_wait``); run after the
-    fenced write of the operation that retracted one sequence."""
+    fenced write of the operation that retracted one sequence. The row keeps the attempt (and
+    times) of the first wait, so it still pairs with that attempt's STARTED row; the attempt in
+    flight is the operation row's."""
     wait_id, started_id = merge
-    conn.execute(_MERGE, {"m_id": wait_id, "m_now": now, "m_attempt": attempt})
+    conn.execute(_MERGE, {"m_id": wait_id, "m_now": now})
     conn.execute(_DROP, {"m_started": started_id})
 
 

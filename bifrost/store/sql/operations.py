@@ -400,7 +400,7 @@ class SqlOperations:
 
         A WAIT identical to the operation's previous journaled wait (same state, step and
         message, and nothing journaled since but this attempt's own STARTED row) is merged into
-        that row (``repeats`` + 1, ``last_at``, the latest attempt) and the attempt's STARTED
+        that row (``repeats`` + 1, ``last_at``) and the attempt's STARTED
         row is folded away, so a step that waits again and again is one row.
         """
         status = OperationStatus(status)
@@ -464,7 +464,7 @@ class SqlOperations:
                     conn, operation_id, owner=owner, version=version, now=now, values=values,
                     in_flight=started, retract=1, keep_wake=True,
                 )
-                merge_wait(conn, merge, attempt=attempt, now=now)
+                merge_wait(conn, merge, now=now)
                 return operation_record(row)
             if begin_next is not None:
                 entries.append(
