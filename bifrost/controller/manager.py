@@ -248,8 +248,9 @@ class Controller:
         return self.elector.is_leader
 
     def _leading(self) -> bool:
-        """The runners' term check: the elector still holds the Lease."""
-        return self.elector.is_leader
+        """The runners' term check: the elector still holds the Lease (renewed within
+        ``lease_duration``), asked without waiting for a renewal in progress."""
+        return self.elector.holds_lease()
 
     def ready(self) -> bool:
         return self._running.is_set() and self.informers.synced()

@@ -100,6 +100,15 @@ class LeaderElector:
                 return False
             return self._clock.now() - self._last_renew < timedelta(seconds=self.lease_duration)
 
+    def holds_lease(self) -> bool:
+        """``is_leader`` without waiting for the elector's lock (held during a renewal's API
+        calls): what the engine asks before every step and cluster write. Reads two attributes
+        the elector sets; a renewal racing the read gives the answer of just before or after."""
+        leading, last_renew = self._leading, self._last_renew
+        if not leading or last_renew is None:
+            return False
+        return self._clock.now() - last_renew < timedelta(seconds=self.lease_duration)
+
     @property
     def leader(self) -> str | None:
         """The holder as last observed (``None`` if none)."""

@@ -1,16 +1,20 @@
 """A runner's claim loop lasts one leadership term: once the term ended it begins no further
-step and hands the operation back (due now), and a successor finishes it."""
+step and hands the operation back (due now), and a successor finishes it. The elector answers
+the term check without waiting for a renewal in progress."""
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 from engine_kit import ScriptedStep, assert_journal_sound, demo_steps, make_runner, new_demo
+from support.fake_kube import FakeKube
 from support.machines.demo import DEMO_STEPS
 
 from bifrost.clock import ManualClock
 from bifrost.engine import Done, StepContext
+from bifrost.kube.leader import LeaderElector
 from bifrost.records import JournalOutcome, OperationStatus
 from bifrost.store import SqlStore
 
@@ -77,3 +81,21 @@ def test_no_step_of_a_claimed_operation_runs_once_the_term_ended(
     assert all(s.calls == [] for s in steps.values())
     after = store.get_operation(op.id)
     assert after.status is OperationStatus.WAITING and after.lease_owner is None
+
+
+def test_the_elector_answers_the_term_check_without_waiting_for_a_renewal() -> None:
+    clock = ManualClock()
+    elector = LeaderElector(FakeKube(clock=clock), lease_name="bifrost-controller",  # type: ignore[arg-type]
+                            namespace="default", identity="me", lease_duration=15,
+                            renew_deadline=10, retry_period=2, clock=clock)
+    assert not elector.holds_lease()
+    assert elector.step()
+    assert elector.holds_lease()
+    with elector._lock:  # a renewal in progress on the elector's thread
+        result: list[bool] = []
+        reader = threading.Thread(target=lambda: result.append(elector.holds_lease()))
+        reader.start()
+        reader.join(timeout=5)
+        assert result == [True]
+    clock.advance(timedelta(seconds=15))  # not renewed for a lease duration (a frozen process)
+    assert not elector.holds_lease()
