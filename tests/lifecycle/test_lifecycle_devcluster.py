@@ -174,6 +174,7 @@ EXPECTED = [
 ]
 
 
+@pytest.mark.slow  # ~10 s: a devcluster with peers, a provision, a rotation, a teardown
 def test_every_lifecycle_transition_through_the_controller(env: Env) -> None:
     ns = env.namespace
     env.kube.apply(_blueprint(f"bp-{ns}"))
