@@ -171,8 +171,12 @@ def test_an_empty_store_adopts_the_children_and_the_referenced_certificate(
     assert why is not None and why.startswith("the inventory is empty")
     assert [(c.verb, c.kind) for c in cluster.kube.calls] == [("list", "Certificate")]
 
+    cluster.kube.calls.clear()
     result = cluster.adopt()
     assert result.lists == 3  # ConfigMap, Gateway (the blueprint's kinds), Certificate
+    calls = sorted({(c.verb, c.kind) for c in cluster.kube.calls})
+    print(f"\nfull scan: {len(cluster.kube.calls)} calls {calls}")
+    assert {c.verb for c in cluster.kube.calls} == {"list", "get"}  # adoption writes nothing
     assert sorted(result.children) == ["child", "settings"]
     assert result.attached == ["edge-https-bbbb"]
     assert result.retired == ["edge-https-aaaa"]
