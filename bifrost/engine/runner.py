@@ -554,7 +554,8 @@ class Runner:
         # The step's own store writes are fenced like the engine's commits: once another runner
         # took the operation over, they raise LeaseLost and write nothing.
         fence = StepFence(record.id, self.owner, record.version, step_name, attempt,
-                          term_current=self.term_current, now=self.clock.now)
+                          term_current=self.term_current, now=self.clock.now,
+                          lease_for=self.lease_for)
         try:
             with step_fence(fence):
                 outcome: StepOutcome = impl.run(ctx, env.input)

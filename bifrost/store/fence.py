@@ -16,7 +16,8 @@ carry no fence and are not checked.
 
 The fence also carries what a step's *cluster* writes are checked against
 (``bifrost.engine.fenced_kube``): ``term_current``, whether the leadership term the runner runs
-in goes on, and ``now``, the runner's clock, by which the store judges the lease's expiry.
+in goes on, ``now``, the runner's clock, by which the store judges the lease's expiry, and
+``lease_for``, by how much such a check may extend a lease running low.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 __all__ = ["StepFence", "current_fence", "step_fence"]
 
@@ -43,6 +44,9 @@ class StepFence:
     term_current: Callable[[], bool] | None = field(default=None, compare=False)
     #: The runner's clock (None: the cluster-write check cannot judge expiry and refuses).
     now: Callable[[], datetime] | None = field(default=None, compare=False)
+    #: The runner's lease length: a cluster-write check that finds less than half of it left
+    #: extends the lease (None: never), so a step writing for long keeps its operation.
+    lease_for: timedelta | None = field(default=None, compare=False)
 
 
 _CURRENT: ContextVar[StepFence | None] = ContextVar("bifrost_step_fence", default=None)

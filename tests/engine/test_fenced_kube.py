@@ -122,3 +122,25 @@ def test_writes_outside_a_step_are_not_fenced(store: SqlStore, clock: ManualCloc
     fake = FakeKube(clock=clock)
     FencedKube(fake, store).apply(_config_map("observer-write"))
     assert fake.get("v1", "ConfigMap", "observer-write", "default") is not None
+
+
+def test_a_step_writing_for_longer_than_its_lease_keeps_its_operation(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    """Each write's check extends a lease running low, so a step that keeps writing (many
+    children) finishes; its commit comes after the first lease would have expired."""
+    fake = FakeKube(clock=clock)
+    kube = FencedKube(fake, store)
+
+    def slow_writes(ctx: StepContext[Any], input: Any) -> Done[dict[str, Any]]:
+        for i in range(5):
+            clock.advance(timedelta(seconds=4))  # 20 s in all, lease 10 s
+            kube.apply(_config_map(f"cm-{i}"))
+        return Done(output={})
+
+    runner = make_runner(store, demo_steps(reserve=ScriptedStep("reserve", slow_writes)),
+                         clock=clock, lease_for=LEASE)
+    op = new_demo(store, clock)
+    runner.run_until_idle()
+    assert len(fake.calls_of("apply")) == 5
+    assert store.get_operation(op.id).status is OperationStatus.SUCCEEDED

@@ -113,3 +113,22 @@ def test_the_cluster_write_check_refuses_an_expired_lease_nobody_took_yet(
     with pytest.raises(LeaseLost, match="expired"):
         store.check_step_lease(StepFence(op.id, "w1", op.version, "apply", 1), now=T0 + LEASE)
     assert store.get_operation(op.id).version == op.version  # the check writes nothing
+
+
+def test_a_cluster_write_check_extends_a_lease_running_low_without_a_new_version(
+    store: SqlStore,
+) -> None:
+    op = _in_flight(store)  # leased until T0 + 30 s
+    fence = StepFence(op.id, "w1", op.version, "apply", 1, lease_for=LEASE)
+    store.check_step_lease(fence, now=T0 + timedelta(seconds=10))  # 20 s left: untouched
+    assert store.get_operation(op.id).lease_expires_at == T0 + LEASE
+    later = T0 + timedelta(seconds=20)  # 10 s left, less than half
+    store.check_step_lease(fence, now=later)
+    after = store.get_operation(op.id)
+    assert after.lease_expires_at == later + LEASE
+    assert after.version == op.version  # the step's fence (and the runner's commit) still hold
+    with step_fence(fence):
+        store.upsert_child(child("u1", "new"))
+    with pytest.raises(LeaseLost, match="expired"):  # a check after expiry extends nothing
+        store.check_step_lease(fence, now=later + LEASE)
+    assert store.get_operation(op.id).lease_expires_at == later + LEASE

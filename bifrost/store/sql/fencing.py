@@ -175,11 +175,12 @@ class FencedWriter:
         return row
 
 
-def check_lease(conn: Connection, fence: StepFence, *, now: datetime) -> None:
+def check_lease(conn: Connection, fence: StepFence, *, now: datetime) -> datetime:
     """Before a step's cluster write: LeaseLost unless the runner still holds the operation at
     the version, step and attempt it began **and** the lease has not expired at ``now`` (the
     runner's clock, which in production follows the database's, see
-    ``bifrost.engine.database_clock``). A read: nothing is locked or written."""
+    ``bifrost.engine.database_clock``). A read: nothing is locked or written. Returns when the
+    lease expires."""
     row = conn.execute(
         select(_OP.lease_owner, _OP.version, _OP.step, _OP.attempt, _OP.lease_expires_at)
         .where(_OP.id == fence.operation_id)
@@ -193,7 +194,7 @@ def check_lease(conn: Connection, fence: StepFence, *, now: datetime) -> None:
             f"version {fence.version} with step {fence.step!r} attempt {fence.attempt} in "
             "flight; the step's cluster write is fenced off"
         )
-    expires = row.lease_expires_at
+    expires: datetime | None = row.lease_expires_at
     if expires is not None and expires.tzinfo is None:  # SQLite reads back naive UTC
         expires = expires.replace(tzinfo=UTC)
     if expires is None or expires <= now:
@@ -202,6 +203,26 @@ def check_lease(conn: Connection, fence: StepFence, *, now: datetime) -> None:
             f"{expires.isoformat() if expires else 'an unknown time'} (now "
             f"{now.isoformat()}); the step's cluster write is fenced off"
         )
+    return expires
+
+
+def extend_lease(conn: Connection, fence: StepFence, *, now: datetime,
+                 until: datetime) -> None:
+    """Move the lease's expiry to ``until`` while the fence's runner still holds it unexpired
+    (owner, version, step attempt as begun). The version is not bumped: the holder does not
+    change, so nothing a fence compares changes. LeaseLost when it is not held any more."""
+    result = conn.execute(
+        update(operations)
+        .where(
+            _OP.id == fence.operation_id, _OP.lease_owner == fence.owner,
+            _OP.version == fence.version, _OP.step == fence.step,
+            _OP.attempt == fence.attempt, _OP.lease_expires_at > now,
+            _OP.lease_expires_at < until,
+        )
+        .values(lease_expires_at=until)
+    )
+    if result.rowcount != 1:
+        check_lease(conn, fence, now=now)  # lost: raises with the reason; else extended already
 
 
 def check_step_fence(conn: Connection) -> None:

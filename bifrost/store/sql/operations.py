@@ -42,7 +42,7 @@ from bifrost.records import (
 from bifrost.store.errors import OperationConflict, RecordNotFound
 from bifrost.store.fence import StepFence
 from bifrost.store.sql.database import Database, dump_json, load_json_object, to_record
-from bifrost.store.sql.fencing import FencedWriter, check_lease
+from bifrost.store.sql.fencing import FencedWriter, check_lease, extend_lease
 from bifrost.store.sql.journal import (
     append_journal,
     journal_entry,
@@ -320,9 +320,15 @@ class SqlOperations:
 
     def check_step_lease(self, fence: StepFence, *, now: datetime) -> None:
         """LeaseLost unless ``fence``'s runner still holds the operation (same owner, version
-        and step attempt in flight, lease not expired at ``now``); writes nothing."""
+        and step attempt in flight, lease not expired at ``now``). When less than half of the
+        fence's ``lease_for`` is left it is extended to ``now + lease_for`` (a step writing the
+        cluster for long keeps its operation; one that stopped writing loses it in time)."""
         with self._db.transaction(write=False) as conn:
-            check_lease(conn, fence, now=now)
+            expires = check_lease(conn, fence, now=now)
+        if fence.lease_for is None or expires - now >= fence.lease_for / 2:
+            return
+        with self._db.transaction(write=True) as conn:
+            extend_lease(conn, fence, now=now, until=now + fence.lease_for)
 
     def database_time(self) -> datetime:
         """The database server's clock now (UTC): PostgreSQL's ``clock_timestamp()``; SQLite's
