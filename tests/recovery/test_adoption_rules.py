@@ -223,6 +223,20 @@ def test_a_restored_store_forgets_a_certificate_that_is_gone_and_attaches_the_li
     assert record.renewal_at is not None and record.renewal_at > NOW  # scheduled from B
 
 
+def test_a_store_lost_mid_rotation_keeps_the_newest_served_certificate_attached(
+    cluster: Cluster,
+) -> None:
+    # the children reference both (the rotation had attached the new one beside the old)
+    cluster.certificate("edge-https-aaaa", days_old=20)
+    cluster.certificate("edge-https-bbbb", days_old=1)
+    cluster.children(serving=["edge-https-aaaa", "edge-https-bbbb"])
+    result = cluster.adopt()
+    assert result.attached == ["edge-https-bbbb"] and result.retired == ["edge-https-aaaa"]
+    records = cluster.records()
+    assert records["edge-https-bbbb"].attached
+    assert records["edge-https-aaaa"].state == "retired"  # prune deletes it once unreferenced
+
+
 def test_a_listener_nobody_serves_yet_waits_for_the_newest_certificate_instead_of_a_new_one(
     cluster: Cluster,
 ) -> None:
