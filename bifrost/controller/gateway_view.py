@@ -51,6 +51,8 @@ class GatewayView:
     #: Why the Gateway's current values are not provisioned (they break the blueprint's
     #: ``spec.values``; field paths and levels, no values), else ``None``.
     values_held: str | None = None
+    #: What the active operation repairs (children changed outside bifrost), else ``None``.
+    repairing: str | None = None
 
 
 class StatusWriter(Protocol):

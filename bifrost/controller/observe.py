@@ -220,7 +220,8 @@ class Observer:
                            provision=latest_operation([o for o in ops
                                                        if o.machine == PROVISION_MACHINE]),
                            certificates=self._attached_secrets(uid),
-                           values_held=self._values_held.get(uid))
+                           values_held=self._values_held.get(uid),
+                           repairing=self._repairing(uid, operation))
         try:
             if self.status_writer.write_status(view):
                 actions.append("status")
@@ -256,6 +257,14 @@ class Observer:
         self.announcer.event(gateway, reason="DriftDetected", action="Repair", warning=True,
                              note=f"repairing children changed outside bifrost: {what}"[:1024])
         return (op.id if op is not None else None), found, None
+
+    def _repairing(self, uid: str, operation: OperationRecord | None) -> str | None:
+        """What ``operation`` repairs, when it is the active repair of the Gateway."""
+        repair = self._repairs.get(uid)
+        if repair is None or operation is None or operation.id != repair[0] or \
+                not operation.status.active:
+            return None
+        return repair[1]
 
     def _report_repair(self, gateway: Obj, uid: str, operation: OperationRecord | None) -> None:
         """A ``DriftRepaired`` Event once the repair's provision succeeded."""

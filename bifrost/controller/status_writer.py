@@ -130,6 +130,24 @@ def referenced_children(expression: str) -> frozenset[str] | None:
     return frozenset(ids)
 
 
+def _kept_while_serving(view: GatewayView, generation: int | None,
+                        readiness: Readiness) -> Readiness:
+    """A Gateway Programmed for its current generation stays Programmed while a provision runs
+    for the same generation — a drift repair, the provision after a lost database, new values
+    from a policy: the data plane keeps serving what it was given, and the Operation condition
+    says what is in flight. A new generation is Pending until its provision succeeded."""
+    op = view.operation
+    if readiness.programmed or op is None or not op.status.active \
+            or op.machine != PROVISION_MACHINE:
+        return readiness
+    for c in (view.gateway.get("status") or {}).get("conditions") or []:
+        if isinstance(c, Mapping) and c.get("type") == "Programmed" \
+                and c.get("status") == "True" and generation is not None \
+                and c.get("observedGeneration") == generation:
+            return Readiness(True, "", "")
+    return readiness
+
+
 def _readiness_operation(view: GatewayView) -> OperationRecord | None:
     """The operation Programmed is judged on: a rotation neither starts nor ends serving (the
     listener always has a certificate), so while one runs or after it ended, the last
@@ -292,7 +310,8 @@ class GatewayApiStatusWriter:
             secrets=secrets,
             grants=cache.objects("ReferenceGrant"),
             attached_routes=attached_routes(gateway, routes, namespace_labels=labels),
-            readiness=gateway_readiness(_readiness_operation(view), children),
+            readiness=_kept_while_serving(view, gen,
+                                          gateway_readiness(_readiness_operation(view), children)),
             addresses=self.addresses(view, children),
             now=now,
         )
@@ -330,12 +349,15 @@ class GatewayApiStatusWriter:
                                    message="the values obey the blueprint's spec.values",
                                    generation=gen, now=now))
         if op is not None and op.status.active:
+            repairing = view.repairing
             extra.append(
                 condition(
                     OPERATION_CONDITION,
                     True,
-                    reason="InProgress",
-                    message=f"{op.machine} operation {op.id}: state {op.state}"
+                    reason="RepairingDrift" if repairing else "InProgress",
+                    message=(f"repairing children changed outside bifrost ({repairing}): "
+                             if repairing else "")
+                    + f"{op.machine} operation {op.id}: state {op.state}"
                     + (f", step {op.step}" if op.step else ""),
                     generation=gen,
                     now=now,

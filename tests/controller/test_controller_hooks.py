@@ -354,8 +354,11 @@ def test_restarted_controller_does_not_provision_an_unchanged_gateway(
     assert isinstance(ledger, StoreLedger)  # the Controller's default
     with _running(restarted):
         # The new leader's initial resync observes the Gateway (and its class) once at least.
+        # (an empty queue alone does not say the Gateway's observation ended: a worker may
+        # hold it; its ledger read is what the Gateway's observation makes)
         wait_for(
-            lambda: restarted.stats["observed"] >= 2 and not len(restarted.queue),
+            lambda: restarted.stats["observed"] >= 2 and not len(restarted.queue)
+            and ledger.stats["reads"] >= 1,
             timeout=15,
             what="initial resync observed",
         )

@@ -97,12 +97,25 @@ def test_edited_and_deleted_children_are_restored_and_tls_works_again(
         scene.kube.delete("v1", "ConfigMap", "edge-settings", scene.namespace)
         wait_for(lambda: (settings(scene) or {}).get("metadata", {}).get("uid")
                  not in (None, before["metadata"]["uid"]),
-                 timeout=REPAIR_DEADLINE, what="edge-settings re-created")
+                 timeout=REPAIR_DEADLINE,
+                 what=lambda: f"edge-settings re-created; {operations(scene)}")
 
         # The repairs are Events on the Gateway and counted in the metrics.
         wait_for(lambda: any(e.get("reason") == "DriftRepaired" for e in gateway_events(scene)),
                  timeout=10, what="a DriftRepaired Event")
         assert b"bifrost_drift_repairs_total" in ctl.metrics.exposition()
+
+
+def operations(scene: Scene) -> str:
+    """The Gateway's operations and their last journal rows (for a timeout's message)."""
+    assert scene.store is not None
+    uid = scene.uid("edge")
+    ops = [(o.id, o.status.value, o.state, o.step) for o in scene.store.list_operations(
+        gateway_uid=uid)]
+    rows = [(j.operation_id, j.step, j.outcome.value, j.repeats, (j.message or "")[:80],
+             j.started_at.time().isoformat()) for j in scene.store.journal(
+        gateway_uid=uid, limit=8, newest_first=True)]
+    return f"operations {ops}; journal {rows}"
 
 
 def gateway_events(scene: Scene) -> list[dict[str, Any]]:
