@@ -30,7 +30,8 @@ from typing import Literal
 from bifrost.api.objects import Obj, meta
 from bifrost.controller.children import ChildInformers, group_of
 from bifrost.kube import Kube
-from bifrost.kube.client import DEFAULT_FIELD_MANAGER, Patch
+from bifrost.kube.client import DEFAULT_FIELD_MANAGER, Patch, metadata_view
+from bifrost.steps.ownership import GATEWAY_UID_LABEL
 
 __all__ = ["CachedReads"]
 
@@ -42,6 +43,18 @@ REMEMBER_SECONDS = 30.0
 
 def _key(api_version: str, kind: str, namespace: str | None, name: str) -> _Key:
     return group_of(api_version), kind, namespace or "", name
+
+
+def _uid_selector(selector: str | None) -> str | None:
+    """``<uid>`` of a selector that is exactly ``gateway.bifrost.dev/gateway-uid=<uid>``."""
+    if not selector:
+        return None
+    key, sep, value = selector.partition("=")
+    value = value.lstrip("=")  # "==" is "=" too
+    if sep and key.strip() == GATEWAY_UID_LABEL and value and "," not in value \
+            and not key.endswith("!"):
+        return value.strip()
+    return None
 
 
 def _rv(obj: Obj | None) -> str:
@@ -69,7 +82,7 @@ class CachedReads:
             self.stats["api"] += 1
             return self.inner.get(api_version, kind, name, namespace)
         key = _key(api_version, kind, namespace, name)
-        cached = self.children.get(api_version, kind, namespace, name)
+        cached, exists = self.children.lookup(api_version, kind, namespace, name)
         with self._lock:
             written = self._written.get(key)
             if written is not None:
@@ -80,6 +93,11 @@ class CachedReads:
                 else:
                     self.stats["cached"] += 1
                     return copy.deepcopy(mine)
+        if cached is None and exists:
+            # it exists but is not one of bifrost's children (or its label event is late):
+            # only the API can say what it is
+            self.stats["api"] += 1
+            return self.inner.get(api_version, kind, name, namespace)
         self.stats["cached"] += 1
         return copy.deepcopy(cached) if cached is not None else None
 
@@ -95,6 +113,19 @@ class CachedReads:
     def list(self, api_version: str, kind: str, namespace: str | None = None, *,
              label_selector: str | None = None, field_selector: str | None = None,
              page_size: int = 500, metadata_only: bool = False) -> tuple[list[Obj], str]:
+        """A list of one Gateway's objects (``label_selector`` exactly
+        ``gateway.bifrost.dev/gateway-uid=<uid>``, no field selector) of a kind the children's
+        watches hold is answered from their index (resourceVersion ""); any other list goes to
+        the API."""
+        uid = _uid_selector(label_selector)
+        if uid is not None and field_selector is None:
+            owned = self.children.owned(api_version, kind, uid)
+            if owned is not None:
+                self.stats["cached"] += 1
+                items = [copy.deepcopy(o) for o in owned
+                         if namespace is None or meta(o).get("namespace") == namespace]
+                return ([metadata_view(o) for o in items] if metadata_only else items), ""
+        self.stats["api"] += 1
         return self.inner.list(api_version, kind, namespace, label_selector=label_selector,
                                field_selector=field_selector, page_size=page_size,
                                metadata_only=metadata_only)

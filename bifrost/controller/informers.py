@@ -316,6 +316,11 @@ class Cache:
                 self._secrets_read[key] = (version, full)
             return full
 
+    def peek(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """The cached object as the watch gave it (a Secret: its metadata, no read)."""
+        with self._lock:
+            return self._objects.get(kind, {}).get((namespace or "", name))
+
     def gateway_for_uid(self, uid: str) -> WorkKey | None:
         """The work key of the cached Gateway with ``uid`` (None: not cached)."""
         with self._lock:

@@ -50,7 +50,7 @@ def test_reads_come_from_the_cache_and_see_their_own_writes(
     assert reads.stats == {"cached": 0, "api": 1}
 
     kube.apply(config_map(namespace, "unlabelled", "x") | {"metadata": {
-        "name": "unlabelled", "namespace": namespace}})
+        "name": "unlabelled", "namespace": namespace}})  # someone else's, no bifrost label
     children.ensure({("v1", "ConfigMap")})
     wait_for(lambda: children.synced("v1", "ConfigMap"), timeout=10, what="the watch synced")
 
@@ -67,15 +67,23 @@ def test_reads_come_from_the_cache_and_see_their_own_writes(
     kube.apply(config_map(namespace, "a", "2"), field_manager="other")
     wait_for(lambda: (reads.get("v1", "ConfigMap", "a", namespace) or {}).get("data")
              == {"v": "2"}, timeout=10, what="the cache caught up")
-    # objects without bifrost's label are not cached (the watch is label-selected)
-    assert reads.get("v1", "ConfigMap", "unlabelled", namespace) is None
+    # an object without bifrost's label is not cached with its data (the watch of children
+    # is label-selected), but the existence watch knows it is there: it is read from the API,
+    # never mistaken for a missing one (a child must not take it over)
+    api_before = reads.stats["api"]
+    unlabelled = reads.get("v1", "ConfigMap", "unlabelled", namespace)
+    assert unlabelled is not None and unlabelled["data"] == {"v": "x"}
+    assert reads.stats["api"] == api_before + 1
+    # a name nothing has is answered "none" from the caches
+    assert reads.get("v1", "ConfigMap", "nothing", namespace) is None
+    assert reads.stats["api"] == api_before + 1
 
     gets_before = drift_cluster.request_log.count(verbs={"get"}, resources={"configmaps"})
     for _ in range(20):
         reads.get("v1", "ConfigMap", "a", namespace)
     assert drift_cluster.request_log.count(verbs={"get"}, resources={"configmaps"}) == \
         gets_before
-    assert reads.stats["api"] == 1
+    assert reads.stats["api"] == api_before + 1
 
     # a kind no child has any more is not watched
     children.ensure(set())
