@@ -9,12 +9,22 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bifrost.api.blueprint import TLSSource
-from bifrost.certificates.rules import certificate_name, listener_hostnames, managed_listeners
+from bifrost.certificates.rules import (
+    certificate_child_id,
+    certificate_name,
+    listener_hostnames,
+    managed_listeners,
+)
 from bifrost.engine import Done, Fail, NoInput, Outcome, Step, StepContext, StepOutput, Wait
 from bifrost.machines.provision import ProvisionContext
 from bifrost.records import CertificateRecord
 from bifrost.steps.confinement import confinement_of
-from bifrost.steps.provision import RETIRED, _ProvisionStep, load_raw_blueprint
+from bifrost.steps.provision import (
+    RETIRED,
+    _ProvisionStep,
+    load_raw_blueprint,
+    record_wait_key,
+)
 from bifrost.steps.tls import (
     Issued,
     RenewalTime,
@@ -80,6 +90,7 @@ class EnsureCertificates(_ProvisionStep,
         self._retire(records, keep=set(listeners), now=now)
         requested = list(c.certificates)
         waiting: list[str] = []
+        on: list[str] = []  # wait keys: the certificates waited for
         attached: list[str] = []
         for name, listener in listeners.items():
             mine = [r for r in records if r.listener == name and r.state != RETIRED]
@@ -113,6 +124,7 @@ class EnsureCertificates(_ProvisionStep,
                                     name=cert, hostnames=hostnames)
             if isinstance(issued, str):
                 waiting.append(f"listener {name}: {issued}")
+                on += self._certificate_keys(c.gateway_uid, cert)
                 continue
             if not isinstance(issued, Issued):
                 return issued
@@ -128,8 +140,16 @@ class EnsureCertificates(_ProvisionStep,
             if now - started > timedelta(seconds=tls.issue_timeout_seconds):
                 return Fail(f"certificates not issued within {tls.issue_timeout_seconds}s "
                             f"(spec.tls.issueTimeoutSeconds): " + "; ".join(waiting))
-            return Wait("; ".join(waiting), self.recheck, context=context)
+            return Wait("; ".join(waiting), self.recheck, context=context,
+                        on=tuple(sorted(set(on))))
         return Done(output=CertificatesAttached(attached=tuple(attached)), context=context)
+
+    def _certificate_keys(self, gateway_uid: str, name: str) -> list[str]:
+        """The wait key of certificate ``name`` (its inventory record says where it is): its
+        status changing (issued) wakes the step."""
+        child_id = certificate_child_id(name)
+        return [record_wait_key(r) for r in self.store.list_children(gateway_uid)
+                if r.child_id == child_id and r.route_key is None]
 
     def _retire(self, records: Sequence[CertificateRecord], *, keep: set[str],
                 now: datetime) -> None:

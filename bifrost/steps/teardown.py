@@ -39,6 +39,8 @@ from bifrost.steps.provision import (
     ClusterBlueprints,
     DeletionProgress,
     delete_in_waves,
+    record_key,
+    record_wait_key,
 )
 from bifrost.steps.tls import delete_certificate_object
 from bifrost.store.interface import OperationStore
@@ -100,8 +102,11 @@ class DeleteChildrenInOrder(Step[NoInput, ChildrenDeleted | NoChildrenLeft]):
             update={"deleted": tuple(dict.fromkeys((*c.deleted, *progress.gone)))}
         )
         if progress.remaining:
+            remaining = set(progress.remaining)
             return Wait("waiting for " + ", ".join(progress.remaining) + " to be deleted",
-                        self.recheck, context=context)
+                        self.recheck, context=context,
+                        on=tuple(sorted(record_wait_key(r) for r in records
+                                        if record_key(r) in remaining)))
         pending = self._certificate_secrets(context)
         if pending is not None:
             return pending
