@@ -82,6 +82,7 @@ from bifrost.store.interface import OperationStore
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class WaitBackoff:
     """When a step waiting *on* something (``Wait.on``) is rechecked although nothing woke it:
