@@ -132,3 +132,13 @@ def test_a_cluster_write_check_extends_a_lease_running_low_without_a_new_version
     with pytest.raises(LeaseLost, match="expired"):  # a check after expiry extends nothing
         store.check_step_lease(fence, now=later + LEASE)
     assert store.get_operation(op.id).lease_expires_at == later + LEASE
+
+
+def test_a_step_store_write_extends_a_lease_running_low(store: SqlStore) -> None:
+    op = _in_flight(store)  # leased until T0 + 30 s
+    later = T0 + timedelta(seconds=20)
+    fence = StepFence(op.id, "w1", op.version, "apply", 1, now=lambda: later, lease_for=LEASE)
+    with step_fence(fence):
+        store.upsert_child(child("u1", "new"))
+    after = store.get_operation(op.id)
+    assert (after.lease_expires_at, after.version) == (later + LEASE, op.version)

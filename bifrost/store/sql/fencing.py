@@ -229,12 +229,13 @@ def check_step_fence(conn: Connection) -> None:
     """Inside a step (``bifrost.store.fence``): LeaseLost unless its runner still holds the
     operation at the version, step and attempt it began; checked in the write's own
     transaction (the row is locked where the database can), so a takeover either comes
-    before and fences the write off, or after it."""
+    before and fences the write off, or after it. Like a cluster write's check, it extends an
+    unexpired lease with less than half of the fence's ``lease_for`` left (same version)."""
     fence = current_fence()
     if fence is None:
         return
     row = conn.execute(
-        select(_OP.lease_owner, _OP.version, _OP.step, _OP.attempt)
+        select(_OP.lease_owner, _OP.version, _OP.step, _OP.attempt, _OP.lease_expires_at)
         .where(_OP.id == fence.operation_id)
         .with_for_update()
     ).first()
@@ -246,3 +247,11 @@ def check_step_fence(conn: Connection) -> None:
             f"version {fence.version} with step {fence.step!r} attempt {fence.attempt} in "
             "flight; the step's store write is fenced off"
         )
+    expires: datetime | None = row.lease_expires_at
+    if fence.now is None or fence.lease_for is None or expires is None:
+        return
+    if expires.tzinfo is None:  # SQLite reads back naive UTC
+        expires = expires.replace(tzinfo=UTC)
+    now = fence.now()
+    if now < expires and expires - now < fence.lease_for / 2:
+        extend_lease(conn, fence, now=now, until=now + fence.lease_for)
