@@ -53,6 +53,9 @@ class GatewayView:
     values_held: str | None = None
     #: What the active operation repairs (children changed outside bifrost), else ``None``.
     repairing: str | None = None
+    #: Whether a provision of this Gateway has succeeded according to the store (False on a
+    #: new Gateway — or on an empty, lost database).
+    provisioned_before: bool = True
 
 
 class StatusWriter(Protocol):

@@ -221,7 +221,10 @@ class Observer:
                                                        if o.machine == PROVISION_MACHINE]),
                            certificates=self._attached_secrets(uid),
                            values_held=self._values_held.get(uid),
-                           repairing=self._repairing(uid, operation))
+                           repairing=self._repairing(uid, operation),
+                           provisioned_before=any(
+                               o.machine == PROVISION_MACHINE
+                               and o.status is OperationStatus.SUCCEEDED for o in ops))
         try:
             if self.status_writer.write_status(view):
                 actions.append("status")

@@ -133,12 +133,14 @@ def referenced_children(expression: str) -> frozenset[str] | None:
 def _kept_while_serving(view: GatewayView, generation: int | None,
                         readiness: Readiness) -> Readiness:
     """A Gateway Programmed for its current generation stays Programmed while a provision runs
-    for the same generation — a drift repair, the provision after a lost database, new values
-    from a policy: the data plane keeps serving what it was given, and the Operation condition
-    says what is in flight. A new generation is Pending until its provision succeeded."""
+    that restores what it was programmed with: a drift repair, or the first provision the store
+    knows of (a lost database: the cluster still serves what an earlier bifrost made). The
+    data plane keeps serving, and the Operation condition says what is in flight. Any other
+    provision (new inputs) is Pending until it succeeded."""
     op = view.operation
     if readiness.programmed or op is None or not op.status.active \
-            or op.machine != PROVISION_MACHINE:
+            or op.machine != PROVISION_MACHINE \
+            or (view.repairing is None and view.provisioned_before):
         return readiness
     for c in (view.gateway.get("status") or {}).get("conditions") or []:
         if isinstance(c, Mapping) and c.get("type") == "Programmed" \
