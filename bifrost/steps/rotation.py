@@ -31,7 +31,12 @@ from pydantic import BaseModel
 
 from bifrost.api.blueprint import BLUEPRINT_KIND, BlueprintTLS, TLSSource, VerifyMode
 from bifrost.api.objects import Obj
-from bifrost.certificates.rules import certificate_name, is_certificate_child, listener_hostnames
+from bifrost.certificates.rules import (
+    certificate_child_id,
+    certificate_name,
+    is_certificate_child,
+    listener_hostnames,
+)
 from bifrost.engine import (
     Done,
     Fail,
@@ -67,6 +72,7 @@ from bifrost.steps.provision import (
     gateway_children,
     load_raw_blueprint,
     observe,
+    record_wait_key,
 )
 from bifrost.steps.redaction import Redactor
 from bifrost.steps.tls import (
@@ -260,9 +266,11 @@ class RotationSteps:
             blueprint = None
         templates = {t.id: t for t in blueprint.children} if blueprint else {}
         waiting: list[str] = []
+        on: list[str] = []  # the children waited for
         for cid, record in gateway_children(self.store, c.gateway_uid).items():
             if is_certificate_child(cid) or cid not in templates:
                 continue
+            on.append(record_wait_key(record))
             try:
                 obj = observe(self.kube, record)
             except KubeError as e:
@@ -287,7 +295,7 @@ class RotationSteps:
                     update={"ready": True, "updated_at": ctx.now()}))
         if waiting:
             return Wait("waiting for the children to observe the change: "
-                        + "; ".join(waiting), self.recheck)
+                        + "; ".join(waiting), self.recheck, on=tuple(sorted(on)))
         return None
 
     def _live_children(self, c: RotationContext) -> list[Obj] | NotDone:
@@ -316,14 +324,26 @@ class RotationSteps:
                  if references(o, record)]
         if users:
             return Wait(f"certificate {record.object_name} is still attached by "
-                        + ", ".join(users), self.recheck)
+                        + ", ".join(users), self.recheck,
+                        on=tuple(sorted(record_wait_key(r) for r in gateway_children(
+                            self.store, c.gateway_uid).values()
+                            if not is_certificate_child(r.child_id))))
         gone = delete_certificate_object(self.kube, self.store, gateway_uid=c.gateway_uid,
                                          record=record, namespace=c.namespace)
         if not isinstance(gone, bool):
             return gone
         if not gone:
-            return Wait(f"certificate {record.object_name} is being deleted", self.recheck)
+            return Wait(f"certificate {record.object_name} is being deleted", self.recheck,
+                        on=self._certificate_keys(c, record.object_name))
         return None
+
+    def _certificate_keys(self, c: RotationContext, name: str | None) -> tuple[str, ...]:
+        """The wait key of certificate ``name`` (from its inventory record)."""
+        if name is None:
+            return ()
+        child_id = certificate_child_id(name)
+        return tuple(record_wait_key(r) for r in self.store.list_children(c.gateway_uid)
+                     if r.child_id == child_id and r.route_key is None)
 
     # ---- steps ------------------------------------------------------------------------------
 
@@ -400,7 +420,7 @@ class RotationSteps:
                 return Fail(f"certificate {c.new} not issued within "
                             f"{tls.issue_timeout_seconds}s (spec.tls.issueTimeoutSeconds): "
                             f"{issued}")
-            return Wait(issued, self.recheck)
+            return Wait(issued, self.recheck, on=self._certificate_keys(c, c.new))
         if not isinstance(issued, Issued):
             return issued
         if issued.not_after <= now:
