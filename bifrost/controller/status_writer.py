@@ -29,6 +29,7 @@ from bifrost.api.conditions import (
     GatewayConditionType,
     GatewayReason,
     condition,
+    parse_conditions,
 )
 from bifrost.api.objects import Obj, meta
 from bifrost.certificates.rules import is_certificate_child
@@ -130,24 +131,23 @@ def referenced_children(expression: str) -> frozenset[str] | None:
     return frozenset(ids)
 
 
-def _kept_while_serving(view: GatewayView, generation: int | None,
-                        readiness: Readiness) -> Readiness:
-    """A Gateway Programmed for its current generation stays Programmed while a provision runs
-    that restores what it was programmed with: a drift repair, or the first provision the store
-    knows of (a lost database: the cluster still serves what an earlier bifrost made). The
-    data plane keeps serving, and the Operation condition says what is in flight. Any other
-    provision (new inputs) is Pending until it succeeded."""
+def restoring(view: GatewayView) -> bool:
+    """The active operation restores what a Gateway Programmed for its current generation was
+    programmed with — a drift repair, or the first provision the store knows of (an empty or
+    lost database: the cluster still serves what an earlier bifrost made). Its status then
+    stays as it is (the data plane keeps serving; listeners whose certificates the store does
+    not know yet are not reported invalid) except for the Operation condition, which says what
+    is in flight. Any other provision (new inputs) is reported as usual."""
     op = view.operation
-    if readiness.programmed or op is None or not op.status.active \
-            or op.machine != PROVISION_MACHINE \
-            or (view.repairing is None and view.provisioned_before):
-        return readiness
-    for c in (view.gateway.get("status") or {}).get("conditions") or []:
-        if isinstance(c, Mapping) and c.get("type") == "Programmed" \
-                and c.get("status") == "True" and generation is not None \
-                and c.get("observedGeneration") == generation:
-            return Readiness(True, "", "")
-    return readiness
+    if op is None or not op.status.active or op.machine != PROVISION_MACHINE:
+        return False
+    if view.repairing is None and view.provisioned_before:
+        return False
+    generation = meta(view.gateway).get("generation")
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Programmed" and c.get("status") == "True"
+        and isinstance(generation, int) and c.get("observedGeneration") == generation
+        for c in _status(view.gateway).get("conditions") or [])
 
 
 def _readiness_operation(view: GatewayView) -> OperationRecord | None:
@@ -312,8 +312,7 @@ class GatewayApiStatusWriter:
             secrets=secrets,
             grants=cache.objects("ReferenceGrant"),
             attached_routes=attached_routes(gateway, routes, namespace_labels=labels),
-            readiness=_kept_while_serving(view, gen,
-                                          gateway_readiness(_readiness_operation(view), children)),
+            readiness=gateway_readiness(_readiness_operation(view), children),
             addresses=self.addresses(view, children),
             now=now,
         )
@@ -397,6 +396,11 @@ class GatewayApiStatusWriter:
     def write_status(self, view: GatewayView) -> bool:
         old = _status(view.gateway)
         new = self.desired(view)
+        held = restoring(view)
+        if held:
+            operation = [c for c in parse_conditions(new.get("conditions"))
+                         if c.type == OPERATION_CONDITION]
+            new = {**old, "conditions": merge_conditions(old.get("conditions"), operation)}
         wrote = False
         if worth_writing(old, new, settling=settling(view.operation, self.clock.now())):
             m = meta(view.gateway)
@@ -413,7 +417,7 @@ class GatewayApiStatusWriter:
                 resource_version=str(m.get("resourceVersion") or "") or None,
             )
             wrote = True
-        if self.write_routes(view):
+        if not held and self.write_routes(view):
             wrote = True
         return wrote
 

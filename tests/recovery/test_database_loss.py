@@ -90,6 +90,9 @@ def test_a_deleted_database_is_rebuilt_from_the_cluster_without_duplicates(
               f"Gateways seen not Programmed meanwhile: {sorted(not_programmed)}")
         assert report.failures == 0, report.errors
         assert report.handshakes > 0
+        # the provision that rebuilt the store restores what the Gateways are programmed with:
+        # they stay Programmed all along (sampled at every poll)
+        assert not_programmed == set()
         # nothing new was made: the same objects, the same certificate Secrets
         for name, uid in uids.items():
             assert scene.owned(uid) == before[name]
@@ -131,13 +134,17 @@ def test_a_backup_from_before_a_rotation_is_reconciled_with_the_cluster(
     store = scene.restore(backup)
     assert [c.object_name for c in scene.attached(uids["alpha"])] == [cert_a.object_name]
     with scene.handshakes(list(GATEWAYS), secrets[0]) as loop, controller(scene, "ctl-3"):
+        not_programmed: set[str] = set()
+
         def reconciled() -> bool:
+            not_programmed.update(n for n in GATEWAYS if not scene.programmed(n))
             return [c.object_name for c in scene.attached(uids["alpha"])] == [cert_b.object_name]
         wait_for(reconciled, timeout=90, what="alpha's store to say B is attached")
         wait_for(lambda: all(scene.programmed(n) for n in GATEWAYS), timeout=60,
                  what="both Gateways Programmed")
         report = loop.report()
         print(f"\nrestore: {report.handshakes} handshakes, {report.failures} failures")
+        assert not_programmed == set(), "a Gateway left Programmed during the reconcile"
         # what started the provision is the drift check (alpha's child references B, not what
         # the restored inventory recorded); its adopt step is what set the store right
         adopted = [j.output for o in scene.operations(uids["alpha"], "provision")
