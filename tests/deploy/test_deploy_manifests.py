@@ -181,7 +181,7 @@ def test_each_example_ships_aggregated_rbac_for_its_child_kinds(example: str) ->
     templates = [c["template"] for c in blueprint["spec"]["children"]]
     if (blueprint["spec"].get("tls") or {}).get("certificateTemplate"):
         templates.append(blueprint["spec"]["tls"]["certificateTemplate"])
-    needed = {"get", "create", "patch", "delete"}
+    needed = {"get", "list", "watch", "create", "patch", "delete"}
     for template in templates:
         group, plural = _template_kinds(template)
         assert any(group in r["apiGroups"] and plural in r["resources"]

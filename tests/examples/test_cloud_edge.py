@@ -388,7 +388,7 @@ def test_the_controller_cluster_role_covers_the_cloud_edge_kinds() -> None:
     [role] = [d for d in yaml.safe_load_all((CLOUD_EDGE / "05-rbac.yaml").read_text())
               if d and d["kind"] == "ClusterRole"]
     assert role["metadata"]["labels"]["gateway.bifrost.dev/aggregate-to-controller"] == "true"
-    needed = {"get", "create", "patch", "delete"}
+    needed = {"get", "list", "watch", "create", "patch", "delete"}
     for cid, (api_version, _, plural) in CHILD_KINDS.items():
         group = api_version.split("/")[0]
         assert any(
