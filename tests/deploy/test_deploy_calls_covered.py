@@ -200,6 +200,9 @@ def test_the_scenario_exercised_what_the_rbac_is_about(run: Run) -> None:
         ("patch", "gateway.networking.k8s.io", "gateways/status"),
         ("patch", "cert-manager.io", "certificates"), ("delete", "cert-manager.io", "certificates"),
         ("patch", "", "configmaps"), ("delete", "", "configmaps"),
+        # the children's informers (drift, event-driven waits)
+        ("watch", "", "configmaps"), ("list", "", "configmaps"),
+        ("watch", "cert-manager.io", "certificates"),
         ("patch", "elbv2.aws.upbound.io", "lbs"), ("delete", "route53.aws.upbound.io", "records"),
         ("create", "events.k8s.io", "events"),
     ]:
