@@ -25,12 +25,12 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from typing import Literal
 
 from bifrost.api.objects import Obj, meta
 from bifrost.controller.children import ChildInformers, group_of
 from bifrost.kube import Kube
-from bifrost.kube.client import DEFAULT_FIELD_MANAGER, Patch, metadata_view
+from bifrost.kube.client import metadata_view
+from bifrost.kube.delegate import KubeDelegate
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
 
 __all__ = ["CachedReads"]
@@ -61,12 +61,12 @@ def _rv(obj: Obj | None) -> str:
     return str(meta(obj).get("resourceVersion") or "") if obj is not None else ""
 
 
-class CachedReads:
+class CachedReads(KubeDelegate):
     """A :class:`~bifrost.kube.ports.Kube` reading watched kinds from the caches (see the
     module docstring). Thread-safe."""
 
     def __init__(self, inner: Kube, children: ChildInformers) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.children = children
         self._lock = threading.Lock()
         #: key → (the object this port wrote, the cache's resourceVersion when it wrote, when)
@@ -126,15 +126,9 @@ class CachedReads:
                          if namespace is None or meta(o).get("namespace") == namespace]
                 return ([metadata_view(o) for o in items] if metadata_only else items), ""
         self.stats["api"] += 1
-        return self.inner.list(api_version, kind, namespace, label_selector=label_selector,
-                               field_selector=field_selector, page_size=page_size,
-                               metadata_only=metadata_only)
-
-    def is_namespaced(self, api_version: str, kind: str) -> bool:
-        return self.inner.is_namespaced(api_version, kind)
-
-    def plural(self, api_version: str, kind: str) -> str:
-        return self.inner.plural(api_version, kind)
+        return super().list(api_version, kind, namespace, label_selector=label_selector,
+                            field_selector=field_selector, page_size=page_size,
+                            metadata_only=metadata_only)
 
     # ---- writes (remembered until the cache has them) -------------------------------------
 
@@ -150,50 +144,11 @@ class CachedReads:
                 oldest = min(self._written, key=lambda k: self._written[k][2])
                 del self._written[oldest]
 
-    def _wrote(self, obj: Obj) -> Obj:
+    def after_write(self, obj: Obj) -> Obj:
         m = meta(obj)
         self._remember(str(obj.get("apiVersion")), str(obj.get("kind")),
                        m.get("namespace"), str(m.get("name")), obj)
         return obj
-
-    def create(self, obj: Obj, *, namespace: str | None = None,
-               field_manager: str | None = None, dry_run: bool = False) -> Obj:
-        out = self.inner.create(obj, namespace=namespace, field_manager=field_manager,
-                                dry_run=dry_run)
-        return out if dry_run else self._wrote(out)
-
-    def replace(self, obj: Obj, *, field_manager: str | None = None) -> Obj:
-        return self._wrote(self.inner.replace(obj, field_manager=field_manager))
-
-    def apply(self, obj: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER,
-              force: bool = True) -> Obj:
-        return self._wrote(self.inner.apply(obj, field_manager=field_manager, force=force))
-
-    def patch(self, api_version: str, kind: str, name: str, namespace: str | None,
-              patch: Patch, *, patch_type: Literal["merge", "json", "strategic"] = "merge",
-              field_manager: str | None = None, subresource: str | None = None) -> Obj:
-        return self._wrote(self.inner.patch(api_version, kind, name, namespace, patch,
-                                            patch_type=patch_type, field_manager=field_manager,
-                                            subresource=subresource))
-
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None, *,
-               uid: str | None = None, resource_version: str | None = None,
-               propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
-               ) -> bool:
-        return self.inner.delete(api_version, kind, name, namespace, uid=uid,
-                                 resource_version=resource_version, propagation=propagation)
-
-    def apply_status(self, obj: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER,
-                     force: bool = True) -> Obj:
-        return self._wrote(self.inner.apply_status(obj, field_manager=field_manager,
-                                                   force=force))
-
-    def patch_status(self, api_version: str, kind: str, name: str, namespace: str | None,
-                     status: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER,
-                     resource_version: str | None = None) -> Obj:
-        return self._wrote(self.inner.patch_status(
-            api_version, kind, name, namespace, status, field_manager=field_manager,
-            resource_version=resource_version))
 
 
 def _cached_reads_is_a_kube(kube: CachedReads) -> Kube:

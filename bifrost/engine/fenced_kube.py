@@ -24,10 +24,7 @@ read, see ``bifrost.steps.preconditions``) are refused by the API server even th
 
 from __future__ import annotations
 
-from typing import Literal
-
-from bifrost.api.objects import Obj
-from bifrost.kube.client import DEFAULT_FIELD_MANAGER, Patch
+from bifrost.kube.delegate import KubeDelegate
 from bifrost.kube.ports import Kube
 from bifrost.store.errors import LeaseLost
 from bifrost.store.fence import current_fence
@@ -57,125 +54,14 @@ def _what(verb: str, kind: str, name: str | None, namespace: str | None) -> str:
     return f"{verb} of {kind} {where}"
 
 
-def _obj_what(verb: str, obj: Obj) -> str:
-    meta = obj.get("metadata") or {}
-    return _what(verb, str(obj.get("kind")), meta.get("name"), meta.get("namespace"))
-
-
-class FencedKube:
+class FencedKube(KubeDelegate):
     """A :class:`~bifrost.kube.ports.Kube` whose writes inside a step are fenced (see the
-    module docstring); ``inner`` does the work."""
+    module docstring); ``inner`` does the work. Reads pass through unchecked."""
 
     def __init__(self, inner: Kube, store: OperationStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.store = store
 
-    # ---- reads: unchecked ---------------------------------------------------------------
-    def get(
-        self, api_version: str, kind: str, name: str, namespace: str | None = None
-    ) -> Obj | None:
-        return self.inner.get(api_version, kind, name, namespace)
-
-    def list(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        *,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        page_size: int = 500,
-        metadata_only: bool = False,
-    ) -> tuple[list[Obj], str]:
-        return self.inner.list(api_version, kind, namespace, label_selector=label_selector,
-                               field_selector=field_selector, page_size=page_size,
-                               metadata_only=metadata_only)
-
-    def is_namespaced(self, api_version: str, kind: str) -> bool:
-        return self.inner.is_namespaced(api_version, kind)
-
-    def plural(self, api_version: str, kind: str) -> str:
-        return self.inner.plural(api_version, kind)
-
-    # ---- writes: fenced -----------------------------------------------------------------
-    def create(
-        self,
-        obj: Obj,
-        *,
-        namespace: str | None = None,
-        field_manager: str | None = None,
-        dry_run: bool = False,
-    ) -> Obj:
-        if not dry_run:
-            check_fence(self.store, _obj_what("create", obj))
-        return self.inner.create(obj, namespace=namespace, field_manager=field_manager,
-                                 dry_run=dry_run)
-
-    def replace(self, obj: Obj, *, field_manager: str | None = None) -> Obj:
-        check_fence(self.store, _obj_what("replace", obj))
-        return self.inner.replace(obj, field_manager=field_manager)
-
-    def apply(
-        self, obj: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER, force: bool = True
-    ) -> Obj:
-        check_fence(self.store, _obj_what("apply", obj))
-        return self.inner.apply(obj, field_manager=field_manager, force=force)
-
-    def patch(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        patch: Patch,
-        *,
-        patch_type: Literal["merge", "json", "strategic"] = "merge",
-        field_manager: str | None = None,
-        subresource: str | None = None,
-    ) -> Obj:
-        check_fence(self.store, _what("patch", kind, name, namespace))
-        return self.inner.patch(api_version, kind, name, namespace, patch,
-                                patch_type=patch_type, field_manager=field_manager,
-                                subresource=subresource)
-
-    def delete(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None = None,
-        *,
-        uid: str | None = None,
-        resource_version: str | None = None,
-        propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
-    ) -> bool:
-        check_fence(self.store, _what("delete", kind, name, namespace))
-        return self.inner.delete(api_version, kind, name, namespace, uid=uid,
-                                 resource_version=resource_version, propagation=propagation)
-
-    def apply_status(
-        self, obj: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER, force: bool = True
-    ) -> Obj:
-        check_fence(self.store, _obj_what("status apply", obj))
-        return self.inner.apply_status(obj, field_manager=field_manager, force=force)
-
-    def patch_status(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        status: Obj,
-        *,
-        field_manager: str = DEFAULT_FIELD_MANAGER,
-        resource_version: str | None = None,
-    ) -> Obj:
-        check_fence(self.store, _what("status patch", kind, name, namespace))
-        return self.inner.patch_status(api_version, kind, name, namespace, status,
-                                       field_manager=field_manager,
-                                       resource_version=resource_version)
-
-
-def _fenced_kube_is_a_kube(kube: FencedKube) -> Kube:
-    """Type-checked only: the wrapper satisfies the port it wraps."""
-    return kube
+    def before_write(self, verb: str, kind: str, name: str | None,
+                     namespace: str | None) -> None:
+        check_fence(self.store, _what(verb, kind, name, namespace))

@@ -22,10 +22,10 @@ import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Literal
 
 from bifrost.api.objects import Obj
-from bifrost.kube.client import DEFAULT_FIELD_MANAGER, Patch
+from bifrost.kube.client import DEFAULT_FIELD_MANAGER
+from bifrost.kube.delegate import KubeDelegate
 from bifrost.kube.ports import Kube
 
 __all__ = ["PreconditionedKube"]
@@ -49,11 +49,8 @@ def _remember(reads: dict[_Key, _Read], key: _Key, obj: Obj | None) -> None:
         reads[key] = (str(uid), str(rv))
 
 
-class PreconditionedKube:
+class PreconditionedKube(KubeDelegate):
     """A ``Kube`` adding the read object's uid and resourceVersion to applies (see above)."""
-
-    def __init__(self, inner: Kube) -> None:
-        self.inner = inner
 
     @contextmanager
     def remembering(self) -> Iterator[None]:
@@ -73,27 +70,6 @@ class PreconditionedKube:
             _remember(reads, _key(api_version, kind, name, namespace), obj)
         return obj
 
-    def list(
-        self,
-        api_version: str,
-        kind: str,
-        namespace: str | None = None,
-        *,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-        page_size: int = 500,
-        metadata_only: bool = False,
-    ) -> tuple[list[Obj], str]:
-        return self.inner.list(api_version, kind, namespace, label_selector=label_selector,
-                               field_selector=field_selector, page_size=page_size,
-                               metadata_only=metadata_only)
-
-    def is_namespaced(self, api_version: str, kind: str) -> bool:
-        return self.inner.is_namespaced(api_version, kind)
-
-    def plural(self, api_version: str, kind: str) -> str:
-        return self.inner.plural(api_version, kind)
-
     def apply(
         self, obj: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER, force: bool = True
     ) -> Obj:
@@ -106,74 +82,10 @@ class PreconditionedKube:
         if read is not None:
             body = copy.copy(obj)
             body["metadata"] = {**meta, "uid": read[0], "resourceVersion": read[1]}
-        applied = self.inner.apply(body, field_manager=field_manager, force=force)
+        applied = super().apply(body, field_manager=field_manager, force=force)
         if reads is not None:
             _remember(reads, key, applied)  # our own write is the latest read
         return applied
-
-    def create(
-        self,
-        obj: Obj,
-        *,
-        namespace: str | None = None,
-        field_manager: str | None = None,
-        dry_run: bool = False,
-    ) -> Obj:
-        return self.inner.create(obj, namespace=namespace, field_manager=field_manager,
-                                 dry_run=dry_run)
-
-    def replace(self, obj: Obj, *, field_manager: str | None = None) -> Obj:
-        return self.inner.replace(obj, field_manager=field_manager)
-
-    def patch(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        patch: Patch,
-        *,
-        patch_type: Literal["merge", "json", "strategic"] = "merge",
-        field_manager: str | None = None,
-        subresource: str | None = None,
-    ) -> Obj:
-        return self.inner.patch(api_version, kind, name, namespace, patch,
-                                patch_type=patch_type, field_manager=field_manager,
-                                subresource=subresource)
-
-    def delete(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None = None,
-        *,
-        uid: str | None = None,
-        resource_version: str | None = None,
-        propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
-    ) -> bool:
-        return self.inner.delete(api_version, kind, name, namespace, uid=uid,
-                                 resource_version=resource_version, propagation=propagation)
-
-    def apply_status(
-        self, obj: Obj, *, field_manager: str = DEFAULT_FIELD_MANAGER, force: bool = True
-    ) -> Obj:
-        return self.inner.apply_status(obj, field_manager=field_manager, force=force)
-
-    def patch_status(
-        self,
-        api_version: str,
-        kind: str,
-        name: str,
-        namespace: str | None,
-        status: Obj,
-        *,
-        field_manager: str = DEFAULT_FIELD_MANAGER,
-        resource_version: str | None = None,
-    ) -> Obj:
-        return self.inner.patch_status(api_version, kind, name, namespace, status,
-                                       field_manager=field_manager,
-                                       resource_version=resource_version)
 
 
 def _preconditioned_kube_is_a_kube(kube: PreconditionedKube) -> Kube:
