@@ -10,42 +10,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recovery.recovery_kit import REPO, Scene
-from support.devcluster import crd_paths
+from recovery.recovery_kit import Scene
+from support.peers_cluster import PeersCluster, peers_cluster
 
-from bifrost.cli.dev import LB_KIND
 from bifrost.kube import KubeClient
-from devcluster.peers import IssuerOptions, Peers
-from devcluster.server import DevCluster
 
 
 @pytest.fixture(scope="module")
-def drift_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
-    cluster = DevCluster(crd_paths=[*crd_paths(), REPO / "deploy" / "crds"], bookmark_interval=0.5)
-    cluster.start()
-    peers: Peers | None = None
-    try:
-        group, version, kind, plural = LB_KIND
-        cluster.register_permissive(group=group, version=version, kind=kind, plural=plural,
-                                    namespaced=False)
-        kubeconfig = cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-        peers = Peers(kubeconfig, issuer_options=IssuerOptions(
-            seed=5, issuer_names=frozenset({"devcluster-ca"}))).start()
-        with KubeClient.from_kubeconfig(kubeconfig) as kube:
-            kube.apply({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": "bifrost-system"}})
-        cluster.kubeconfig_path = kubeconfig  # type: ignore[attr-defined]
-        yield cluster
-    finally:
-        if peers is not None:
-            peers.stop()
-        cluster.stop()
-    assert cluster.last_error is None, f"devcluster internal error: {cluster.last_error!r}"
+def drift_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PeersCluster]:
+    with peers_cluster(tmp_path_factory.mktemp("kube"), seed=5) as running:
+        yield running
 
 
 @pytest.fixture
-def scene(drift_cluster: DevCluster, tmp_path: Path) -> Iterator[Scene]:
-    kube = KubeClient.from_kubeconfig(drift_cluster.kubeconfig_path)  # type: ignore[attr-defined]
+def scene(drift_cluster: PeersCluster, tmp_path: Path) -> Iterator[Scene]:
+    kube = KubeClient.from_kubeconfig(drift_cluster.kubeconfig)
     namespace = f"dr-{uuid.uuid4().hex[:8]}"
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     scene = Scene(kube, namespace, tmp_path / "bifrost.db")

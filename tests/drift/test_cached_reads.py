@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from support.peers_cluster import PeersCluster
 from support.waiting import wait_for
 
 from bifrost.controller.cached_reads import CachedReads
@@ -14,13 +15,12 @@ from bifrost.controller.children import ChildInformers
 from bifrost.controller.informers import Cache
 from bifrost.kube import KubeClient
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
-from devcluster.server import DevCluster
 
 
 @pytest.fixture
-def setup(drift_cluster: DevCluster) -> Iterator[tuple[KubeClient, ChildInformers, str,
+def setup(drift_cluster: PeersCluster) -> Iterator[tuple[KubeClient, ChildInformers, str,
                                                        list[tuple[str, str]]]]:
-    kube = KubeClient.from_kubeconfig(drift_cluster.kubeconfig_path)  # type: ignore[attr-defined]
+    kube = KubeClient.from_kubeconfig(drift_cluster.kubeconfig)
     namespace = f"cr-{uuid.uuid4().hex[:8]}"
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     changes: list[tuple[str, str]] = []
@@ -42,7 +42,7 @@ def config_map(namespace: str, name: str, value: str, uid: str = "g1") -> dict[s
 
 def test_reads_come_from_the_cache_and_see_their_own_writes(
         setup: tuple[KubeClient, ChildInformers, str, list[tuple[str, str]]],
-        drift_cluster: DevCluster) -> None:
+        drift_cluster: PeersCluster) -> None:
     kube, children, namespace, changes = setup
     reads = CachedReads(kube, children)
     # not watched yet: straight to the API
@@ -78,10 +78,10 @@ def test_reads_come_from_the_cache_and_see_their_own_writes(
     assert reads.get("v1", "ConfigMap", "nothing", namespace) is None
     assert reads.stats["api"] == api_before + 1
 
-    gets_before = drift_cluster.request_log.count(verbs={"get"}, resources={"configmaps"})
+    gets_before = drift_cluster.cluster.request_log.count(verbs={"get"}, resources={"configmaps"})
     for _ in range(20):
         reads.get("v1", "ConfigMap", "a", namespace)
-    assert drift_cluster.request_log.count(verbs={"get"}, resources={"configmaps"}) == \
+    assert drift_cluster.cluster.request_log.count(verbs={"get"}, resources={"configmaps"}) == \
         gets_before
     assert reads.stats["api"] == api_before + 1
 

@@ -8,11 +8,11 @@ import time
 from typing import Any
 
 from recovery.recovery_kit import GATEWAY_API, Scene, controller
+from support.peers_cluster import PeersCluster
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
 from devcluster.faults import WRITE_VERBS
-from devcluster.server import DevCluster
 
 #: Restored within this (the issue asks 5 s).
 REPAIR_DEADLINE = 5.0
@@ -53,15 +53,16 @@ def handshake_ok(scene: Scene, name: str = "edge") -> bool:
     return True
 
 
-def child_writes(cluster: DevCluster, namespace: str, since: int) -> list[str]:
+def child_writes(cluster: PeersCluster, namespace: str, since: int) -> list[str]:
     """Writes to the namespace's ConfigMaps and Gateways (not their status) after ``since``."""
-    return [f"{r.verb} {r.resource}/{r.name}" for r, _ in cluster.request_log.recent()[since:]
+    recent = cluster.cluster.request_log.recent()[since:]
+    return [f"{r.verb} {r.resource}/{r.name}" for r, _ in recent
             if r.verb in WRITE_VERBS and r.namespace == namespace and r.subresource is None
             and r.resource in ("configmaps", "gateways")]
 
 
 def test_edited_and_deleted_children_are_restored_and_tls_works_again(
-        scene: Scene, drift_cluster: DevCluster) -> None:
+        scene: Scene, drift_cluster: PeersCluster) -> None:
     scene.apply_class()
     scene.apply_gateway("edge", "app.example.com")
     with controller(scene, "drift-a") as ctl:
@@ -124,7 +125,7 @@ def gateway_events(scene: Scene) -> list[dict[str, Any]]:
 
 
 def test_a_field_of_another_manager_is_left_alone_and_no_drift_costs_no_write(
-        scene: Scene, drift_cluster: DevCluster) -> None:
+        scene: Scene, drift_cluster: PeersCluster) -> None:
     scene.apply_class()
     scene.apply_gateway("edge", "app.example.com")
     with controller(scene, "drift-b") as ctl:
@@ -134,7 +135,7 @@ def test_a_field_of_another_manager_is_left_alone_and_no_drift_costs_no_write(
                           "metadata": {"name": "edge-settings", "namespace": scene.namespace,
                                        "annotations": {"team.example/owner": "ops"}},
                           "data": {"extra": "kept"}}, field_manager="ops-tool")
-        mark = len(drift_cluster.request_log.recent())
+        mark = len(drift_cluster.cluster.request_log.recent())
         # a resync looks at everything again; the Gateway's children are watched anyway
         ctl.resync()
         wait_for(lambda: len(ctl.queue) == 0, timeout=10, what="the resync observed")
@@ -149,7 +150,7 @@ def test_a_field_of_another_manager_is_left_alone_and_no_drift_costs_no_write(
 
 
 def test_ignore_drift_fields_are_neither_repaired_nor_reverted(
-        scene: Scene, drift_cluster: DevCluster) -> None:
+        scene: Scene, drift_cluster: PeersCluster) -> None:
     scene.apply_class()
     blueprint = scene.kube.get("gateway.bifrost.dev/v1alpha1", "GatewayClassBlueprint",
                                f"bp-{scene.namespace}")

@@ -25,21 +25,18 @@ from typing import Any
 import pytest
 import yaml
 from support.builders import gateway_class
-from support.devcluster import crd_paths
+from support.peers_cluster import peers_cluster
 from support.waiting import wait_for
 from typer.testing import CliRunner
 
 from bifrost.cli.admin import AdminEnv
 from bifrost.cli.admin import app as admin_app
-from bifrost.cli.dev import LB_KIND
 from bifrost.clock import ManualClock
 from bifrost.controller.housekeeping import Housekeeper, HousekeepingPolicy
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.kube import KubeClient
 from bifrost.records import OperationRecord
 from bifrost.store import SqlStore, migrate, open_store
-from devcluster.peers import IssuerOptions, Peers
-from devcluster.server import DevCluster
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -47,25 +44,8 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 @pytest.fixture(scope="module")
 def cluster_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    cluster = DevCluster(crd_paths=[*crd_paths(), REPO / "deploy" / "crds"], bookmark_interval=0.5)
-    cluster.start()
-    peers: Peers | None = None
-    try:
-        group, version, kind, plural = LB_KIND
-        cluster.register_permissive(group=group, version=version, kind=kind, plural=plural,
-                                    namespaced=False)
-        kubeconfig = cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-        peers = Peers(kubeconfig, issuer_options=IssuerOptions(
-            seed=3, issuer_names=frozenset({"devcluster-ca"}))).start()
-        with KubeClient.from_kubeconfig(kubeconfig) as kube:
-            kube.apply({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": "bifrost-system"}})
-        yield kubeconfig
-    finally:
-        if peers is not None:
-            peers.stop()
-        cluster.stop()
-    assert cluster.last_error is None, f"devcluster internal error: {cluster.last_error!r}"
+    with peers_cluster(tmp_path_factory.mktemp("kube"), seed=3) as running:
+        yield running.kubeconfig
 
 
 @dataclass

@@ -10,36 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from recovery_kit import REPO, Scene
-from support.devcluster import crd_paths
+from recovery_kit import Scene
+from support.peers_cluster import peers_cluster
 
-from bifrost.cli.dev import LB_KIND
 from bifrost.kube import KubeClient
-from devcluster.peers import IssuerOptions, Peers
-from devcluster.server import DevCluster
 
 
 @pytest.fixture(scope="session")
 def recovery_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    cluster = DevCluster(crd_paths=[*crd_paths(), REPO / "deploy" / "crds"], bookmark_interval=0.5)
-    cluster.start()
-    peers: Peers | None = None
-    try:
-        group, version, kind, plural = LB_KIND
-        cluster.register_permissive(group=group, version=version, kind=kind, plural=plural,
-                                    namespaced=False)
-        kubeconfig = cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
-        peers = Peers(kubeconfig, issuer_options=IssuerOptions(
-            seed=11, issuer_names=frozenset({"devcluster-ca"}))).start()
-        with KubeClient.from_kubeconfig(kubeconfig) as kube:
-            kube.apply({"apiVersion": "v1", "kind": "Namespace",
-                        "metadata": {"name": "bifrost-system"}})
-        yield kubeconfig
-    finally:
-        if peers is not None:
-            peers.stop()
-        cluster.stop()
-    assert cluster.last_error is None, f"devcluster internal error: {cluster.last_error!r}"
+    with peers_cluster(tmp_path_factory.mktemp("kube"), seed=11) as running:
+        yield running.kubeconfig
 
 
 @pytest.fixture
