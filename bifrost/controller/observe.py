@@ -145,6 +145,9 @@ class Observer:
         if not uid:
             return Observation()
         if meta(gateway).get("deletionTimestamp"):
+            self._repairs.pop(uid, None)  # a deleted Gateway is torn down, never repaired
+            if self.drift is not None:
+                self.drift.forget(uid)
             return self.gateways.deleting(gateway, uid)
         actions: list[str] = []
         gateway_class = self.cache.get("GatewayClass", "", gateway_class_name(gateway))
