@@ -140,6 +140,13 @@ def test_a_backup_from_before_a_rotation_is_reconciled_with_the_cluster(
             not_programmed.update(n for n in GATEWAYS if not scene.programmed(n))
             return [c.object_name for c in scene.attached(uids["alpha"])] == [cert_b.object_name]
         wait_for(reconciled, timeout=90, what="alpha's store to say B is attached")
+        # the provision that adopted B ends (Programmed stays True all along, so it is not
+        # what tells the end)
+        wait_for(lambda: any(o.status.value == "succeeded" and any(
+                     j.step == "adopt" and j.outcome.value == "done" and (j.output or {})
+                     .get("reason") for j in store.journal(operation_id=o.id))
+                     for o in scene.operations(uids["alpha"], "provision")),
+                 timeout=60, what="the provision that adopted B to succeed")
         wait_for(lambda: all(scene.programmed(n) for n in GATEWAYS), timeout=60,
                  what="both Gateways Programmed")
         report = loop.report()

@@ -145,8 +145,10 @@ class Scene:
 
     def poll_until(self, op_id: int, hit: Callable[[OperationRecord], bool],
                    what: str) -> OperationRecord:
-        """Poll the operation (every 2 ms, read-only) until ``hit``; fails if it ends first."""
-        deadline = time.monotonic() + 60
+        """Poll the operation (every 2 ms, read-only) until ``hit``; fails if it ends first.
+        120 s: on a loaded 2-core CI machine a takeover (Lease expiry, operation lease expiry,
+        the re-run step's TLS probe) was seen to pass 60 s once."""
+        deadline = time.monotonic() + 120
         while True:
             op = self.op(op_id)
             if hit(op):
