@@ -235,8 +235,10 @@ class ChildInformers:
 
     def main_event(self, kind: str, obj: Obj) -> None:
         """An event of the main informers: reported when the object is one of bifrost's
-        children (it carries the gateway-uid label)."""
-        self._report(kind, obj)
+        children (it carries the gateway-uid label) of a kind read from the main cache. A
+        Secret child is reported by its own label-selected watch, once."""
+        if kind in _MAIN.values():
+            self._report(kind, obj)
 
     def _report(self, kind: str, obj: Obj) -> None:
         m = meta(obj)

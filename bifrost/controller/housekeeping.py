@@ -101,8 +101,9 @@ class Housekeeper:
             if len(batch) < PURGE_BATCH:
                 break
         rows = gateways = 0
-        for gateway in self.store.list_gateways():
-            removed = self.store.prune_journal(gateway.uid, keep=self.policy.journal_cap)
+        # one read finds the journals over the cap; only those are written
+        for uid in self.store.journal_over(self.policy.journal_cap):
+            removed = self.store.prune_journal(uid, keep=self.policy.journal_cap)
             if removed:
                 rows += removed
                 gateways += 1

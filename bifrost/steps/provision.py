@@ -68,7 +68,7 @@ from bifrost.render.budgets import check_gateway_output
 from bifrost.render.confinement import Allowed, Confinement, Violation
 from bifrost.sandbox import evaluate_ready, render_gateway, render_route_children
 from bifrost.steps.confinement import check_children, place
-from bifrost.steps.drift import field_shape, keep_live_values, observed_hash
+from bifrost.steps.drift import drifted, field_shape, keep_live_values, observed_hash
 from bifrost.steps.kube_outcomes import outcome_for
 from bifrost.steps.ownership import (
     GATEWAY_API,
@@ -676,9 +676,12 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
                    and (current.get("metadata") or {}).get("uid") == record.uid)
         if present and record is not None and current is not None \
                 and record.applied_hash == digest:
-            if record.field_shape == shape_text and record.observed_hash is not None:
-                if observed_hash(current, shape) == record.observed_hash:
-                    return None  # unchanged, present and not drifted: no write
+            # the recorded baseline holds only for the shape it was taken with
+            changed = drifted(current, shape_text if record.field_shape == shape_text
+                              else None, record.observed_hash)
+            if changed is False:
+                return None  # unchanged, present and not drifted: no write
+            if changed:
                 repaired.append(key)  # a field bifrost sets was changed: restore it
             else:
                 # Recorded before drift detection (or ignoreDrift changed): the live object as

@@ -180,6 +180,11 @@ class JournalRepository(Protocol):
         """Delete the oldest journal rows of a gateway beyond ``keep``; returns rows deleted."""
         ...
 
+    def journal_over(self, keep: int) -> list[str]:
+        """The uids of the gateways with more than ``keep`` journal rows (what
+        ``prune_journal`` would shorten), in one read."""
+        ...
+
 
 class GatewayRepository(Protocol):
     """The Gateways the controller has seen, by uid."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rotation.rotation_kit import condition
 from support.builders import gateway_class
 from support.waiting import wait_for
 
@@ -38,13 +39,6 @@ PORT_ANNOTATION = "devcluster.bifrost.dev/dataplane-port"
 UID_LABEL = "gateway.bifrost.dev/gateway-uid"
 #: The kinds the example blueprint makes for a Gateway (children and certificates).
 OWNED_KINDS = (("v1", "ConfigMap"), (GATEWAY_API, "Gateway"), (CERT_API, "Certificate"))
-
-
-def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if c.get("type") == kind:
-            return dict(c)
-    return None
 
 
 @dataclass

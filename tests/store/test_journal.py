@@ -114,6 +114,18 @@ def test_prune_journal_keeps_the_newest_rows_of_one_gateway(store: SqlStore) -> 
     assert [r.sequence for r in store.journal(operation_id=a.id)] == [12, 13]
 
 
+def test_journal_over_names_the_gateways_prune_would_shorten(store: SqlStore) -> None:
+    a = store.create_operation(_op("a"), now=T0, actor="c")
+    b = store.create_operation(_op("b"), now=T0, actor="c")
+    store.claim_due(owner="w", now=T0, lease_for=LEASE, limit=2)
+    _run_steps(store, a.id, "w", 5, start=T0)  # 11 rows
+    _run_steps(store, b.id, "w", 2, start=T0)  # 5 rows
+
+    assert store.journal_over(4) == ["a", "b"]
+    assert store.journal_over(5) == ["a"]
+    assert store.journal_over(11) == []
+
+
 def test_prune_journal_rejects_negative_keep(store: SqlStore) -> None:
     with pytest.raises(ValueError):
         store.prune_journal("a", keep=-1)

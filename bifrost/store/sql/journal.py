@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, delete, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, delete, func, select, update
 
 from bifrost.records import JournalOutcome, JournalRecord
 from bifrost.store.sql.database import Database, dump_json, load_json_object, to_record
@@ -164,6 +164,12 @@ class SqlJournal:
             stmt = stmt.where(_J.gateway_uid == gateway_uid)
         with self._db.transaction(write=False) as conn:
             return [journal_record(r) for r in conn.execute(stmt).mappings()]
+
+    def journal_over(self, keep: int) -> list[str]:
+        stmt = (select(_J.gateway_uid).group_by(_J.gateway_uid)
+                .having(func.count() > keep).order_by(_J.gateway_uid))
+        with self._db.transaction(write=False) as conn:
+            return [str(uid) for uid in conn.execute(stmt).scalars()]
 
     def prune_journal(self, gateway_uid: str, *, keep: int) -> int:
         if keep < 0:
