@@ -187,6 +187,9 @@ class CertificateRecord(Frozen):
     attached: bool
     state: str  # requested / issued / attached / detaching / deleted
     updated_at: datetime
+    #: When it was attached (set by the store from ``updated_at`` when ``attached`` turns true,
+    #: kept while it stays attached, cleared when detached; what is written here is ignored).
+    attached_at: datetime | None = None
 
 
 class ChildRecord(Frozen):

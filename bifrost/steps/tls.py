@@ -145,16 +145,21 @@ def certificate_view(record: CertificateRecord) -> dict[str, Any]:
 
 
 def attached_certificates(store: OperationStore, gateway_uid: str) -> list[dict[str, Any]]:
-    """The attached certificates, by listener, oldest first (during a rotation: old, then new)."""
+    """The attached certificates, by listener, oldest first (during a rotation: old, then new).
+
+    Oldest means the earlier ``notBefore``, then the earlier attachment: two certificates
+    issued within the same second have the same ``notBefore`` (X.509 times are whole seconds),
+    and the one a rotation attached last must still come last."""
     try:
         records = store.list_certificates(gateway_uid=gateway_uid)
     except RecordNotFound:
         return []
     epoch = datetime.min.replace(tzinfo=None)
 
-    def order(r: CertificateRecord) -> tuple[str, datetime, str]:
+    def order(r: CertificateRecord) -> tuple[str, datetime, datetime, str]:
         when = r.not_before.replace(tzinfo=None) if r.not_before else epoch
-        return (r.listener, when, r.object_name)
+        attached = r.attached_at.replace(tzinfo=None) if r.attached_at else epoch
+        return (r.listener, when, attached, r.object_name)
 
     return [certificate_view(r) for r in sorted(records, key=order) if r.attached]
 

@@ -76,7 +76,18 @@ class Env:
         try:
             return dict(wait_for(check, timeout=timeout, what=f"{name} {state}"))
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; last seen {self.state(name)!r}") from None
+            raise AssertionError(f"{exc}; last seen {self.state(name)!r}; "
+                                 f"journal tail: {self.journal_tail(name)}") from None
+
+    def journal_tail(self, name: str) -> str:
+        """The Gateway's last journal rows, for a timeout's message."""
+        rows = [r for r in self.rows() if r["name"] == name]
+        if not rows:
+            return "(no gateway row)"
+        tail = self.store.journal(gateway_uid=rows[0]["uid"])[-8:]
+        return " | ".join(
+            f"{j.started_at:%H:%M:%S.%f}..{j.last_at or j.finished_at} {j.state}/{j.step} "
+            f"{j.outcome.value} x{j.repeats} {j.message or ''}"[:300] for j in tail)
 
     def active(self, uid: str, machine: str) -> OperationRecord:
         def check() -> OperationRecord | None:

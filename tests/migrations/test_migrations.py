@@ -24,7 +24,7 @@ from bifrost.store.sql import connect
 from bifrost.store.sql.tables import metadata
 
 runner = CliRunner()
-HEAD = "0004"
+HEAD = "0005"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

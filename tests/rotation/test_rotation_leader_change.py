@@ -520,8 +520,8 @@ def test_a_late_step_write_of_a_deposed_runner_is_fenced(store: SqlStore) -> Non
                              step=AWAIT_ISSUED, attempt=2)
     with step_fence(StepFence(op.id, "ctl-b", begun.version, AWAIT_ISSUED, 2)):
         store.upsert_certificate(issued)
-    attached = issued.model_copy(update={"attached": True, "state": "attached"})
-    store.upsert_certificate(attached)  # (what attach_new does next)
+    attached = store.upsert_certificate(  # (what attach_new does next)
+        issued.model_copy(update={"attached": True, "state": "attached"}))
     # the deposed runner resumes: every late write of its step is refused, nothing written
     with step_fence(deposed):
         for write in (lambda: store.upsert_certificate(issued),

@@ -16,7 +16,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def test_open_store_refuses_an_unmigrated_sqlite_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'x.db'}"
-    with pytest.raises(SchemaMismatch, match=r"revision none.*needs 0004.*bifrost db upgrade"):
+    with pytest.raises(SchemaMismatch, match=r"revision none.*needs 0005.*bifrost db upgrade"):
         open_store(url)
     assert (tmp_path / "nested" / "dir").is_dir()  # parent directories are created
 

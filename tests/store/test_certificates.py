@@ -7,13 +7,14 @@ from datetime import timedelta
 import pytest
 from store_kit import T0, cert
 
+from bifrost.steps.tls import attached_certificates
 from bifrost.store import RecordNotFound, SqlStore
 
 
 def test_certificate_upsert_list_delete(store: SqlStore) -> None:
     store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0)
     first = store.upsert_certificate(cert("u1", "gw-https-1"))
-    assert first == cert("u1", "gw-https-1")
+    assert first == cert("u1", "gw-https-1").model_copy(update={"attached_at": T0})
     assert first.dns_names == ("a.example", "*.b.example")
 
     updated = store.upsert_certificate(
@@ -30,6 +31,33 @@ def test_certificate_upsert_list_delete(store: SqlStore) -> None:
     store.delete_certificate("u1", "gw-https-1")
     store.delete_certificate("u1", "not-there")  # idempotent
     assert [c.object_name for c in store.list_certificates()] == ["gw-https-2"]
+
+
+def test_attached_at_is_kept_while_attached_and_orders_same_second_certificates(
+    store: SqlStore,
+) -> None:
+    """Two certificates issued within the same second (same notBefore) are ordered by when they
+    were attached: a rotation's new one comes after the old one whatever their names."""
+    store.upsert_gateway(uid="u1", namespace="ns", name="gw", now=T0)
+    later = T0 + timedelta(seconds=3)
+    old = store.upsert_certificate(cert("u1", "z-old", updated_at=T0))
+    assert old.attached_at == T0
+    # the new one: recorded issued, then attached later
+    store.upsert_certificate(cert("u1", "a-new", attached=False, state="issued", updated_at=T0))
+    new = store.upsert_certificate(cert("u1", "a-new", updated_at=later))
+    assert new.attached_at == later
+    # rewriting an attached certificate (a renewal time, a status) keeps when it was attached
+    again = store.upsert_certificate(cert("u1", "z-old", updated_at=later + timedelta(hours=1),
+                                          attached_at=later + timedelta(hours=1)))
+    assert again.attached_at == T0
+    assert [c["name"] for c in attached_certificates(store, "u1")] == ["z-old", "a-new"]
+    # detached: cleared; attached again: from then
+    assert store.upsert_certificate(
+        cert("u1", "z-old", attached=False, state="detaching", updated_at=later)
+    ).attached_at is None
+    back = later + timedelta(minutes=5)
+    assert store.upsert_certificate(cert("u1", "z-old", updated_at=back)).attached_at == back
+    assert [c["name"] for c in attached_certificates(store, "u1")] == ["a-new", "z-old"]
 
 
 def test_certificate_for_unknown_gateway_is_refused(store: SqlStore) -> None:

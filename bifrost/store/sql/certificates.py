@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, delete, func, select
+from sqlalchemy import ColumnElement, RowMapping, and_, case, delete, func, select
 
 from bifrost.records import CertificateRecord
 from bifrost.store.sql.database import Database, dump_json, to_record
@@ -42,10 +42,16 @@ class SqlCertificates:
         unknown."""
         values: dict[str, Any] = record.model_dump()
         values["dns_names"] = dump_json(list(record.dns_names), what="dns_names")
+        # attached_at is the store's: the first write that attaches it, kept while attached
+        values["attached_at"] = record.updated_at if record.attached else None
         stmt = self._db.backend.insert(certificates).values(**values)
+        update = {k: v for k, v in values.items() if k not in _KEY}
+        if record.attached:
+            update["attached_at"] = func.coalesce(
+                case((_CERT.attached.is_(True), _CERT.attached_at)), record.updated_at)
         stmt = stmt.on_conflict_do_update(
             index_elements=[_CERT[k] for k in _KEY],
-            set_={k: v for k, v in values.items() if k not in _KEY},
+            set_=update,
         )
         with self._db.transaction(write=True) as conn:
             check_step_fence(conn)

@@ -221,6 +221,9 @@ certificates = Table(
     Column("attached", Boolean, nullable=False),
     Column("state", String(32), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # When it was attached (revision 0005; NULL while detached): the order of a listener's
+    # certificates during a rotation (old, then new) when their notBefore is the same second.
+    Column("attached_at", UTCDateTime, nullable=True),
     Index("ix_certificates_attached_renewal_at", "attached", "renewal_at"),
 )
 
