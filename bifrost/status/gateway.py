@@ -35,7 +35,45 @@ from bifrost.status.listeners import (
     listener_statuses,
 )
 
-__all__ = ["gateway_conditions", "gateway_status", "normalize_addresses", "status_changed"]
+__all__ = [
+    "gateway_conditions",
+    "gateway_status",
+    "listeners_not_valid_message",
+    "normalize_addresses",
+    "status_changed",
+]
+
+
+def _listener_problem(verdict: ListenerVerdict) -> str:
+    """What is wrong with one invalid listener, in the terms its own conditions use."""
+    if not verdict.accepted:
+        return f"Accepted=False ({verdict.accepted_reason})"
+    if not verdict.resolved_refs:
+        return f"Accepted=True, ResolvedRefs=False ({verdict.resolved_reason})"
+    if not verdict.supported_kinds:
+        return "Accepted=True, supports no route kind"
+    return "Accepted=True, has no valid certificate"
+
+
+def listeners_not_valid_message(
+    verdicts: Sequence[ListenerVerdict], *, accepted: bool
+) -> str:
+    """The ``ListenersNotValid`` message. It agrees with the listeners' own conditions: an
+    invalid listener is named with the ``Accepted``/``ResolvedRefs`` its entry reports (a
+    listener can be ``Accepted=True`` and still not servable, e.g. without a valid
+    certificate), and the listeners that are served are called *served*, not "accepted"."""
+    invalid = [v for v in verdicts if not v.valid]
+    usable = [v for v in verdicts if v.usable]
+    details = "; ".join(f"{v.name}: {_listener_problem(v)}" for v in invalid)
+    served = [v.name for v in usable]
+    if accepted:
+        tail = f"served listeners: {', '.join(served)}"
+    elif served:
+        tail = (f"listeners that could be served: {', '.join(served)}, but the Gateway is "
+                "not accepted while any listener is invalid")
+    else:
+        tail = "no listener can be served, so the Gateway is not accepted"
+    return f"invalid listeners: {details}; {tail}"
 
 
 def normalize_addresses(addresses: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -76,21 +114,9 @@ def gateway_conditions(
     elif not invalid:
         accepted, acc_reason, acc_msg = True, GatewayReason.ACCEPTED, ""
     else:
-        details = "; ".join(
-            f"{v.name}: "
-            + (
-                v.accepted_reason
-                if not v.accepted
-                else v.resolved_reason
-                if not v.resolved_refs
-                else "not usable"
-            )
-            for v in invalid
-        )
         accepted = bool(usable) and accept_partial
-        served = ", ".join(v.name for v in usable) or "none"
         acc_reason = GatewayReason.LISTENERS_NOT_VALID
-        acc_msg = f"invalid listeners: {details}; accepted listeners: {served}"
+        acc_msg = listeners_not_valid_message(verdicts, accepted=accepted)
 
     if not accepted:
         prog, prog_reason, prog_msg = False, str(GatewayReason.INVALID), "Gateway not accepted"

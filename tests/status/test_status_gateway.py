@@ -144,8 +144,24 @@ def test_gateway_conditions(
 def test_listeners_not_valid_message_names_listeners() -> None:
     status = compute(gateway(listener("web"), listener("a", port=81), listener("b", port=81)))
     msg = status["conditions"][0]["message"]
-    assert "a: HostnameConflict" in msg and "b: HostnameConflict" in msg
-    assert "accepted listeners: web" in msg
+    assert "a: Accepted=False (HostnameConflict)" in msg
+    assert "b: Accepted=False (HostnameConflict)" in msg
+    assert "served listeners: web" in msg
+
+
+def test_listeners_not_valid_message_agrees_with_listeners_accepted_true() -> None:
+    """Issue #14 item 6: HTTPS listeners without a valid certificate report Accepted=True on
+    their own entries; the Gateway's message must not call them "accepted listeners: none"."""
+    status = compute(gateway(https("a"), https("b", hostname="b.example.com")))
+    accepted = status["conditions"][0]
+    assert (accepted["status"], accepted["reason"]) == ("False", "ListenersNotValid")
+    for entry in status["listeners"]:
+        assert brief(entry["conditions"], "Accepted") == ("True", "Accepted")
+    msg = accepted["message"]
+    assert "accepted listeners" not in msg
+    assert "a: Accepted=True, ResolvedRefs=False (InvalidCertificateRef)" in msg
+    assert "b: Accepted=True, ResolvedRefs=False (InvalidCertificateRef)" in msg
+    assert msg.endswith("no listener can be served, so the Gateway is not accepted")
 
 
 def test_addresses_written_and_typed() -> None:
