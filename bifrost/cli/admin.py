@@ -11,6 +11,12 @@ It opens the store from the controller's own settings (``BIFROST_DATABASE_URL`` 
 ``BIFROST_DATA_DIR``), so ``kubectl exec deploy/bifrost -- bifrost-admin gateways`` works in the
 controller's pod. It never creates or migrates a database. Expected failures print one line on
 stderr and exit non-zero (1: store or gateway, 2: bad input, 3: action refused).
+
+``--database-url`` and ``-o/--output`` may be given before the subcommand too, as with kubectl
+(``bifrost-admin --database-url URL gateways``); the main callback keeps them in the context's
+``meta`` (:data:`GLOBAL_OPTIONS`) and each command resolves its own value with
+:func:`_resolved`: the subcommand's option given on the command line wins, then the global one,
+then ``BIFROST_DATABASE_URL`` and the default.
 """
 
 from __future__ import annotations
@@ -54,7 +60,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     help="Inspect and operate bifrost's gateways: what each is doing, what happened, what is "
-    "scheduled; renew, retry, pause, resume, cancel.",
+    "scheduled; renew, retry, pause, resume, cancel.\n\n--database-url and -o/--output may be "
+    "given before the subcommand (as with kubectl) or after it; when both are given, the "
+    "subcommand's wins, and either wins over BIFROST_DATABASE_URL.",
 )
 
 
@@ -176,6 +184,33 @@ def _store(env: AdminEnv, database_url: str | None) -> Iterator[OperationStore]:
 
 def _emit(doc: Document, output: OutputFormat) -> None:
     typer.echo(format_document(doc, output))
+
+
+#: ``ctx.meta`` key of the options given before the subcommand (see :func:`main`).
+GLOBAL_OPTIONS = "bifrost_admin.global_options"
+
+
+def _resolved(ctx: typer.Context, name: str, value: object) -> object:
+    """The value of the subcommand's option ``name``: the subcommand's own, when given on its
+    command line, else the one given before the subcommand, else its own (environment or
+    default)."""
+    given: dict[str, object] = ctx.meta.get(GLOBAL_OPTIONS) or {}
+    if name not in given:
+        return value
+    source = ctx.get_parameter_source(name)
+    if source is not None and source.name == "COMMANDLINE":
+        return value
+    return given[name]
+
+
+def _database_url(ctx: typer.Context, value: str | None) -> str | None:
+    resolved = _resolved(ctx, "database_url", value)
+    return resolved if isinstance(resolved, str) else value
+
+
+def _output(ctx: typer.Context, value: OutputFormat) -> OutputFormat:
+    resolved = _resolved(ctx, "output", value)
+    return resolved if isinstance(resolved, OutputFormat) else value
 
 
 def _watch(
@@ -316,6 +351,7 @@ def gateways(
     """One row per gateway: lifecycle state, operation and step in flight (and for how long),
     earliest certificate expiry, next renewal, last error."""
     env = _env(ctx)
+    database_url, output = _database_url(ctx, database_url), _output(ctx, output)
     with _guarded(), _store(env, database_url) as store:
 
         def build() -> Document:
@@ -365,6 +401,7 @@ def show(
     with its context, recent operations and journal; with --kubeconfig, the live Gateway's
     conditions, listeners and addresses beside them."""
     env = _env(ctx)
+    database_url, output = _database_url(ctx, database_url), _output(ctx, output)
     with _guarded():
         namespace, name = queries.parse_ref(gateway)
         if journal < 1:
@@ -416,6 +453,7 @@ def history(
     """A gateway's timeline: its operations, and each step attempt with its duration, outcome
     and message (oldest first)."""
     env = _env(ctx)
+    database_url, output = _database_url(ctx, database_url), _output(ctx, output)
     with _guarded():
         queries.parse_ref(gateway)
         if limit < 1:
@@ -438,6 +476,7 @@ def schedule(
 ) -> None:
     """Upcoming certificate renewals, soonest first (overdue ones at the top)."""
     env = _env(ctx)
+    database_url, output = _database_url(ctx, database_url), _output(ctx, output)
     with _guarded():
         if limit < 1:
             raise BadInput(f"--limit must be at least 1, got {limit}")
@@ -462,6 +501,7 @@ def graph(
     """The machine as a Mermaid state diagram (for any Mermaid viewer); with --gateway, that
     gateway's current state is highlighted."""
     env = _env(ctx)
+    database_url, output = _database_url(ctx, database_url), _output(ctx, output)
     with _guarded():
         registry = env.machines()
         now = env.clock.now()
@@ -488,6 +528,7 @@ def _act(
     run: Callable[[OperationStore, AdminEnv], Document],
 ) -> None:
     env = _env(ctx)
+    database_url, output = _database_url(ctx, database_url), _output(ctx, output)
     with _guarded():
         if not gateway.isdigit():
             queries.parse_ref(gateway)
@@ -605,8 +646,34 @@ def renew(
 
 
 @app.callback()
-def main() -> None:
-    """Inspect and operate gateways."""
+def main(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy URL of the store, for every subcommand (as if given after it). "
+            "A subcommand's own --database-url wins over this one; this one wins over "
+            "BIFROST_DATABASE_URL.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--output", "-o",
+            help="table, json or yaml, for every subcommand; a subcommand's own -o wins.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Inspect and operate gateways (the options before the subcommand: see the app's help)."""
+    given: dict[str, object] = {}
+    if database_url is not None:
+        given["database_url"] = database_url
+    if output is not None:
+        given["output"] = output
+    ctx.meta[GLOBAL_OPTIONS] = given
 
 
 if __name__ == "__main__":  # pragma: no cover
