@@ -110,9 +110,77 @@ reports it, so that a render its supervisor has to kill is blamed on the right c
 
 
 class StrictChainableUndefined(jinja2.ChainableUndefined, jinja2.StrictUndefined):
-    """Strict about every use (print, test, iterate, compare) but lets ``a.b.c`` chain."""
+    """Strict about every use (print, test, iterate, compare) but lets ``a.b.c`` chain.
 
-    __slots__ = ()
+    ``path``: the variable path as the template wrote it (``gateway.spec.addresses[0].value``),
+    set by :meth:`BlueprintEnvironment.getattr`/``getitem`` as a chain goes on past a missing
+    value; ``None`` when unknown (a top-level name: Jinja's own message names it)."""
+
+    __slots__ = ("_bifrost_path",)
+
+    def __init__(self, *args: Any, path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bifrost_path = path
+
+    @property
+    def path(self) -> str | None:
+        return self._bifrost_path
+
+    @property
+    def _undefined_message(self) -> str:
+        hint = str(super()._undefined_message)
+        if self._bifrost_path is None:
+            return hint
+        return f"{self._bifrost_path} is undefined ({hint})"
+
+
+_PATHS: ContextVar[_InputPaths | None] = ContextVar("bifrost_render_paths", default=None)
+
+
+class _InputPaths:
+    """Where each container of a render's inputs is (``values.waf``, ``route.spec.rules[0]``),
+    by identity: built on first need (a missing value), once per render."""
+
+    def __init__(self, context: Mapping[str, Any], source: str) -> None:
+        self._context = context
+        self._source = source
+        self._paths: dict[int, str] | None = None
+
+    def segment(self, path: str, key: Any) -> str:
+        """``path`` followed by ``key``; a key the template does not spell is masked (computed
+        from a value, it could be tenant input or Secret data)."""
+        if isinstance(key, int) and not isinstance(key, bool):
+            return f"{path}[{key}]"
+        if not (isinstance(key, str) and key and key in self._source):
+            return f"{path}[…]"
+        if _IDENTIFIER.fullmatch(key):
+            return f"{path}.{key}"
+        return f"{path}[{json.dumps(key)}]"
+
+    def of(self, obj: Any) -> str | None:
+        if self._paths is None:
+            self._paths = {}
+            for name, value in self._context.items():
+                self._walk(value, name, 0)
+        return self._paths.get(id(obj))
+
+    def _walk(self, value: Any, path: str, depth: int) -> None:
+        if depth > 32 or len(self._paths or {}) > 100_000:
+            return
+        assert self._paths is not None
+        if isinstance(value, Mapping):
+            self._paths.setdefault(id(value), path)
+            for key, item in value.items():
+                if isinstance(item, Mapping | list | tuple):
+                    self._walk(item, self.segment(path, key), depth + 1)
+        elif isinstance(value, list | tuple):
+            self._paths.setdefault(id(value), path)
+            for index, item in enumerate(value):
+                if isinstance(item, Mapping | list | tuple):
+                    self._walk(item, f"{path}[{index}]", depth + 1)
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def to_yaml(value: Any) -> str:
@@ -133,11 +201,19 @@ def to_json(value: Any) -> str:
     return Structured(text, value)
 
 
-def _fail_if_undefined(value: Any) -> None:
-    """An undefined value given to to_json/to_yaml fails naming the variable (not with a
-    serialisation error about the Undefined type)."""
+def _fail_if_undefined(value: Any, depth: int = 0) -> None:
+    """An undefined value given to to_json/to_yaml — itself or inside a list or map — fails
+    naming the variable (not with a serialisation error about the Undefined type)."""
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises UndefinedError naming what is missing
+    if depth > 64:
+        return
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _fail_if_undefined(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _fail_if_undefined(item, depth + 1)
 
 
 def indent(value: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
@@ -242,11 +318,31 @@ class BlueprintEnvironment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         budgets.check_deadline()
-        return super().getattr(obj, attribute)
+        return _traced(obj, attribute, super().getattr(obj, attribute))
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         budgets.check_deadline()
-        return super().getitem(obj, argument)
+        return _traced(obj, argument, super().getitem(obj, argument))
+
+
+def _traced(obj: Any, key: Any, result: Any) -> Any:
+    """``result`` of ``obj.key``/``obj[key]``; when it is missing, an undefined that knows its
+    path (``values.waf.arn``) so that its use names it."""
+    if not isinstance(result, jinja2.Undefined) or isinstance(obj, ChildrenView):
+        return result  # (a child that is not a dependency has its own message)
+    paths = _PATHS.get()
+    if paths is None:
+        return result
+    base = obj.path if isinstance(obj, StrictChainableUndefined) else paths.of(obj)
+    if base is None:
+        return result
+    return StrictChainableUndefined(
+        hint=result._undefined_hint,
+        obj=result._undefined_obj,
+        name=result._undefined_name,
+        exc=result._undefined_exception,
+        path=paths.segment(base, key),
+    )
 
 
 @jinja2.pass_context
@@ -385,6 +481,7 @@ def render_child(
     compiled = compile_child(child)
     slots = SlotTable()
     token = _SLOTS.set(slots)
+    paths_token = _PATHS.set(_InputPaths(context, child.template))
     try:
         with budgets.metered(limits):
             parts: list[str] = []
@@ -441,6 +538,7 @@ def render_child(
         ) from None
     finally:
         _SLOTS.reset(token)
+        _PATHS.reset(paths_token)
     return parse_output(child, text, slots)
 
 
@@ -575,4 +673,12 @@ def _describe_undefined(message: str, source: str) -> str:
         keep = name.endswith(" object") or (name and name in source)
         return m.group(0) if keep else "'…'"
 
-    return f"undefined value: {_QUOTED_NAME.sub(mask, message.split(chr(10), 1)[0])}"
+    return (
+        f"undefined value: {_QUOTED_NAME.sub(mask, message.split(chr(10), 1)[0])}; "
+        f"{_UNDEFINED_FIX}"
+    )
+
+
+_UNDEFINED_FIX = (
+    "give it a default with | default(...) or test it first with {% if ... is defined %}"
+)
