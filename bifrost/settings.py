@@ -1,10 +1,15 @@
 """Process-wide settings, read from the environment (``BIFROST_*``) by pydantic-settings.
 
 The same settings drive the controller and ``bifrost-admin`` so both open the same store.
+
+Local state (the default SQLite store) goes to the XDG state directory,
+``$XDG_STATE_HOME/bifrost`` or else ``~/.local/state/bifrost``, never into the working directory;
+``BIFROST_DATA_DIR`` overrides it (the image sets it to its data volume).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,12 +17,21 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def default_data_dir() -> Path:
+    """``$XDG_STATE_HOME/bifrost`` when ``XDG_STATE_HOME`` is an absolute path (the XDG Base
+    Directory rule: a relative one is ignored), else ``~/.local/state/bifrost``."""
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "bifrost"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BIFROST_", extra="ignore")
 
     data_dir: Path = Field(
-        default=Path(".bifrost"),
-        description="Directory for the default SQLite database and other local state.",
+        default_factory=default_data_dir,
+        description="Directory for the default SQLite database and other local state "
+        "(default: $XDG_STATE_HOME/bifrost, else ~/.local/state/bifrost).",
     )
     database_url: str | None = Field(
         default=None,

@@ -39,6 +39,10 @@ freezegun.configure(extend_ignore_list=["kubernetes"])
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# No test writes bifrost's local state into the user's home: the default data directory
+# ($XDG_STATE_HOME/bifrost, bifrost/settings.py) is a temporary one for the whole session.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="bifrost-test-state-")
+
 from support.postgres import ENV_URL, DatabaseFactory, embedded_server, to_sqlalchemy_url  # noqa: E402
 
 from bifrost.store import SqlStore, open_store  # noqa: E402

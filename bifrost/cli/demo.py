@@ -7,6 +7,13 @@ controller provision it through the engine until the Gateway is Programmed; rota
 certificate while a client makes verified TLS handshakes against the data plane; then deletes the
 Gateway and watches the ordered teardown remove every child and the finalizer. It prints what
 happened and exits 0 only when everything checked out.
+
+The text is printed as the tour goes, part by part, each under its heading ("Part 1: provision",
+"Part 2: certificate rotation", "Part 3: teardown"), so the rotation's live lines come under their
+part. Each part's summary lines are formatted (``provision_lines``, ``rotation_lines``,
+``teardown_lines``) from the same dict that ``--json`` prints, so the two carry the same data.
+The store is SQLite in the state directory (``bifrost.settings``), never the working directory;
+the last line says where.
 """
 
 from __future__ import annotations
@@ -47,6 +54,11 @@ def running_devcluster(workdir: Path) -> Iterator[Path]:
 
 class DemoError(Exception):
     """An expected failure of the tour: one line for the user."""
+
+
+PART_1 = "Part 1: provision (examples/in-cluster/)"
+PART_2 = "Part 2: certificate rotation under verified TLS handshakes"
+PART_3 = "Part 3: teardown"
 
 
 def rotation_tour(kube: Any, store: Any, uid: str, *, deadline: float,
@@ -140,6 +152,7 @@ def controller_tour(kube: Any, store: Any, *, timeout: float,
     thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
     thread.start()
     applied: list[str] = []
+    progress(PART_1)
     try:
         for path in sorted(EXAMPLE_DIR.glob("*.yaml")):
             for doc in yaml.safe_load_all(path.read_text()):
@@ -147,6 +160,7 @@ def controller_tour(kube: Any, store: Any, *, timeout: float,
                 meta = doc["metadata"]
                 where = f"{meta['namespace']}/" if meta.get("namespace") else ""
                 applied.append(f"{doc['kind']} {where}{meta['name']}")
+                progress(f"  applied {applied[-1]}")
         deadline = time.monotonic() + timeout
         gateway: dict[str, Any] | None = None
         while time.monotonic() < deadline:
@@ -174,7 +188,15 @@ def controller_tour(kube: Any, store: Any, *, timeout: float,
         )
         programmed_status = dict((gateway or {}).get("status") or {})
         settings = kube.get("v1", "ConfigMap", "edge-settings", "apps")
+        replicas = ((settings or {}).get("data") or {}).get("replicas")
+        for line in provision_lines({"children": children, "gateway_status": programmed_status,
+                                     "replicas_from_policy": replicas}):
+            progress(line)
+        progress(PART_2)
         rotation = rotation_tour(kube, store, uid, deadline=deadline, progress=progress)
+        for line in rotation_lines(rotation):
+            progress(line)
+        progress(PART_3)
         kube.delete("gateway.networking.k8s.io/v1", "Gateway", "edge", "apps")
         gone = False
         while time.monotonic() < deadline:
@@ -220,18 +242,21 @@ def controller_tour(kube: Any, store: Any, *, timeout: float,
             ("teardown", "succeeded")]
         and rotation["ok"]
     )
-    return {
+    report = {
         "ok": ok,
         "applied": applied,
         "gatewayclass_conditions": ((gclass or {}).get("status") or {}).get("conditions"),
         "gateway_status": programmed_status,
-        "replicas_from_policy": ((settings or {}).get("data") or {}).get("replicas"),
+        "replicas_from_policy": replicas,
         "children": children,
         "rotation": rotation,
         "operations": operations,
         "deleted": gone,
         "children_left_after_teardown": leftovers,
     }
+    for line in teardown_lines(report):
+        progress(line)
+    return report
 
 
 def run_demo(*, database_url: str, timeout: float = 60.0,
@@ -239,6 +264,7 @@ def run_demo(*, database_url: str, timeout: float = 60.0,
     """Run the tour; return its report (what ``--json`` prints)."""
     from bifrost.kube import KubeClient
     from bifrost.store import migrate, open_store
+    from bifrost.store.sql.backend import safe_url
 
     migrate.upgrade(database_url)
     store = open_store(database_url)
@@ -252,44 +278,53 @@ def run_demo(*, database_url: str, timeout: float = 60.0,
     return {
         "ok": controller_report["ok"],
         "controller": controller_report,
-        "database": database_url,
+        "database": safe_url(database_url),
     }
 
 
-def _print_report(report: dict[str, Any]) -> None:
-    from rich.console import Console
+def provision_lines(c: dict[str, Any]) -> list[str]:
+    """Part 1's summary (after the applied objects): the children, the Gateway's conditions and
+    the value the namespace policy set — from the report's ``controller`` dict."""
+    lines = [
+        f"  child {child['id']}: {child['kind']} {child['namespace'] or ''}/{child['name']}"
+        f" ready={child['ready']}"
+        for child in c["children"]
+    ]
+    lines += [
+        f"  Gateway apps/edge {cond['type']}={cond['status']} ({cond['reason']})"
+        f" observedGeneration={cond.get('observedGeneration')}"
+        for cond in c["gateway_status"].get("conditions") or []
+    ]
+    lines.append(f"  replicas from the namespace policy: {c['replicas_from_policy']}")
+    return lines
 
-    console = Console()
-    c = report["controller"]
-    console.print("[bold]The controller[/bold] (examples/in-cluster/)")
-    for line in c["applied"]:
-        console.print(f"  applied {line}")
-    for child in c["children"]:
-        console.print(
-            f"  child {child['id']}: {child['kind']} {child['namespace'] or ''}/{child['name']}"
-            f" ready={child['ready']}"
-        )
-    for cond in c["gateway_status"].get("conditions") or []:
-        console.print(
-            f"  Gateway apps/edge {cond['type']}={cond['status']} ({cond['reason']})"
-            f" observedGeneration={cond.get('observedGeneration')}"
-        )
-    console.print(f"  replicas from the namespace policy: {c['replicas_from_policy']}")
-    r = c["rotation"]
-    console.print(
+
+def rotation_lines(r: dict[str, Any]) -> list[str]:
+    """Part 2's summary, after its live lines — from the report's ``controller.rotation``."""
+    return [
         f"  certificate rotation (operation {r.get('operation')}): {r.get('status')}, "
-        f"{r.get('old')} → {', '.join(r.get('new') or [])}; "
-        f"[bold]{r.get('handshakes')} TLS handshakes, {r.get('failures')} failures[/bold]"
-        f" (longest gap {r.get('longest_gap_ms')} ms)"
-    )
-    for op in c["operations"]:
-        console.print(f"  operation {op['id']} {op['machine']}: {op['status']} ({op['state']})")
-    console.print(
-        f"  deleted: {c['deleted']}; children left after teardown: "
-        f"{len(c['children_left_after_teardown'])}"
-    )
-    verdict = "[green]OK[/green]" if report["ok"] else "[red]FAILED[/red]"
-    console.print(f"{verdict}; history: bifrost-admin history apps/edge")
+        f"{r.get('old')} -> {', '.join(r.get('new') or [])}; {r.get('handshakes')} TLS "
+        f"handshakes, {r.get('failures')} failures (longest gap {r.get('longest_gap_ms')} ms)"
+    ]
+
+
+def teardown_lines(c: dict[str, Any]) -> list[str]:
+    """Part 3's summary: every operation, and what the teardown left — from the report's
+    ``controller`` dict."""
+    lines = [f"  operation {op['id']} {op['machine']}: {op['status']} ({op['state']})"
+             for op in c["operations"]]
+    lines.append(f"  deleted: {c['deleted']}; children left after teardown: "
+                 f"{len(c['children_left_after_teardown'])}")
+    return lines
+
+
+def verdict_lines(report: dict[str, Any]) -> list[str]:
+    """The last lines: the verdict and where the store was written."""
+    verdict = "OK" if report["ok"] else "FAILED"
+    url = str(report["database"])
+    where = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    return [f"{verdict}; history: bifrost-admin history apps/edge",
+            f"store written to {where}"]
 
 
 def register(app: typer.Typer) -> None:
@@ -301,22 +336,24 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--database-url",
                 envvar="BIFROST_DATABASE_URL",
-                help="Store URL (default: SQLite under BIFROST_DATA_DIR, .bifrost/).",
+                help="Store URL (default: SQLite in BIFROST_DATA_DIR, else the XDG state dir).",
             ),
         ] = None,
         timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 60.0,
     ) -> None:
         """Run the scripted tour on the devcluster and SQLite; exit 0 when it checked out."""
+        from bifrost.store import StoreError
+
         url = database_url or Settings().resolved_database_url()
         try:
             report = run_demo(database_url=url, timeout=timeout,
                               progress=lambda line: typer.echo(line, err=as_json))
-        except DemoError as e:
-            typer.echo(f"error: {e}", err=True)
+        except (DemoError, StoreError, OSError) as e:
+            typer.echo("error: " + " ".join(str(e).split()), err=True)
             raise typer.Exit(1) from None
+        for line in verdict_lines(report):  # on stderr with --json, like the live lines
+            typer.echo(line, err=as_json)
         if as_json:
             typer.echo(json.dumps(report, indent=2))
-        else:
-            _print_report(report)
         if not report["ok"]:
             raise typer.Exit(1)

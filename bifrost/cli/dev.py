@@ -273,8 +273,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--database-url",
                 envvar="BIFROST_DATABASE_URL",
-                help="The controller's store (default: SQLite under BIFROST_DATA_DIR, "
-                ".bifrost/).",
+                help="The controller's store (default: SQLite in BIFROST_DATA_DIR, else "
+                "~/.local/state/bifrost).",
             ),
         ] = None,
         log_level: Annotated[

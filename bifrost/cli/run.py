@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--database-url",
                 envvar="BIFROST_DATABASE_URL",
-                help="Store URL (default: SQLite under BIFROST_DATA_DIR, .bifrost/).",
+                help="Store URL (default: SQLite in BIFROST_DATA_DIR, else the XDG state dir).",
             ),
         ] = None,
         health_port: Annotated[
