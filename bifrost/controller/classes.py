@@ -1,9 +1,14 @@
-"""GatewayClasses: which blueprint a class of ours points at (:func:`resolve_class`) and the
-class's status (:class:`ClassStatus`).
+"""GatewayClasses: which blueprint a class of ours points at (:func:`resolve_class`), the
+class's status and its gateway-exists finalizer (:class:`ClassStatus`).
 
-A class is usable when its ``spec.parametersRef`` names a GatewayClassBlueprint that exists and
-parses; otherwise :class:`ClassResolution` carries a message naming the object and what to do,
-which becomes the class's ``Accepted=False`` condition and the Gateways' ``Accepted=False``.
+A class is usable when its ``spec.parametersRef`` names a GatewayClassBlueprint that exists, parses
+and is valid — every template and expression compiles, the same verdict the blueprint's own
+``Valid`` condition shows (:func:`bifrost.status.blueprints.blueprint_problems`, cached per
+blueprint generation in :data:`~bifrost.status.blueprints.VERDICTS`); otherwise
+:class:`ClassResolution` carries a one-line message naming the object, the field and what to do,
+which becomes the class's ``Accepted=False``/``InvalidParameters`` condition and the Gateways'
+``Accepted=False``. A class with an invalid blueprint resolves no blueprint: none of its Gateways
+is provisioned (they keep the children they have), a Gateway being deleted is still torn down.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from bifrost.api import GatewayClassBlueprint, InvalidResourceError, parse_resource
 from bifrost.api.objects import Obj, meta, spec
 from bifrost.clock import Clock
+from bifrost.controller.class_finalizer import ClassFinalizer
 from bifrost.controller.informers import (
     BIFROST_GROUP,
     BLUEPRINT_KIND,
@@ -21,8 +27,9 @@ from bifrost.controller.informers import (
 )
 from bifrost.controller.observation import Observation
 from bifrost.kube import Conflict, NotFound
-from bifrost.kube.ports import KubeStatusWriter
+from bifrost.kube.ports import Kube
 from bifrost.status import gatewayclass_status, status_changed
+from bifrost.status.blueprints import VERDICTS, class_message
 
 __all__ = ["SUPPORTED_FEATURES", "ClassResolution", "ClassStatus", "resolve_class"]
 
@@ -74,22 +81,37 @@ def resolve_class(cache: Cache, gateway_class: Obj) -> ClassResolution:
         blueprint = parse_resource(GatewayClassBlueprint, raw)
     except InvalidResourceError as exc:
         return ClassResolution(gateway_class, bp_name, None, f"invalid {exc}")
+    problems = VERDICTS.problems(raw)
+    if problems:
+        return ClassResolution(gateway_class, bp_name, None, class_message(bp_name, problems))
     return ClassResolution(gateway_class, bp_name, blueprint, None)
 
 
 class ClassStatus:
-    """Writes the status of the GatewayClasses bifrost is responsible for, only when it
-    changed."""
+    """Keeps the GatewayClasses bifrost is responsible for: their
+    ``gateway-exists-finalizer`` (:mod:`bifrost.controller.class_finalizer`) and their status,
+    each written only when it changed."""
 
-    def __init__(self, *, cache: Cache, kube: KubeStatusWriter, clock: Clock) -> None:
+    def __init__(self, *, cache: Cache, kube: Kube, clock: Clock) -> None:
         self.cache = cache
         self.kube = kube
         self.clock = clock
+        self.finalizer = ClassFinalizer(cache=cache, kube=kube)
 
     def observe(self, name: str) -> Observation:
         gateway_class = self.cache.get("GatewayClass", "", name)
         if gateway_class is None or not self.cache.is_ours(gateway_class):
             return Observation()
+        try:
+            written = self.finalizer.sync(gateway_class)
+        except Conflict:
+            return Observation(("class-finalizer-conflict",), requeue_after=1.0)
+        except NotFound:
+            return Observation()
+        if written is not None:
+            # The watch brings the class back (new resourceVersion) and observes it again:
+            # its status is written then, against the object as it is now.
+            return Observation((written,))
         resolution = resolve_class(self.cache, gateway_class)
         old_status = gateway_class.get("status")
         old = old_status if isinstance(old_status, dict) else {}

@@ -43,10 +43,12 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from bifrost.api.objects import Obj
 from bifrost.certificates.renewal import renewal_policy
 from bifrost.clock import Clock, SystemClock
 from bifrost.controller.cached_reads import CachedReads
 from bifrost.controller.children import ChildInformers
+from bifrost.controller.class_finalizer import class_keys_for_gateway
 from bifrost.controller.drift import DriftCheck
 from bifrost.controller.gateway_view import StatusWriter
 from bifrost.controller.housekeeping import Housekeeper
@@ -193,7 +195,7 @@ class Controller:
         self.informers = Informers(
             kube, self.cache, self._enqueue, kinds=self.options.kinds,
             timeout_seconds=self.options.watch_timeout_seconds,
-            on_event=self.children.main_event,
+            on_event=self._main_event,
         )
         self.observer = Observer(
             cache=self.cache, kube=kube, store=store, registry=self.registry, clock=self.clock,
@@ -320,6 +322,11 @@ class Controller:
             self.children.ensure(self.store.child_kinds())
         except StoreUnavailable as exc:
             log.warning("reading the children's kinds: %s", exc)
+
+    def _main_event(self, kind: str, obj: Obj) -> None:
+        self.children.main_event(kind, obj)
+        if kind == "Gateway":  # its class's gateway-exists finalizer may have to change
+            self._enqueue(class_keys_for_gateway(self.cache, obj))
 
     def _enqueue(self, keys: set[WorkKey]) -> None:
         for key in keys:

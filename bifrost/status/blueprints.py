@@ -8,7 +8,9 @@ Gateway of its class fails to render. Two conditions, as the CRD's printer colum
   supported, bounded values schema whose patterns compile, tenant keys it can admit, and the
   blueprint's own ``defaults``/``overrides`` obeying it; see
   :class:`bifrost.api.blueprint.BlueprintValues`) *and* everything ``bifrost.render`` compiles
-  compiles — every child template (Jinja syntax, no ``include``/``import``), every ``readyWhen``,
+  compiles — every child template (Jinja syntax, no ``include``/``import``, and only the
+  sandbox's filters and tests and the template's own inputs: ``bifrost.render.compile_check``),
+  every ``readyWhen``,
   ``spec.addresses`` and the TLS expressions (CEL syntax), every ``children.<id>`` a template reads
   names a known child, and the dependencies (explicit and inferred) have no cycle. False with the
   first problem's reason (``Invalid``, ``InvalidTemplate``, ``InvalidExpression``,
@@ -20,11 +22,16 @@ Gateway of its class fails to render. Two conditions, as the CRD's printer colum
   else ``NotReferenced``.
 
 Checks are static: nothing is rendered with real values (a template that fails only for some
-Gateway's values shows up on that Gateway's ``Programmed`` condition).
+Gateway's values shows up on that Gateway's ``Programmed`` condition). A GatewayClass whose
+blueprint has a problem is ``Accepted=False``/``InvalidParameters`` with :func:`class_message`
+(``bifrost.controller.classes``); :class:`BlueprintVerdicts` keeps each blueprint version's
+verdict so neither the class nor its Gateways compile it again per reconcile.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +40,12 @@ from typing import Any
 from bifrost.api.blueprint import GatewayClassBlueprint
 from bifrost.api.conditions import BlueprintConditionType, BlueprintReason, condition
 from bifrost.api.errors import InvalidResourceError, parse_resource
+from bifrost.render.compile_check import (
+    CERTIFICATE_INPUTS,
+    CHILD_INPUTS,
+    ROUTE_CHILD_INPUTS,
+    unknown_names,
+)
 from bifrost.render.confinement import static_violations
 from bifrost.render.errors import BLUEPRINT, RenderError
 from bifrost.render.expressions import check_addresses, check_ready_when, compile_expression
@@ -41,7 +54,14 @@ from bifrost.render.ordering import child_dependencies, topological_order
 from bifrost.render.templates import compile_child
 from bifrost.status._util import Obj, generation, get_map, merge_conditions
 
-__all__ = ["BlueprintProblem", "blueprint_problems", "blueprint_status"]
+__all__ = [
+    "VERDICTS",
+    "BlueprintProblem",
+    "BlueprintVerdicts",
+    "blueprint_problems",
+    "blueprint_status",
+    "class_message",
+]
 
 TLS_CERTIFICATE_TEMPLATE = "spec.tls.certificateTemplate"
 _MESSAGE_LIMIT = 32768
@@ -86,6 +106,10 @@ def _children_problems(bp: Blueprint) -> list[BlueprintProblem]:
         except RenderError as exc:
             problems.append(_problem(BlueprintReason.INVALID_TEMPLATE, exc))
             continue
+        unknown = unknown_names(
+            child.template, child_id=child.id, field=child.field_path("template"),
+            inputs=ROUTE_CHILD_INPUTS if child.list_name == "routeChildren" else CHILD_INPUTS)
+        problems += [_problem(BlueprintReason.INVALID_TEMPLATE, e) for e in unknown]
         try:
             check_ready_when(child)
         except RenderError as exc:
@@ -118,6 +142,12 @@ def _tls_problems(parsed: GatewayClassBlueprint) -> list[BlueprintProblem]:
     except RenderError as exc:
         problems.append(_problem(BlueprintReason.INVALID_TEMPLATE, RenderError(
             BLUEPRINT, exc.message, exc.line, TLS_CERTIFICATE_TEMPLATE)))
+    else:
+        problems += [
+            _problem(BlueprintReason.INVALID_TEMPLATE, e) for e in unknown_names(
+                tls.certificate_template, child_id=BLUEPRINT, field=TLS_CERTIFICATE_TEMPLATE,
+                inputs=CERTIFICATE_INPUTS)
+        ]
     expressions = [("spec.tls.readyWhen", tls.ready_when), ("spec.tls.secretName", tls.secret_name)]
     if tls.verify is not None:
         expressions.append(("spec.tls.verify.expression", tls.verify.expression))
@@ -159,6 +189,59 @@ def blueprint_problems(blueprint: Obj) -> list[BlueprintProblem]:
     except RenderError as exc:
         problems.append(_problem(BlueprintReason.INVALID_EXPRESSION, exc))
     return problems + _tls_problems(parsed) + _confinement_problems(bp, parsed)
+
+
+class BlueprintVerdicts:
+    """:func:`blueprint_problems` remembered per blueprint version, so a fleet of Gateways (and
+    every resync) costs one compile of a blueprint per spec change, not one per reconcile.
+
+    The key is (name, uid, ``metadata.generation``): the API server bumps the generation on every
+    spec change and on nothing else (a status write does not), so a cached verdict is never
+    stale. An object without a generation (not from an API server) is keyed by its
+    ``resourceVersion``. At most ``size`` versions are kept (least recently used go first).
+    Thread-safe: the controller's workers share one.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._verdicts: OrderedDict[tuple[str, str, str], tuple[BlueprintProblem, ...]] = (
+            OrderedDict())
+        #: How many times a blueprint was actually checked (the rest were cache hits).
+        self.compiles = 0
+
+    def problems(self, blueprint: Obj) -> tuple[BlueprintProblem, ...]:
+        m = get_map(blueprint, "metadata")
+        gen = m.get("generation")
+        version = f"g{gen}" if isinstance(gen, int) else f"rv{m.get('resourceVersion') or ''}"
+        key = (str(m.get("name") or ""), str(m.get("uid") or ""), version)
+        with self._lock:
+            found = self._verdicts.get(key)
+            if found is not None:
+                self._verdicts.move_to_end(key)
+                return found
+        verdict = tuple(blueprint_problems(blueprint))
+        with self._lock:
+            self.compiles += 1
+            self._verdicts[key] = verdict
+            self._verdicts.move_to_end(key)
+            while len(self._verdicts) > self._size:
+                self._verdicts.popitem(last=False)
+        return verdict
+
+
+#: The controller's verdicts (class acceptance and blueprint status share them).
+VERDICTS = BlueprintVerdicts()
+
+
+def class_message(blueprint_name: str, problems: Sequence[BlueprintProblem]) -> str:
+    """The one line a GatewayClass (and its Gateways) says when its blueprint is not valid:
+    the blueprint, the first problem (its field path and line) and the fix."""
+    first = " ".join(problems[0].message.split())
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return (f'GatewayClassBlueprint "{blueprint_name}" is not valid: {first}{more} — fix the '
+            f"blueprint; its Valid condition lists every problem "
+            f"(kubectl describe gatewayclassblueprint {blueprint_name})")
 
 
 def _quoted(names: Iterable[str]) -> str:
