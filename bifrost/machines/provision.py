@@ -62,6 +62,8 @@ class ProvisionContext(BaseModel):
     routes: tuple[str, ...] = ()
     wanted: tuple[str, ...] = ()
     route_wanted: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    #: route key → why its routeChildren did not render (None: not rendered yet this operation)
+    route_errors: dict[str, str] | None = None
     applied: tuple[str, ...] = ()
     ready: tuple[str, ...] = ()
     pruned: tuple[str, ...] = ()

@@ -198,6 +198,15 @@ def render_failure(blueprint: str, errors: Sequence[RenderError], *,
     )
 
 
+def route_render_error(blueprint: str, errors: Sequence[RenderError]) -> str:
+    """Why a route's ``routeChildren`` could not be rendered, as its ``status.parents`` says it
+    (render errors name the child, field and line, never a value)."""
+    return (
+        f"{BLUEPRINT_KIND} {blueprint!r} cannot render this route's children (its last "
+        "rendered children, if any, are kept): " + "; ".join(str(e) for e in errors)
+    )[:4096]
+
+
 def deletion_waves(
     records: Iterable[ChildRecord],
     blueprint: Blueprint | None,
@@ -382,6 +391,18 @@ class _RouteRender:
 
 
 @dataclass
+class _RoutesRendered:
+    """The routes whose children rendered, and why the others' did not: a route whose
+    ``routeChildren`` fail to render keeps the children it has (they stay wanted, so the prune
+    leaves them) and its error goes to ``ProvisionContext.route_errors``, which the controller
+    reports on that HTTPRoute's ``status.parents`` — the Gateway and the other routes go on."""
+
+    renders: list[_RouteRender] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    kept: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass
 class _RoutePass:
     wanted: dict[str, tuple[str, ...]] = field(default_factory=dict)
     rendered: list[str] = field(default_factory=list)
@@ -437,9 +458,10 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
                                 certificates=attached_certificates(self.store, c.gateway_uid))
         if result.errors:
             return render_failure(c.blueprint, result.errors)
-        rendered_routes = self._render_routes(ctx, blueprint, view, ready_live)
-        if not isinstance(rendered_routes, list):
-            return rendered_routes
+        routes_rendered = self._render_routes(ctx, blueprint, view, ready_live)
+        if not isinstance(routes_rendered, _RoutesRendered):
+            return routes_rendered
+        rendered_routes = routes_rendered.renders
         over = check_gateway_output([
             *(ch.object for ch in result.children),
             *(ch.object for r in rendered_routes for ch in r.result.children),
@@ -482,7 +504,8 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
         if not isinstance(routes, _RoutePass):
             return routes
         context = c.model_copy(update={
-            "wanted": wanted, "route_wanted": routes.wanted,
+            "wanted": wanted, "route_wanted": {**routes_rendered.kept, **routes.wanted},
+            "route_errors": routes_rendered.errors,
             "applied": tuple(dict.fromkeys((*c.applied, *applied))),
         })
         waiting += routes.waiting
@@ -539,11 +562,12 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
         blueprint: Blueprint,
         gateway: Obj,
         gateway_ready: Mapping[str, Obj],
-    ) -> list[_RouteRender] | NotDone:
+    ) -> _RoutesRendered | NotDone:
         """Render ``spec.routeChildren`` for each route of ``c.routes`` (applied later, by
-        ``_apply_routes``, once the whole pass is known to be confined)."""
+        ``_apply_routes``, once the whole pass is known to be confined). A route whose children
+        fail to render is left out and keeps its recorded children (:class:`_RoutesRendered`)."""
         c = ctx.context
-        out: list[_RouteRender] = []
+        out = _RoutesRendered()
         if not blueprint.route_children:
             return out
         templates = {t.id: t for t in blueprint.route_children}
@@ -565,8 +589,10 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
                 blueprint, gateway=gateway, route=route, values=c.values,
                 live_children={**gateway_ready, **state.ready})
             if result.errors:
-                return render_failure(c.blueprint, result.errors, route=route_key)
-            out.append(_RouteRender(route_key, inventory, state, result))
+                out.errors[route_key] = route_render_error(c.blueprint, result.errors)
+                out.kept[route_key] = tuple(inventory)
+                continue
+            out.renders.append(_RouteRender(route_key, inventory, state, result))
         return out
 
     def _apply_routes(

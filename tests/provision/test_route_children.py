@@ -2,7 +2,8 @@
 store and the devcluster: applied for each route in ``routes`` after the Gateway children they
 read are ready, recorded under (child id, route), not written again when unchanged, pruned when
 the route leaves ``routes`` or disappears (cluster-scoped ones too), deleted by teardown; name
-collisions between routes and route-specific render errors fail visibly."""
+collisions between routes fail visibly; a route whose children fail to render is reported
+alone (the Gateway and the other routes go on)."""
 
 from __future__ import annotations
 
@@ -220,22 +221,52 @@ def test_a_name_shared_by_two_routes_fails_naming_both(harness: Harness) -> None
     assert cm is not None and cm["metadata"]["annotations"][ROUTE_ANNOTATION] == f"{ns}/a"
 
 
-def test_a_route_child_render_error_names_the_route_and_the_field(harness: Harness) -> None:
+def test_a_route_child_render_error_is_that_routes_alone(harness: Harness) -> None:
+    """A route whose routeChildren fail to render does not fail the provision: the Gateway's
+    and the other routes' children are applied, the error (route, child, field, path) is kept
+    in the context for the route's status, and the route keeps its last rendered children."""
     h = harness
     ns = h.namespace
-    broken = [{
+    tiered = [{
         "id": "route-config",
         "template": "apiVersion: v1\nkind: ConfigMap\n"
-                    "metadata: {name: '{{ route.spec.nothing.here }}'}\n",
+                    "metadata:\n"
+                    "  name: '{{ route.metadata.name }}-{{ route.metadata.labels.tier }}'\n",
     }]
-    h.set_blueprint(CHILDREN, broken)
-    gw = h.create_gateway()
-    create_route(h, "a")
-    op = provision(h, gw, "a")
-    assert op.status is OperationStatus.FAILED
-    assert op.last_error is not None
-    assert f"for HTTPRoute {ns}/a" in op.last_error
-    assert "spec.routeChildren[route-config].template" in op.last_error
+    h.set_blueprint(CHILDREN, tiered)
+    gw = h.create_gateway(finalizer=True)
+    uid = gw["metadata"]["uid"]
+    for name in ("a", "b"):
+        route = create_route(h, name)
+        route["metadata"]["labels"] = {"tier": "gold"}
+        h.kube.replace(route)
+    op = provision(h, gw, "a", "b")
+    assert op.status is OperationStatus.SUCCEEDED, op.last_error
+    assert (op.context or {})["route_errors"] == {}
+    assert inventory(h, uid) == {"config", f"route-config@{ns}/a", f"route-config@{ns}/b"}
+
+    # b loses the label its children need: a's and the Gateway's children go on, b's are kept
+    route = h.kube.get(GATEWAY_API, "HTTPRoute", "b", ns)
+    assert route is not None
+    route["metadata"]["labels"] = {}
+    h.kube.replace(route)
+    op = provision(h, gw, "a", "b")
+    assert op.status is OperationStatus.SUCCEEDED, op.last_error
+    errors = (op.context or {})["route_errors"]
+    assert set(errors) == {f"{ns}/b"}
+    assert "spec.routeChildren[route-config].template" in errors[f"{ns}/b"]
+    assert "route.metadata.labels.tier is undefined" in errors[f"{ns}/b"]
+    assert "| default(...)" in errors[f"{ns}/b"]
+    assert inventory(h, uid) == {"config", f"route-config@{ns}/a", f"route-config@{ns}/b"}
+    assert h.kube.get("v1", "ConfigMap", "b-gold", ns) is not None  # last good child kept
+    assert h.kube.get("v1", "ConfigMap", "a-gold", ns) is not None
+
+    # a route attached for the first time with an error gets nothing, the others go on
+    create_route(h, "c")
+    op = provision(h, gw, "a", "b", "c")
+    assert op.status is OperationStatus.SUCCEEDED, op.last_error
+    assert set((op.context or {})["route_errors"]) == {f"{ns}/b", f"{ns}/c"}
+    assert inventory(h, uid) == {"config", f"route-config@{ns}/a", f"route-config@{ns}/b"}
 
 
 def test_deletion_waves_order_route_children_per_route() -> None:
