@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bifrost.api.objects import Obj
+from bifrost.controller.acceptance import Acceptance
 from bifrost.controller.classes import ClassResolution
 from bifrost.controller.informers import Cache
 from bifrost.records import ChildRecord, OperationRecord
@@ -56,6 +57,11 @@ class GatewayView:
     #: Whether a provision of this Gateway has succeeded according to the store (False on a
     #: new Gateway — or on an empty, lost database).
     provisioned_before: bool = True
+    #: Whether bifrost accepts the Gateway (:mod:`bifrost.controller.acceptance`), as the
+    #: observer judged it before deciding to provision; ``None``: judged from ``resolution``.
+    acceptance: Acceptance | None = None
+    #: Who paused the active operation and why (its journal's ``pause`` entry), when paused.
+    paused: str | None = None
 
 
 class StatusWriter(Protocol):

@@ -9,7 +9,8 @@ with **indexes** from each related object to the Gateways it affects:
 - routes by parent Gateway (``spec.parentRefs``) and by namespace,
 - gateways by the Secrets their listeners reference (``tls.certificateRefs``),
 - policies (``GatewayClassConfig``/``GatewayConfig``) by ``targetRef``,
-- GatewayClasses by the blueprint their ``parametersRef`` names.
+- GatewayClasses by the blueprint their ``parametersRef`` names,
+- Gateways by the GatewayConfig their ``spec.infrastructure.parametersRef`` names.
 
 :meth:`Cache.apply` updates the cache for one watch event and returns exactly the work keys
 (Gateways, and GatewayClasses for class status) whose desired state may have changed — computed
@@ -233,6 +234,16 @@ def policy_target(policy: Obj) -> CacheKey | None:
     return None
 
 
+def gateway_parameters_key(gateway: Obj) -> CacheKey | None:
+    """The GatewayConfig a Gateway's ``spec.infrastructure.parametersRef`` names, as a cache
+    key (any other kind: ``None``; :mod:`bifrost.controller.parameters` says why)."""
+    ref = object_spec(gateway).get("infrastructure")
+    ref = ref.get("parametersRef") if isinstance(ref, dict) else None
+    if not isinstance(ref, dict) or not ref.get("name") or ref.get("kind") != "GatewayConfig":
+        return None
+    return ("GatewayConfig", _ns_name(gateway)[0], str(ref["name"]))
+
+
 class _Index:
     """A reverse index: value → keys of the objects that contribute it (and back)."""
 
@@ -290,6 +301,7 @@ class Cache:
         self.routes_by_namespace = _Index()
         self.policies_by_target = _Index()
         self.classes_by_blueprint = _Index()
+        self.gateways_by_parameters = _Index()
         #: Gateway uid → (namespace, name): children name their Gateway by uid (label).
         self._gateway_uids: dict[str, tuple[str, str]] = {}
 
@@ -453,6 +465,8 @@ class Cache:
                 secrets = gateway_secrets(current) if current else set()
                 self.gateways_by_secret.update(key, secrets)
                 self.gateways_by_secret_namespace.update(key, {s for s, _ in secrets})
+                params = gateway_parameters_key(current) if current else None
+                self.gateways_by_parameters.update(key, [params] if params else [])
                 result = {gateway_key(ns, name)} if (
                     current is not None and self.responsible_for(current)
                 ) or (before is not None and self.responsible_for(before)) else set()
@@ -516,6 +530,7 @@ class Cache:
             elif kind in POLICY_KINDS:
                 targets = {policy_target(current)} if current else set()
                 old = self.policies_by_target.update(key, {t for t in targets if t})
+                affected |= self.gateways_by_parameters.lookup(key)  # parametersRef names it
                 for target in old | {t for t in targets if t}:
                     affected |= self._targets(target)
                     own |= self._policy_keys(target)  # who wins a conflict may have changed

@@ -16,6 +16,7 @@ from bifrost.api import GatewayClassConfig, GatewayConfig
 from bifrost.api.objects import Obj, meta, namespaced_name
 from bifrost.controller.classes import ClassResolution
 from bifrost.controller.informers import Cache, CachedNamespaceLabels, gateway_secrets
+from bifrost.controller.parameters import GatewayParameters, gateway_parameters
 from bifrost.controller.values_verdict import ValuesVerdict, judge_values
 from bifrost.status import route_attachments
 from bifrost.status.policies import ValuesRules, check_policy, precedence, winner
@@ -66,7 +67,9 @@ class GatewayInputs:
     def values_verdict(self, gateway: Obj, resolution: ClassResolution) -> ValuesVerdict:
         """DESIGN §2: blueprint → class-wide → namespace → gateway defaults, overrides reversed.
         Within the namespace level the GatewayClassConfig applies first, the GatewayConfig on
-        top (as :mod:`bifrost.api.policies` documents).
+        top (as :mod:`bifrost.api.policies` documents). The Gateway level is the GatewayConfig
+        the Gateway's ``spec.infrastructure.parametersRef`` names, when it names a usable one
+        (:meth:`parameters`), else the winner among those targeting the Gateway.
 
         Typed values (the blueprint's ``spec.values``, :class:`bifrost.api.blueprint.
         BlueprintValues`): a policy whose values break them is not merged — the values are
@@ -93,7 +96,10 @@ class GatewayInputs:
                                        rules, left_out)
         ns_gateway_policy = self._winner(ns_policies, "GatewayConfig", GatewayConfig, rules,
                                          left_out)
-        gw_policy = self._winner(
+        # spec.infrastructure.parametersRef names the Gateway level's GatewayConfig outright
+        # (bifrost.controller.parameters); otherwise the oldest one targeting the Gateway.
+        named = self.parameters(gateway, resolution).config
+        gw_policy = named if named is not None else self._winner(
             self.cache.policies_for("Gateway", ns, name), "GatewayConfig", GatewayConfig,
             rules, left_out,
         )
@@ -101,6 +107,16 @@ class GatewayInputs:
         return judge_values(spec, rules, left_out, class_policy=class_policy,
                             ns_class_policy=ns_class_policy,
                             ns_gateway_policy=ns_gateway_policy, gw_policy=gw_policy)
+
+    def parameters(self, gateway: Obj, resolution: ClassResolution | None) -> GatewayParameters:
+        """The GatewayConfig the Gateway's ``spec.infrastructure.parametersRef`` names, or why
+        it is unusable (:func:`bifrost.controller.parameters.gateway_parameters`); its values
+        are checked against the blueprint's ``spec.values`` when the class has a blueprint."""
+        blueprint = resolution.blueprint if resolution is not None else None
+        rules = (ValuesRules(resolution.blueprint_name or "", blueprint.spec.values)
+                 if resolution is not None and blueprint is not None else None)
+        return gateway_parameters(self.cache, gateway, rules=rules,
+                                  controller_namespace=self.controller_namespace)
 
     # ---- routes ---------------------------------------------------------------------------
 

@@ -33,6 +33,12 @@ from typing import Any
 from bifrost.api.objects import Obj, meta
 from bifrost.api.policies import CONTROLLER_NAMESPACE
 from bifrost.clock import Clock
+from bifrost.controller.acceptance import (
+    Acceptance,
+    judge_gateway,
+    judged_gateway,
+    listener_verdicts,
+)
 from bifrost.controller.announcements import Announcer
 from bifrost.controller.classes import ClassResolution, ClassStatus, resolve_class
 from bifrost.controller.drift import Drift, DriftCheck
@@ -50,12 +56,23 @@ from bifrost.kube import Conflict, EventRecorder
 from bifrost.kube.ports import Kube
 from bifrost.machines.provision import PROVISION_MACHINE
 from bifrost.machines.registry import MachineRegistry
-from bifrost.records import CertificateRecord, ChildRecord, OperationRecord, OperationStatus
+from bifrost.records import (
+    CertificateRecord,
+    ChildRecord,
+    JournalOutcome,
+    OperationRecord,
+    OperationStatus,
+)
 from bifrost.steps.tls import attached_certificates
 from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
 
 __all__ = ["Observer"]
+
+
+def _provisioned_before(ops: Sequence[OperationRecord]) -> bool:
+    return any(o.machine == PROVISION_MACHINE and o.status is OperationStatus.SUCCEEDED
+               for o in ops)
 
 
 class Observer:
@@ -151,8 +168,10 @@ class Observer:
             return self.gateways.deleting(gateway, uid)
         actions: list[str] = []
         gateway_class = self.cache.get("GatewayClass", "", gateway_class_name(gateway))
+        if gateway_class is None:
+            return self._class_lost(gateway, uid)
         if not self.cache.is_ours(gateway_class):
-            return Observation()  # class gone or changed hands while we hold a finalizer: wait
+            return Observation()  # the class changed hands while we hold a finalizer: wait
         assert gateway_class is not None
         try:
             written = self.gateways.add_finalizer(gateway)
@@ -167,8 +186,15 @@ class Observer:
         values: dict[str, Any] = {}
         requeue: float | None = None
         repairable = False  # converged as far as its inputs go: drift is looked for
+        certificates = self._attached_secrets(uid)
+        acceptance = self._acceptance(gateway, gateway_class, resolution, certificates)
         if resolution.blueprint is None:
             self._values_held.pop(uid, None)
+        elif not acceptance.accepted:
+            # bifrost.controller.acceptance: an unaccepted Gateway is not provisioned (nor
+            # rotated, nor repaired); one provisioned before keeps its last children.
+            values = self.values_verdict(gateway, resolution).values
+            actions.append("not-accepted")
         else:
             verdict = self.values_verdict(gateway, resolution)
             values = verdict.values
@@ -222,18 +248,64 @@ class Observer:
         view = GatewayView(gateway, resolution, operation, self.cache, values, children,
                            provision=latest_operation([o for o in ops
                                                        if o.machine == PROVISION_MACHINE]),
-                           certificates=self._attached_secrets(uid),
+                           certificates=certificates,
                            values_held=self._values_held.get(uid),
                            repairing=self._repairing(uid, operation),
-                           provisioned_before=any(
-                               o.machine == PROVISION_MACHINE
-                               and o.status is OperationStatus.SUCCEEDED for o in ops))
+                           provisioned_before=_provisioned_before(ops),
+                           acceptance=acceptance,
+                           paused=self._paused(operation))
         try:
             if self.status_writer.write_status(view):
                 actions.append("status")
         except Conflict:
             requeue = 1.0
         return Observation(tuple(actions), requeue_after=requeue)
+
+    def _acceptance(self, gateway: Obj, gateway_class: Obj, resolution: ClassResolution,
+                    certificates: Mapping[str, Sequence[str]]) -> Acceptance:
+        """:func:`bifrost.controller.acceptance.judge_gateway` on the cache: the same
+        judgement the status reports."""
+        tls = resolution.blueprint.spec.tls if resolution.blueprint is not None else None
+        return judge_gateway(
+            class_name=str(meta(gateway_class).get("name")), class_exists=True,
+            class_error=resolution.error,
+            parameters_error=self.inputs.parameters(gateway, resolution).error,
+            verdicts=listener_verdicts(self.cache, judged_gateway(gateway, certificates, tls)))
+
+    def _class_lost(self, gateway: Obj, uid: str) -> Observation:
+        """The Gateway's class is gone while it still holds our finalizer: nothing is
+        provisioned, its last children are kept, and its status says so (Accepted=False)."""
+        ops = self.store.list_operations(gateway_uid=uid, limit=100)
+        operation = latest_operation(ops)
+        try:
+            children = tuple(self.store.list_children(uid))
+        except RecordNotFound:
+            children = ()
+        view = GatewayView(
+            gateway, None, operation, self.cache, {}, children,
+            provision=latest_operation([o for o in ops if o.machine == PROVISION_MACHINE]),
+            certificates=self._attached_secrets(uid), provisioned_before=_provisioned_before(ops),
+            acceptance=judge_gateway(class_name=gateway_class_name(gateway), class_exists=False,
+                                     class_error=None, parameters_error=None, verdicts=()),
+            paused=self._paused(operation))
+        actions = ["class-lost"]
+        try:
+            if self.status_writer.write_status(view):
+                actions.append("status")
+        except Conflict:
+            return Observation(tuple(actions), requeue_after=1.0)
+        requeue = ACTIVE_RECHECK_SECONDS if operation is not None and \
+            operation.status.active else None
+        return Observation(tuple(actions), requeue_after=requeue)
+
+    def _paused(self, operation: OperationRecord | None) -> str | None:
+        """Who paused ``operation`` and why, from its journal (``None``: it is not paused)."""
+        if operation is None or operation.status is not OperationStatus.PAUSED:
+            return None
+        for row in self.store.journal(operation_id=operation.id, limit=20, newest_first=True):
+            if row.outcome is JournalOutcome.ADMIN and (row.message or "").startswith("paused"):
+                return f"{row.message} (at {row.started_at:%Y-%m-%dT%H:%M:%SZ})"
+        return None
 
     def _repair_drift(
         self, gateway: Obj, uid: str, resolution: ClassResolution, values: Mapping[str, Any],

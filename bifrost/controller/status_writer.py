@@ -34,6 +34,7 @@ from bifrost.api.conditions import (
 from bifrost.api.objects import Obj, meta
 from bifrost.certificates.rules import is_certificate_child
 from bifrost.clock import Clock
+from bifrost.controller.acceptance import Acceptance, judge_gateway, judged_gateway
 from bifrost.controller.gateway_view import VALUES_CONDITION, GatewayView
 from bifrost.controller.informers import (
     CONTROLLER_NAME,
@@ -160,29 +161,33 @@ def _readiness_operation(view: GatewayView) -> OperationRecord | None:
     return op
 
 
-def with_managed_certificates(
-    gateway: Mapping[str, Any], certificates: Mapping[str, Sequence[str]]
-) -> Mapping[str, Any]:
-    """The Gateway as status should judge it: a listener whose certificate bifrost manages
-    (``spec.tls`` of the blueprint) and which has one attached refers to the managed Secrets
-    instead of whatever its ``certificateRefs`` name (often a placeholder, as with cert-manager's
-    gateway shim)."""
-    if not certificates:
-        return gateway
-    listeners = []
-    changed = False
-    for listener in (gateway.get("spec") or {}).get("listeners") or []:
-        secrets = certificates.get(str(listener.get("name")))
-        if secrets:
-            tls = {**(listener.get("tls") or {}),
-                   "certificateRefs": [{"kind": "Secret", "group": "", "name": s}
-                                       for s in secrets]}
-            listener = {**listener, "tls": tls}
-            changed = True
-        listeners.append(listener)
-    if not changed:
-        return gateway
-    return {**gateway, "spec": {**(gateway.get("spec") or {}), "listeners": listeners}}
+def _acceptance(view: GatewayView) -> Acceptance | None:
+    """The observer's judgement, else (a bare view) the class's problem alone."""
+    if view.acceptance is not None:
+        return view.acceptance
+    res = view.resolution
+    if res is None or res.error is None:
+        return None
+    return judge_gateway(class_name=str(meta(res.gateway_class).get("name")), class_exists=True,
+                         class_error=res.error, parameters_error=None, verdicts=())
+
+
+def _not_accepted(acceptance: Acceptance, *, kept: bool) -> str:
+    """Programmed's message on a Gateway bifrost does not accept (it is not provisioned)."""
+    return f"the Gateway is not accepted ({acceptance.reason}): " + (
+        "its last provisioned children are kept, unchanged, until it is accepted again or "
+        "deleted" if kept else "no children are created until it is accepted")
+
+
+def _readiness(view: GatewayView, acceptance: Acceptance | None) -> Readiness:
+    """The children's readiness; for a Gateway never provisioned that is rejected for its class
+    or parameters, why no provision will come (its listeners would otherwise say they wait for
+    one)."""
+    if acceptance is not None and acceptance.rejected_before_listeners \
+            and not view.provisioned_before:
+        return Readiness(False, GatewayReason.INVALID,
+                         f"not provisioned: {acceptance.message}"[:32768])
+    return gateway_readiness(_readiness_operation(view), view.children)
 
 
 def _condition_keys(status: Mapping[str, Any]) -> set[tuple[Any, ...]]:
@@ -300,7 +305,10 @@ class GatewayApiStatusWriter:
         gen = gen if isinstance(gen, int) else None
         children = view.children
         labels = CachedNamespaceLabels(cache)
-        gateway = dict(with_managed_certificates(gateway, view.certificates))
+        res = view.resolution
+        tls = res.blueprint.spec.tls if res is not None and res.blueprint is not None else None
+        gateway = dict(judged_gateway(gateway, view.certificates, tls))
+        acceptance = _acceptance(view)
         secrets = {
             ref: secret
             for ref in gateway_secrets(gateway)
@@ -312,31 +320,20 @@ class GatewayApiStatusWriter:
             secrets=secrets,
             grants=cache.objects("ReferenceGrant"),
             attached_routes=attached_routes(gateway, routes, namespace_labels=labels),
-            readiness=gateway_readiness(_readiness_operation(view), children),
+            readiness=_readiness(view, acceptance),
             addresses=self.addresses(view, children),
             now=now,
         )
         extra = []
-        res = view.resolution
-        if res is not None and res.error is not None:
-            extra += [
-                condition(
-                    GatewayConditionType.ACCEPTED,
-                    False,
-                    reason=GatewayReason.INVALID_PARAMETERS,
-                    message=res.error[:32768],
-                    generation=gen,
-                    now=now,
-                ),
-                condition(
-                    GatewayConditionType.PROGRAMMED,
-                    False,
-                    reason=GatewayReason.INVALID,
-                    message="the GatewayClass is not accepted",
-                    generation=gen,
-                    now=now,
-                ),
-            ]
+        if acceptance is not None and not acceptance.accepted:
+            if acceptance.rejected_before_listeners:
+                extra.append(condition(
+                    GatewayConditionType.ACCEPTED, False, reason=acceptance.reason,
+                    message=acceptance.message[:32768], generation=gen, now=now))
+            extra.append(condition(
+                GatewayConditionType.PROGRAMMED, False, reason=GatewayReason.INVALID,
+                message=_not_accepted(acceptance, kept=view.provisioned_before),
+                generation=gen, now=now))
         op = view.operation
         old_types = {
             c.get("type") for c in status.get("conditions") or [] if isinstance(c, Mapping)
@@ -349,7 +346,15 @@ class GatewayApiStatusWriter:
             extra.append(condition(VALUES_CONDITION, True, reason="Valid",
                                    message="the values obey the blueprint's spec.values",
                                    generation=gen, now=now))
-        if op is not None and op.status.active:
+        if op is not None and op.status is OperationStatus.PAUSED:
+            extra.append(condition(
+                OPERATION_CONDITION, True, reason="Paused",
+                message=f"{op.machine} operation {op.id} is paused in state {op.state}"
+                + (f", step {op.step}" if op.step else "")
+                + f": {view.paused or 'paused by an operator'} — bifrost-admin resume "
+                f"{gns}/{gname} (or cancel) to go on"[:32768],
+                generation=gen, now=now))
+        elif op is not None and op.status.active:
             repairing = view.repairing
             extra.append(
                 condition(
