@@ -110,9 +110,13 @@ def engine_action(
     actor: str,
     operation_id: int | None = None,
     reason: str = "",
+    registry: MachineRegistry | None = None,
+    compensate: bool = True,
 ) -> ActionResult:
     """pause / resume / cancel / retry the operation of ``target`` (see ``resolve_target``)
-    through the engine."""
+    through the engine. A cancel runs the machine's cancel compensation (known from
+    ``registry``) unless ``compensate`` is False (see
+    :func:`bifrost.engine.admin.cancel_operation`)."""
     gw, operation_id = resolve_target(store, target, verb, operation_id)
     op = find_operation(store, gw, verb, operation_id)
     try:
@@ -120,8 +124,9 @@ def engine_action(
             after = engine_admin.pause_operation(store, op.id, clock=clock, actor=actor,
                                                  reason=reason)
         elif verb == "cancel":
-            after = engine_admin.cancel_operation(store, op.id, clock=clock, actor=actor,
-                                                  reason=reason)
+            after = engine_admin.cancel_operation(
+                store, op.id, clock=clock, actor=actor, reason=reason,
+                compensate_with=registry if compensate else None)
         elif verb == "resume":
             after = engine_admin.resume_operation(store, op.id, clock=clock, actor=actor)
         elif verb == "retry":
@@ -143,6 +148,8 @@ def engine_action(
             f"{engine_admin.ACTIONS[verb].past} operation #{op.id} {op.machine} (state "
             f"{after.state}) of {_gateway_name(gw)}: {op.status.value} → "
             f"{after.status.value}, as {actor}"
+            + (f"; compensating from {op.state} (it ends when {after.state} is done)"
+               if verb == "cancel" and after.status.active else "")
         ),
     )
 

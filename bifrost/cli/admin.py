@@ -606,11 +606,49 @@ app.command(
 app.command(
     "resume", help="Resume the gateway's paused operation now, at the step where it stopped."
 )(_engine_action("resume"))
-app.command(
-    "cancel",
-    help="Cancel the gateway's active or paused operation where it stands (no compensation "
-    "runs; the lane becomes free).",
-)(_engine_action_with_reason("cancel"))
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    gateway: TargetArg,
+    operation: OperationOpt = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the journal.")] = "",
+    compensate: Annotated[
+        bool,
+        typer.Option(
+            "--compensate/--no-compensate",
+            help="Run the machine's compensation for the state the operation is in (a "
+            "rotation before its old certificate left: detach and delete the new one), as "
+            "journaled steps of the operation; --no-compensate ends it where it stands.",
+        ),
+    ] = True,
+    actor: ActorOpt = None,
+    output: Output = OutputFormat.TABLE,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Cancel the gateway's active or paused operation. By default the machine's compensation
+    runs first (the operation stays active until it is done, then ends cancelled); a state with
+    none, or --no-compensate, ends the operation where it stands and frees the lane."""
+    _act(
+        ctx,
+        database_url,
+        gateway,
+        output,
+        lambda store, env: actions.engine_action(
+            store,
+            gateway,
+            "cancel",
+            clock=env.clock,
+            actor=actor or default_actor(),
+            operation_id=operation,
+            reason=reason,
+            registry=env.machines(),
+            compensate=compensate,
+        ),
+    )
+
+
 app.command("retry", help="Re-run the failed step of the gateway's failed operation, now.")(
     _engine_action("retry")
 )

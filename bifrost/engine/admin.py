@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from bifrost.clock import Clock
 from bifrost.machines.registry import InvalidTrigger, MachineRegistry, UnknownMachine
+from bifrost.machines.spec import CANCEL_TRIGGER
 from bifrost.records import OperationRecord, OperationStatus
 from bifrost.store.errors import OperationConflict, RecordNotFound
 from bifrost.store.interface import OperationStore
@@ -84,6 +86,7 @@ def _apply(
     reset_attempt: bool = False,
     run_now: bool = False,
     state: str | None = None,
+    next_run_at: datetime | None = None,
 ) -> OperationRecord:
     allowed = ACTIONS[verb].allowed
     op = _get(store, operation_id)
@@ -101,7 +104,7 @@ def _apply(
             expected_statuses=allowed,
             status=status,
             message=message,
-            next_run_at=now if run_now else None,
+            next_run_at=next_run_at if next_run_at is not None else now if run_now else None,
             reset_attempt=reset_attempt,
             state=state,
         )
@@ -137,13 +140,63 @@ def resume_operation(
 
 
 def cancel_operation(
-    store: OperationStore, operation_id: int, *, clock: Clock, actor: str, reason: str = ""
+    store: OperationStore,
+    operation_id: int,
+    *,
+    clock: Clock,
+    actor: str,
+    reason: str = "",
+    compensate_with: MachineRegistry | None = None,
 ) -> OperationRecord:
-    """End the operation where it stands (no compensation runs; the lane becomes free)."""
+    """Cancel the operation.
+
+    Without ``compensate_with`` (``bifrost-admin cancel --no-compensate``, and the controller
+    clearing a teardown's way) it ends where it stands: no compensation runs, the lane becomes
+    free. With the registry, an operation whose current state names a cancel compensation
+    (``StateSpec.on_cancel``) moves there instead and stays active: the engine runs the
+    compensation's steps like any others (write-ahead, journaled, fenced) and the operation
+    ends in the compensation's terminal state (the rotation's ``cancelled``). An operation
+    with no compensation from its state (or of a machine this code does not know) ends where
+    it stands, and the journal says why.
+
+    A step in flight when the cancel lands is fenced off (the lease is cleared: its cluster
+    and store writes raise ``LeaseLost`` and its commit is refused), and the compensation is
+    due only when that step's lease would have expired, so it never runs beside the step it
+    compensates.
+    """
+    why = f": {reason}" if reason else ""
+    target = _cancel_target(store, operation_id, compensate_with)
+    if isinstance(target, str):
+        return _apply(
+            store, operation_id, verb="cancel", status=S.CANCELLED, clock=clock,
+            actor=actor, message=f"cancelled by {actor}{why}" + target,
+        )
+    op, state = target
+    now = clock.now()
+    lease = op.lease_expires_at if op.status is S.RUNNING else None
+    due = lease if lease is not None and lease > now else now
     return _apply(
-        store, operation_id, verb="cancel", status=S.CANCELLED, clock=clock,
-        actor=actor, message=f"cancelled by {actor}" + (f": {reason}" if reason else ""),
+        store, operation_id, verb="cancel", status=S.WAITING, clock=clock, actor=actor,
+        message=f"cancelled by {actor}{why}; compensating: {op.state} → {state}",
+        reset_attempt=True, state=state, next_run_at=due,
     )
+
+
+def _cancel_target(
+    store: OperationStore, operation_id: int, registry: MachineRegistry | None
+) -> tuple[OperationRecord, str] | str:
+    """Where a compensating cancel of the operation goes, or why it ends where it stands (a
+    note for the journal; empty without a registry)."""
+    if registry is None:
+        return ""
+    op = _get(store, operation_id)
+    try:
+        spec = registry.get(op.machine, op.machine_version)
+        return op, registry.next_state(spec, op.state, CANCEL_TRIGGER)
+    except UnknownMachine:
+        return f" (machine {op.machine} v{op.machine_version} unknown here: no compensation)"
+    except InvalidTrigger:
+        return f" (state {op.state} of {op.machine} has no cancel compensation)"
 
 
 def retry_operation(

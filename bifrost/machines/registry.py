@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 from transitions import Machine, MachineError
 
-from bifrost.machines.spec import DONE_TRIGGER, FAIL_TRIGGER, MachineSpec
+from bifrost.machines.spec import CANCEL_TRIGGER, DONE_TRIGGER, FAIL_TRIGGER, MachineSpec
 
 
 class UnknownMachine(LookupError):
@@ -40,6 +40,8 @@ def build_transitions(spec: MachineSpec) -> list[dict[str, object]]:
             edges.append({"trigger": DONE_TRIGGER, "source": state.name, "dest": state.on_done})
         if state.on_failure is not None:
             edges.append({"trigger": FAIL_TRIGGER, "source": state.name, "dest": state.on_failure})
+        if state.on_cancel is not None:
+            edges.append({"trigger": CANCEL_TRIGGER, "source": state.name, "dest": state.on_cancel})
     for trigger in spec.triggers:
         edges.append(
             {"trigger": trigger.name, "source": list(trigger.sources), "dest": trigger.dest}

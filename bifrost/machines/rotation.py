@@ -11,6 +11,14 @@ attached — the delete step checks the live children before it deletes. A failu
 one is detached cannot roll back (the old one may be gone from the data plane); the operation
 fails with both, or the new one alone, attached and an operator decides.
 
+An operator's cancel (``bifrost-admin cancel``, with compensation, the default) before the old
+one is detached — in ``request``, ``attach``, ``verify`` or ``drain`` — runs the same rollback
+steps in ``cancelling`` and ends ``cancelled``: the old certificate alone stays attached. From
+``detach`` and ``cleanup`` there is nothing to compensate (the old one is leaving): a cancel
+there ends the operation where it stands, and the controller's extra-certificate repair
+(:mod:`bifrost.triggers.certificate_repair`) detaches whatever is left beside the newest valid
+certificate.
+
 It runs in the Gateway's ``default`` lane, like provision and teardown: the Gateway lifecycle is
 ``programmed ⇄ (updating | rotating)``, one at a time, so a rotation never races a provision that
 renders the same children. Machines are data: the steps live in ``bifrost.steps.rotation``.
@@ -118,6 +126,7 @@ def rotation_spec(*, step_timeout: timedelta = timedelta(hours=2)) -> MachineSpe
                        StepSpec(name=AWAIT_ISSUED, retry=act)),
                 on_done="attach",
                 on_failure="rollback",
+                on_cancel="cancelling",
                 description="apply the new certificate object; wait until it is issued",
             ),
             StateSpec(
@@ -125,6 +134,7 @@ def rotation_spec(*, step_timeout: timedelta = timedelta(hours=2)) -> MachineSpe
                 steps=(StepSpec(name=ATTACH_NEW, retry=act),),
                 on_done="verify",
                 on_failure="rollback",
+                on_cancel="cancelling",
                 description="render the children with old and new attached; wait until they "
                 "observed it",
             ),
@@ -133,6 +143,7 @@ def rotation_spec(*, step_timeout: timedelta = timedelta(hours=2)) -> MachineSpe
                 steps=(StepSpec(name=VERIFY_SERVED, retry=act),),
                 on_done="drain",
                 on_failure="rollback",
+                on_cancel="cancelling",
                 description="prove the new certificate is served (TLS probe, expression or none)",
             ),
             StateSpec(
@@ -140,6 +151,7 @@ def rotation_spec(*, step_timeout: timedelta = timedelta(hours=2)) -> MachineSpe
                 steps=(StepSpec(name=DRAIN, retry=act),),
                 on_done="detach",
                 on_failure="rollback",
+                on_cancel="cancelling",
                 description="both stay attached for the drain time",
             ),
             StateSpec(
@@ -160,7 +172,15 @@ def rotation_spec(*, step_timeout: timedelta = timedelta(hours=2)) -> MachineSpe
                 on_done="rolled_back",
                 description="detach and delete the new certificate; the old one stays attached",
             ),
+            StateSpec(
+                name="cancelling",
+                steps=(StepSpec(name=DETACH_NEW, retry=act), StepSpec(name=DELETE_NEW, retry=act)),
+                on_done="cancelled",
+                description="an operator's cancel before the old one was detached: detach and "
+                "delete the new certificate; the old one stays attached",
+            ),
             StateSpec(name="done", terminal=OperationStatus.SUCCEEDED),
             StateSpec(name="rolled_back", terminal=OperationStatus.FAILED),
+            StateSpec(name="cancelled", terminal=OperationStatus.CANCELLED),
         ),
     )

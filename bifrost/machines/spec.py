@@ -3,9 +3,11 @@
 A machine is a set of named states. A non-terminal state has an ordered list of steps; when the
 last one is done the operation follows the state's ``on_done`` edge. A state may name a
 compensation state (``on_failure``, e.g. a rollback) entered when one of its steps fails for good;
-without one the operation fails. Terminal states end the operation with a final status. Triggers
-are named external edges (fired by the controller or an operator), e.g. ``update`` from
-``programmed``.
+without one the operation fails. A state may also name where an operator's cancel goes
+(``on_cancel``: the compensation ``bifrost-admin cancel`` runs, as steps of the operation);
+without one a cancel ends the operation where it stands. Terminal states end the operation
+with a final status. Triggers are named external edges (fired by the controller or an
+operator), e.g. ``update`` from ``programmed``.
 
 The names here (machine, version, state, step, trigger) are persisted in the store: they are
 stable constants, and renaming one needs a data migration. A spec never does I/O; the engine and
@@ -29,7 +31,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Trigger names the engine itself fires; machine authors may not reuse them.
 DONE_TRIGGER = "done"
 FAIL_TRIGGER = "compensate"
-RESERVED_TRIGGERS = frozenset({DONE_TRIGGER, FAIL_TRIGGER})
+CANCEL_TRIGGER = "cancel"
+RESERVED_TRIGGERS = frozenset({DONE_TRIGGER, FAIL_TRIGGER, CANCEL_TRIGGER})
 
 
 def _check_name(kind: str, value: str) -> str:
@@ -69,6 +72,8 @@ class StateSpec(_Frozen):
     steps: tuple[StepSpec, ...] = ()
     on_done: str | None = None
     on_failure: str | None = None
+    #: Where an operator's cancel (with compensation) goes from here; None: it ends here.
+    on_cancel: str | None = None
     terminal: OperationStatus | None = None
     description: str = ""
 
@@ -87,7 +92,7 @@ class StateSpec(_Frozen):
     @model_validator(mode="after")
     def _shape(self) -> StateSpec:
         if self.terminal is not None:
-            if self.steps or self.on_done or self.on_failure:
+            if self.steps or self.on_done or self.on_failure or self.on_cancel:
                 raise ValueError(f"terminal state {self.name!r} cannot have steps or edges")
         elif self.on_done is None and self.steps:
             # A state without steps may rest: only a trigger leaves it (the Gateway lifecycle).
@@ -156,7 +161,8 @@ class MachineSpec(_Frozen):
         if self.initial not in known:
             problems.append(f"initial state {self.initial!r} is not a state")
         for state in self.states:
-            for edge, target in (("on_done", state.on_done), ("on_failure", state.on_failure)):
+            for edge, target in (("on_done", state.on_done), ("on_failure", state.on_failure),
+                                 ("on_cancel", state.on_cancel)):
                 if target is not None and target not in known:
                     problems.append(f"state {state.name!r} {edge} -> unknown state {target!r}")
         for trigger in self.triggers:
@@ -197,6 +203,7 @@ class MachineSpec(_Frozen):
                     "steps": [st.name for st in s.steps],
                     "on_done": s.on_done,
                     "on_failure": s.on_failure,
+                    "on_cancel": s.on_cancel,
                     "terminal": s.terminal.value if s.terminal else None,
                 }
                 for s in self.states
