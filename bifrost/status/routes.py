@@ -22,6 +22,19 @@ matter ("Listener or Route status does not impact successful attachment"). Both 
 ``ResolvedRefs`` checks the backendRefs of every rule: only core ``Service`` is supported
 (else ``InvalidKind``), a cross-namespace backend needs a ReferenceGrant (else
 ``RefNotPermitted``), the Service must exist (else ``BackendNotFound``).
+
+A route attached to a Gateway whose blueprint cannot render the route's ``routeChildren`` (the
+provision's ``route_errors``) is ``Accepted=False`` with reason ``UnsupportedValue`` and the
+render error as message: none of its rules is implemented by that Gateway (no child was made
+for it), and the spec says a route is Accepted only if at least one rule is; ``UnsupportedValue``
+is the spec's Accepted=False reason for a route the implementation cannot implement as written,
+while ``ResolvedRefs`` stays about backendRefs (they did resolve). Attachment itself — and so
+``attachedRoutes`` and the routes a provision renders for — is unchanged ("Listener or Route
+status does not impact successful attachment"), so fixing the route or the blueprint re-renders
+it.
+
+When a Gateway is gone, or a parentRef no longer selects one of bifrost's Gateways, bifrost's
+entries for it are removed (:func:`without_parent`); other controllers' entries stay.
 """
 
 from __future__ import annotations
@@ -57,6 +70,7 @@ __all__ = [
     "parent_key",
     "route_attachments",
     "route_status",
+    "without_parent",
 ]
 
 DEFAULT_CONTROLLER_NAME = "gateway.bifrost.dev/bifrost"
@@ -409,8 +423,13 @@ def route_status(
     grants: Iterable[Obj],
     now: datetime,
     controller_name: str = DEFAULT_CONTROLLER_NAME,
+    render_errors: Mapping[tuple[str, str], str | None] | None = None,
 ) -> dict[str, Any]:
     """The ``status`` to write on ``route``.
+
+    ``render_errors``: per Gateway (namespace, name), why the route's children could not be
+    rendered by its last provision (``None``: they were). A Gateway not in it is not known
+    here, so a render error its entry already shows is kept (see the module doc).
 
     ``gateways`` are the Gateways bifrost manages, keyed by (namespace, name) — a parentRef to
     any other object gets no entry. Our entries are rebuilt from the current parentRefs (stale
@@ -432,12 +451,22 @@ def route_status(
     ours: list[dict[str, Any]] = []
     for att in route_attachments(route, gateways, namespace_labels=namespace_labels):
         old = ours_old.get(_ref_identity(att.parent_ref, route_ns), {})
+        accepted, reason, message = att.accepted, att.reason, att.message
+        if accepted:
+            failed = (
+                render_errors[att.gateway]
+                if render_errors is not None and att.gateway in render_errors
+                else _shown_render_error(old)
+            )
+            if failed:
+                accepted, reason = False, str(RouteReason.UNSUPPORTED_VALUE)
+                message = failed[:32768]
         new = [
             condition(
                 RouteConditionType.ACCEPTED,
-                att.accepted,
-                reason=att.reason,
-                message=att.message,
+                accepted,
+                reason=reason,
+                message=message,
                 generation=gen,
                 now=now,
             ),
@@ -463,3 +492,37 @@ def route_status(
     # The API server rejects more than MAX_PARENTS entries; others' entries are not ours to drop.
     status["parents"] = others + ours[: max(0, MAX_PARENTS - len(others))]
     return status
+
+
+def _shown_render_error(entry: Mapping[str, Any]) -> str | None:
+    """The render error an entry of ours shows (``Accepted=False/UnsupportedValue``), if any."""
+    for cond in get_list(entry, "conditions"):
+        if (
+            isinstance(cond, Mapping)
+            and cond.get("type") == RouteConditionType.ACCEPTED
+            and cond.get("status") == "False"
+            and cond.get("reason") == RouteReason.UNSUPPORTED_VALUE
+        ):
+            return str(cond.get("message") or "") or None
+    return None
+
+
+def without_parent(
+    route: Obj, gateway: tuple[str, str], *, controller_name: str = DEFAULT_CONTROLLER_NAME
+) -> list[dict[str, Any]] | None:
+    """``status.parents`` of ``route`` without ``controller_name``'s entries for the Gateway
+    ``gateway`` (namespace, name) — for a Gateway that is gone or no longer bifrost's; ``None``
+    when there is none to remove. Other controllers' entries and other parents stay, in order.
+    """
+    route_ns = namespace(route)
+    parents = [p for p in get_list(route, "status", "parents") if isinstance(p, Mapping)]
+    keep = [
+        dict(p)
+        for p in parents
+        if not (
+            p.get("controllerName") == controller_name
+            and parent_key(get_map(p, "parentRef"), route_ns)
+            == (GATEWAY_GROUP, "Gateway", *gateway)
+        )
+    ]
+    return keep if len(keep) != len(parents) else None

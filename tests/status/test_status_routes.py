@@ -612,3 +612,78 @@ def test_parent_ref_echo_has_only_api_fields() -> None:
     ref = {**parent(section="http"), "bogus": 1}
     (entry,) = status_of(route(ref))["parents"]
     assert entry["parentRef"] == parent(section="http")
+
+
+# ---------------------------------------------------------------- route render errors (#14.9)
+
+
+def status_with_errors(
+    rt: dict[str, Any], errors: dict[tuple[str, str], str | None] | None, *gateways: Any
+) -> dict[str, Any]:
+    return route_status(
+        rt,
+        gateways=gws(*(gateways or (gateway(),))),
+        namespace_labels=NS_LABELS,
+        services=SERVICES,
+        grants=(),
+        now=NOW,
+        render_errors=errors,
+    )
+
+
+def test_a_render_error_makes_the_route_not_accepted_by_that_gateway() -> None:
+    rt = route(parent(), parent("other"))
+    status = status_with_errors(
+        rt, {("infra", "gw"): "cannot render: values.tier is undefined", ("infra", "other"): None},
+        gateway(), gateway(name="other"),
+    )
+    by_name = {p["parentRef"]["name"]: p["conditions"] for p in status["parents"]}
+    assert brief(by_name["gw"], "Accepted") == ("False", "UnsupportedValue")
+    assert "values.tier is undefined" in next(
+        c["message"] for c in by_name["gw"] if c["type"] == "Accepted")
+    assert brief(by_name["gw"], "ResolvedRefs") == ("True", "ResolvedRefs")
+    assert brief(by_name["other"], "Accepted") == ("True", "Accepted")
+
+
+def test_a_render_error_is_kept_while_its_gateway_is_not_known_and_cleared_when_it_is() -> None:
+    failed = status_with_errors(route(), {("infra", "gw"): "cannot render"})
+    unknown = status_with_errors(route(status=failed), None)
+    assert brief(unknown["parents"][0]["conditions"], "Accepted") == ("False", "UnsupportedValue")
+    assert unknown["parents"] == failed["parents"]
+    fixed = status_with_errors(route(status=unknown), {("infra", "gw"): None})
+    assert brief(fixed["parents"][0]["conditions"], "Accepted") == ("True", "Accepted")
+
+
+def test_a_render_error_does_not_hide_an_attachment_refusal() -> None:
+    status = status_with_errors(route(parent(section="nope")), {("infra", "gw"): "cannot render"})
+    assert brief(status["parents"][0]["conditions"], "Accepted") == ("False", "NoMatchingParent")
+
+
+# ---------------------------------------------------------------- a gone Gateway's entries (#14.4)
+
+
+def test_without_parent_drops_only_our_entries_for_that_gateway() -> None:
+    from bifrost.status.routes import without_parent
+
+    ours = status_of(route(parent(), parent("second")), gateway(), gateway(name="second"))
+    theirs_same_gateway = {**foreign_entry(), "parentRef": parent()}
+    rt = route(parent(), parent("second"), parent("theirs"),
+               status={"parents": [foreign_entry(), theirs_same_gateway, *ours["parents"]]})
+    kept = without_parent(rt, ("infra", "gw"))
+    assert kept is not None
+    assert [(p["controllerName"], p["parentRef"]["name"]) for p in kept] == [
+        ("example.net/other", "theirs"),
+        ("example.net/other", "gw"),
+        (DEFAULT_CONTROLLER_NAME, "second"),
+    ]
+    assert without_parent(rt, ("infra", "absent")) is None
+    assert without_parent(rt, ("infra", "gw"), controller_name="example.com/x") is None
+
+
+def test_without_parent_defaults_the_parent_namespace_to_the_routes() -> None:
+    from bifrost.status.routes import without_parent
+
+    ours = status_of(route(parent(ns=None)))
+    rt = route(parent(ns=None), status=ours)
+    assert without_parent(rt, ("infra", "gw")) == []
+    assert without_parent(rt, ("team-a", "gw")) is None
