@@ -17,7 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from bifrost.shipped import shipped
 from bifrost.store.errors import SchemaMismatch, StoreError, StoreUnavailable
@@ -59,12 +59,10 @@ def _engine(url: str) -> Iterator[Engine]:
     engine, _backend = connect(url)
     try:
         yield engine
-    except DBAPIError as exc:
-        if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
-            raise StoreUnavailable(
-                f"database at {safe_url(url)} is unavailable: {describe_error(exc)}"
-            ) from exc
-        raise
+    except DBAPIError as exc:  # unreachable, locked, or not a database (a corrupt SQLite file)
+        raise StoreUnavailable(
+            f"database at {safe_url(url)} is unavailable: {describe_error(exc)}"
+        ) from exc
     finally:
         engine.dispose()
 
