@@ -40,6 +40,10 @@ def builtin_types() -> list[ResourceType]:
         ResourceType("", ["v1"], "Pod", "pods", "pod", True, ["po"], ["all"], status=True),
         ResourceType("", ["v1"], "Endpoints", "endpoints", "endpoints", True, ["ep"], []),
         ResourceType(
+            "", ["v1"], "PersistentVolumeClaim", "persistentvolumeclaims",
+            "persistentvolumeclaim", True, ["pvc"], [], status=True,
+        ),
+        ResourceType(
             "",
             ["v1"],
             "ServiceAccount",
