@@ -7,7 +7,8 @@ For one observed Gateway it computes, from the informer cache only (no API lists
   against the cached Secrets and ReferenceGrants, ``attachedRoutes`` from the cached routes whose
   parentRefs name the Gateway, readiness from the operation and the children inventory, and
   addresses from the blueprint's ``addresses`` expression over the live children (else from the
-  child Gateways' ``status.addresses``) — plus the ``gateway.bifrost.dev/Operation`` condition;
+  first child reporting ``status.addresses``/``status.loadBalancer.ingress``) — plus the
+  ``gateway.bifrost.dev/Operation`` condition;
 - ``status.parents`` of every HTTPRoute that names the Gateway in its parentRefs *or* still
   carries an entry of ours for it (so a removed parentRef's stale entry is dropped), with
   :func:`bifrost.status.route_status`.
@@ -49,6 +50,7 @@ from bifrost.kube.ports import Kube
 from bifrost.machines.provision import PROVISION_MACHINE
 from bifrost.machines.rotation import ROTATION_MACHINE
 from bifrost.records import ChildRecord, OperationRecord, OperationStatus
+from bifrost.render.default_addresses import default_addresses
 from bifrost.render.errors import RenderError
 from bifrost.sandbox import evaluate_addresses
 from bifrost.status import Readiness, attached_routes, gateway_status, route_status
@@ -268,7 +270,7 @@ class GatewayApiStatusWriter:
 
     def addresses(self, view: GatewayView, children: Sequence[ChildRecord]) -> list[Obj]:
         """From the blueprint's ``addresses`` expression over the live children if it has one,
-        else the union of the child Gateways' ``status.addresses``."""
+        else :func:`bifrost.render.default_addresses.default_addresses`."""
         gateway_children = [c for c in children if c.route_key is None]
         blueprint = view.resolution.blueprint if view.resolution is not None else None
         expression = blueprint.spec.addresses if blueprint is not None else None
@@ -286,14 +288,12 @@ class GatewayApiStatusWriter:
                 log.warning("gateway addresses: %s", exc)
                 return []
             return [{"type": a.type, "value": a.value} for a in result.addresses]
-        out: list[Obj] = []
-        for child in gateway_children:
-            if child.kind != "Gateway":
-                continue
-            for item in _status(self._live(child)).get("addresses") or []:
-                if isinstance(item, Mapping) and item.get("value"):
-                    out.append(dict(item))
-        return out
+        # no expression: the first child (spec.children order) reporting addresses
+        order = {c.id: i for i, c in enumerate(blueprint.spec.children)} if blueprint else {}
+        ranked = sorted((c for c in gateway_children if not is_certificate_child(c.child_id)),
+                        key=lambda c: order.get(c.child_id, len(order)))
+        found = default_addresses(self._live(c) for c in ranked)
+        return [{"type": a.type, "value": a.value} for a in found]
 
     # ---- Gateway -------------------------------------------------------------------------
 

@@ -130,7 +130,10 @@ def gateway_conditions(
         prog, prog_reason, prog_msg = (
             False,
             str(GatewayReason.ADDRESS_NOT_ASSIGNED),
-            "no address has been assigned to the Gateway yet",
+            "no address has been assigned to the Gateway yet: its GatewayClassBlueprint's "
+            "spec.addresses expression gave none or, without spec.addresses, no child reports "
+            "status.addresses or status.loadBalancer.ingress — if the children report it "
+            "elsewhere, set spec.addresses (CEL over children.<id>, see docs/blueprints.md)",
         )
     else:
         prog, prog_reason, prog_msg = True, str(GatewayReason.PROGRAMMED), readiness.message
