@@ -32,7 +32,7 @@ from bifrost.machines.teardown import TEARDOWN_MACHINE
 from bifrost.records import CertificateRecord, OperationRecord
 from bifrost.store.errors import OperationConflict, RecordNotFound
 from bifrost.store.interface import OperationStore
-from bifrost.triggers import provision, rotation, teardown
+from bifrost.triggers import certificate_repair, provision, rotation, teardown
 from bifrost.triggers.context import gateway_candidate, operation_context
 
 __all__ = ["ACTIVE_RECHECK_SECONDS", "BLOCKED_RECHECK_SECONDS", "OperationStarter"]
@@ -136,6 +136,13 @@ class OperationStarter:
             return None
         for listener in managed_listeners(gateway):
             attached = [r for r in records if r.listener == str(listener["name"]) and r.attached]
+            if len(attached) > 1:  # outside a rotation: detach the extras (certificate_repair)
+                with contextlib.suppress(OperationConflict):
+                    repair = certificate_repair.start_repair(
+                        self.store, spec, attached, clock=self.clock, actor=self.actor,
+                        live_gateway=self._live_gateway)
+                    if repair is not None:
+                        return repair
             reason = rotation.listener_change(
                 listener, attached, source=tls.source,
                 served_fingerprint=partial(self._served_fingerprint, gateway, listener),
