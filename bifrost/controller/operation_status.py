@@ -42,7 +42,8 @@ def _dump(conditions: tuple[Condition, ...]) -> list[dict[str, Any]]:
 
 class OperationStatusWriter:
     """Interim Gateway status: ``Accepted`` from the class/blueprint, ``Programmed`` from the
-    provision operation (Unknown/Pending while none finished), and the operation condition.
+    provision operation (Unknown/Pending while none finished), and the operation condition
+    (``Paused``, with who paused it and why, while an operator holds it).
     Listener, address and route status come with the real ``bifrost.status`` writer."""
 
     def __init__(self, kube: KubeStatusWriter, clock: Clock) -> None:
@@ -90,7 +91,14 @@ class OperationStatusWriter:
                 generation=gen, now=now,
             )
         out = set_condition(set_condition(_conditions(gateway), accepted), programmed)
-        if op is not None and op.status.active:
+        if op is not None and op.status is OperationStatus.PAUSED:
+            out = set_condition(out, condition(
+                OPERATION_CONDITION, True, reason="Paused",
+                message=f"{op.machine} operation {op.id} is paused in state {op.state}: "
+                f"{view.paused or 'paused by an operator'}",
+                generation=gen, now=now,
+            ))
+        elif op is not None and op.status.active:
             out = set_condition(out, condition(
                 OPERATION_CONDITION, True, reason="InProgress",
                 message=f"{op.machine} operation {op.id}: state {op.state}"
