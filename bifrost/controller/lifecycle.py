@@ -93,6 +93,8 @@ class LifecycleKeeper:
             deleting=bool(meta(gateway).get("deletionTimestamp")),
             children_ready=ready if ready is not None else children_ready(children),
         )
+        if facts.deleting:  # a teardown's start and failure (its success: ``gone``)
+            self.announcer.announce(gateway, uid, operation)
         return self._apply(uid, facts, gateway=gateway)
 
     def finished(self, gateway: Obj, uid: str) -> bool:
@@ -122,6 +124,7 @@ class LifecycleKeeper:
             # The Event is about the Gateway that was (Events outlive what they regard).
             was: Obj = {"metadata": {"namespace": record.namespace, "name": record.name,
                                      "uid": record.uid}}
+            self.announcer.announce(was, record.uid, latest)  # TeardownSucceeded
             wrote = self._apply(record.uid, facts, gateway=was, record=record) or wrote
         return Gone(wrote=wrote, teardown_running=running)
 
