@@ -10,9 +10,10 @@ Gateway of its class fails to render. Two conditions, as the CRD's printer colum
   :class:`bifrost.api.blueprint.BlueprintValues`) *and* everything ``bifrost.render`` compiles
   compiles — every child template (Jinja syntax, no ``include``/``import``, and only the
   sandbox's filters and tests and the template's own inputs: ``bifrost.render.compile_check``),
-  every ``readyWhen``,
-  ``spec.addresses`` and the TLS expressions (CEL syntax), every ``children.<id>`` a template reads
-  names a known child, and the dependencies (explicit and inferred) have no cycle. False with the
+  every ``readyWhen``, ``spec.addresses`` and the TLS expressions (CEL syntax), every
+  ``children.<id>`` a template reads names a known child, the dependencies (explicit and
+  inferred) have no cycle, and a certificate template sets no ``renewBefore`` that would let
+  cert-manager renew before bifrost rotates (``bifrost.api.cert_manager``). False with the
   first problem's reason (``Invalid``, ``InvalidTemplate``, ``InvalidExpression``,
   ``UnknownDependency``, ``DependencyCycle``, ``ChildNotConfined`` — a template whose literal
   ``kind``/``namespace`` ``spec.confinement`` refuses, see ``bifrost.render.confinement``) and a
@@ -38,6 +39,7 @@ from datetime import datetime
 from typing import Any
 
 from bifrost.api.blueprint import GatewayClassBlueprint
+from bifrost.api.cert_manager import renewal_conflict
 from bifrost.api.conditions import BlueprintConditionType, BlueprintReason, condition
 from bifrost.api.errors import InvalidResourceError, parse_resource
 from bifrost.render.compile_check import (
@@ -148,6 +150,9 @@ def _tls_problems(parsed: GatewayClassBlueprint) -> list[BlueprintProblem]:
                 tls.certificate_template, child_id=BLUEPRINT, field=TLS_CERTIFICATE_TEMPLATE,
                 inputs=CERTIFICATE_INPUTS)
         ]
+    conflict = renewal_conflict(tls.certificate_template, tls.renew_before)
+    if conflict is not None:
+        problems.append(BlueprintProblem(BlueprintReason.INVALID_TEMPLATE, conflict))
     expressions = [("spec.tls.readyWhen", tls.ready_when), ("spec.tls.secretName", tls.secret_name)]
     if tls.verify is not None:
         expressions.append(("spec.tls.verify.expression", tls.verify.expression))

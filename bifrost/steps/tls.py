@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bifrost.api.blueprint import BlueprintTLS, TLSSource
+from bifrost.api.cert_manager import with_issuer_renewal
 from bifrost.api.objects import Obj
 from bifrost.certificates.rules import (
     CERT_MANAGER_NAME_ANNOTATION,
@@ -227,6 +228,8 @@ def request_certificate(
         bmeta.pop("namespace", None)
     bmeta["labels"] = {**(bmeta.get("labels") or {}), GATEWAY_UID_LABEL: uid,
                        LISTENER_LABEL: dns_label(listener["name"])}
+    # cert-manager renews only after bifrost would have rotated (bifrost.api.cert_manager)
+    with_issuer_renewal(body, tls.renew_before)
     if namespaced:
         bmeta["ownerReferences"] = [gateway_owner_reference(gateway_name, uid)]
     digest = body_hash(body)
