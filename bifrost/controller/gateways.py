@@ -1,6 +1,8 @@
 """A Gateway's own bookkeeping: bifrost's finalizer on it, its record in the store, and its
 deletion — let go of the finalizer once nothing of it is left, else start (or wait for) its
-teardown (:mod:`bifrost.triggers.teardown`).
+teardown (:mod:`bifrost.triggers.teardown`) — and, once it is gone or no longer bifrost's,
+bifrost's entries for it in the HTTPRoutes' ``status.parents``
+(:mod:`bifrost.controller.route_parents`).
 
 Writes only what changed: the finalizer only when missing, the store record only when its
 fields (namespace, name, class, generation) differ from what this process last recorded.
@@ -20,13 +22,14 @@ from bifrost.controller.gateway_view import latest_operation
 from bifrost.controller.informers import FINALIZER, GATEWAY_API_VERSION, Cache, gateway_class_name
 from bifrost.controller.lifecycle import LifecycleKeeper
 from bifrost.controller.observation import Observation
+from bifrost.controller.route_parents import forget_gateway
 from bifrost.controller.starter import (
     ACTIVE_RECHECK_SECONDS,
     BLOCKED_RECHECK_SECONDS,
     OperationStarter,
 )
 from bifrost.kube import Conflict, NotFound
-from bifrost.kube.ports import KubeWriter
+from bifrost.kube.ports import Kube
 from bifrost.records import OperationRecord
 from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
@@ -42,7 +45,7 @@ class GatewayKeeper:
         self,
         *,
         cache: Cache,
-        kube: KubeWriter,
+        kube: Kube,
         store: OperationStore,
         clock: Clock,
         starter: OperationStarter,
@@ -65,12 +68,23 @@ class GatewayKeeper:
 
     def gone(self, namespace: str, name: str) -> Observation:
         """No Gateway ``namespace/name`` is in the cache: the ones bifrost tore down are
-        ``deleted`` (see :meth:`LifecycleKeeper.gone`)."""
+        ``deleted`` (see :meth:`LifecycleKeeper.gone`), and bifrost's entries for it leave the
+        routes' ``status.parents`` (:func:`~bifrost.controller.route_parents.forget_gateway`)."""
         gone = self.lifecycle.gone(namespace, name)
-        actions = ("lifecycle-deleted",) if gone.wrote else ()
+        actions: tuple[str, ...] = ("lifecycle-deleted",) if gone.wrote else ()
+        forgot = self.not_ours(namespace, name)
+        actions += forgot.actions
         if gone.teardown_running:
             return Observation(actions, requeue_after=ACTIVE_RECHECK_SECONDS)
-        return Observation(actions)
+        return Observation(actions, requeue_after=forgot.requeue_after)
+
+    def not_ours(self, namespace: str, name: str) -> Observation:
+        """The Gateway ``namespace/name`` is gone or no longer bifrost's: remove bifrost's
+        entries for it from the routes' ``status.parents`` (a stale route copy: look again)."""
+        result = forget_gateway(self.cache, self.kube, namespace, name,
+                                controller_name=self.cache.controller_name)
+        actions = ("route-parents-removed",) if result.written else ()
+        return Observation(actions, requeue_after=1.0 if result.conflicts else None)
 
     # ---- finalizer ------------------------------------------------------------------------
 

@@ -498,6 +498,9 @@ class Cache:
                 )
                 old = self.routes_by_gateway.update(key, parents)
                 self.routes_by_namespace.update(key, [ns] if current else [])
+                # an entry of ours for a Gateway that is gone or not bifrost's: observed, it goes
+                ours = route_status_parents(current, self.controller_name) if current else ()
+                own |= {gateway_key(gns, gname) for gns, gname in ours}
                 affected |= {("Gateway", gns, gname) for gns, gname in old | parents}
             elif kind == "Service":
                 # backendRefs resolve against Services: the Gateways of routes in the namespace.

@@ -157,7 +157,7 @@ class Observer:
         if gateway is None:
             return self.gateways.gone(namespace, name)
         if not self.cache.responsible_for(gateway):
-            return Observation()
+            return self.gateways.not_ours(namespace, name)
         uid = str(meta(gateway).get("uid") or "")
         if not uid:
             return Observation()

@@ -45,6 +45,7 @@ from bifrost.controller.informers import (
     gateway_secrets,
     route_parents,
 )
+from bifrost.controller.route_parents import route_render_errors
 from bifrost.kube import Conflict, NotFound
 from bifrost.kube.ports import Kube
 from bifrost.machines.provision import PROVISION_MACHINE
@@ -454,6 +455,7 @@ class GatewayApiStatusWriter:
                 grants=grants,
                 now=now,
                 controller_name=self.controller_name,
+                render_errors=route_render_errors(view, route),
             )
             old = _status(route)
             if not _status_changed(old, new):
