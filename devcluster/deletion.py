@@ -5,7 +5,7 @@ The rules follow the generic registry store of k8s.io/apiserver (``Store.Delete`
 Pod strategy's graceful deletion:
 
 - **Answer.** Kinds whose storage sets ``ReturnDeletedObject`` (pods, services, serviceaccounts,
-  namespaces, CRDs, and every custom resource) answer with the deleted object; the others with a
+  PVCs, namespaces, CRDs, and every custom resource) answer with the deleted object; the others with a
   ``Status`` of ``Success`` whose details name the resource. An object that is *not* gone yet
   (finalizers pending, or a graceful deletion running) is answered with the object itself, with
   ``deletionTimestamp`` set, whatever its kind.
@@ -49,13 +49,15 @@ ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 
 # (group, plural) of the built-in kinds whose storage has ReturnDeletedObject: true
-# (pkg/registry/core/{pod,service,serviceaccount,namespace}/storage and apiextensions' CRD store)
+# (pkg/registry/core/{pod,service,serviceaccount,namespace,persistentvolumeclaim}/storage and
+# apiextensions' CRD store)
 RETURNS_DELETED_OBJECT = frozenset(
     {
         ("", "pods"),
         ("", "services"),
         ("", "serviceaccounts"),
         ("", "namespaces"),
+        ("", "persistentvolumeclaims"),
         ("apiextensions.k8s.io", "customresourcedefinitions"),
     }
 )

@@ -142,6 +142,17 @@ TYPED: dict[tuple[str, str], tuple[type, str, Factory]] = {
             ),
         ),
     ),
+    ("", "PersistentVolumeClaim"): (
+        client.CoreV1Api,
+        "persistent_volume_claim",
+        lambda n, ns: client.V1PersistentVolumeClaim(
+            metadata=_meta(n),
+            spec=client.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}),
+            ),
+        ),
+    ),
     ("", "Event"): (
         client.CoreV1Api,
         "event",
