@@ -5,8 +5,8 @@ The rules follow the generic registry store of k8s.io/apiserver (``Store.Delete`
 Pod strategy's graceful deletion:
 
 - **Answer.** Kinds whose storage sets ``ReturnDeletedObject`` (pods, services, serviceaccounts,
-  PVCs, namespaces, CRDs, and every custom resource) answer with the deleted object; the others with a
-  ``Status`` of ``Success`` whose details name the resource. An object that is *not* gone yet
+  PVCs, namespaces, CRDs, and every custom resource) answer with the deleted object; the others
+  with a ``Status`` of ``Success`` whose details name the resource. An object that is *not* gone yet
   (finalizers pending, or a graceful deletion running) is answered with the object itself, with
   ``deletionTimestamp`` set, whatever its kind.
 - **Garbage-collection finalizers.** ``propagationPolicy`` (or the deprecated
