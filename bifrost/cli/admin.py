@@ -42,6 +42,7 @@ from bifrost.admin import actions, queries
 from bifrost.admin.errors import AdminError, BadInput
 from bifrost.admin.format import OutputFormat, format_document
 from bifrost.admin.views import Document
+from bifrost.cli.version import print_version
 from bifrost.clock import Clock, SystemClock
 from bifrost.machines.registry import MachineRegistry
 from bifrost.settings import Settings
@@ -57,7 +58,7 @@ PG_CONNECT_TIMEOUT_S = 5
 
 app = typer.Typer(
     no_args_is_help=True,
-    add_completion=False,
+    rich_markup_mode="markdown",  # docstrings' line breaks do not break the help's sentences
     pretty_exceptions_enable=False,
     help="Inspect and operate bifrost's gateways: what each is doing, what happened, what is "
     "scheduled; renew, retry, pause, resume, cancel.\n\n--database-url and -o/--output may be "
@@ -704,6 +705,7 @@ def main(
             show_default=False,
         ),
     ] = None,
+    version: Annotated[bool, print_version("bifrost-admin")] = False,
 ) -> None:
     """Inspect and operate gateways (the options before the subcommand: see the app's help)."""
     given: dict[str, object] = {}
