@@ -1,5 +1,6 @@
 """Blueprint status (``bifrost.status.blueprints``): the static checks — schema and graph (as
-``resolve_class`` makes them), template syntax, CEL syntax, unknown ``children.<id>`` references,
+``resolve_class`` makes them), template syntax (and unknown filters, tests and inputs), CEL
+syntax, a certificate template's ``renewBefore``, unknown ``children.<id>`` references,
 dependency cycles, the TLS templates and expressions — each naming the child and the field, and
 the ``Accepted``/``Valid`` conditions written from them."""
 
@@ -83,6 +84,19 @@ def child(id_: str, template: str = OK, **extra: Any) -> dict[str, Any]:
         ({"children": [child("lb", "x: {{ children.shadow }}")],
           "routeChildren": [child("shadow")]}, [BlueprintReason.UNKNOWN_DEPENDENCY],
          ["children.shadow"]),
+        # what Jinja defers to a render (an unknown filter in a branch, an unknown test) or
+        # never sees (an input the template does not have) is found too
+        ({"children": [child("lb", "{% if values.on %}x: {{ values.a | shout }}{% endif %}")]},
+         [BlueprintReason.INVALID_TEMPLATE],
+         ["child 'lb' (spec.children[lb].template, line 1): no filter named 'shout'"]),
+        ({"routeChildren": [child("shadow", "{% if route is fancy %}x: 1{% endif %}")]},
+         [BlueprintReason.INVALID_TEMPLATE], ["no test named 'fancy'"]),
+        ({"children": [child("lb", "x: {{ route.metadata.name }}")]},
+         [BlueprintReason.INVALID_TEMPLATE], ["'route' is not an input of this template"]),
+        # a certificate template that would let cert-manager renew before bifrost rotates
+        ({"tls": {"certificateTemplate": CERT + "spec: {renewBefore: 1000h}\n"}},
+         [BlueprintReason.INVALID_TEMPLATE],
+         ["spec.tls.certificateTemplate sets renewBefore: 1000h, so cert-manager would renew"]),
         # several problems: all reported, the first one's reason
         ({"children": [child("lb", "{{ x "), child("dns", readyWhen="!")]},
          [BlueprintReason.INVALID_TEMPLATE, BlueprintReason.INVALID_EXPRESSION],
