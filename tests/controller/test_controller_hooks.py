@@ -242,6 +242,9 @@ def test_provision_teardown_hooks(
                     "hostname": "edge.example",
                     "tls": {"certificateRefs": [{"name": "edge-tls"}]},
                 },
+                # the Secret holds no certificate: without a servable listener the Gateway
+                # would not be accepted, and an unaccepted Gateway is not provisioned
+                {"name": "http", "protocol": "HTTP", "port": 80},
             ],
         )
     )
