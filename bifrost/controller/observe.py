@@ -288,6 +288,7 @@ class Observer:
             acceptance=judge_gateway(class_name=gateway_class_name(gateway), class_exists=False,
                                      class_error=None, parameters_error=None, verdicts=()),
             paused=self._paused(operation))
+        self.announcer.announce(gateway, uid, operation)  # an operation may still end
         actions = ["class-lost"]
         try:
             if self.status_writer.write_status(view):
