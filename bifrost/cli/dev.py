@@ -238,6 +238,12 @@ def run_dev(
         raise failure[0]
 
 
+def _log_level(value: str) -> str:
+    from bifrost.cli.run import parse_log_level
+
+    return parse_log_level(value)
+
+
 def register(app: typer.Typer) -> None:
     """Add the devcluster commands to the ``bifrost`` app."""
 
@@ -278,7 +284,10 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         log_level: Annotated[
-            str, typer.Option("--log-level", help="Log level of the controller's log (stderr).")
+            str,
+            typer.Option("--log-level", callback=_log_level,
+                         help="Log level of the controller's log (stderr): DEBUG, INFO, "
+                         "WARNING, ERROR or CRITICAL."),
         ] = "INFO",
         state_file: Annotated[
             Path | None,

@@ -26,7 +26,7 @@ import typer
 if TYPE_CHECKING:
     from bifrost.kube import KubeClient
 
-__all__ = ["RunError", "parse_bind_address", "register", "run_controller"]
+__all__ = ["RunError", "parse_bind_address", "parse_log_level", "register", "run_controller"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,27 @@ def _preflight(kube: KubeClient, *, lease_namespace: str) -> None:
             f"namespace {lease_namespace!r} for the leader-election Lease does not exist: "
             "create it, or set POD_NAMESPACE to the controller's namespace"
         )
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_level(value: str) -> str:
+    """``--log-level``: a standard level name, any case; else a usage error (exit 2)."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not a log level: use one of "
+                                 f"{', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    return level
+
+
+def check_bind_address(value: str) -> str:
+    """``--metrics-bind-address`` checked while the command line is parsed (a usage error)."""
+    try:
+        parse_bind_address(value)
+    except RunError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 def parse_bind_address(value: str) -> tuple[str, int]:
@@ -220,6 +241,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--metrics-bind-address",
                 envvar="BIFROST_METRICS_BIND_ADDRESS",
+                callback=check_bind_address,
                 help="Serve /metrics on HOST:PORT, never on the health port (deploy/ uses "
                 "127.0.0.1:8081: only the pod itself can scrape; ':8081' listens on every "
                 "interface, see deploy/README.md). 0: off.",
@@ -243,7 +265,11 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--resync-seconds", help="Seconds between full resyncs.")
         ] = 300.0,
         workers: Annotated[int, typer.Option("--workers", help="Reconcile workers.")] = 4,
-        log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
+        log_level: Annotated[
+            str,
+            typer.Option("--log-level", callback=parse_log_level,
+                         help="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
+        ] = "INFO",
     ) -> None:
         """Run the bifrost controller until SIGINT/SIGTERM."""
         # Start-up logs are held back: an expected failure prints its one line and nothing
@@ -292,6 +318,8 @@ def register(app: typer.Typer) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m bifrost.cli.run` (tests, debugging)
-    _app = typer.Typer(add_completion=False)
+    from bifrost.cli.entry import run_app
+
+    _app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     register(_app)
-    _app()
+    sys.exit(run_app(_app, "bifrost run"))
