@@ -53,5 +53,8 @@ def bifrost_class(kube: KubeClient, children: list[dict[str, Any]], **spec: Any)
 CONFIG = {
     "id": "config",
     "template": "apiVersion: v1\nkind: ConfigMap\n"
-                "metadata: {name: '{{ gateway.metadata.name }}-config'}\n",
+                "metadata: {name: '{{ gateway.metadata.name }}-config'}\n"
+                "data: {address: 192.0.2.10}\n",
 }
+#: The blueprint's ``addresses`` over CONFIG (a Gateway is Programmed only with an address).
+ADDRESSES = '[{"type": "IPAddress", "value": children.config.data.address}]'
