@@ -31,6 +31,7 @@ verdict so neither the class nor its Gateways compile it again per reconcile.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -201,17 +202,19 @@ class BlueprintVerdicts:
     every resync) costs one compile of a blueprint per spec change, not one per reconcile.
 
     The key is (name, uid, ``metadata.generation``): the API server bumps the generation on every
-    spec change and on nothing else (a status write does not), so a cached verdict is never
-    stale. An object without a generation (not from an API server) is keyed by its
-    ``resourceVersion``. At most ``size`` versions are kept (least recently used go first).
+    spec change and on nothing else (a status write does not). An object without a generation
+    (not from an API server) is keyed by its ``resourceVersion``. The spec is kept with the
+    verdict and compared (a dict comparison, no serialization) before it is reused, so an object
+    that reuses a key with another spec (a test's, a restored one's) is checked again, never
+    given a stale verdict. At most ``size`` versions are kept (least recently used go first).
     Thread-safe: the controller's workers share one.
     """
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
         self._lock = threading.Lock()
-        self._verdicts: OrderedDict[tuple[str, str, str], tuple[BlueprintProblem, ...]] = (
-            OrderedDict())
+        self._verdicts: OrderedDict[
+            tuple[str, str, str], tuple[Any, tuple[BlueprintProblem, ...]]] = OrderedDict()
         #: How many times a blueprint was actually checked (the rest were cache hits).
         self.compiles = 0
 
@@ -220,15 +223,16 @@ class BlueprintVerdicts:
         gen = m.get("generation")
         version = f"g{gen}" if isinstance(gen, int) else f"rv{m.get('resourceVersion') or ''}"
         key = (str(m.get("name") or ""), str(m.get("uid") or ""), version)
+        spec = blueprint.get("spec")
         with self._lock:
             found = self._verdicts.get(key)
-            if found is not None:
+            if found is not None and found[0] == spec:
                 self._verdicts.move_to_end(key)
-                return found
+                return found[1]
         verdict = tuple(blueprint_problems(blueprint))
         with self._lock:
             self.compiles += 1
-            self._verdicts[key] = verdict
+            self._verdicts[key] = (copy.deepcopy(spec), verdict)
             self._verdicts.move_to_end(key)
             while len(self._verdicts) > self._size:
                 self._verdicts.popitem(last=False)

@@ -105,6 +105,14 @@ def test_verdicts_are_computed_once_per_generation() -> None:
     assert verdicts.compiles == 2
 
 
+def test_a_reused_key_with_another_spec_is_checked_again() -> None:
+    verdicts = BlueprintVerdicts()
+    assert verdicts.problems(_bp(generation=1)) == ()
+    other = _bp(generation=1, children=[{"id": "config", "template": "{{ oops"}])
+    assert [p.reason for p in verdicts.problems(other)] == [BlueprintReason.INVALID_TEMPLATE]
+    assert verdicts.compiles == 2
+
+
 def test_verdicts_keep_a_bounded_number_of_versions() -> None:
     verdicts = BlueprintVerdicts(size=2)
     for generation in (1, 2, 3):
