@@ -36,7 +36,7 @@ from bifrost.controller.observation import Observation
 from bifrost.kube import Conflict, NotFound
 from bifrost.kube.ports import KubeStatusWriter
 from bifrost.status import status_changed
-from bifrost.status.blueprints import blueprint_problems, blueprint_status
+from bifrost.status.blueprints import VERDICTS, blueprint_status
 from bifrost.status.policies import (
     TargetKey,
     ValuesRules,
@@ -138,7 +138,7 @@ class OwnStatusWriter:
             c for c in self.cache.classes_for_blueprint(name)
             if self.cache.is_ours(self.cache.get("GatewayClass", "", c))
         ]
-        return blueprint_status(blueprint, problems=blueprint_problems(blueprint),
+        return blueprint_status(blueprint, problems=VERDICTS.problems(blueprint),
                                 classes=classes, now=self.clock.now())
 
     def observe_blueprint(self, name: str) -> Observation:
