@@ -15,9 +15,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+from bifrost.store import open_store
 
 BIN = Path(sys.executable).parent
 
@@ -95,9 +98,14 @@ def cases() -> list[Case]:
                                        "{corrupt}"], FAILURE, "file is not a database"),
         Case("admin: newer database", ["bifrost-admin", "gateways", "--database-url",
                                        "{newer}"], FAILURE, "a newer bifrost migrated it"),
+        Case("admin: unknown gateway", ["bifrost-admin", "show", "apps/nosuch",
+                                        "--database-url", "{ok}"], FAILURE, "apps/nosuch"),
         Case("admin: missing kubeconfig",
              ["bifrost-admin", "show", "apps/edge", "--database-url", "{ok}",
-              "--kubeconfig", "{tmp}/no-kc"], FAILURE, "apps/edge"),
+              "--kubeconfig", "{tmp}/no-kc"], FAILURE, "no-kc"),
+        Case("admin: unreachable cluster",
+             ["bifrost-admin", "show", "apps/edge", "--database-url", "{ok}",
+              "--kubeconfig", "{kc_unreachable}"], FAILURE, "did not answer"),
     ]
 
 
@@ -121,6 +129,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         return path
 
     ok, newer, locked = migrated("ok.db"), migrated("newer.db"), migrated("locked.db")
+    store = open_store(f"sqlite:///{ok}")
+    try:  # a Gateway bifrost-admin show can find, so it goes on to read the cluster
+        store.upsert_gateway(uid="uid-edge", namespace="apps", name="edge", now=datetime.now(UTC))
+    finally:
+        store.close()
     with sqlite3.connect(newer) as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
     kubeconfig = tmp / "unreachable.kubeconfig"
