@@ -45,3 +45,18 @@ def test_version_and_completion_are_offered(target: typer.Typer) -> None:
     text = "\n".join(_help(target))
     for option in ("--version", "--install-completion", "--show-completion"):
         assert option in text
+
+
+def test_the_installed_command_completes_subcommands() -> None:
+    """Shell completion through the console script (bifrost.cli.entry), as bash asks for it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "_BIFROST_COMPLETE": "complete_bash", "COMP_WORDS": "bifrost d",
+           "COMP_CWORD": "1"}
+    result = subprocess.run([str(Path(sys.executable).parent / "bifrost")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) == {"dev", "demo", "db"}
