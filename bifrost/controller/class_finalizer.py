@@ -15,9 +15,10 @@ for the classes whose ``spec.controllerName`` is its own, and for no other:
 The decision reads only the cache (``Cache.gateways_of_class``: an index, no API list); the write
 is a merge patch of ``metadata.finalizers`` carrying the cached ``resourceVersion``, so it is
 refused (409) when the cached class is stale and the class is observed again. Gateway events
-reach it through :func:`class_keys_for_gateway` (a Gateway created, deleted or moved to another
-class enqueues its class when its finalizer is no longer right); the resync re-checks every
-class.
+reach it through :func:`class_keys_for_gateway` (a Gateway created or deleted enqueues its class
+when the class's finalizer is no longer right, so a fleet's status writes enqueue nothing); the
+class a Gateway moved away from (``spec.gatewayClassName`` changed) is not named by the event and
+is re-checked by the resync, which observes every class.
 """
 
 from __future__ import annotations
