@@ -113,8 +113,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     src.mkdir()
     for sources, dest in build_stage_copies():
         for source in sources:
-            target = src / dest / Path(source).name if dest.endswith("/") and len(sources) > 1 \
-                else src / dest
+            # "COPY a b ./" copies into the directory; "COPY bifrost ./bifrost" names the target
+            target = src / dest / Path(source).name if dest.endswith("/") else src / dest
             target.parent.mkdir(parents=True, exist_ok=True)
             if (REPO / source).is_dir():
                 shutil.copytree(REPO / source, target,
