@@ -163,7 +163,8 @@ def test_deletion_ends_deleted_with_deleted_at(kit: Kit) -> None:
     record = kit.store.get_gateway(UID)
     assert (record.lifecycle_state, record.deleted_at) == ("deleted", kit.clock.now())
     assert kit.keeper.finished(gw, UID) is False  # once
-    assert kit.reasons() == ["LifecycleDeleting", "LifecycleDeleted"]
+    # The keeper also announces the teardown it sees while the Gateway is deleting.
+    assert kit.reasons() == ["TeardownStarted", "LifecycleDeleting", "LifecycleDeleted"]
 
 
 def test_gone_marks_deleted_only_what_its_teardown_removed(kit: Kit) -> None:
@@ -177,8 +178,9 @@ def test_gone_marks_deleted_only_what_its_teardown_removed(kit: Kit) -> None:
     assert kit.keeper.gone("apps", "web") == Gone(wrote=True, teardown_running=False)
     record = kit.store.get_gateway(UID)
     assert (record.lifecycle_state, record.deleted_at) == ("deleted", kit.clock.now())
-    assert kit.reasons() == ["LifecycleDeleted"]
-    assert kit.events.events[0]["name"] == "web"
+    # The teardown's success is announced here, about the Gateway that was.
+    assert kit.reasons() == ["TeardownSucceeded", "LifecycleDeleted"]
+    assert [e["name"] for e in kit.events.events] == ["web", "web"]
     assert kit.keeper.gone("apps", "web") == Gone(wrote=False, teardown_running=False)
     assert kit.keeper.gone("apps", "other") == Gone(wrote=False, teardown_running=False)
 
