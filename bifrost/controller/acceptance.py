@@ -21,7 +21,9 @@ Listeners are judged as the status judges them, on :func:`judged_gateway`: a lis
 certificate bifrost manages (the blueprint's ``spec.tls``, source ``Request``) refers to the
 managed Secrets once attached and, before the first one is issued, counts as having its
 certificate from the blueprint — it is being issued by the very provision this judgement
-gates, so it must not make the Gateway unaccepted.
+gates, so it must not make the Gateway unaccepted. For that gate the observer judges every
+managed listener so, attached certificates or not: after a restored backup the store may name an
+attached certificate whose Secret is gone, and only a provision (adoption) sets that right.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ class Observer:
         requeue: float | None = None
         repairable = False  # converged as far as its inputs go: drift is looked for
         certificates = self._attached_secrets(uid)
-        acceptance = self._acceptance(gateway, gateway_class, resolution, certificates)
+        acceptance = self._acceptance(gateway, gateway_class, resolution)
         if resolution.blueprint is None:
             self._values_held.pop(uid, None)
         elif not acceptance.accepted:
@@ -261,16 +261,19 @@ class Observer:
             requeue = 1.0
         return Observation(tuple(actions), requeue_after=requeue)
 
-    def _acceptance(self, gateway: Obj, gateway_class: Obj, resolution: ClassResolution,
-                    certificates: Mapping[str, Sequence[str]]) -> Acceptance:
-        """:func:`bifrost.controller.acceptance.judge_gateway` on the cache: the same
-        judgement the status reports."""
+    def _acceptance(self, gateway: Obj, gateway_class: Obj,
+                    resolution: ClassResolution) -> Acceptance:
+        """:func:`bifrost.controller.acceptance.judge_gateway` on the cache: the judgement the
+        status reports — except that a listener whose certificate bifrost manages always
+        counts as served here, attached certificates or not: the provision this gates is what
+        issues, adopts or repairs that certificate (after a restored backup the attached one
+        the store names may be gone)."""
         tls = resolution.blueprint.spec.tls if resolution.blueprint is not None else None
         return judge_gateway(
             class_name=str(meta(gateway_class).get("name")), class_exists=True,
             class_error=resolution.error,
             parameters_error=self.inputs.parameters(gateway, resolution).error,
-            verdicts=listener_verdicts(self.cache, judged_gateway(gateway, certificates, tls)))
+            verdicts=listener_verdicts(self.cache, judged_gateway(gateway, {}, tls)))
 
     def _class_lost(self, gateway: Obj, uid: str) -> Observation:
         """The Gateway's class is gone while it still holds our finalizer: nothing is
