@@ -164,6 +164,10 @@ def test_a_gateway_that_vanished_before_its_finalizer_removal_is_done_with(
 
 
 def test_a_conflict_on_the_class_status_write_requeues_the_class(intake: Intake) -> None:
+    # the class is in use: its first observation adds the gateway-exists finalizer (and writes
+    # no status: the watch brings the class back, and the status is written then)
+    assert intake.observer.observe(class_key("bifrost")).actions == ("class-finalizer-added",)
+    intake.sync()
     intake.kube.fail_next("patch_status", kind="GatewayClass", error=conflict())
     result = intake.observer.observe(class_key("bifrost"))
     assert result.requeue_after == 1.0
