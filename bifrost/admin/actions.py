@@ -12,7 +12,9 @@ and calls it.
   context can be built for a certificate; otherwise the request is recorded with
   :func:`bifrost.triggers.rotation.make_due_now` — the certificates' ``renewal_at`` becomes
   now, so the renewal scheduler finds them due (a missed renewal time runs at once) and
-  ``bifrost-admin schedule`` shows them first.
+  ``bifrost-admin schedule`` shows them first. A listener with more than one attached
+  certificate is refused: the controller's repair
+  (:mod:`bifrost.triggers.certificate_repair`) brings it back to one first.
 
 Every "no" becomes a one-line reason (:class:`~bifrost.admin.errors.Refused`).
 """
@@ -30,6 +32,7 @@ from bifrost.machines.registry import MachineRegistry
 from bifrost.records import GatewayRecord, OperationRecord
 from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
+from bifrost.triggers.certificate_repair import keeper
 from bifrost.triggers.rotation import (
     make_due_now,
     not_renewable,
@@ -184,6 +187,17 @@ def renew(
         known = f" (listeners with one: {', '.join(listeners)})" if listeners else ""
         raise Refused(f"cannot renew: gateway {name} has no attached certificate{where}{known}")
     now = clock.now()
+    for crowded in sorted({c.listener for c in targets}):
+        attached = [c for c in targets if c.listener == crowded]
+        if len(attached) > 1:
+            # Outside a rotation a listener has one; renewing one of several would leave more.
+            kept = keeper(attached, now=now)
+            raise Refused(
+                f"cannot renew: gateway {name} listener {crowded} has {len(attached)} attached "
+                f"certificates ({', '.join(sorted(c.object_name for c in attached))}); the "
+                f"controller's repair keeps {kept.object_name} and detaches the others — renew "
+                "once it has (bifrost-admin history shows it)"
+            )
 
     spec = rotation_machine(registry)
     if spec is not None:

@@ -179,6 +179,20 @@ def test_renew_is_refused_without_an_attached_certificate(sqlite_fleet: Fleet) -
     assert "infra/web is deleting" in _refused(fleet, "renew", "infra/web")
 
 
+def test_renew_is_refused_while_a_listener_has_two_attached_certificates(
+    sqlite_fleet: Fleet,
+) -> None:
+    """Renewing one of two would leave the listener with three attached."""
+    fleet = sqlite_fleet
+    web = fleet.gateway("infra", "web")
+    fleet.certificate(web, "https", "web-a", days_left=40, renew_in_days=10)
+    fleet.certificate(web, "https", "web-b", days_left=50, renew_in_days=20)
+    message = _refused(fleet, "renew", "infra/web")
+    assert "listener https has 2 attached certificates (web-a, web-b)" in message
+    assert all(c.renewal_at in (T0 + timedelta(days=10), T0 + timedelta(days=20))
+               for c in fleet.store.list_certificates(gateway_uid=web.uid))
+
+
 class RotateContext(BaseModel):
     listener: str
     certificate: str
