@@ -466,7 +466,7 @@ class Cache:
                 self.gateways_by_secret.update(key, secrets)
                 self.gateways_by_secret_namespace.update(key, {s for s, _ in secrets})
                 params = gateway_parameters_key(current) if current else None
-                self.gateways_by_parameters.update(key, [params] if params else [])
+                old_params = self.gateways_by_parameters.update(key, [params] if params else [])
                 result = {gateway_key(ns, name)} if (
                     current is not None and self.responsible_for(current)
                 ) or (before is not None and self.responsible_for(before)) else set()
@@ -477,6 +477,9 @@ class Cache:
                     # created, deleted or moved to another class: policies targeting it, and
                     # its namespace's (they are checked against the blueprints of its classes)
                     result |= self._policy_keys(key, ("Namespace", "", ns))
+                elif old_params != ({params} if params else set()):
+                    # the GatewayConfig its parametersRef names wins over older ones on it
+                    result |= self._policy_keys(key)
                 return result
             if kind == "GatewayClass":
                 self.classes_by_blueprint.update(key, _opt(current, blueprint_name))

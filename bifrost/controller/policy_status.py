@@ -33,6 +33,7 @@ from bifrost.controller.informers import (
     gateway_class_name,
 )
 from bifrost.controller.observation import Observation
+from bifrost.controller.parameters import ACCEPTED_KINDS, parameters_ref
 from bifrost.kube import Conflict, NotFound
 from bifrost.kube.ports import KubeStatusWriter
 from bifrost.status import status_changed
@@ -53,6 +54,14 @@ log = logging.getLogger(__name__)
 OWN_STATUS_KINDS: frozenset[str] = frozenset({*POLICY_KINDS, BLUEPRINT_KIND})
 #: Seconds before looking again after a write conflict (the watch usually comes first).
 CONFLICT_RECHECK_SECONDS = 1.0
+
+def _named_config(gateway: Obj) -> str | None:
+    """The GatewayConfig a Gateway's ``spec.infrastructure.parametersRef`` names, if any."""
+    ref = parameters_ref(gateway)
+    if ref is None or (ref[0], ref[1]) not in ACCEPTED_KINDS:
+        return None
+    return ref[2]
+
 
 class OwnStatusWriter:
     """Observes policy and blueprint work keys (see the module docstring)."""
@@ -89,6 +98,8 @@ class OwnStatusWriter:
             controller_name=self.cache.controller_name,
             controller_namespace=self.controller_namespace,
             rules=self.values_rules(target_ref) if target is not None else (),
+            named=(_named_config(target) if target is not None and target_ref is not None
+                   and target_ref[0] == "Gateway" else None),
         )
         return policy_status(policy, verdict, now=self.clock.now())
 

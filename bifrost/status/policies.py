@@ -265,6 +265,7 @@ def decide_policy(
     controller_name: str = DEFAULT_CONTROLLER_NAME,
     controller_namespace: str = CONTROLLER_NAMESPACE,
     rules: Sequence[ValuesRules] = (),
+    named: str | None = None,
 ) -> PolicyVerdict:
     """Whether ``policy`` is attached (see the module docstring).
 
@@ -272,7 +273,9 @@ def decide_policy(
     - ``target_class``: for a Gateway target, the Gateway's GatewayClass (``None`` if missing);
     - ``competitors``: the policies naming the same target (any kind; ``policy`` itself may be
       among them) — the conflict is decided among those of the policy's kind;
-    - ``rules``: the ``spec.values`` of the blueprints the policy's values feed.
+    - ``rules``: the ``spec.values`` of the blueprints the policy's values feed;
+    - ``named``: for a GatewayConfig on a Gateway, the name of the GatewayConfig the Gateway's
+      ``spec.infrastructure.parametersRef`` names: an explicit reference wins over age.
     """
     checked = check_policy(policy, controller_namespace=controller_namespace)
     if checked.parsed is None or checked.problem is not None:
@@ -298,6 +301,21 @@ def decide_policy(
         p for p in competitors
         if p.get("kind") == policy.get("kind") and target_key(p) == key and _ns_name(p) != me
     ]
+    if named is not None and key[0] == "Gateway":
+        if me[1] == named:
+            return PolicyVerdict(
+                True, PolicyReason.ACCEPTED,
+                f"attached to {what} ({_LEVEL[key[0]]} level; named by the Gateway's "
+                "spec.infrastructure.parametersRef)",
+                (_attachment(key),),
+            )
+        if any(_ns_name(p)[1] == named for p in rivals):
+            return PolicyVerdict(
+                False, PolicyReason.CONFLICTED,
+                f'{policy.get("kind")} "{key[1]}/{named}" also targets {what} and takes '
+                "precedence: the Gateway's spec.infrastructure.parametersRef names it — merge "
+                "this one's values into it, point the reference here, or delete one of them",
+            )
     judged: Sequence[ValuesRules | None] = rules or (None,)
     for each in judged:
         best = winner([policy, *rivals], str(policy.get("kind")),

@@ -99,6 +99,22 @@ def test_the_referenced_config_wins_over_an_older_one_targeting_the_gateway(
              what="the child rendered with the named GatewayConfig, not the older one",
              timeout=TIMEOUT)
     wait_condition(kube, namespace, "Accepted", "True", "Accepted")
+    # the policies' own status tells the same story: the named one is attached, the older one
+    # is Conflicted and says which one won and why
+
+    def accepted(name: str) -> dict[str, Any] | None:
+        obj = kube.get(BIFROST_API, "GatewayConfig", name, namespace) or {}
+        return next((c for c in (obj.get("status") or {}).get("conditions") or []
+                     if c.get("type") == "Accepted"), None)
+
+    named = wait_for(lambda: (c := accepted("named")) and c["status"] == "True" and c,
+                     what="the named GatewayConfig Accepted", timeout=TIMEOUT)
+    assert "spec.infrastructure.parametersRef" in named["message"]
+    older = wait_for(lambda: (c := accepted("aaa-older")) and c["reason"] == "Conflicted" and c,
+                     what="the older GatewayConfig Conflicted", timeout=TIMEOUT)
+    assert older["status"] == "False"
+    assert f'"{namespace}/named"' in older["message"]
+    assert "parametersRef names it" in older["message"]
 
 
 def test_a_kind_bifrost_does_not_accept_is_invalid_parameters(

@@ -227,3 +227,28 @@ def test_policy_status_dict_and_change_detection() -> None:
     assert newer["observedGeneration"] == 2
     assert newer["conditions"][0]["observedGeneration"] == 2
     assert newer["conditions"][0]["lastTransitionTime"] == "2026-01-01T12:00:00Z"
+
+
+def test_the_gateway_config_a_gateway_names_in_parameters_ref_wins_over_age() -> None:
+    older = pol("GatewayConfig", "shop", "older", "Gateway", "a", created=T0)
+    named = pol("GatewayConfig", "shop", "named", "Gateway", "a", created=T2)
+    both = [older, named]
+
+    def judge(me: dict[str, Any], name: str | None) -> tuple[str, str]:
+        verdict = decide_policy(me, target=gw("shop", "a"), target_class=gwc("edge"),
+                                competitors=both, controller_namespace=SYSTEM, named=name)
+        return str(verdict.reason), verdict.message
+
+    # no parametersRef: the oldest wins
+    assert judge(older, None)[0] == PolicyReason.ACCEPTED
+    assert judge(named, None)[0] == PolicyReason.CONFLICTED
+    # the Gateway names the younger one: it wins, and the older one says why it lost
+    reason, message = judge(named, "named")
+    assert reason == PolicyReason.ACCEPTED and "parametersRef" in message
+    reason, message = judge(older, "named")
+    assert reason == PolicyReason.CONFLICTED
+    assert '"shop/named"' in message and "parametersRef names it" in message
+    # a name no GatewayConfig on the Gateway has changes nothing (the Gateway is
+    # InvalidParameters on its own status)
+    assert judge(older, "missing")[0] == PolicyReason.ACCEPTED
+    assert judge(named, "missing")[0] == PolicyReason.CONFLICTED
