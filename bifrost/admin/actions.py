@@ -215,8 +215,9 @@ def renew(
                 f"cannot renew: gateway {name} lane {exc.holder.lane!r} is busy with "
                 f"{_describe(exc.holder)}; wait for it or cancel it"
             ) from None
-        if start.not_renewable is not None:
-            raise Refused(f"cannot renew: gateway {name} {start.not_renewable}")
+        why = start.not_renewable or start.later
+        if why is not None:
+            raise Refused(f"cannot renew: gateway {name} {why}")
         op = start.operation
         assert op is not None
         if start.already_running:

@@ -169,7 +169,8 @@ class OperationStarter:
     def renew(self, certificate: CertificateRecord, *, reason: str) -> bool:
         """Start a rotation of ``certificate`` for the renewal scheduler (its ``on_due``). True
         when there is nothing more to do now (one runs for it, or its Gateway is gone or being
-        deleted); False to be asked again later (the lane is busy, or no rotation machine)."""
+        deleted); False to be asked again later (the lane is busy, the listener has extra attached
+        certificates to be repaired first, or no rotation machine)."""
         spec = self.machine(ROTATION_MACHINE)
         if spec is None:
             return False
@@ -180,6 +181,10 @@ class OperationStarter:
         except OperationConflict as exc:  # LaneBusy included
             log.info("gateway uid %s: renewal of %s waits: %s", certificate.gateway_uid,
                      certificate.object_name, exc)
+            return False
+        if start.later is not None:
+            log.info("gateway uid %s: renewal of %s waits: the gateway %s",
+                     certificate.gateway_uid, certificate.object_name, start.later)
             return False
         if start.operation is not None and not start.already_running:
             op = start.operation

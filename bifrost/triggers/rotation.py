@@ -22,7 +22,10 @@ checked in this order:
    :attr:`RotationStart.not_renewable` says why;
 2. no rotation of the Gateway is in flight: otherwise that one is returned
    (:attr:`RotationStart.already_running`), not a second one started;
-3. the rotation machine's lane is free: otherwise :class:`~bifrost.engine.LaneBusy` (or
+3. the listener has one attached certificate (:func:`extra_attached`): with more, the
+   controller's repair detaches the extras first and :attr:`RotationStart.later` says why
+   nothing started yet;
+4. the rotation machine's lane is free: otherwise :class:`~bifrost.engine.LaneBusy` (or
    :class:`~bifrost.store.errors.OperationConflict` when the lane kept changing) is raised, as
    :func:`bifrost.engine.start_operation` does.
 
@@ -190,6 +193,22 @@ def not_renewable(
     return None
 
 
+def extra_attached(store: OperationStore, certificate: CertificateRecord) -> str | None:
+    """Why ``certificate``'s listener is not rotated now because it has more than one attached
+    certificate outside a rotation (rotating one of two would leave three): the controller's
+    repair (:mod:`bifrost.triggers.certificate_repair`) detaches the extras first, then the
+    renewal runs. ``None``: one attached."""
+    try:
+        attached = [c for c in store.list_certificates(gateway_uid=certificate.gateway_uid)
+                    if c.attached and c.listener == certificate.listener]
+    except RecordNotFound:
+        return None
+    if len(attached) < 2:
+        return None
+    return (f"has {len(attached)} certificates attached to listener {certificate.listener} "
+            "outside a rotation; the controller detaches the extras first")
+
+
 # ---------------------------------------------------------------- how
 
 @dataclass(frozen=True)
@@ -202,6 +221,8 @@ class RotationStart:
     already_running: bool = False
     #: Why nothing was started (see :func:`not_renewable`).
     not_renewable: str | None = None
+    #: Why nothing was started *yet* (see :func:`extra_attached`): ask again later.
+    later: str | None = None
 
 
 def start_rotation(
@@ -231,6 +252,9 @@ def start_rotation(
     for op in store.list_operations(gateway_uid=gateway.uid, statuses=list(ACTIVE_STATUSES)):
         if op.machine == machine.name:
             return RotationStart(op, already_running=True)
+    extra = extra_attached(store, certificate)
+    if extra is not None:
+        return RotationStart(None, later=extra)
     context = machine.context_model.for_renewal(  # type: ignore[attr-defined]
         certificate, reason=reason)
     op = start_operation(store, machine, gateway_uid=gateway.uid, namespace=gateway.namespace,

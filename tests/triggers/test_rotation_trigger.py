@@ -234,6 +234,26 @@ def test_start_rotation_starts_nothing_for_a_gateway_going_away(store: SqlStore)
     assert store.list_operations(gateway_uid=UID) == []
 
 
+def test_start_rotation_waits_while_the_listener_has_extra_attached_certificates(
+    store: SqlStore,
+) -> None:
+    """Rotating one of two attached certificates would leave three: the repair goes first."""
+    clock = ManualClock(T0)
+    store.upsert_gateway(uid=UID, namespace="infra", name="web", now=T0)
+    due = store.upsert_certificate(cert("web-a"))
+    store.upsert_certificate(cert("web-b"))
+    start = start_rotation(store, rotation_spec(), due, reason="renewal due", clock=clock,
+                           actor="controller")
+    assert start.operation is None and start.not_renewable is None
+    assert start.later == ("has 2 certificates attached to listener https outside a rotation; "
+                           "the controller detaches the extras first")
+    assert store.list_operations(gateway_uid=UID) == []
+    # once one is detached, the renewal starts
+    store.upsert_certificate(cert("web-b", attached=False))
+    assert start_rotation(store, rotation_spec(), due, reason="renewal due", clock=clock,
+                          actor="controller").operation is not None
+
+
 def test_start_rotation_raises_when_another_machine_holds_the_lane(store: SqlStore) -> None:
     clock = ManualClock(T0)
     store.upsert_gateway(uid=UID, namespace="infra", name="web", now=T0)
