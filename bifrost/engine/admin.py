@@ -87,6 +87,7 @@ def _apply(
     run_now: bool = False,
     state: str | None = None,
     next_run_at: datetime | None = None,
+    expected_state: str | None = None,
 ) -> OperationRecord:
     allowed = ACTIONS[verb].allowed
     op = _get(store, operation_id)
@@ -107,9 +108,15 @@ def _apply(
             next_run_at=next_run_at if next_run_at is not None else now if run_now else None,
             reset_attempt=reset_attempt,
             state=state,
+            expected_state=expected_state,
         )
     except OperationConflict as exc:
         current = _get(store, operation_id)
+        if expected_state is not None and current.state != expected_state:
+            raise AdminRefused(
+                f"cannot {verb} operation {operation_id}: it moved from state {expected_state} "
+                f"to {current.state} meanwhile; look again"
+            ) from None
         if current.status in allowed:  # not a race: the store refused for another reason
             raise AdminRefused(f"cannot {verb} operation {operation_id}: {exc}") from None
         raise AdminRefused(
@@ -179,6 +186,9 @@ def cancel_operation(
         store, operation_id, verb="cancel", status=S.WAITING, clock=clock, actor=actor,
         message=f"cancelled by {actor}{why}; compensating: {op.state} → {state}",
         reset_attempt=True, state=state, next_run_at=due,
+        # the compensation was chosen for op.state: never written over a later state (a
+        # rotation that moved on to detaching the old certificate must not then detach the new)
+        expected_state=op.state,
     )
 
 

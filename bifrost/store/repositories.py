@@ -157,10 +157,13 @@ class OperationRepository(Protocol):
         next_run_at: datetime | None = None,
         reset_attempt: bool = False,
         state: str | None = None,
+        expected_state: str | None = None,
     ) -> OperationRecord:
         """Pause / resume / cancel / retry: change status (and optionally state) only if the
-        current status is one of ``expected_statuses`` (raises OperationConflict otherwise),
-        clear the lease (a paused/cancelled op's runner gets LeaseLost), ADMIN journal row."""
+        current status is one of ``expected_statuses`` and, with ``expected_state``, the
+        operation is still in that state (raises OperationConflict otherwise: a new state
+        decided from an old one is never written over a newer one), clear the lease (a
+        paused/cancelled op's runner gets LeaseLost), ADMIN journal row."""
         ...
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from bifrost.clock import ManualClock
 from bifrost.engine import Done, Runner, StepContext, StepOutcome, Wait, start_operation
-from bifrost.engine.admin import cancel_operation
+from bifrost.engine.admin import AdminRefused, cancel_operation
 from bifrost.machines import MachineRegistry, MachineSpec, RetryPolicy, StateSpec, StepSpec
 from bifrost.records import JournalOutcome, OperationRecord, OperationStatus
 from bifrost.store import SqlStore
@@ -211,3 +211,37 @@ def test_cancelling_the_compensation_itself_ends_it_where_it_stands(
     assert store.get_operation(op_id).state == "unwinding"
     again = cancel_operation(store, op_id, clock=clock, actor="ops", compensate_with=REGISTRY)
     assert (again.state, again.status) == ("unwinding", OperationStatus.CANCELLED)
+
+
+def test_a_cancel_decided_for_a_state_the_operation_has_left_changes_nothing(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    """The compensation is chosen from the state the operation was read in; if the runner moved
+    it on before the cancel is written (here: from ``hold``, which compensates, to ``finish``,
+    which does not — like a rotation going from drain to detaching the old certificate), the
+    cancel is refused instead of sending the operation to a compensation meant for another
+    state."""
+    steps = Steps()
+    runner, op_id = _holding(store, steps, clock)
+    steps.script["hold_on"] = [Done()]
+    steps.script["commit"] = [Wait("committing", timedelta(minutes=5))]
+
+    class RunnerMovesFirst:
+        """The store as the cancel sees it: the runner commits its next step between the
+        cancel's read and its write."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def admin_transition(self, *args: Any, **kwargs: Any) -> OperationRecord:
+            clock.advance(timedelta(minutes=6))
+            runner.run_until_idle()  # hold → finish, waiting there
+            return store.admin_transition(*args, **kwargs)
+
+    with pytest.raises(AdminRefused, match="moved from state hold to finish meanwhile"):
+        cancel_operation(RunnerMovesFirst(), op_id, clock=clock,  # type: ignore[arg-type]
+                         actor="ops", compensate_with=REGISTRY)
+    after = store.get_operation(op_id)
+    assert (after.state, after.status) == ("finish", OperationStatus.WAITING)
+    assert "unmake" not in steps.calls
+    assert not [r for r in store.journal(operation_id=op_id) if r.outcome is JournalOutcome.ADMIN]

@@ -557,6 +557,7 @@ class SqlOperations:
         next_run_at: datetime | None = None,
         reset_attempt: bool = False,
         state: str | None = None,
+        expected_state: str | None = None,
     ) -> OperationRecord:
         """Pause / resume / cancel / retry (see the Protocol). ``next_run_at`` is written as given
         (None: due now). ``reset_attempt`` sets attempt to 0 and keeps ``step``. A terminal target
@@ -580,15 +581,17 @@ class SqlOperations:
                     values["attempt"] = 0
                 if state is not None:
                     values["state"] = state
-                result = conn.execute(
-                    update(operations)
-                    .where(_OP.id == operation_id, _OP.status.in_(expected))
-                    .values(**values)
-                )
+                where = [_OP.id == operation_id, _OP.status.in_(expected)]
+                if expected_state is not None:
+                    where.append(_OP.state == expected_state)
+                result = conn.execute(update(operations).where(*where).values(**values))
                 if result.rowcount != 1:
+                    moved = (f" in state {current.state}, expected {expected_state}"
+                             if expected_state is not None and current.state != expected_state
+                             else "")
                     raise OperationConflict(
-                        f"operation {operation_id} is {current.status.value}, expected one of "
-                        f"{', '.join(expected) or '(none)'}; nothing changed"
+                        f"operation {operation_id} is {current.status.value}{moved}, expected "
+                        f"one of {', '.join(expected) or '(none)'}; nothing changed"
                     )
                 after = _fetch(conn, operation_id)
                 append_journal(
