@@ -32,15 +32,12 @@ the pod IP, metrics need not be open to the world.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bifrost.api.objects import Obj
@@ -51,6 +48,7 @@ from bifrost.controller.children import ChildInformers
 from bifrost.controller.class_finalizer import class_keys_for_gateway
 from bifrost.controller.drift import DriftCheck
 from bifrost.controller.gateway_view import StatusWriter
+from bifrost.controller.health import HealthServer
 from bifrost.controller.housekeeping import Housekeeper
 from bifrost.controller.informers import (
     WATCHED,
@@ -60,7 +58,6 @@ from bifrost.controller.informers import (
     KindSpec,
     WorkKey,
 )
-from bifrost.controller.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bifrost.controller.metrics import Metrics
 from bifrost.controller.observe import Observer
 from bifrost.controller.queue import RateLimiter, WorkQueue
@@ -507,63 +504,3 @@ class Controller:
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)
 
-
-class HealthServer:
-    """``/healthz`` and ``/readyz`` (``health``) and ``/metrics`` (``metrics``) on a small
-    threaded HTTP server; a path it does not serve is a 404."""
-
-    def __init__(self, controller: Controller, host: str, port: int, *,
-                 health: bool = True, metrics: bool = True) -> None:
-        self.controller = controller
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                path = self.path.split("?")[0]
-                if (path == "/metrics" and not metrics) or (
-                    path in ("/healthz", "/readyz") and not health
-                ):
-                    self.send_error(404)
-                    return
-                if path == "/metrics":
-                    payload = outer.controller.metrics.exposition()
-                    self.send_response(200)
-                    self.send_header("Content-Type", METRICS_CONTENT_TYPE)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                if self.path.split("?")[0] == "/healthz":
-                    ok = outer.controller.healthy()
-                elif self.path.split("?")[0] == "/readyz":
-                    ok = outer.controller.ready()
-                else:
-                    self.send_error(404)
-                    return
-                body = json.dumps({"ok": ok, **outer.controller.describe()}).encode()
-                self.send_response(200 if ok else 503)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                return
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="health", daemon=True
-        )
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self._server.shutdown()
-            self._server.server_close()
