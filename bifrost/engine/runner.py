@@ -40,6 +40,14 @@ is the operation's ``EngineBookkeeping``, stored in columns of its own beside th
 and written by the same ``finish_step`` commit as the state and context it goes with (so it is
 fenced and crash-safe exactly like them). Revision 0003 moved it there out of the context JSON,
 where it used to live under the key ``"_engine"``.
+
+**Observing.** The engine imports no metrics library: a :class:`RunnerObserver` (no-op by
+default) is told of every step run (:class:`StepReport`: machine, step, outcome, seconds,
+attempt), every claim (how long the claim query took), every lost lease and every journal row
+written; the controller turns those into Prometheus metrics. Each operation's start and finish
+and each step's outcome are one INFO line (names, ids, states, steps, outcomes, durations — never
+a step's messages, which may quote tenant values), and every line logged while a step runs
+carries the Gateway, operation, machine, step and attempt (:func:`bifrost.logcontext.bound`).
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +64,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from bifrost import logcontext
 from bifrost.clock import Clock
 from bifrost.engine.step import (
     Done,
@@ -110,6 +120,37 @@ STORE_RETRY = RetryPolicy(
     multiplier=2.0,
     jitter=0.3,
 )
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One step attempt the runner ran: ``outcome`` is ``done``, ``wait``, ``retry``, ``fail``
+    or ``error`` (the step raised or broke its contract; retried like ``retry``)."""
+
+    operation: int
+    machine: str
+    state: str
+    step: str
+    attempt: int
+    outcome: str
+    seconds: float
+
+
+class RunnerObserver:
+    """What the runner tells about its work (the controller's metrics); every method is a
+    no-op here. Called on the runner's thread: keep them quick and never raise."""
+
+    def on_step(self, report: StepReport) -> None:
+        """A step attempt ran (before its outcome is committed)."""
+
+    def on_claim(self, seconds: float, claimed: int) -> None:
+        """A claim query returned ``claimed`` operations after ``seconds``."""
+
+    def on_lease_lost(self) -> None:
+        """Another runner (or an operator) took an operation over; the work was dropped."""
+
+    def on_journal(self, outcome: str) -> None:
+        """A journal row with this outcome was committed (a merged repeated wait counts too)."""
 
 
 class PoisonOperation(Exception):
@@ -176,6 +217,8 @@ class _Loaded:
     started: StepStart | None = None
     # The runner will run the next step right after this one's commit (same claim).
     may_begin_next: bool = False
+    # How long the step attempt being finished ran (None: no step ran, e.g. a plain edge).
+    step_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -205,9 +248,13 @@ class Runner:
         idle_interval: timedelta = timedelta(seconds=1),
         leading: Callable[[], bool] | None = None,
         wait_backoff: WaitBackoff = WAIT_BACKOFF,
+        observer: RunnerObserver | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``leading``: whether this process still leads (the leader elector's view); with
-        ``run_forever``'s ``stop`` it makes the term check of every step and cluster write."""
+        ``run_forever``'s ``stop`` it makes the term check of every step and cluster write.
+        ``observer`` is told of steps, claims, lost leases and journal rows; durations are
+        measured on ``monotonic``."""
         if lease_for <= timedelta(0):
             raise ValueError("lease_for must be positive")
         self.store = store
@@ -221,6 +268,8 @@ class Runner:
         self.idle_interval = idle_interval
         self.leading = leading
         self.wait_backoff = wait_backoff
+        self.observer = observer or RunnerObserver()
+        self._monotonic = monotonic
         self._term = threading.local()  # the ``stop`` event of the term this thread runs in
         self._pending: list[_Pending] = []
         self._store_failures = 0
@@ -242,9 +291,12 @@ class Runner:
         """
         try:
             self._flush_pending()
+            now = self.clock.now()
+            began = self._monotonic()
             claimed = self.store.claim_due(
-                owner=self.owner, now=self.clock.now(), lease_for=self.lease_for, limit=limit
+                owner=self.owner, now=now, lease_for=self.lease_for, limit=limit
             )
+            self.observer.on_claim(self._monotonic() - began, len(claimed))
         except StoreUnavailable as exc:
             self._unavailable(exc)
             return 0
@@ -252,13 +304,16 @@ class Runner:
         self.last_store_error = None
         for record in claimed:
             try:
-                self._process(record)
+                with logcontext.bound(gateway=f"{record.namespace}/{record.name}",
+                                      operation=record.id, machine=record.machine):
+                    self._process(record)
             except StoreUnavailable as exc:
                 # Don't wait out the database once per claimed operation: the rest of the batch
                 # stays leased to us and is claimed again (by anyone) when the leases expire.
                 self._unavailable(exc)
                 break
             except LeaseLost as exc:
+                self.observer.on_lease_lost()
                 log.info("operation %s: lease lost, dropping the work (%s)", record.id, exc)
         return len(claimed)
 
@@ -328,12 +383,25 @@ class Runner:
                 continue
             try:
                 self.store.finish_step(pending.operation_id, now=now, **pending.kwargs)
+                self._journaled(pending.kwargs)
             except LeaseLost as exc:
+                self.observer.on_lease_lost()
                 log.info("operation %s: pending commit fenced off (%s)", pending.operation_id, exc)
             self._pending.pop(0)
 
     # --- one operation ------------------------------------------------------------------------
+    def _journaled(self, kwargs: Mapping[str, Any]) -> None:
+        """Tell the observer of the journal rows a committed finish_step wrote."""
+        outcome = kwargs.get("outcome")
+        if isinstance(outcome, JournalOutcome):
+            self.observer.on_journal(outcome.value)
+        if kwargs.get("begin_next") is not None:
+            self.observer.on_journal(JournalOutcome.STARTED.value)
+
     def _process(self, record: OperationRecord) -> None:
+        if record.status is OperationStatus.PENDING:
+            log.info("operation %s started: %s v%s for gateway %s/%s", record.id, record.machine,
+                     record.machine_version, record.namespace, record.name)
         begun: StepStart | None = None
         message = f"yielding after {self.max_steps_per_claim} steps"
         for turn in range(self.max_steps_per_claim):
@@ -369,6 +437,7 @@ class Runner:
             next_run_at=self.clock.now(),
             message=message,
         )
+        self.observer.on_journal(JournalOutcome.TRANSITION.value)
 
     def _load(self, record: OperationRecord) -> _Loaded:
         try:
@@ -401,6 +470,8 @@ class Runner:
 
     def _poison(self, record: OperationRecord, message: str) -> None:
         log.error("operation %s failed: %s", record.id, message)
+        log.info("operation %s finished: %s failed for gateway %s/%s (poison)", record.id,
+                 record.machine, record.namespace, record.name)
         with contextlib.suppress(RecordNotFound, OperationConflict):  # gone, or already finished
             self.store.fail_operation(
                 record.id, now=self.clock.now(), message=message, actor=self.owner
@@ -412,7 +483,7 @@ class Runner:
         now = self.clock.now()
         kwargs.setdefault("started", loaded.started)
         try:
-            return self.store.finish_step(
+            record = self.store.finish_step(
                 loaded.record.id, owner=self.owner, version=version, now=now, **kwargs
             )
         except StoreUnavailable:
@@ -420,6 +491,32 @@ class Runner:
             kept.pop("begin_next", None)  # nobody runs the next step: leave it unbegun
             self._pending.append(_Pending(loaded.record.id, kept, loaded.record.lease_expires_at))
             raise
+        self._journaled(kwargs)
+        self._log_transition(loaded, record, kwargs)
+        return record
+
+    def _log_transition(self, loaded: _Loaded, record: OperationRecord,
+                        kwargs: Mapping[str, Any]) -> None:
+        """One INFO line per committed transition, one more when the operation finished. Only
+        names, ids, states, outcomes and durations: a step's message may quote tenant values."""
+        before = loaded.record
+        outcome = kwargs.get("outcome")
+        what = outcome.value if isinstance(outcome, JournalOutcome) else "transition"
+        started = loaded.started
+        took = (f" in {loaded.step_seconds:.3f}s" if loaded.step_seconds is not None else "")
+        if started is not None:
+            log.info("operation %s step %s attempt %d: %s%s; state %s -> %s (%s)",
+                     record.id, started.step, started.attempt, what, took, before.state,
+                     record.state, record.status.value)
+        else:
+            log.info("operation %s: %s; state %s -> %s (%s)", record.id, what, before.state,
+                     record.state, record.status.value)
+        if not record.status.active and record.status is not OperationStatus.PAUSED:
+            seconds = (record.finished_at - record.created_at).total_seconds() \
+                if record.finished_at is not None else None
+            log.info("operation %s finished: %s %s for gateway %s/%s%s", record.id,
+                     record.machine, record.status.value, record.namespace, record.name,
+                     f" after {seconds:.3f}s" if seconds is not None else "")
 
     def _finish_and_go_on(
         self, loaded: _Loaded, version: int, *, state: str, bookkeeping: EngineBookkeeping,
@@ -535,6 +632,7 @@ class Runner:
             record.id, owner=self.owner, version=record.version, now=now,
             step=step_name, attempt=attempt,
         )
+        self.observer.on_journal(JournalOutcome.STARTED.value)
         return self._run_step(loaded, step, impl, env, attempt, failures, record,
                               StepStart(step=step_name, attempt=attempt, started_at=now))
 
@@ -557,8 +655,12 @@ class Runner:
         fence = StepFence(record.id, self.owner, record.version, step_name, attempt,
                           term_current=self.term_current, now=self.clock.now,
                           lease_for=self.lease_for)
+        began = self._monotonic()
+        kind = "error"
         try:
-            with step_fence(fence):
+            with step_fence(fence), logcontext.bound(
+                    gateway=f"{record.namespace}/{record.name}", operation=record.id,
+                    machine=spec.name, step=step_name, attempt=attempt):
                 outcome: StepOutcome = impl.run(ctx, env.input)
             if not isinstance(outcome, Done | Wait | Retry | Fail):
                 raise StepContractError(f"step {step_name!r} returned a "
@@ -568,6 +670,7 @@ class Runner:
                 raise StepContractError(
                     f"step {step_name!r} returned a context of type "
                     f"{type(new_context).__name__}, not {spec.context_model.__name__}")
+            kind = type(outcome).__name__.lower()
         except LeaseLost:
             raise  # fenced off: the operation is someone else's now (run_once drops the work)
         except StepContractError as exc:  # our own words, no values in them
@@ -583,7 +686,12 @@ class Runner:
             log.debug("operation %s step %s attempt %d traceback", record.id, step_name, attempt,
                       exc_info=True)
             outcome = Retry(error=f"{type(exc).__name__} raised at {where}")
-        return self._outcome(loaded, step, env, attempt, failures, outcome)
+        loaded.step_seconds = self._monotonic() - began
+        self.observer.on_step(StepReport(
+            operation=record.id, machine=spec.name, state=state.name, step=step_name,
+            attempt=attempt, outcome=kind, seconds=loaded.step_seconds))
+        with logcontext.bound(step=step_name, attempt=attempt):
+            return self._outcome(loaded, step, env, attempt, failures, outcome)
 
     def _outcome(
         self, loaded: _Loaded, step: StepSpec, env: Envelope, attempt: int, failures: int,
