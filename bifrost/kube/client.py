@@ -318,6 +318,19 @@ class KubeClient:
     def host(self) -> str:
         return str(self._api_client.configuration.host)
 
+    def bearer_token(self) -> str | None:
+        """The bearer token this client sends (kubeconfig token, token file or exec plugin, as
+        the library resolved it), or None when it authenticates otherwise (client
+        certificates). For ``bifrost-admin --server``, which presents the user's own token."""
+        configuration = self._api_client.configuration
+        refresh = getattr(configuration, "refresh_api_key_hook", None)
+        if callable(refresh):
+            refresh(configuration)
+        for value in (configuration.api_key or {}).values():
+            if isinstance(value, str) and value.startswith("Bearer "):
+                return value.removeprefix("Bearer ").strip() or None
+        return None
+
     # ---- discovery ----------------------------------------------------------------------
 
     def _dyn(self) -> Any:
