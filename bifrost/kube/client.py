@@ -30,8 +30,9 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +47,7 @@ from bifrost.api import objects
 from bifrost.api.objects import Obj
 from bifrost.kube.errors import (
     Gone,
+    KubeError,
     NotFound,
     UnknownKind,
     translate_errors,
@@ -57,7 +59,9 @@ __all__ = [
     "JSON_PATCH",
     "MERGE_PATCH",
     "KubeClient",
+    "RequestHook",
     "WatchStream",
+    "request_labels",
     "metadata_view",
     "transport_retries",
 ]
@@ -126,6 +130,36 @@ def transport_retries() -> Retry:
         respect_retry_after_header=False,
         raise_on_status=False,
     )
+
+
+#: Told of every request the client sent: (verb, resource, code, seconds). ``code`` is the HTTP
+#: status as text, or ``"error"`` when no response came (connection failed, timed out).
+RequestHook = Callable[[str, str, str, float], None]
+
+_VERBS = {"post": "create", "put": "update", "patch": "patch"}
+
+
+def request_labels(method: str, path: str, *, watch: bool = False) -> tuple[str, str]:
+    """The Kubernetes verb and resource (``plural`` or ``plural/subresource``) of a request,
+    from its method and path — bounded values, never an object's name or namespace."""
+    parts = [p for p in path.split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if rest[:1] == ["namespaces"] and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+        rest = rest[2:]
+    resource = rest[0] if rest else ""
+    named = len(rest) >= 2
+    if len(rest) >= 3:
+        resource = f"{resource}/{rest[2]}"
+    m = method.lower()
+    if watch:
+        verb = "watch"
+    elif m == "get":
+        verb = "get" if named else "list"
+    elif m == "delete":
+        verb = "delete" if named else "deletecollection"
+    else:
+        verb = _VERBS.get(m, m)
+    return verb, resource
 
 
 class _Kind:
@@ -253,6 +287,9 @@ class KubeClient:
             configuration.retries = transport_retries()
             api_client.rest_client = k8s_rest.RESTClientObject(configuration)
         self._api_client = api_client
+        #: Told of every request (see :data:`RequestHook`); a plain callback, so this layer
+        #: stays free of any metrics library. Set it before the client is shared.
+        self.on_request: RequestHook | None = None
         self.field_manager = field_manager
         self.request_timeout = request_timeout
         self._lock = threading.RLock()
@@ -400,7 +437,8 @@ class KubeClient:
         content_type: str | None = None,
         **params: Any,
     ) -> Obj:
-        with translate_errors(kind=kind, name=name, namespace=namespace):
+        with self._observed(method, path), translate_errors(kind=kind, name=name,
+                                                             namespace=namespace):
             response = self._dyn().request(
                 method,
                 path,
@@ -419,6 +457,31 @@ class KubeClient:
             return {}
         decoded = json.loads(data)
         return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+    @contextlib.contextmanager
+    def _observed(self, method: str, path: str, *, watch: bool = False) -> Iterator[None]:
+        """Tell :attr:`on_request` how the request in the block went (a hook that raises is
+        logged, never the request's failure)."""
+        hook = self.on_request
+        if hook is None:
+            yield
+            return
+        began = time.monotonic()
+        code = "200"
+        try:
+            yield
+        except KubeError as exc:
+            code = str(exc.status) if exc.status else "error"
+            raise
+        except BaseException:
+            code = "error"
+            raise
+        finally:
+            verb, resource = request_labels(method, path, watch=watch)
+            try:
+                hook(verb, resource, code, time.monotonic() - began)
+            except Exception:  # noqa: BLE001 - metrics must not break a request
+                log.exception("the request hook failed")
 
     @staticmethod
     def _typed(obj: Obj, k: _Kind) -> Obj:
@@ -539,7 +602,8 @@ class KubeClient:
             if isinstance(self.request_timeout, tuple)
             else float(self.request_timeout)
         )
-        with translate_errors(kind=kind, namespace=ns):
+        with self._observed("get", k.path(namespace=ns), watch=True), \
+                translate_errors(kind=kind, namespace=ns):
             response = self._dyn().request(
                 "get",
                 k.path(namespace=ns),
