@@ -14,6 +14,10 @@ so one pending entry per key is enough. The queue guarantees:
 
 Time comes from an injectable monotonic function so tests drive delays without sleeping.
 Thread-safe; :meth:`get` blocks (with a timeout) until a key is due or the queue shuts down.
+
+A :class:`QueueObserver` (the controller's metrics: client-go's ``workqueue_*`` set) is told of
+adds, retries, how long a key waited and how long it was worked on; :meth:`depth` is read at
+scrape time. The observer is called under the queue's lock: it must be quick and never block.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-__all__ = ["RateLimiter", "WorkQueue"]
+__all__ = ["QueueObserver", "RateLimiter", "WorkQueue"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -54,6 +58,22 @@ class RateLimiter(Generic[K]):
         self._failures.pop(key, None)
 
 
+class QueueObserver:
+    """What a :class:`WorkQueue` tells about its keys (no-ops here)."""
+
+    def added(self) -> None:
+        """A key was queued (or marked to be queued again after its work)."""
+
+    def retried(self) -> None:
+        """A key was re-queued after a failure (``add_rate_limited``)."""
+
+    def queued_for(self, seconds: float) -> None:
+        """A key waited this long between being queued and handed to a worker."""
+
+    def worked_for(self, seconds: float) -> None:
+        """A worker held a key this long (``get`` to ``done``)."""
+
+
 class WorkQueue(Generic[K]):
     """See the module docstring. ``monotonic`` is the clock delays are measured on."""
 
@@ -62,7 +82,11 @@ class WorkQueue(Generic[K]):
         *,
         rate_limiter: RateLimiter[K] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        observer: QueueObserver | None = None,
     ) -> None:
+        self._observer = observer or QueueObserver()
+        self._queued_at: dict[K, float] = {}  # when each ready key was queued
+        self._started_at: dict[K, float] = {}  # when each key in work was handed out
         self._limiter: RateLimiter[K] = rate_limiter or RateLimiter()
         self._monotonic = monotonic
         self._cond = threading.Condition()
@@ -87,10 +111,14 @@ class WorkQueue(Generic[K]):
             return
         self._due.pop(key, None)  # an immediate add supersedes a pending delayed one
         if key in self._processing:
+            if key not in self._dirty:
+                self._observer.added()
             self._dirty.add(key)
             return
         if key in self._queued:
             return
+        self._observer.added()
+        self._queued_at[key] = self._monotonic()
         self._queued.add(key)
         self._ready.append(key)
         self._cond.notify()
@@ -116,6 +144,7 @@ class WorkQueue(Generic[K]):
         a server's Retry-After); returns the delay."""
         with self._cond:
             delay = max(self._limiter.when(key), at_least)
+            self._observer.retried()
         self.add_after(key, delay)
         return delay
 
@@ -160,6 +189,11 @@ class WorkQueue(Generic[K]):
                     key = self._ready.popleft()
                     self._queued.discard(key)
                     self._processing.add(key)
+                    now = self._monotonic()
+                    queued = self._queued_at.pop(key, None)
+                    if queued is not None:
+                        self._observer.queued_for(max(0.0, now - queued))
+                    self._started_at[key] = now
                     return key
                 wait = next_due
                 if deadline is not None:
@@ -173,6 +207,9 @@ class WorkQueue(Generic[K]):
         """The worker finished ``key``; re-queue it if it was added meanwhile."""
         with self._cond:
             self._processing.discard(key)
+            started = self._started_at.pop(key, None)
+            if started is not None:
+                self._observer.worked_for(max(0.0, self._monotonic() - started))
             if key in self._dirty:
                 self._dirty.discard(key)
                 self._add_locked(key)
@@ -195,6 +232,10 @@ class WorkQueue(Generic[K]):
         with self._cond:
             self._promote_due_locked()
             return len(self._ready)
+
+    def depth(self) -> int:
+        """Keys due and not yet handed out (client-go's ``workqueue_depth``)."""
+        return len(self)
 
     def pending(self) -> set[K]:
         """Every key waiting: ready, delayed or dirty (for tests and metrics)."""
