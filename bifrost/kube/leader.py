@@ -89,6 +89,8 @@ class LeaderElector:
         self._leading = False
         self._last_renew: datetime | None = None
         self._last_leader: str | None = None
+        #: When the loop last finished an attempt (by its clock): its liveness, for /healthz.
+        self.last_step_at: datetime | None = None
 
     # ---- state --------------------------------------------------------------------------
 
@@ -108,6 +110,11 @@ class LeaderElector:
         if not leading or last_renew is None:
             return False
         return self._clock.now() - last_renew < timedelta(seconds=self.lease_duration)
+
+    def since_last_step(self) -> timedelta | None:
+        """How long ago (by its clock) the loop last finished an attempt; None before the first."""
+        last = self.last_step_at
+        return None if last is None else self._clock.now() - last
 
     @property
     def leader(self) -> str | None:
@@ -199,6 +206,7 @@ class LeaderElector:
                 held, error = False, exc
                 log.warning("lease %s/%s: %s", self.namespace, self.lease_name, exc)
             now = self._clock.now()
+            self.last_step_at = now
             if held:
                 if not self._leading:
                     self._leading = True
