@@ -251,6 +251,22 @@ class ChildInformers:
             log.exception("reacting to a change of %s %s/%s failed", kind,
                           m.get("namespace"), m.get("name"))
 
+    def sizes(self) -> dict[str, int]:
+        """How many labelled children of each kind are cached (for metrics)."""
+        with self._lock:
+            return {kind: len(objs) for (_, kind), objs in self._objects.items()}
+
+    def watch_stats(self) -> dict[str, dict[str, int]]:
+        """Each kind's watcher counters, its labelled and existence watches summed (metrics)."""
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            watchers = [*self._watchers.items(), *self._exists_watchers.items()]
+        for (_, kind), watcher in watchers:
+            into = out.setdefault(kind, {})
+            for name, value in watcher.stats.items():
+                into[name] = into.get(name, 0) + value
+        return out
+
     def stop(self, timeout: float = 5.0) -> None:
         with self._lock:
             self._stopped = True

@@ -348,6 +348,11 @@ class Cache:
         with self._lock:
             return list(self._objects.get(kind, {}).values())
 
+    def sizes(self) -> dict[str, int]:
+        """How many objects of each kind are cached (for metrics)."""
+        with self._lock:
+            return {kind: len(objs) for kind, objs in self._objects.items()}
+
     def _objs(self, keys: Iterable[CacheKey]) -> list[Obj]:
         out = []
         for kind, ns, name in sorted(keys):
@@ -671,6 +676,10 @@ class Informers:
         return bool(self._watchers) and all(
             w.stats["watches"] >= 1 for w in self._watchers.values()
         )
+
+    def watch_stats(self) -> dict[str, dict[str, int]]:
+        """Each kind's watcher counters (lists, watches, relists, errors, ...; for metrics)."""
+        return {kind: dict(w.stats) for kind, w in list(self._watchers.items())}
 
     def wait_synced(self, timeout: float, stop: threading.Event | None = None) -> bool:
         deadline = time.monotonic() + timeout
