@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 DEFAULT_FIELD_MANAGER = "bifrost"
+#: Connections the client keeps per host (see :class:`KubeClient`).
+POOL_SIZE = 64
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -280,11 +282,20 @@ class KubeClient:
 
         Unless its configuration sets ``retries``, the connection pool is rebuilt with
         :func:`transport_retries`, so urllib3 does not silently sleep on a 429/503 Retry-After
-        and retry behind the caller's back.
+        and retry behind the caller's back. It keeps at least :data:`POOL_SIZE` connections
+        (the library's default is 5 per CPU): a controller holds one per watch besides its
+        workers' and runners' requests, and a connection returned to a full pool is discarded
+        with a "Connection pool is full" warning — every watch's at shutdown.
         """
         configuration = api_client.configuration
+        rebuild = False
         if configuration.retries is None:
             configuration.retries = transport_retries()
+            rebuild = True
+        if (configuration.connection_pool_maxsize or 0) < POOL_SIZE:
+            configuration.connection_pool_maxsize = POOL_SIZE
+            rebuild = True
+        if rebuild:
             api_client.rest_client = k8s_rest.RESTClientObject(configuration)
         self._api_client = api_client
         #: Told of every request (see :data:`RequestHook`); a plain callback, so this layer
