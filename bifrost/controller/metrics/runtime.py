@@ -15,6 +15,7 @@ watch counters and leadership are read at scrape time from callables the control
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -88,11 +89,17 @@ class ReconcileMetrics:
                               "How long reconciles took, by controller", ["controller"],
                               buckets=RECONCILE_BUCKETS, registry=registry)
 
-    def reconciled(self, controller: str, result: str, seconds: float) -> None:
+    @staticmethod
+    def started() -> float:
+        """A reconcile begins: the mark :meth:`reconciled` measures from."""
+        return time.monotonic()
+
+    def reconciled(self, controller: str, result: str, began: float) -> None:
+        """A reconcile that began at ``began`` (:meth:`started`) ended with ``result``."""
         self.total.labels(controller, result).inc()
         if result == "error":
             self.errors.labels(controller).inc()
-        self.time.labels(controller).observe(seconds)
+        self.time.labels(controller).observe(max(0.0, time.monotonic() - began))
 
 
 class KubeMetrics:
