@@ -179,8 +179,10 @@ class Controller:
         self.registry = registry or default_registry()
         # Secrets: metadata from the watch, data read by name only for the referenced ones.
         self.cache = Cache(secret_reader=lambda ns, name: kube.get("v1", "Secret", name, ns))
-        self.metrics = Metrics(store)
-        self.queue: WorkQueue[WorkKey] = WorkQueue(rate_limiter=RateLimiter(base=0.05, cap=300.0))
+        self.metrics = Metrics(store, self.clock)
+        self.queue: WorkQueue[WorkKey] = WorkQueue(
+            rate_limiter=RateLimiter(base=0.05, cap=300.0),
+            observer=self.metrics.queue("bifrost", lambda: self.queue.depth()))
         # Children: one label-selected watch per kind in the inventory; their events re-observe
         # the Gateway (drift) and wake the operation waiting on the object.
         self.children = ChildInformers(kube, self.cache, self._child_changed,
@@ -217,11 +219,16 @@ class Controller:
             Runner(
                 store, self.registry, steps, clock=runner_clock, owner=self.options.identity,
                 lease_for=self.options.operation_lease, idle_interval=self.options.runner_idle,
-                leading=self._leading,
+                leading=self._leading, observer=self.metrics.engine,
             )
             for _ in range(max(1, self.options.engine_workers))
         ]
         self.runner = self.runners[0]
+        kube.on_request = self.metrics.kube.request
+        self.metrics.watch(lease=self.options.lease_name, leading=lambda: self.is_leader,
+                           informers={"main": (self.cache.sizes, self.informers.watch_stats),
+                                      "children": (self.children.sizes,
+                                                   self.children.watch_stats)})
         self.elector = LeaderElector(
             kube, lease_name=self.options.lease_name, namespace=self.options.lease_namespace,
             identity=self.options.identity, lease_duration=self.options.lease_duration,
@@ -479,6 +486,7 @@ class Controller:
 
     def process(self, key: WorkKey) -> None:
         """Observe one key; requeue it as the result (or a failure) asks."""
+        began = self.metrics.reconcile.started()
         try:
             result = self.observer.observe(key)
         except (Retryable, StoreUnavailable) as exc:
@@ -486,16 +494,19 @@ class Controller:
             at_least = exc.delay if isinstance(exc, Retryable) else 0.0
             delay = self.queue.add_rate_limited(key, at_least=at_least)
             log.warning("%s: %s (retrying in %.1fs)", key, exc, delay)
+            self.metrics.reconcile.reconciled(key.kind, "error", began)
             return
         except KubeError as exc:
             self.stats["errors"] += 1
             delay = self.queue.add_rate_limited(key)
             log.warning("%s: %s (retrying in %.1fs)", key, exc, delay)
+            self.metrics.reconcile.reconciled(key.kind, "error", began)
             return
         except Exception:
             self.stats["errors"] += 1
             delay = self.queue.add_rate_limited(key)
             log.exception("%s: observe failed (retrying in %.1fs)", key, delay)
+            self.metrics.reconcile.reconciled(key.kind, "error", began)
             return
         self.stats["observed"] += 1
         self.queue.forget(key)
@@ -503,4 +514,6 @@ class Controller:
             log.info("%s: %s", key, ", ".join(result.actions))
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)
+        self.metrics.reconcile.reconciled(
+            key.kind, "success" if result.requeue_after is None else "requeue_after", began)
 
