@@ -241,3 +241,11 @@ class ActionResult(Document):
     to_status: str | None
     certificates: tuple[str, ...]  # object names a renewal was requested for
     message: str
+
+
+class OperationProgress(Document):
+    """One operation as ``--wait`` follows it (and the admin API's ``/v1/operations/ID``)."""
+
+    kind: Literal["Operation"] = "Operation"
+    gateway: GatewayRef
+    operation: OperationSummary

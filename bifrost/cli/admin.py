@@ -9,8 +9,13 @@ engine's own operator actions, never around them.
 
 It opens the store from the controller's own settings (``BIFROST_DATABASE_URL`` /
 ``BIFROST_DATA_DIR``), so ``kubectl exec deploy/bifrost -- bifrost-admin gateways`` works in the
-controller's pod. It never creates or migrates a database. Expected failures print one line on
-stderr and exit non-zero (1: store or gateway, 2: bad input, 3: action refused).
+controller's pod. It never creates or migrates a database. With ``--server URL`` it asks the
+controller's admin API instead (``bifrost.admin.remote``; reached with ``kubectl
+port-forward``), presenting the user's own bearer token, so Kubernetes RBAC decides: the same
+documents either way (both paths are an :class:`~bifrost.admin.source.AdminSource`). Expected
+failures print one line on stderr and exit non-zero (1: store, server or gateway, 2: bad
+input, 3: action refused, 4: the server refused the caller, 5/6: ``--wait`` saw the operation
+fail / ran out of ``--timeout``; see ``bifrost.admin.errors``).
 
 ``--database-url`` and ``-o/--output`` may be given before the subcommand too, as with kubectl
 (``bifrost-admin --database-url URL gateways``); the main callback keeps them in the context's
@@ -38,10 +43,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
-from bifrost.admin import actions, queries
-from bifrost.admin.errors import AdminError, BadInput
+from bifrost.admin import queries
+from bifrost.admin.errors import AdminError, BadInput, ServerUnreachable
 from bifrost.admin.format import OutputFormat, format_document
-from bifrost.admin.views import Document
+from bifrost.admin.source import AdminSource, LocalAdmin
+from bifrost.admin.views import ActionResult, Document
+from bifrost.admin.wait import DEFAULT_INTERVAL_S, follow
 from bifrost.cli.version import print_version
 from bifrost.clock import Clock, SystemClock
 from bifrost.machines.registry import MachineRegistry
@@ -63,7 +70,9 @@ app = typer.Typer(
     help="Inspect and operate bifrost's gateways: what each is doing, what happened, what is "
     "scheduled; renew, retry, pause, resume, cancel.\n\n--database-url and -o/--output may be "
     "given before the subcommand (as with kubectl) or after it; when both are given, the "
-    "subcommand's wins, and either wins over BIFROST_DATABASE_URL.",
+    "subcommand's wins, and either wins over BIFROST_DATABASE_URL. --server and --token go "
+    "before the subcommand: with --server, the controller's admin API answers instead of the "
+    "database, authorizing your token with Kubernetes RBAC (docs/admin-remote.md).",
 )
 
 
@@ -106,6 +115,8 @@ class AdminEnv:
     registry: MachineRegistry | None = None
     sleep: Callable[[float], None] = time.sleep
     opener: Callable[[str], ClosableStore] = open_store
+    #: Seconds between the polls of ``--wait``.
+    wait_interval: float = DEFAULT_INTERVAL_S
 
     def machines(self) -> MachineRegistry:
         if self.registry is None:
@@ -183,6 +194,29 @@ def _store(env: AdminEnv, database_url: str | None) -> Iterator[OperationStore]:
         opened.close()
 
 
+@contextmanager
+def _source(
+    ctx: typer.Context, env: AdminEnv, database_url: str | None
+) -> Iterator[AdminSource]:
+    """The admin API of ``--server`` when one was given, else the store."""
+    given: dict[str, object] = ctx.meta.get(GLOBAL_OPTIONS) or {}
+    server = given.get("server")
+    if isinstance(server, str) and server:
+        from bifrost.admin.remote import RemoteAdmin, kubeconfig_token
+
+        token = given.get("token")
+        yield RemoteAdmin(server, token if isinstance(token, str) and token
+                          else kubeconfig_token())
+        return
+    with _store(env, database_url) as store:
+        yield LocalAdmin(store, clock=env.clock, registry=env.machines(), actor=default_actor())
+
+
+def _remote(ctx: typer.Context) -> bool:
+    given: dict[str, object] = ctx.meta.get(GLOBAL_OPTIONS) or {}
+    return bool(given.get("server"))
+
+
 def _emit(doc: Document, output: OutputFormat) -> None:
     typer.echo(format_document(doc, output))
 
@@ -239,7 +273,7 @@ def _watch(
         header = f"Every {interval:g}s: {title}    {stamp}\n\n"
         try:
             doc = build()
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, ServerUnreachable) as exc:
             if not drawn:
                 raise
             # A locked or restarting database must not end a watch: say so and try again.
@@ -353,16 +387,11 @@ def gateways(
     earliest certificate expiry, next renewal, last error."""
     env = _env(ctx)
     database_url, output = _database_url(ctx, database_url), _output(ctx, output)
-    with _guarded(), _store(env, database_url) as store:
+    with _guarded(), _source(ctx, env, database_url) as source:
 
         def build() -> Document:
-            return queries.gateway_list(
-                store,
-                now=env.clock.now(),
-                namespace=namespace,
-                gateway_class=gateway_class,
-                lifecycle_state=state,
-                registry=env.machines(),
+            return source.gateways(
+                namespace=namespace, gateway_class=gateway_class, state=state
             )
 
         if watch:
@@ -407,16 +436,10 @@ def show(
         namespace, name = queries.parse_ref(gateway)
         if journal < 1:
             raise BadInput(f"--journal must be at least 1, got {journal}")
-        with _store(env, database_url) as store:
+        with _source(ctx, env, database_url) as source:
 
             def build() -> Document:
-                detail = queries.gateway_detail(
-                    store,
-                    gateway,
-                    now=env.clock.now(),
-                    journal_limit=journal,
-                    registry=env.machines(),
-                )
+                detail = source.show(gateway, journal=journal)
                 if kubeconfig is None:
                     return detail
                 from bifrost.admin.live import read_live
@@ -459,13 +482,8 @@ def history(
         queries.parse_ref(gateway)
         if limit < 1:
             raise BadInput(f"--limit must be at least 1, got {limit}")
-        with _store(env, database_url) as store:
-            _emit(
-                queries.history(
-                    store, gateway, now=env.clock.now(), limit=limit, registry=env.machines()
-                ),
-                output,
-            )
+        with _source(ctx, env, database_url) as source:
+            _emit(source.history(gateway, limit=limit), output)
 
 
 @app.command()
@@ -481,8 +499,8 @@ def schedule(
     with _guarded():
         if limit < 1:
             raise BadInput(f"--limit must be at least 1, got {limit}")
-        with _store(env, database_url) as store:
-            _emit(queries.schedule(store, now=env.clock.now(), limit=limit), output)
+        with _source(ctx, env, database_url) as source:
+            _emit(source.schedule(limit=limit), output)
 
 
 @app.command()
@@ -504,43 +522,98 @@ def graph(
     env = _env(ctx)
     database_url, output = _database_url(ctx, database_url), _output(ctx, output)
     with _guarded():
-        registry = env.machines()
-        now = env.clock.now()
-        if gateway is None:
-            doc, note = queries.graph(None, registry, machine, now=now, version=version)
+        if gateway is None and not _remote(ctx):  # the code's machine: no store needed
+            doc, note = queries.graph(
+                None, env.machines(), machine, now=env.clock.now(), version=version
+            )
         else:
-            queries.parse_ref(gateway)
-            queries.machine_spec(registry, machine, version)
-            with _store(env, database_url) as store:
-                doc, note = queries.graph(
-                    store, registry, machine, now=now, gateway_name=gateway, version=version
-                )
+            if gateway is not None:
+                queries.parse_ref(gateway)
+            if not _remote(ctx):
+                queries.machine_spec(env.machines(), machine, version)
+            with _source(ctx, env, database_url) as source:
+                doc, note = source.graph(machine, gateway=gateway, version=version)
         if note:
             typer.echo(f"note: {note}", err=True)
         _emit(doc, output)
 
 
 # --- actions -------------------------------------------------------------------------------------
+TargetArg = Annotated[
+    str,
+    typer.Argument(metavar="NAMESPACE/NAME|OPERATION", help="The Gateway, or an operation id."),
+]
+WaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="Follow the operation to its end, a line each time its state or step changes; "
+        "exit 0 when it succeeds, 5 when it fails or is cancelled, 6 at --timeout.",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Seconds --wait waits before giving up (exit 6; the operation goes on). "
+        "Default: no limit.",
+        show_default=False,
+    ),
+]
+
+
 def _act(
     ctx: typer.Context,
     database_url: str | None,
     gateway: str,
     output: OutputFormat,
-    run: Callable[[OperationStore, AdminEnv], Document],
+    run: Callable[[AdminSource], ActionResult],
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
 ) -> None:
     env = _env(ctx)
     database_url, output = _database_url(ctx, database_url), _output(ctx, output)
     with _guarded():
         if not gateway.isdigit():
             queries.parse_ref(gateway)
-        with _store(env, database_url) as store:
-            _emit(run(store, env), output)
+        if timeout is not None and (not wait or timeout <= 0):
+            raise BadInput(f"--timeout needs --wait and a positive number, got {timeout:g}"
+                           + ("" if wait else " without --wait"))
+        with _source(ctx, env, database_url) as source:
+            result = run(source)
+            _emit(result, output)
+            if wait:
+                _follow(env, source, result, output, timeout)
 
 
-TargetArg = Annotated[
-    str,
-    typer.Argument(metavar="NAMESPACE/NAME|OPERATION", help="The Gateway, or an operation id."),
-]
+def _follow(
+    env: AdminEnv,
+    source: AdminSource,
+    result: ActionResult,
+    output: OutputFormat,
+    timeout: float | None,
+) -> None:
+    """``--wait``: progress on stdout under a table, on stderr under JSON/YAML (whose stdout
+    stays one document)."""
+    to_stderr = output is not OutputFormat.TABLE
+
+    def show(line: str) -> None:
+        typer.echo(line, err=to_stderr)
+        sys.stdout.flush()
+
+    if result.operation_id is None:
+        typer.echo("note: no operation was started, so --wait has nothing to follow", err=True)
+        return
+    operation_id = result.operation_id
+    follow(
+        lambda: source.operation(operation_id),
+        clock=env.clock,
+        sleep=env.sleep,
+        show=show,
+        timeout=timeout,
+        interval=env.wait_interval,
+    )
 
 
 def _engine_action(verb: str) -> Callable[..., None]:
@@ -557,13 +630,8 @@ def _engine_action(verb: str) -> Callable[..., None]:
             database_url,
             gateway,
             output,
-            lambda store, env: actions.engine_action(
-                store,
-                gateway,
-                verb,
-                clock=env.clock,
-                actor=actor or default_actor(),
-                operation_id=operation,
+            lambda source: source.act(
+                verb, gateway, operation=operation, reason="", compensate=True, actor=actor
             ),
         )
 
@@ -585,14 +653,8 @@ def _engine_action_with_reason(verb: str) -> Callable[..., None]:
             database_url,
             gateway,
             output,
-            lambda store, env: actions.engine_action(
-                store,
-                gateway,
-                verb,
-                clock=env.clock,
-                actor=actor or default_actor(),
-                operation_id=operation,
-                reason=reason,
+            lambda source: source.act(
+                verb, gateway, operation=operation, reason=reason, compensate=True, actor=actor
             ),
         )
 
@@ -636,23 +698,37 @@ def cancel(
         database_url,
         gateway,
         output,
-        lambda store, env: actions.engine_action(
-            store,
-            gateway,
-            "cancel",
-            clock=env.clock,
-            actor=actor or default_actor(),
-            operation_id=operation,
-            reason=reason,
-            registry=env.machines(),
-            compensate=compensate,
+        lambda source: source.act(
+            "cancel", gateway, operation=operation, reason=reason, compensate=compensate,
+            actor=actor,
         ),
     )
 
 
-app.command("retry", help="Re-run the failed step of the gateway's failed operation, now.")(
-    _engine_action("retry")
-)
+@app.command("retry")
+def retry(
+    ctx: typer.Context,
+    gateway: TargetArg,
+    operation: OperationOpt = None,
+    actor: ActorOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
+    output: Output = OutputFormat.TABLE,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Re-run the failed step of the gateway's failed operation, now; with --wait, follow it
+    to its end."""
+    _act(
+        ctx,
+        database_url,
+        gateway,
+        output,
+        lambda source: source.act(
+            "retry", gateway, operation=operation, reason="", compensate=True, actor=actor
+        ),
+        wait=wait,
+        timeout=timeout,
+    )
 
 
 @app.command()
@@ -663,24 +739,22 @@ def renew(
         str | None, typer.Option("--listener", help="Only this listener's certificate.")
     ] = None,
     actor: ActorOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
     output: Output = OutputFormat.TABLE,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Renew the gateway's attached certificates now: start a rotation when this bifrost has
-    the rotation machine, else mark them due now for the renewal scheduler."""
+    the rotation machine, else mark them due now for the renewal scheduler; with --wait, follow
+    the rotation to its end."""
     _act(
         ctx,
         database_url,
         gateway,
         output,
-        lambda store, env: actions.renew(
-            store,
-            gateway,
-            clock=env.clock,
-            actor=actor or default_actor(),
-            registry=env.machines(),
-            listener=listener,
-        ),
+        lambda source: source.renew(gateway, listener=listener, actor=actor),
+        wait=wait,
+        timeout=timeout,
     )
 
 
@@ -705,6 +779,27 @@ def main(
             show_default=False,
         ),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="BIFROST_ADMIN_SERVER",
+            help="Ask the controller's admin API at this URL instead of the database (e.g. "
+            "http://127.0.0.1:8082 with `kubectl -n bifrost-system port-forward deploy/bifrost "
+            "8082`); Kubernetes RBAC authorizes your token (docs/admin-remote.md).",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="BIFROST_ADMIN_TOKEN",
+            help="Bearer token for --server (default: the current context of $KUBECONFIG or "
+            "~/.kube/config).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[bool, print_version("bifrost-admin")] = False,
 ) -> None:
     """Inspect and operate gateways (the options before the subcommand: see the app's help)."""
@@ -713,6 +808,10 @@ def main(
         given["database_url"] = database_url
     if output is not None:
         given["output"] = output
+    if server:
+        given["server"] = server
+    if token:
+        given["token"] = token
     ctx.meta[GLOBAL_OPTIONS] = given
 
 
