@@ -23,11 +23,13 @@ Why it is shaped this way:
   runner may run (provision/teardown steps join the default here); ``status_writer_factory``
   builds the Gateway :class:`~bifrost.controller.observe.StatusWriter`.
 
-``/healthz`` answers 200 while the process runs its loops; ``/readyz`` answers 200 once every
-informer has synced (followers are ready too: they are healthy standbys). Both return JSON with
-the identity, leadership and sync state. ``/metrics`` is served on its own listener
-(``metrics_host``/``metrics_port``, loopback by default), never on the health port: probes need
-the pod IP, metrics need not be open to the world.
+``/readyz`` answers 200 once every informer has synced and the database answers (followers are
+ready too: they are healthy standbys); ``/healthz`` answers 200 while the elector, the workers
+and the runners make progress and the database was not lost for long (see
+:mod:`bifrost.controller.health`: thresholds in ``ControllerOptions.health``). Both return JSON
+naming the failed checks, with the identity, leadership and sync state. ``/metrics`` is served
+on its own listener (``metrics_host``/``metrics_port``, loopback by default), never on the health
+port: probes need the pod IP, metrics need not be open to the world.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bifrost.api.objects import Obj
@@ -48,7 +50,13 @@ from bifrost.controller.children import ChildInformers
 from bifrost.controller.class_finalizer import class_keys_for_gateway
 from bifrost.controller.drift import DriftCheck
 from bifrost.controller.gateway_view import StatusWriter
-from bifrost.controller.health import HealthServer
+from bifrost.controller.health import (
+    DatabaseCheck,
+    HealthOptions,
+    HealthServer,
+    Heartbeats,
+    Verdict,
+)
 from bifrost.controller.housekeeping import Housekeeper
 from bifrost.controller.informers import (
     WATCHED,
@@ -141,6 +149,8 @@ class ControllerOptions:
     renewal_poll: timedelta = timedelta(seconds=30)
     #: Renewals are spread over up to this many seconds (deterministic per certificate).
     renewal_jitter: float = 60.0
+    #: The probes' thresholds (``/readyz``, ``/healthz``).
+    health: HealthOptions = field(default_factory=HealthOptions)
 
     def __post_init__(self) -> None:
         if self.runner_lease is not None and not (
@@ -240,6 +250,13 @@ class Controller:
         self._term: threading.Event | None = None
         self._term_threads: list[threading.Thread] = []
         self._running = threading.Event()
+        #: Workers and runners beat here; ``/healthz`` fails on a dead or stalled one.
+        self.heartbeats = Heartbeats(self.clock)
+        self._elector_thread: threading.Thread | None = None
+        self._started_at: datetime | None = None
+        self.database = DatabaseCheck(
+            store.database_time, self.clock, timeout=self.options.health.database_timeout,
+            cache_for=self.options.health.database_cache)
         self.health: HealthServer | None = None
         self.metrics_server: HealthServer | None = None
         #: The renewal scheduler of the current term (leader only).
@@ -255,14 +272,46 @@ class Controller:
 
     def _leading(self) -> bool:
         """The runners' term check: the elector still holds the Lease (renewed within
-        ``lease_duration``), asked without waiting for a renewal in progress."""
+        ``lease_duration``), asked without waiting for a renewal in progress. A runner asks
+        before every step: that is its heartbeat."""
+        self.heartbeats.beat()
         return self.elector.holds_lease()
 
+    def readiness(self) -> Verdict:
+        """``/readyz``: running, caches synced, database reachable."""
+        db = self.database.check()
+        return Verdict({
+            "running": {"ok": self._running.is_set()},
+            "informers": {"ok": self.informers.synced()},
+            "database": {"ok": db.error is None, "error": db.error},
+        })
+
+    def liveness(self) -> Verdict:
+        """``/healthz``: the elector, workers and runners make progress; the database was not
+        lost for longer than ``health.database_lost_after``."""
+        limits = self.options.health
+        db = self.database.check()
+        lost = self.database.lost_for(db)
+        since = self.elector.since_last_step()
+        if since is None and self._started_at is not None:  # no attempt finished yet
+            since = self.clock.now() - self._started_at
+        thread = self._elector_thread
+        elector_ok = (thread is not None and thread.is_alive()
+                      and (since is None or since <= limits.stall_after))
+        return Verdict({
+            "running": {"ok": self._running.is_set()},
+            "elector": {"ok": elector_ok,
+                        "last_step_seconds": None if since is None else since.total_seconds()},
+            "threads": self.heartbeats.check(limits.stall_after),
+            "database": {"ok": lost <= limits.database_lost_after, "error": db.error,
+                         "lost_seconds": lost.total_seconds()},
+        })
+
     def ready(self) -> bool:
-        return self._running.is_set() and self.informers.synced()
+        return self.readiness().ok
 
     def healthy(self) -> bool:
-        return self._running.is_set()
+        return self.liveness().ok
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -285,10 +334,11 @@ class Controller:
             self.metrics_server = HealthServer(self, self.options.metrics_host,
                                                self.options.metrics_port, health=False)
             self.metrics_server.start()
+        self._started_at = self.clock.now()
         self._running.set()
         self.informers.start()
         try:
-            self.elector.start()
+            self._elector_thread = self.elector.start()
             while not stop.wait(0.5):  # short waits keep signal handling prompt
                 pass
         finally:
@@ -353,12 +403,12 @@ class Controller:
             self._term = term
             self.stats["terms"] += 1
             threads = [
-                threading.Thread(target=self._worker, args=(term,), name=f"worker-{i}",
-                                 daemon=True)
+                threading.Thread(target=self._tracked(self._worker), args=(term,),
+                                 name=f"worker-{i}", daemon=True)
                 for i in range(self.options.workers)
             ]
-            threads += [threading.Thread(target=self._run_engine, args=(term, runner),
-                                         name=f"engine-{i}", daemon=True)
+            threads += [threading.Thread(target=self._tracked(self._run_engine),
+                                         args=(term, runner), name=f"engine-{i}", daemon=True)
                         for i, runner in enumerate(self.runners)]
             threads.append(threading.Thread(target=self._resync_loop, args=(term,),
                                             name="resync", daemon=True))
@@ -408,20 +458,39 @@ class Controller:
                 thread.join(timeout)
         self._term_threads = [t for t in self._term_threads if t.is_alive()]
 
+    def _tracked(self, target: Callable[..., None]) -> Callable[..., None]:
+        """``target`` with heartbeats: tracked from its start, forgotten when it returns (its
+        term ended); an exception that ends the thread leaves it tracked, and dead."""
+        def run(*args: Any) -> None:
+            self.heartbeats.track()
+            target(*args)
+            self.heartbeats.forget()
+        return run
+
+    def _engine_wait(self, term: threading.Event) -> Callable[[float], bool]:
+        def wait(seconds: float) -> bool:
+            self.heartbeats.beat()  # an idle or backing-off runner is alive too
+            return term.wait(seconds)
+        return wait
+
     def _run_engine(self, term: threading.Event, runner: Runner) -> None:
         while not term.is_set():
             try:
-                runner.run_forever(term, limit=1)
+                runner.run_forever(term, limit=1, wait=self._engine_wait(term))
             except Exception:  # the engine must survive anything a step or the store throws
                 log.exception("engine loop failed; restarting it")
                 term.wait(1.0)
 
     def _wait_synced(self, term: threading.Event) -> bool:
         """Block until the caches are synced (True) or the term ends (False)."""
-        while not self.informers.wait_synced(timeout=60, stop=term):
+        waited = 0
+        while not self.informers.wait_synced(timeout=5, stop=term):
             if term.is_set():
                 return False
-            log.warning("informers not synced yet (is every CRD installed?)")
+            self.heartbeats.beat()  # waiting for the caches is no stall (/readyz tells)
+            waited += 5
+            if waited % 60 == 0:
+                log.warning("informers not synced yet (is every CRD installed?)")
         return not term.is_set()
 
     def _resync_loop(self, term: threading.Event) -> None:
@@ -476,6 +545,7 @@ class Controller:
         if not self._wait_synced(term):
             return
         while not term.is_set():
+            self.heartbeats.beat()
             key = self.queue.get(timeout=0.5)
             if key is None:
                 continue

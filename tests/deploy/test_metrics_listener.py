@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bifrost.cli.run import RunError, parse_bind_address
+from bifrost.controller.health import Verdict
 from bifrost.controller.manager import ControllerOptions, HealthServer
 
 
@@ -22,11 +23,11 @@ class FakeController:
         def exposition() -> bytes:
             return b"bifrost_up 1\n"
 
-    def healthy(self) -> bool:
-        return True
+    def liveness(self) -> Verdict:
+        return Verdict({"running": {"ok": True}})
 
-    def ready(self) -> bool:
-        return True
+    def readiness(self) -> Verdict:
+        return Verdict({"running": {"ok": True}})
 
     def describe(self) -> dict[str, Any]:
         return {"identity": "test"}
