@@ -90,7 +90,16 @@ def check_bind_address(value: str) -> str:
     return value
 
 
-def parse_bind_address(value: str) -> tuple[str, int]:
+def check_admin_bind_address(value: str) -> str:
+    """``--admin-bind-address`` checked while the command line is parsed (a usage error)."""
+    try:
+        parse_bind_address(value, "--admin-bind-address")
+    except RunError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def parse_bind_address(value: str, option: str = "--metrics-bind-address") -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8081`` for IPv6; ``:8081`` means every interface) → (host,
     port); ``""`` or ``"0"`` → ("", 0), disabled."""
     value = value.strip()
@@ -98,8 +107,8 @@ def parse_bind_address(value: str) -> tuple[str, int]:
         return "", 0
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise RunError(f"--metrics-bind-address {value!r} is not HOST:PORT (e.g. 127.0.0.1:8081; "
-                       "0 disables /metrics)")
+        raise RunError(f"{option} {value!r} is not HOST:PORT (e.g. 127.0.0.1:8081; 0 disables "
+                       "it)")
     host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ':PORT' asks for every interface
     return host, int(port)
 
@@ -112,6 +121,7 @@ def run_controller(
     database_url: str | None = None,
     health_port: int = 0,
     metrics_bind_address: str = "",
+    admin_bind_address: str = "",
     identity: str | None = None,
     lease_duration: float = 15.0,
     renew_deadline: float | None = None,
@@ -136,6 +146,7 @@ def run_controller(
     from bifrost.store import StoreError, migrate, open_store
 
     metrics_host, metrics_port = parse_bind_address(metrics_bind_address)
+    admin_host, admin_port = parse_bind_address(admin_bind_address, "--admin-bind-address")
     settings = Settings()
     sandbox.configure(sandbox.SandboxSettings(
         workers=settings.sandbox_workers,
@@ -196,9 +207,19 @@ def run_controller(
         )
         if on_started is not None:
             on_started()
+        admin_api = None
         try:
+            if admin_port:  # bifrost-admin --server: see bifrost.admin.server
+                from bifrost.admin.server import AdminApi, AdminApiServer, Gatekeeper
+
+                admin_api = AdminApiServer(AdminApi(
+                    store, registry=controller.registry, clock=controller.clock,
+                    gatekeeper=Gatekeeper(kube)), admin_host or "127.0.0.1", admin_port)
+                admin_api.start()
             controller.run(stop)
         finally:
+            if admin_api is not None:
+                admin_api.stop()
             kube.close()
     finally:
         store.close()
@@ -245,6 +266,17 @@ def register(app: typer.Typer) -> None:
                 help="Serve /metrics on HOST:PORT, never on the health port (deploy/ uses "
                 "127.0.0.1:8081: only the pod itself can scrape; ':8081' listens on every "
                 "interface, see deploy/README.md). 0: off.",
+            ),
+        ] = "0",
+        admin_bind_address: Annotated[
+            str,
+            typer.Option(
+                "--admin-bind-address",
+                envvar="BIFROST_ADMIN_BIND_ADDRESS",
+                callback=check_admin_bind_address,
+                help="Serve the admin API of bifrost-admin --server on HOST:PORT (deploy/ uses "
+                "127.0.0.1:8082, reached with kubectl port-forward; plain HTTP, callers "
+                "authorized by TokenReview and SubjectAccessReview). 0: off.",
             ),
         ] = "0",
         identity: Annotated[
@@ -303,6 +335,7 @@ def register(app: typer.Typer) -> None:
                 database_url=database_url,
                 health_port=health_port,
                 metrics_bind_address=metrics_bind_address,
+                admin_bind_address=admin_bind_address,
                 identity=identity,
                 lease_duration=lease_duration,
                 resync_seconds=resync_seconds,
