@@ -244,6 +244,12 @@ def _log_level(value: str) -> str:
     return parse_log_level(value)
 
 
+def _log_format(value: str | None) -> str:
+    from bifrost.cli.run import check_log_format
+
+    return check_log_format(value)
+
+
 def register(app: typer.Typer) -> None:
     """Add the devcluster commands to the ``bifrost`` app."""
 
@@ -289,6 +295,12 @@ def register(app: typer.Typer) -> None:
                          help="Log level of the controller's log (stderr): DEBUG, INFO, "
                          "WARNING, ERROR or CRITICAL."),
         ] = "INFO",
+        log_format: Annotated[
+            str | None,
+            typer.Option("--log-format", envvar="BIFROST_LOG_FORMAT", callback=_log_format,
+                         help="Log lines as json (one object a line) or text. Default: json "
+                         "in a pod ($KUBERNETES_SERVICE_HOST set), else text."),
+        ] = None,
         state_file: Annotated[
             Path | None,
             typer.Option(
@@ -327,19 +339,15 @@ def register(app: typer.Typer) -> None:
         controller until interrupted."""
         import logging
 
+        from bifrost.cli.logs import log_handler, quiet_third_parties
         from bifrost.cli.run import RunError
 
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
         root.setLevel(log_level.upper())
-        root.addHandler(console)
-        # transitions logs every state callback at INFO (noise next to the journal); alembic
-        # narrates the migration on every start.
-        logging.getLogger("transitions").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        # "Connection pool is full" when the watches' connections come back at shutdown.
-        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        root.addHandler(log_handler(log_format or "text", sys.stderr))
+        # transitions logs every state callback at INFO (noise next to the journal), alembic
+        # narrates the migration on every start, APScheduler each run of its jobs.
+        quiet_third_parties()
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -81,6 +81,17 @@ def parse_log_level(value: str) -> str:
     return level
 
 
+def check_log_format(value: str | None) -> str:
+    """``--log-format``: json or text (default: json in a pod, text elsewhere); else a usage
+    error (exit 2)."""
+    from bifrost.cli.logs import parse_log_format
+
+    try:
+        return parse_log_format(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-format") from None
+
+
 def check_bind_address(value: str) -> str:
     """``--metrics-bind-address`` checked while the command line is parsed (a usage error)."""
     try:
@@ -302,18 +313,26 @@ def register(app: typer.Typer) -> None:
             typer.Option("--log-level", callback=parse_log_level,
                          help="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL."),
         ] = "INFO",
+        log_format: Annotated[
+            str | None,
+            typer.Option("--log-format", envvar="BIFROST_LOG_FORMAT", callback=check_log_format,
+                         help="Log lines as json (one object a line, with gateway, operation, "
+                         "machine, step, attempt) or text. Default: json in a pod "
+                         "($KUBERNETES_SERVICE_HOST set), else text."),
+        ] = None,
     ) -> None:
         """Run the bifrost controller until SIGINT/SIGTERM."""
+        from bifrost.cli.logs import ContextFilter, log_handler, quiet_third_parties
+
         # Start-up logs are held back: an expected failure prints its one line and nothing
         # else; once the controller runs they are written out and logging goes to stderr.
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        console = log_handler(log_format or "text", sys.stderr)
         held = MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1, target=console)
+        held.addFilter(ContextFilter())  # the fields of when a line was logged, not written
         root = logging.getLogger()
         root.setLevel(log_level.upper())
         root.addHandler(held)
-        # transitions logs every state callback at INFO: noise next to the journal.
-        logging.getLogger("transitions").setLevel(logging.WARNING)
+        quiet_third_parties()
 
         def started() -> None:
             held.flush()
