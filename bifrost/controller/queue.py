@@ -106,19 +106,22 @@ class WorkQueue(Generic[K]):
         with self._cond:
             self._add_locked(key)
 
-    def _add_locked(self, key: K) -> None:
+    def _add_locked(self, key: K, *, requeue: bool = False) -> None:
+        """``requeue``: :meth:`done` queues a key added while in work (counted back then)."""
         if self._shutdown:
             return
         self._due.pop(key, None)  # an immediate add supersedes a pending delayed one
         if key in self._processing:
             if key not in self._dirty:
                 self._observer.added()
+                self._queued_at.setdefault(key, self._monotonic())
             self._dirty.add(key)
             return
         if key in self._queued:
             return
-        self._observer.added()
-        self._queued_at[key] = self._monotonic()
+        if not requeue:
+            self._observer.added()
+        self._queued_at.setdefault(key, self._monotonic())
         self._queued.add(key)
         self._ready.append(key)
         self._cond.notify()
@@ -212,7 +215,7 @@ class WorkQueue(Generic[K]):
                 self._observer.worked_for(max(0.0, self._monotonic() - started))
             if key in self._dirty:
                 self._dirty.discard(key)
-                self._add_locked(key)
+                self._add_locked(key, requeue=True)
 
     # ---- lifecycle & introspection ----------------------------------------------------------
 
