@@ -139,6 +139,8 @@ def run_controller(
     retry_period: float | None = None,
     resync_seconds: float = 300.0,
     workers: int = 4,
+    stall_seconds: float = 120.0,
+    database_lost_seconds: float = 60.0,
     on_started: Callable[[], None] | None = None,
 ) -> None:
     """Compose settings → store → client → controller and run until ``stop`` is set.
@@ -146,6 +148,7 @@ def run_controller(
     ``on_started`` is called once start-up succeeded, just before the controller runs.
     """
     from bifrost import sandbox
+    from bifrost.controller.health import HealthOptions
     from bifrost.controller.manager import (
         Controller,
         ControllerOptions,
@@ -204,6 +207,8 @@ def run_controller(
                           else timedelta(seconds=settings.runner_lease_seconds)),
             renewal_poll=timedelta(seconds=settings.renewal_poll_seconds),
             renewal_jitter=settings.renewal_jitter_seconds,
+            health=HealthOptions(stall_after=timedelta(seconds=stall_seconds),
+                                 database_lost_after=timedelta(seconds=database_lost_seconds)),
         )
         try:
             controller = Controller(kube, store, options=options)
@@ -308,6 +313,19 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--resync-seconds", help="Seconds between full resyncs.")
         ] = 300.0,
         workers: Annotated[int, typer.Option("--workers", help="Reconcile workers.")] = 4,
+        stall_seconds: Annotated[
+            float,
+            typer.Option("--health-stall-seconds", envvar="BIFROST_HEALTH_STALL_SECONDS",
+                         min=1.0, help="/healthz fails when the leader elector, a reconcile "
+                         "worker or an engine runner made no progress for this long."),
+        ] = 120.0,
+        database_lost_seconds: Annotated[
+            float,
+            typer.Option("--health-database-lost-seconds",
+                         envvar="BIFROST_HEALTH_DATABASE_LOST_SECONDS", min=0.0,
+                         help="/healthz fails when the database has been unreachable for this "
+                         "long (/readyz fails at once)."),
+        ] = 60.0,
         log_level: Annotated[
             str,
             typer.Option("--log-level", callback=parse_log_level,
@@ -359,6 +377,8 @@ def register(app: typer.Typer) -> None:
                 lease_duration=lease_duration,
                 resync_seconds=resync_seconds,
                 workers=workers,
+                stall_seconds=stall_seconds,
+                database_lost_seconds=database_lost_seconds,
                 on_started=started,
             )
         except (RunError, ValueError, OSError) as exc:
