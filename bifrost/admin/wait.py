@@ -37,7 +37,7 @@ def progress_line(doc: OperationProgress, *, elapsed: float) -> str:
     op = doc.operation
     step = f" step {op.step}" if op.step else ""
     attempt = f" (attempt {op.attempt})" if op.attempt > 1 else ""
-    error = f": {op.last_error}" if op.last_error and op.status in ("waiting", "failed") else ""
+    error = f", last error: {op.last_error}" if op.last_error and op.status != "succeeded" else ""
     return (f"[{_seconds(elapsed):>6}] #{op.id} {op.machine} {doc.gateway.namespace}/"
             f"{doc.gateway.name}: {op.status}, state {op.state}{step}{attempt}{error}")
 
