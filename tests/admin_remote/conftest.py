@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from support.admin_fleet import Fleet, make_fleet
+from support.devcluster import crd_paths
 from support.waiting import wait_for
 from typer.testing import CliRunner, Result
 
@@ -33,7 +34,7 @@ ADMIN_ROLES = REPO / "deploy" / "base" / "rbac-admin.yaml"
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[DevCluster]:
-    dc = DevCluster()
+    dc = DevCluster(crd_paths=[*crd_paths(), REPO / "deploy" / "crds"])
     dc.start()
     try:
         yield dc
