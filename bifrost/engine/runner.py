@@ -505,9 +505,13 @@ class Runner:
         started = loaded.started
         took = (f" in {loaded.step_seconds:.3f}s" if loaded.step_seconds is not None else "")
         if started is not None:
-            log.info("operation %s step %s attempt %d: %s%s; state %s -> %s (%s)",
-                     record.id, started.step, started.attempt, what, took, before.state,
-                     record.state, record.status.value)
+            # A step waiting again (a recheck that found it still not ready) is no transition:
+            # DEBUG, so a long wait is one INFO line, not one per recheck.
+            level = logging.DEBUG if (outcome is JournalOutcome.WAIT
+                                      and started.attempt > 1) else logging.INFO
+            log.log(level, "operation %s step %s attempt %d: %s%s; state %s -> %s (%s)",
+                    record.id, started.step, started.attempt, what, took, before.state,
+                    record.state, record.status.value)
         else:
             log.info("operation %s: %s; state %s -> %s (%s)", record.id, what, before.state,
                      record.state, record.status.value)
