@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import Accounts, Remote
+from remote_kit import Accounts, Remote
 from support.admin_fleet import Fleet
 from typer.testing import CliRunner
 

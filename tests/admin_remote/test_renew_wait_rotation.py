@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ADMIN_ROLES, Accounts
+from remote_kit import ADMIN_ROLES, Accounts
 from support.builders import gateway_class
 from support.inprocess import running_controller, sqlite_store
 from support.peers_cluster import peers_cluster

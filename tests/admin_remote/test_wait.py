@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from conftest import Accounts, Remote
+from remote_kit import Accounts, Remote
 from support.admin_fleet import Fleet
 
 from bifrost.cli.admin import AdminEnv
