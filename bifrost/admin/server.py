@@ -270,6 +270,10 @@ class AdminApi:
             answer = _error(denied)
         except (AdminError, StoreError) as exc:
             answer = _error(_failure(exc))
+        except Exception:  # a bug: say so in one line, not a dropped connection
+            log.exception("admin API: %s %s failed", method, url.path)
+            answer = _error(Denied(500, "InternalError",
+                                   "the bifrost admin API failed (see the controller's log)", 1))
         log.info("admin API: %s %s %s by %s → %d", method, url.path, access.verb or "-",
                  caller.username if caller else "(unauthenticated)", answer.status)
         return answer

@@ -204,6 +204,10 @@ def _source(
     if isinstance(server, str) and server:
         from bifrost.admin.remote import RemoteAdmin, kubeconfig_token
 
+        source = ctx.get_parameter_source("database_url")
+        if "database_url" in given or (source is not None and source.name == "COMMANDLINE"):
+            raise BadInput("give --server or --database-url, not both")
+
         token = given.get("token")
         yield RemoteAdmin(server, token if isinstance(token, str) and token
                           else kubeconfig_token())

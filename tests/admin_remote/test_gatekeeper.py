@@ -135,3 +135,13 @@ def test_the_token_is_never_logged(fleet: Fleet, caplog: pytest.LogCaptureFixtur
     assert "by (unauthenticated) → 401" in caplog.text
     assert TOKEN not in caplog.text
     assert TOKEN not in json.dumps([r.__dict__ for r in caplog.records], default=str)
+
+
+def test_a_bug_is_a_500_line_not_a_dropped_connection(fleet: Fleet,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    broken = AdminApi(object(), registry=fleet.registry, clock=fleet.clock,  # type: ignore[arg-type]
+                      gatekeeper=Gatekeeper(Cluster({"list"})))
+    answer = broken.handle("GET", "/v1/gateways", f"Bearer {TOKEN}", b"")
+    assert (answer.status, answer.body["exit_code"]) == (500, 1)
+    assert answer.body["message"] == "the bifrost admin API failed (see the controller's log)"
+    assert "admin API: GET /v1/gateways failed" in caplog.text

@@ -174,3 +174,13 @@ def test_an_unreachable_server_is_one_line(fleet: Fleet) -> None:
     line = _one_line(result.stderr)
     assert line.startswith(f"error: bifrost admin API at {url} did not answer")
     assert "port-forward" in line
+
+
+def test_server_and_database_url_together_are_bad_input(fleet: Fleet) -> None:
+    for args in (["--server", "http://127.0.0.1:1", "--token", "t", "--database-url", fleet.url,
+                  "gateways"],
+                 ["--server", "http://127.0.0.1:1", "--token", "t", "gateways",
+                  "--database-url", fleet.url]):
+        result = CliRunner().invoke(app, args, obj=fleet.env())
+        assert result.exit_code == 2, result.stderr
+        assert _one_line(result.stderr) == "error: give --server or --database-url, not both"
