@@ -160,3 +160,10 @@ def test_a_hung_runner_fails_healthz_after_stall_after_and_recovers(
     assert body["checks"]["threads"]["dead"] == []
     step.release.set()
     wait_for(lambda: probe(port, "/healthz")[0] == 200, what="/healthz back", timeout=10)
+
+
+def test_a_stopped_elector_fails_healthz(running: tuple[Controller, Misbehave, int]) -> None:
+    controller, _, port = running
+    controller.elector.stop(release=False)  # its loop ends as if its thread had died
+    code, body = probe(port, "/healthz")
+    assert (code, body["failed"]) == (503, ["elector"])
