@@ -113,3 +113,30 @@ def test_reports_logs_and_bound_fields_of_one_operation(
     assert not any(SECRET in r.getMessage() for r in caplog.records)
     inside = [r for r in caplog.records if r.name == "bifrost.test.inside"]
     assert len(inside) == 1
+
+
+def test_a_lost_lease_is_reported_once(sqlite_store: SqlStore) -> None:
+    """Runner A stalls in a step past its lease, B takes the operation over and finishes it:
+    A's late commit is fenced off, and A's observer counts one lost lease (B's none)."""
+    clock = ManualClock(T0)
+    lease = timedelta(seconds=30)
+    registry = MachineRegistry([demo_spec(TIGHT)])
+    seen_a, seen_b = Recorder(), Recorder()
+    runner_b = Runner(sqlite_store, registry, demo_steps(), clock=clock, owner="runner-b",
+                      lease_for=lease, rng=random.Random(0), observer=seen_b)
+
+    def slow_create(ctx: StepContext[Any], input: Any) -> StepOutcome:
+        clock.advance(lease + timedelta(seconds=1))
+        assert runner_b.run_until_idle() == 1
+        return Done(output={"late": True})
+
+    runner_a = Runner(sqlite_store, registry,
+                      demo_steps(create=ScriptedStep("create", slow_create)), clock=clock,
+                      owner="runner-a", lease_for=lease, rng=random.Random(0), observer=seen_a)
+    op = new_demo(sqlite_store, clock)
+    assert runner_a.run_once() == 1
+    assert sqlite_store.get_operation(op.id).status.value == "succeeded"
+    assert (seen_a.lease_losses, seen_b.lease_losses) == (1, 0)
+    # A's step ran and was reported; its outcome was never journaled
+    assert ("create", "done") in [(r.step, r.outcome) for r in seen_a.steps]
+    assert seen_a.journal["done"] == sum(1 for r in seen_a.steps if r.outcome == "done") - 1
