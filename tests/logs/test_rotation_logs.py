@@ -89,10 +89,11 @@ def test_rotation_logs_parse_carry_the_ids_and_hold_no_secret(
             kube.apply(https_gateway(ns, "logged", f"gc-{ns}", ("l.example.com",)))
             uid = env.programmed("logged")["metadata"]["uid"]
             (cert,) = env.attached(uid, "https-0")
+            secrets = secret_material(kube, ns)  # the old certificate's, deleted by the rotation
             rotation = env.start_rotation(cert)
             done = env.finished(rotation.id)
             assert done.status.value == "succeeded", done.last_error
-        secrets = secret_material(kube, ns)
+        secrets |= secret_material(kube, ns)
     finally:
         kube.close()
         store.close()
@@ -111,7 +112,8 @@ def test_rotation_logs_parse_carry_the_ids_and_hold_no_secret(
                for r in mine), "no engine line with all five fields"
     assert any(f"operation {rotation.id} finished" in r["message"] for r in records)
 
-    assert len(secrets) >= 4, "the namespace's TLS Secrets were not found"
+    keys = [s for s in secrets if "PRIVATE KEY-----" in s]
+    assert len(keys) >= 2, "the old and new private keys were not found"
     text = json_log.getvalue()
     assert "-----BEGIN" not in text and "PRIVATE KEY" not in text
     leaked = [s[:12] for s in secrets if s in text]
