@@ -11,11 +11,9 @@ The transient states are held for the reader by pausing the operation that cause
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from support.builders import gateway_class
-from support.peers_cluster import peers_cluster
+from support.peers_cluster import peers_cluster, scenario
 from support.waiting import wait_for
 from typer.testing import CliRunner
 
@@ -36,7 +34,7 @@ from bifrost.controller.housekeeping import Housekeeper, HousekeepingPolicy
 from bifrost.controller.manager import Controller, ControllerOptions
 from bifrost.kube import KubeClient
 from bifrost.records import OperationRecord
-from bifrost.store import SqlStore, migrate, open_store
+from bifrost.store import SqlStore
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -110,32 +108,24 @@ class Env:
 
 @pytest.fixture
 def env(cluster_kubeconfig: Path, tmp_path: Path) -> Iterator[Env]:
-    url = f"sqlite:///{(tmp_path / 'store.db').as_posix()}"
-    migrate.upgrade(url)
-    store = open_store(url)
-    kube = KubeClient.from_kubeconfig(cluster_kubeconfig)
-    namespace = f"l-{uuid.uuid4().hex[:8]}"
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    controller = Controller(kube, store, options=ControllerOptions(
-        identity=f"ctl-{namespace}", lease_name=f"lease-{namespace}",
-        lease_namespace="bifrost-system", lease_duration=5, renew_deadline=4,
-        retry_period=0.5, runner_idle=timedelta(milliseconds=50),
-        operation_poll=timedelta(seconds=0.2), renewal_poll=timedelta(seconds=0.5),
-        renewal_jitter=0.0))
-    stop = threading.Event()
-    thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: controller.is_leader and controller.ready(), timeout=20,
-                 what="the controller leading and synced")
-        yield Env(kube, store, url, namespace)
-    finally:
-        stop.set()
-        thread.join(timeout=20)
-        with contextlib.suppress(Exception):
-            kube.delete("v1", "Namespace", namespace)
-        kube.close()
-        store.close()
+    with scenario(cluster_kubeconfig, tmp_path, prefix="l") as s:
+        namespace = s.namespace
+        controller = Controller(s.kube, s.store, options=ControllerOptions(
+            identity=f"ctl-{namespace}", lease_name=f"lease-{namespace}",
+            lease_namespace="bifrost-system", lease_duration=5, renew_deadline=4,
+            retry_period=0.5, runner_idle=timedelta(milliseconds=50),
+            operation_poll=timedelta(seconds=0.2), renewal_poll=timedelta(seconds=0.5),
+            renewal_jitter=0.0))
+        stop = threading.Event()
+        thread = threading.Thread(target=controller.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: controller.is_leader and controller.ready(), timeout=20,
+                     what="the controller leading and synced")
+            yield Env(s.kube, s.store, s.url, namespace)
+        finally:
+            stop.set()
+            thread.join(timeout=20)
 
 
 def _blueprint(name: str) -> dict[str, Any]:

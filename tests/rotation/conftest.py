@@ -5,17 +5,12 @@ bifrost controller (``env``)."""
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rotation_kit import Env, running_controller
-from support.peers_cluster import peers_cluster
-
-from bifrost.kube import KubeClient
-from bifrost.store import migrate, open_store
+from support.peers_cluster import peers_cluster, scenario
 
 
 @pytest.fixture(scope="session")
@@ -26,17 +21,6 @@ def rotation_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 
 @pytest.fixture
 def env(rotation_cluster: Path, tmp_path: Path) -> Iterator[Env]:
-    url = f"sqlite:///{(tmp_path / 'store.db').as_posix()}"
-    migrate.upgrade(url)
-    store = open_store(url)
-    kube = KubeClient.from_kubeconfig(rotation_cluster)
-    namespace = f"r-{uuid.uuid4().hex[:8]}"
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    try:
-        with running_controller(kube, store, identity=f"ctl-{namespace}") as controller:
-            yield Env(kube, store, namespace, controller)
-    finally:
-        with contextlib.suppress(Exception):
-            kube.delete("v1", "Namespace", namespace)
-        kube.close()
-        store.close()
+    with scenario(rotation_cluster, tmp_path, prefix="r") as s, running_controller(
+            s.kube, s.store, identity=f"ctl-{s.namespace}") as controller:
+        yield Env(s.kube, s.store, s.namespace, controller)

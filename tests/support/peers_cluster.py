@@ -1,18 +1,20 @@
 """A devcluster with every CRD bifrost uses and the simulated peers a TLS Gateway needs — the
 issuer (it issues only for ``devcluster-ca``, so a certificate naming another issuer is never
 issued), the load balancer and the TLS data plane — for the scenario tests (rotation, drift,
-recovery, fencing, lifecycle). One context manager; each folder's fixture picks its scope and
-issuer seed."""
+recovery, fencing, lifecycle, metrics, announcements). One context manager; each folder's fixture
+picks its scope and issuer seed. :func:`scenario` gives each test its store and namespace."""
 
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from bifrost.cli.dev import LB_KIND
 from bifrost.kube import KubeClient
+from bifrost.store import SqlStore, migrate, open_store
 from devcluster.peers import IssuerOptions, Peers
 from devcluster.server import DevCluster
 from support.devcluster import crd_paths
@@ -50,3 +52,32 @@ def peers_cluster(directory: Path, *, seed: int) -> Iterator[PeersCluster]:
             peers.stop()
         cluster.stop()
     assert cluster.last_error is None, f"devcluster internal error: {cluster.last_error!r}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One test's share of a peers cluster: a client, a fresh SQLite store and a namespace."""
+
+    kube: KubeClient
+    store: SqlStore
+    url: str
+    namespace: str
+
+
+@contextlib.contextmanager
+def scenario(kubeconfig: Path, directory: Path, *, prefix: str) -> Iterator[Scenario]:
+    """A migrated SQLite store in ``directory``, a client of ``kubeconfig`` and a new namespace
+    ``<prefix>-<random>``; the namespace is deleted and both are closed after."""
+    url = f"sqlite:///{(directory / 'store.db').as_posix()}"
+    migrate.upgrade(url)
+    store = open_store(url)
+    kube = KubeClient.from_kubeconfig(kubeconfig)
+    namespace = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    try:
+        yield Scenario(kube, store, url, namespace)
+    finally:
+        with contextlib.suppress(Exception):
+            kube.delete("v1", "Namespace", namespace)
+        kube.close()
+        store.close()
