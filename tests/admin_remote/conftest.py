@@ -13,32 +13,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from remote_kit import ADMIN_ROLES, REPO, Accounts, Remote, serving
+from remote_kit import ADMIN_ROLES, Accounts, Remote, serving
+from support import inprocess
 from support.admin_fleet import Fleet, make_fleet
-from support.devcluster import crd_paths
 from support.waiting import wait_for
 from typer.testing import CliRunner, Result
 
 from bifrost.cli.admin import AdminEnv, app
 from bifrost.kube import KubeClient
 from bifrost.store import migrate
-from devcluster.server import DevCluster
 
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[DevCluster]:
-    dc = DevCluster(crd_paths=[*crd_paths(), REPO / "deploy" / "crds"])
-    dc.start()
-    try:
-        yield dc
-    finally:
-        dc.stop()
-    assert dc.last_error is None, f"devcluster internal error: {dc.last_error!r}"
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+# the devcluster and its kubeconfig: the shared module fixtures
+cluster = inprocess.cluster
+kubeconfig = inprocess.kubeconfig
 
 
 @pytest.fixture(scope="module")
