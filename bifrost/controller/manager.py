@@ -504,13 +504,32 @@ class Controller:
         scheduler = RenewalScheduler(
             store=self.store, clock=self.clock, on_due=self._renewal_due,
             jitter_seconds=self.options.renewal_jitter, poll_interval=self.options.renewal_poll)
-        scheduler.start()
         self.scheduler = scheduler
         try:
+            if not self._start_scheduler(term, scheduler):
+                return
             while not term.wait(self.options.resync_interval):
                 self.resync()
         finally:
             scheduler.stop()
+
+    def _start_scheduler(self, term: threading.Event, scheduler: RenewalScheduler) -> bool:
+        """Start the renewal scheduler, which reads the store: while the database is
+        unavailable, retry with back-off (1 s doubling to 30 s) instead of ending the resync
+        thread. False if the term ended first."""
+        delay = 1.0
+        while not term.is_set():
+            try:
+                scheduler.start()
+                return True
+            except StoreUnavailable as exc:
+                scheduler.stop()  # start again from nothing on the next try
+                log.warning("renewal schedule not built, the database is unavailable "
+                            "(retrying in %.0f s): %s", delay, exc)
+            if term.wait(delay):
+                break
+            delay = min(delay * 2, 30.0)
+        return False
 
     def _operations_loop(self, term: threading.Event) -> None:
         """Operations start without a watch event (the renewal scheduler, ``bifrost-admin``
