@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -50,7 +50,7 @@ from devcluster.selectors import (
 from devcluster.storage import Expired, Store
 from devcluster.tables import render_table
 
-__all__ = ["Api", "Target", "now_rfc3339"]
+__all__ = ["Api", "PodLogSource", "RawBody", "Target", "now_rfc3339"]
 
 JSON = dict[str, Any]
 
@@ -94,7 +94,24 @@ class RequestContext:
     user: UserInfo
 
 
-Handler = Callable[[RequestContext], tuple[int, JSON]]
+@dataclass(frozen=True)
+class RawBody:
+    """A handler's answer that is not a JSON object (``pods/log``: plain text)."""
+
+    data: bytes
+    content_type: str = "text/plain"
+
+
+Handler = Callable[[RequestContext], "tuple[int, JSON | RawBody]"]
+
+
+class PodLogSource(Protocol):
+    """Where ``pods/log`` reads a container's output (the local kubelet's log files)."""
+
+    def read(self, namespace: str, name: str, container: str, *, previous: bool) -> bytes | None:
+        """The container's log (``previous``: of its last terminated run), or None when this
+        source does not run that pod."""
+        ...
 Admission = Callable[[Target, JSON, "JSON | None", UserInfo], None]
 """Answers a subresource (``deployments/scale``, ``serviceaccounts/token``) or a create-only
 kind (``selfsubjectaccessreviews``): returns the HTTP code and the body."""
@@ -240,6 +257,8 @@ class Api:
         # (group, plural, subresource or None) -> handler, for what is not plain storage:
         # subresources other than status, and the review kinds that are answered, not stored.
         self.handlers: dict[tuple[str, str, str | None], Handler] = {}
+        # pods/log reads from here; set by the local kubelet (None: only simulated pods)
+        self.pod_logs: PodLogSource | None = None
         # Checks that need the requester (RBAC escalation prevention): each gets the target,
         # the object as it will be stored, the object before an update (None on create) and
         # the user, and raises ApiError to refuse. Writes of the cluster's own controllers have

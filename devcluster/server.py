@@ -45,8 +45,9 @@ from devcluster.controllers import Workloads
 from devcluster.errors import ApiError, status_body
 from devcluster.faults import FaultInjector, Request, RequestLog
 from devcluster.gc import GarbageCollector
-from devcluster.handlers import Api, RequestContext, Target, parse_body
+from devcluster.handlers import Api, RawBody, RequestContext, Target, parse_body
 from devcluster.kubeconfig import write_kubeconfig
+from devcluster.localpods import LocalPodOptions
 from devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
 from devcluster.registry import Registry
 from devcluster.scale import register as register_scale
@@ -605,6 +606,9 @@ class _Handler(BaseHTTPRequestHandler):
         cluster.request_log.record(req, code)
         warnings = cluster.api.take_warnings()
         headers = [("Warning", '299 - "' + w.replace('"', '\\"') + '"') for w in warnings]
+        if isinstance(body, RawBody):
+            self._send(code, body.data, body.content_type, headers)
+            return
         self._send_json(code, body, headers)
 
     def _wants_table(self) -> bool:
@@ -613,7 +617,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _call(
         self, t: Target, verb: str, query: dict[str, str], raw: bytes, ctype: str, user: UserInfo
-    ) -> tuple[int, JSON]:
+    ) -> tuple[int, JSON | RawBody]:
         api = self.server.cluster.api
         api.set_requester(user)
         try:
@@ -630,7 +634,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw: bytes,
         ctype: str,
         user: UserInfo,
-    ) -> tuple[int, JSON]:
+    ) -> tuple[int, JSON | RawBody]:
         handler = api.handlers.get((t.rt.group, t.rt.plural, t.subresource))
         if handler is not None:
             return handler(RequestContext(api, t, verb, query, raw, ctype, user))
@@ -754,8 +758,11 @@ class DevCluster:
         admin_token: str | None = None,
         tls: bool = True,
         validation_rules: bool = True,
+        local_pods: LocalPodOptions | None = None,
     ) -> None:
-        """``authorization``: ``"RBAC"`` (bearer tokens, RBAC, like a real cluster) or
+        """``local_pods``: run the Pods of the images it maps as local processes
+        (:mod:`devcluster.localpods`; default: every Pod is simulated). ``authorization``:
+        ``"RBAC"`` (bearer tokens, RBAC, like a real cluster) or
         ``"AlwaysAllow"`` (every request is the admin). ``admin_token``: the superuser's bearer
         token (default: random, or the one kept next to ``state_file``). ``tls``: also speak
         TLS on the port (:attr:`https_url`), which the kubeconfig uses, because kubectl sends
@@ -772,7 +779,9 @@ class DevCluster:
         self.gc = GarbageCollector(self.api)
         self.api.on_delete_wakeup = self.gc.wakeup
         register_scale(self.api)
-        self.workloads = Workloads(self.api, enabled=workloads, pods_ready=pods_ready)
+        self.workloads = Workloads(
+            self.api, enabled=workloads, pods_ready=pods_ready, local_pods=local_pods
+        )
         self.faults: FaultInjector = faults if faults is not None else FaultInjector()
         self.auth_service = AuthService(
             self.api, authorization=authorization, admin_token=admin_token, state_file=state_file
@@ -813,6 +822,7 @@ class DevCluster:
         )
         self._thread.start()
         self.gc.start()
+        self.workloads.cluster_started(self)
         self.workloads.start()
         self.auth_service.start()
         self.store.start_persistence()

@@ -11,6 +11,8 @@ collection of what they create is the job of :mod:`devcluster.gc`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from devcluster.controllers.daemonset import DaemonSetController
 from devcluster.controllers.deployment import DeploymentController
 from devcluster.controllers.job import JobController
@@ -21,6 +23,10 @@ from devcluster.controllers.runtime import Controller
 from devcluster.controllers.scheduler import Scheduler
 from devcluster.controllers.statefulset import StatefulSetController
 from devcluster.handlers import Api
+from devcluster.localpods import LocalPodOptions
+
+if TYPE_CHECKING:
+    from devcluster.server import DevCluster
 
 __all__ = ["Workloads"]
 
@@ -32,9 +38,17 @@ class Workloads:
     objects are stored and left alone. ``pods_ready=False``: pods run but never become Ready.
     """
 
-    def __init__(self, api: Api, *, enabled: bool = True, pods_ready: bool = True) -> None:
+    def __init__(
+        self,
+        api: Api,
+        *,
+        enabled: bool = True,
+        pods_ready: bool = True,
+        local_pods: LocalPodOptions | None = None,
+    ) -> None:
         self.api = api
         self.enabled = enabled
+        self.local_pods = local_pods
         self.kubelet = Kubelet(api, pods_ready=pods_ready)
         self.controllers: list[Controller] = [
             Scheduler(api),
@@ -47,6 +61,10 @@ class Workloads:
             JobController(api),
         ]
         self._started = False
+
+    def cluster_started(self, cluster: DevCluster) -> None:
+        """The API server listens (its URL, CA and token authority are known): what the local
+        kubelet needs to give its Pods an in-cluster config. Called before :meth:`start`."""
 
     def start(self) -> None:
         if self._started or not self.enabled:
