@@ -12,12 +12,22 @@ controller — ``bifrost run``'s, in-process, with the default store (SQLite und
 ``BIFROST_DATA_DIR`` unless ``--database-url``/``BIFROST_DATABASE_URL``) — unless
 ``--no-controller``, and runs until SIGINT/SIGTERM, when it stops the controller (releasing its
 Lease), then the peers and the cluster.
+
+``--kubelet`` makes the devcluster run Pods of image ``bifrost:*`` as real local processes (its
+local kubelet, :mod:`devcluster.localpods`) with this environment's ``bifrost`` executable, the
+way ``deploy/Dockerfile``'s ENTRYPOINT/CMD/ENV run it in a container: applying the install
+manifest (``dist/install.yaml``) then runs the controller as the cluster's own Deployment, under
+its ServiceAccount and RBAC. The in-process controller is then off unless ``--controller``.
+``--image PATTERN=COMMAND`` maps other images (or overrides the default one).
 """
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,15 +42,97 @@ from bifrost.shipped import shipped
 from devcluster.bundle import upstream_crd_dirs
 
 if TYPE_CHECKING:
+    from devcluster.localpods import ImageCommand, LocalPodOptions
     from devcluster.server import DevCluster
 
 __all__ = [
+    "BIFROST_IMAGE",
+    "bifrost_executable",
+    "bifrost_image_command",
     "default_crd_dirs",
     "devcluster_running",
+    "local_pod_options",
+    "parse_image_mapping",
     "register",
     "register_child_kinds",
     "run_dev",
 ]
+
+#: The image pattern the local kubelet runs with this environment's ``bifrost``.
+BIFROST_IMAGE = "bifrost:*"
+#: deploy/Dockerfile's CMD and ENV (HOME: the image's user has no home directory of its own).
+_IMAGE_CMD = ("run", "--health-port", "8080")
+_IMAGE_ENV = {"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "BIFROST_DATA_DIR": "/var/lib/bifrost",
+              "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def bifrost_executable() -> Path:
+    """This environment's ``bifrost`` script: beside the running interpreter (a venv's
+    ``bin/``), else the first on ``PATH``. Raises :class:`FileNotFoundError` naming both."""
+    beside = Path(sys.executable).parent / "bifrost"
+    if beside.is_file():
+        return beside
+    found = shutil.which("bifrost")
+    if found is None:
+        raise FileNotFoundError(
+            f"no bifrost executable for the local kubelet: not at {beside} nor on PATH; "
+            "install bifrost into this environment or pass --image 'bifrost:*=COMMAND'"
+        )
+    return Path(found)
+
+
+def bifrost_image_command(entrypoint: tuple[str, ...] | None = None) -> ImageCommand:
+    """``bifrost:*`` as deploy/Dockerfile builds it: ENTRYPOINT ``bifrost`` (this environment's,
+    or ``entrypoint``), CMD ``run --health-port 8080``, its ENV."""
+    from devcluster.localpods import ImageCommand
+
+    return ImageCommand(
+        pattern=BIFROST_IMAGE,
+        entrypoint=entrypoint or (str(bifrost_executable()),),
+        cmd=_IMAGE_CMD,
+        env=dict(_IMAGE_ENV),
+    )
+
+
+def parse_image_mapping(text: str) -> ImageCommand:
+    """``--image PATTERN=COMMAND``: Pods whose image matches ``PATTERN`` (fnmatch) run
+    ``COMMAND`` (split like a shell, the image's ENTRYPOINT; the container's ``args`` follow
+    it). ``bifrost:*`` keeps the Dockerfile's CMD and ENV; other patterns get the same ENV and
+    no CMD. Raises :class:`typer.BadParameter` on a malformed value."""
+    from devcluster.localpods import ImageCommand
+
+    pattern, sep, command = text.partition("=")
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: {exc}", param_hint="--image") from None
+    if not sep or not pattern.strip() or not argv:
+        raise typer.BadParameter(
+            f"{text!r} is not PATTERN=COMMAND (e.g. 'bifrost:*=/opt/venv/bin/bifrost')",
+            param_hint="--image",
+        )
+    if pattern.strip() == BIFROST_IMAGE:
+        return bifrost_image_command(argv)
+    return ImageCommand(pattern=pattern.strip(), entrypoint=argv, env=dict(_IMAGE_ENV))
+
+
+def local_pod_options(
+    root: Path, images: list[ImageCommand] | None = None, *, sandbox: str = "auto"
+) -> LocalPodOptions:
+    """The local kubelet's options: ``images`` (overrides first; ``bifrost:*`` mapped to this
+    environment's ``bifrost`` unless an override has that pattern), per-pod dirs under
+    ``root``."""
+    from devcluster.localpods import LocalPodOptions
+
+    mapped = list(images or [])
+    if not any(i.pattern == BIFROST_IMAGE for i in mapped):
+        mapped.append(bifrost_image_command())
+    return LocalPodOptions(images=tuple(mapped), root=root, sandbox=sandbox)
+
+
+def install_manifest_hint(kubeconfig: Path) -> str:
+    """The command that installs bifrost into the devcluster from the shipped manifest."""
+    return f"kubectl --kubeconfig {kubeconfig} apply -f {shipped('dist/install.yaml')}"
 
 #: The repository root (``bifrost/cli/dev.py`` → two levels up from the package).
 LB_KIND = ("elbv2.aws.upbound.io", "v1beta1", "LB", "lbs")
@@ -94,8 +186,10 @@ def devcluster_running(
     seed: int = 0,
     cert_lifetime: timedelta = timedelta(days=90),
     child_gateway_classes: list[str] | None = None,
+    local_pods: LocalPodOptions | None = None,
 ) -> Iterator[DevCluster]:
-    """Start the devcluster and its peers and write the kubeconfig; stop both on exit."""
+    """Start the devcluster and its peers and write the kubeconfig; stop both on exit.
+    ``local_pods``: the local kubelet's options (default: every Pod is simulated)."""
     from devcluster.peers import IssuerOptions, LoadBalancerOptions, Peers
     from devcluster.peers.loadbalancer import DEFAULT_CHILD_GATEWAY_CLASSES
     from devcluster.server import DevCluster
@@ -105,6 +199,7 @@ def devcluster_running(
         crd_paths=_crd_files(crd_dirs),
         port=port,
         state_file=state_file,
+        local_pods=local_pods,
     )
     cluster.start()
     running: Peers | None = None
@@ -152,8 +247,11 @@ def run_dev(
     cert_lifetime: timedelta = timedelta(days=90),
     child_gateway_classes: list[str] | None = None,
     stop: threading.Event | None = None,
-    controller: bool = True,
+    controller: bool | None = None,
     database_url: str | None = None,
+    kubelet: bool = False,
+    images: list[ImageCommand] | None = None,
+    pods_root: Path | None = None,
 ) -> None:
     """Start the devcluster and peers, write the kubeconfig, run the bifrost controller against
     it (unless ``controller`` is false) and block until ``stop`` is set.
@@ -164,12 +262,19 @@ def run_dev(
     default), migrated on start. bifrost's own CRDs (``deploy/crds``) are loaded with the
     default CRDs. Start-up failures of the controller raise
     :class:`bifrost.cli.run.RunError`; the devcluster is stopped first.
+
+    ``kubelet``: Pods of image ``bifrost:*`` (and ``images``) run as local processes, with
+    per-pod directories under ``pods_root`` (default: ``<state_file>.pods/`` beside a state
+    file, else a temporary directory removed on exit); ``controller`` then defaults to false
+    (the install manifest's Deployment is the controller).
     """
     from bifrost.cli.run import RunError, run_controller
     from bifrost.kube import KubeClient
     from bifrost.settings import Settings
 
     stop = stop or threading.Event()
+    if controller is None:
+        controller = not kubelet
     crd_dirs = list(crds or [])
     if default_crds:
         crd_dirs.append(shipped("deploy/crds"))  # bifrost's own CRDs
@@ -178,7 +283,7 @@ def run_dev(
     if controller and database_url is None and url.startswith("sqlite:///"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     failure: list[BaseException] = []
-    with devcluster_running(
+    with _pods_root(kubelet, pods_root, state_file) as root, devcluster_running(
         kubeconfig_out,
         port=port,
         crds=crd_dirs,
@@ -191,12 +296,16 @@ def run_dev(
         seed=seed,
         cert_lifetime=cert_lifetime,
         child_gateway_classes=child_gateway_classes,
+        local_pods=local_pod_options(root, images) if root is not None else None,
     ) as cluster:
         print(
             f"devcluster at {cluster.url}: kubeconfig written to {kubeconfig_out} "
             f"(kubectl --kubeconfig {kubeconfig_out} get namespaces); Ctrl-C stops it",
             flush=True,
         )
+        if kubelet:
+            print(f"local kubelet on (pods under {root}): install bifrost into the devcluster "
+                  f"with `{install_manifest_hint(kubeconfig_out)}`", flush=True)
         thread: threading.Thread | None = None
         if controller:
             # Where in-cluster installs put the controller (deploy/): class-wide
@@ -225,7 +334,7 @@ def run_dev(
 
             thread = threading.Thread(target=run, name="controller", daemon=True)
             thread.start()
-        else:
+        elif not kubelet:
             print("controller not started (--no-controller): run `bifrost run --kubeconfig "
                   f"{kubeconfig_out}` beside it", flush=True)
         while not stop.wait(0.5):  # short waits keep signal handling prompt
@@ -236,6 +345,24 @@ def run_dev(
                 raise RunError("the controller did not stop within 30s")
     if failure:
         raise failure[0]
+
+
+@contextmanager
+def _pods_root(kubelet: bool, pods_root: Path | None, state_file: Path | None
+               ) -> Iterator[Path | None]:
+    """Where the local kubelet keeps its per-pod directories (None: no kubelet). Beside a
+    state file they outlive the run, as the cluster's objects do; else a temporary directory."""
+    if not kubelet:
+        yield None
+        return
+    if pods_root is None and state_file is not None:
+        pods_root = state_file.with_name(state_file.name + ".pods")
+    if pods_root is not None:
+        pods_root.mkdir(parents=True, exist_ok=True)
+        yield pods_root
+        return
+    with tempfile.TemporaryDirectory(prefix="bifrost-dev-pods-") as tmp:
+        yield Path(tmp)
 
 
 def _log_level(value: str) -> str:
@@ -272,14 +399,36 @@ def register(app: typer.Typer) -> None:
         no_default_crds: Annotated[
             bool, typer.Option("--no-default-crds", help="Do not load the shipped CRDs.")
         ] = False,
-        no_controller: Annotated[
+        controller: Annotated[
+            bool | None,
+            typer.Option(
+                "--controller/--no-controller",
+                help="Start the bifrost controller in-process, or not (e.g. to run `bifrost run` "
+                "against the devcluster as its own process). Default: started, unless "
+                "--kubelet.",
+                show_default=False,
+            ),
+        ] = None,
+        kubelet: Annotated[
             bool,
             typer.Option(
-                "--no-controller",
-                help="Do not start the bifrost controller (e.g. to run `bifrost run` against "
-                "the devcluster as its own process).",
+                "--kubelet",
+                help="Run Pods of image bifrost:* as local processes with this environment's "
+                "bifrost (as deploy/Dockerfile runs it), so `kubectl apply -f "
+                "dist/install.yaml` runs the controller as the cluster's Deployment under its "
+                "ServiceAccount. The in-process controller is then off unless --controller.",
             ),
         ] = False,
+        image: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--image",
+                metavar="PATTERN=COMMAND",
+                help="With --kubelet: Pods whose image matches PATTERN (fnmatch) run COMMAND "
+                "(split like a shell; the container's args follow it); repeatable. "
+                "'bifrost:*=PATH' replaces the bifrost executable.",
+            ),
+        ] = None,
         database_url: Annotated[
             str | None,
             typer.Option(
@@ -353,6 +502,9 @@ def register(app: typer.Typer) -> None:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             stop.set()
 
+        if image and not kubelet:
+            raise typer.BadParameter("--image needs --kubelet", param_hint="--image")
+        images = [parse_image_mapping(i) for i in image or []]
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         try:
@@ -370,8 +522,10 @@ def register(app: typer.Typer) -> None:
                 cert_lifetime=timedelta(hours=cert_lifetime_hours),
                 child_gateway_classes=child_gateway_class,
                 stop=stop,
-                controller=not no_controller,
+                controller=controller,
                 database_url=database_url,
+                kubelet=kubelet,
+                images=images,
             )
         except (RunError, ValueError, OSError) as exc:
             print("bifrost dev: " + " ".join(str(exc).split()), file=sys.stderr)
