@@ -43,12 +43,14 @@ from devcluster.auth.escalation import EscalationCheck
 from devcluster.auth.service import AuthService
 from devcluster.controllers import Workloads
 from devcluster.errors import ApiError, status_body
+from devcluster.eviction import register_eviction
 from devcluster.faults import FaultInjector, Request, RequestLog
 from devcluster.gc import GarbageCollector
 from devcluster.handlers import Api, RawBody, RequestContext, Target, parse_body
 from devcluster.kubeconfig import write_kubeconfig
 from devcluster.localpods import LocalPodOptions
 from devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
+from devcluster.pod_logs import StreamingBody, register_pod_logs
 from devcluster.registry import Registry
 from devcluster.scale import register as register_scale
 from devcluster.storage import Store
@@ -606,10 +608,46 @@ class _Handler(BaseHTTPRequestHandler):
         cluster.request_log.record(req, code)
         warnings = cluster.api.take_warnings()
         headers = [("Warning", '299 - "' + w.replace('"', '\\"') + '"') for w in warnings]
+        if isinstance(body, StreamingBody):
+            self._stream(code, body, headers)
+            return
         if isinstance(body, RawBody):
             self._send(code, body.data, body.content_type, headers)
             return
         self._send_json(code, body, headers)
+
+    def _stream(self, code: int, body: StreamingBody, headers: Sequence[tuple[str, str]]) -> None:
+        """A chunked answer that grows while the handler has more (``pods/log?follow=true``):
+        ``body.data`` at once, then each chunk ``body.more`` yields, until it returns or the
+        client hangs up."""
+        sock = self.connection
+
+        def client_gone() -> bool:
+            try:
+                readable, _, _ = select.select([sock], [], [], 0)
+                return bool(readable) and socket.socket.recv(sock, 1, socket.MSG_PEEK) == b""
+            except (OSError, ValueError):
+                return True
+
+        head = [
+            f"HTTP/1.1 {code} {_REASON_PHRASES.get(code, 'Unknown')}",
+            f"Content-Type: {body.content_type}",
+            "Transfer-Encoding: chunked",
+            "Cache-Control: no-cache, private",
+            *(f"{k}: {v}" for k, v in headers),
+        ]
+        try:
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            if body.data:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(body.data), body.data))
+            self.wfile.flush()
+            for chunk in body.more(client_gone):
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
 
     def _wants_table(self) -> bool:
         accept = self.headers.get("Accept") or ""
@@ -779,6 +817,8 @@ class DevCluster:
         self.gc = GarbageCollector(self.api)
         self.api.on_delete_wakeup = self.gc.wakeup
         register_scale(self.api)
+        register_pod_logs(self.api)
+        register_eviction(self.api)
         self.workloads = Workloads(
             self.api, enabled=workloads, pods_ready=pods_ready, local_pods=local_pods
         )

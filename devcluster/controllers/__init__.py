@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from devcluster.controllers.daemonset import DaemonSetController
 from devcluster.controllers.deployment import DeploymentController
+from devcluster.controllers.disruption import DisruptionController
 from devcluster.controllers.job import JobController
 from devcluster.controllers.kubelet import Kubelet
 from devcluster.controllers.nodes import register_nodes
@@ -49,7 +50,7 @@ class Workloads:
         self.api = api
         self.enabled = enabled
         self.local_pods = local_pods
-        self.kubelet = Kubelet(api, pods_ready=pods_ready)
+        self.kubelet = Kubelet(api, pods_ready=pods_ready, local_pods=local_pods)
         self.controllers: list[Controller] = [
             Scheduler(api),
             self.kubelet,
@@ -59,12 +60,14 @@ class Workloads:
             StatefulSetController(api),
             DaemonSetController(api),
             JobController(api),
+            DisruptionController(api),
         ]
         self._started = False
 
     def cluster_started(self, cluster: DevCluster) -> None:
         """The API server listens (its URL, CA and token authority are known): what the local
         kubelet needs to give its Pods an in-cluster config. Called before :meth:`start`."""
+        self.kubelet.cluster_started(cluster)
 
     def start(self) -> None:
         if self._started or not self.enabled:

@@ -13,6 +13,8 @@ __all__ = ["builtin_types"]
 
 _SCALE = Subresource(("get", "patch", "update"), "Scale", "autoscaling", "v1")
 _TOKEN = Subresource(("create",), "TokenRequest", "authentication.k8s.io", "v1")
+_POD_LOG = Subresource(("get",), "Pod")
+_EVICTION = Subresource(("create",), "Eviction", "policy", "v1")
 
 _RBAC = "rbac.authorization.k8s.io"
 _AUTHZ = "authorization.k8s.io"
@@ -37,7 +39,10 @@ def builtin_types() -> list[ResourceType]:
             "", ["v1"], "Service", "services", "service", True, ["svc"], ["all"], status=True
         ),
         ResourceType("", ["v1"], "Event", "events", "event", True, ["ev"], []),
-        ResourceType("", ["v1"], "Pod", "pods", "pod", True, ["po"], ["all"], status=True),
+        ResourceType(
+            "", ["v1"], "Pod", "pods", "pod", True, ["po"], ["all"], status=True,
+            subresources={"log": _POD_LOG, "eviction": _EVICTION},
+        ),
         ResourceType("", ["v1"], "Endpoints", "endpoints", "endpoints", True, ["ep"], []),
         ResourceType(
             "", ["v1"], "PersistentVolumeClaim", "persistentvolumeclaims",
