@@ -1,0 +1,295 @@
+"""``pods/log`` on the devcluster: kubectl logs and the official client read what a
+:class:`~devcluster.handlers.PodLogSource` holds, with upstream's container rules, ``--previous``,
+``--tail``, ``limitBytes`` and ``follow``; a simulated pod's log is empty.
+
+The pods whose logs come from the in-test source are bound to a node no simulated kubelet runs
+(``spec.nodeName: elsewhere``), so the container statuses the test writes stay as written, as a
+real kubelet's would.
+"""
+
+from __future__ import annotations
+
+import http.client
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dc_support import KUBECTL, admin_headers, body_of, kubectl, needs_kubectl
+from kubernetes import client
+from support.waiting import wait_for
+
+from devcluster import DevCluster
+
+pytestmark = needs_kubectl
+
+TEN_LINES = b"".join(b"line %d\n" % i for i in range(1, 11))
+
+
+class _Logs:
+    """An in-test log source: ``(namespace, pod, container, previous) -> bytes``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.data: dict[tuple[str, str, str, bool], bytes] = {}
+
+    def put(self, ns: str, pod: str, container: str, data: bytes, previous: bool = False) -> None:
+        with self.lock:
+            self.data[(ns, pod, container, previous)] = data
+
+    def append(self, ns: str, pod: str, container: str, data: bytes) -> None:
+        with self.lock:
+            key = (ns, pod, container, False)
+            self.data[key] = self.data.get(key, b"") + data
+
+    def read(self, namespace: str, name: str, container: str, *, previous: bool) -> bytes | None:
+        with self.lock:
+            return self.data.get((namespace, name, container, previous))
+
+
+@pytest.fixture
+def logs(devcluster: DevCluster) -> Iterator[_Logs]:
+    source = _Logs()
+    before = devcluster.api.pod_logs
+    devcluster.api.pod_logs = source
+    try:
+        yield source
+    finally:
+        devcluster.api.pod_logs = before
+
+
+def _running(name: str, *, restarted: bool = False) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "name": name,
+        "image": "busybox:1.36",
+        "imageID": "",
+        "ready": True,
+        "started": True,
+        "restartCount": 1 if restarted else 0,
+        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+    }
+    if restarted:
+        status["lastState"] = {
+            "terminated": {
+                "exitCode": 1,
+                "reason": "Error",
+                "startedAt": "2026-01-01T00:00:00Z",
+                "finishedAt": "2026-01-01T00:00:01Z",
+                "containerID": "containerd://prev",
+            }
+        }
+    return status
+
+
+def _pod_elsewhere(
+    api: client.ApiClient, ns: str, name: str, containers: list[str], *, restarted: bool = False
+) -> None:
+    """A Running pod bound to a node the devcluster does not run, with the given statuses."""
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(
+        ns,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "nodeName": "elsewhere",
+                "containers": [{"name": c, "image": "busybox:1.36"} for c in containers],
+            },
+        },
+    )
+    pod = core.read_namespaced_pod(name, ns)
+    pod.status = client.V1PodStatus(
+        phase="Running",
+        container_statuses=[_running(c, restarted=restarted) for c in containers],
+    )
+    core.replace_namespaced_pod_status(name, ns, pod)
+
+
+def _stop_container(api: client.ApiClient, ns: str, name: str) -> None:
+    core = client.CoreV1Api(api)
+    pod = core.read_namespaced_pod(name, ns)
+    raw = api.sanitize_for_serialization(pod)
+    (status,) = raw["status"]["containerStatuses"]
+    status["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    status["ready"] = False
+    raw["status"]["phase"] = "Succeeded"
+    core.replace_namespaced_pod_status(name, ns, raw)
+
+
+def test_kubectl_logs_reads_the_container_tail_and_previous_run(
+    kubeconfig_path: Path, namespace: str, api_client: client.ApiClient, logs: _Logs
+) -> None:
+    _pod_elsewhere(api_client, namespace, "app", ["main", "side"], restarted=True)
+    logs.put(namespace, "app", "main", TEN_LINES)
+    logs.put(namespace, "app", "side", b"side car\n")
+    logs.put(namespace, "app", "main", b"crashed\n", previous=True)
+
+    # kubectl picks the first container itself when none is named (and says so)
+    proc = kubectl(kubeconfig_path, "-n", namespace, "logs", "app")
+    assert proc.stdout.encode() == TEN_LINES
+    assert 'Defaulted container "main" out of: main, side' in proc.stderr
+
+    out = kubectl(kubeconfig_path, "-n", namespace, "logs", "app", "-c", "main", "--tail", "5")
+    assert out.stdout.encode() == b"line 6\nline 7\nline 8\nline 9\nline 10\n"
+    out = kubectl(kubeconfig_path, "-n", namespace, "logs", "app", "-c", "side")
+    assert out.stdout == "side car\n"
+    out = kubectl(kubeconfig_path, "-n", namespace, "logs", "app", "-c", "main", "--previous")
+    assert out.stdout == "crashed\n"
+    out = kubectl(
+        kubeconfig_path, "-n", namespace, "logs", "app", "-c", "main", "--limit-bytes", "12"
+    )
+    assert out.stdout == "line 1\nline "
+
+    bad = kubectl(kubeconfig_path, "-n", namespace, "logs", "app", "-c", "nope", check=False)
+    assert bad.returncode != 0
+    assert "container nope is not valid for pod app" in bad.stderr
+
+
+def test_the_official_client_gets_upstreams_answers(
+    namespace: str, api_client: client.ApiClient, logs: _Logs
+) -> None:
+    core = client.CoreV1Api(api_client)
+    _pod_elsewhere(api_client, namespace, "two", ["a", "b"])
+    _pod_elsewhere(api_client, namespace, "one", ["main"])
+    logs.put(namespace, "one", "main", TEN_LINES)
+
+    assert core.read_namespaced_pod_log("one", namespace) == TEN_LINES.decode()
+    assert core.read_namespaced_pod_log("one", namespace, tail_lines=2) == "line 9\nline 10\n"
+    assert core.read_namespaced_pod_log("one", namespace, tail_lines=0) == ""
+    assert core.read_namespaced_pod_log("one", namespace, limit_bytes=4) == "line"
+    # accepted and ignored (documented in devcluster.pod_logs)
+    assert core.read_namespaced_pod_log("one", namespace, timestamps=True, since_seconds=5)
+
+    cases = [
+        (
+            {"name": "two"},
+            400,
+            "a container name must be specified for pod two, choose one of: [a b]",
+        ),
+        ({"name": "two", "container": "c"}, 400, "container c is not valid for pod two"),
+        (
+            {"name": "one", "previous": True},
+            400,
+            'previous terminated container "main" in pod "one" not found',
+        ),
+        ({"name": "gone"}, 404, 'pods "gone" not found'),
+    ]
+    for kwargs, code, message in cases:
+        with pytest.raises(client.ApiException) as e:
+            core.read_namespaced_pod_log(namespace=namespace, **kwargs)
+        assert (e.value.status, body_of(e.value)["message"]) == (code, message), kwargs
+
+
+def test_a_simulated_pod_prints_nothing(
+    kubeconfig_path: Path, namespace: str, api_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_pod(
+        namespace,
+        {"metadata": {"name": "sim"}, "spec": {"containers": [{"name": "main", "image": "nginx"}]}},
+    )
+    wait_for(
+        lambda: core.read_namespaced_pod("sim", namespace).status.phase == "Running",
+        what="the simulated pod to run",
+    )
+    out = kubectl(kubeconfig_path, "-n", namespace, "logs", "sim")
+    assert (out.returncode, out.stdout) == (0, "")
+    assert core.read_namespaced_pod_log("sim", namespace) == ""
+
+
+def test_follow_streams_appended_output_until_the_container_stops(
+    devcluster: DevCluster, namespace: str, api_client: client.ApiClient, logs: _Logs
+) -> None:
+    _pod_elsewhere(api_client, namespace, "tailme", ["main"])
+    logs.put(namespace, "tailme", "main", b"first\n")
+    conn = http.client.HTTPConnection("127.0.0.1", devcluster.port, timeout=10)
+    conn.request(
+        "GET",
+        f"/api/v1/namespaces/{namespace}/pods/tailme/log?follow=true",
+        headers=admin_headers(devcluster),
+    )
+    resp = conn.getresponse()
+    assert (resp.status, resp.getheader("Transfer-Encoding")) == (200, "chunked")
+    assert resp.read1(100) == b"first\n"
+    logs.append(namespace, "tailme", "main", b"second\n")
+    assert resp.read1(100) == b"second\n"
+    logs.append(namespace, "tailme", "main", b"last words\n")
+    _stop_container(api_client, namespace, "tailme")
+    assert resp.read() == b"last words\n"  # the stream ends: the container has stopped
+    conn.close()
+
+
+def test_kubectl_logs_follow(
+    kubeconfig_path: Path, namespace: str, api_client: client.ApiClient, logs: _Logs
+) -> None:
+    _pod_elsewhere(api_client, namespace, "tailme", ["main"])
+    logs.put(namespace, "tailme", "main", b"hello\n")
+    proc = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", str(kubeconfig_path), "-n", namespace, "logs", "-f", "tailme"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"hello\n"
+        logs.append(namespace, "tailme", "main", b"world\n")
+        assert proc.stdout.readline() == b"world\n"
+        _stop_container(api_client, namespace, "tailme")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_view_may_read_logs_and_others_may_not(kubeconfig_path: Path, namespace: str) -> None:
+    kubectl(
+        kubeconfig_path,
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        "viewers",
+        "--clusterrole=view",
+        "--user=viewer",
+    )
+
+    def can_i(user: str, *what: str) -> str:
+        proc = kubectl(
+            kubeconfig_path, "-n", namespace, "auth", "can-i", *what, "--as", user, check=False
+        )
+        return proc.stdout.strip()
+
+    assert can_i("viewer", "get", "pods/log") == "yes"
+    assert can_i("viewer", "get", "pods", "--subresource=log") == "yes"
+    assert can_i("stranger", "get", "pods/log") == "no"
+    kubectl(kubeconfig_path, "-n", namespace, "run", "p", "--image=nginx")
+    out = kubectl(kubeconfig_path, "-n", namespace, "--as", "viewer", "logs", "p")
+    assert out.stdout == ""
+    # a user who may read pods but not their logs is refused the subresource itself
+    kubectl(
+        kubeconfig_path,
+        "-n",
+        namespace,
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get",
+        "--resource=pods",
+    )
+    kubectl(
+        kubeconfig_path,
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        "readers",
+        "--role=pod-reader",
+        "--user=reader",
+    )
+    denied = kubectl(kubeconfig_path, "-n", namespace, "--as", "reader", "logs", "p", check=False)
+    assert (
+        f'pods "p" is forbidden: User "reader" cannot get resource "pods/log" in API group "" '
+        f'in the namespace "{namespace}"'
+    ) in denied.stderr
