@@ -10,6 +10,11 @@ A Pod being deleted gracefully (``deletionTimestamp`` set, no finalizer left to 
 deleted for good at once (:meth:`~devcluster.handlers.Api.finish_pod_deletion`, grace period 0),
 as the kubelet does once its containers have stopped. The kubelet rewrites a status someone
 else changed, as the real one does on its next sync.
+
+With :class:`~devcluster.localpods.LocalPodOptions`, a Pod whose every container's image is
+mapped to a local command is handed to the local runtime (:mod:`devcluster.localpods.runtime`),
+which runs it as processes and writes its status through this kubelet's Writer; every other
+Pod keeps the simulated path above.
 """
 
 from __future__ import annotations
@@ -17,15 +22,20 @@ from __future__ import annotations
 import copy
 import ipaddress
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from devcluster.controllers.nodes import NODE
+from devcluster.controllers.nodes import NODE, NODES
 from devcluster.controllers.pods import POD, controller_of
 from devcluster.controllers.podstatus import PodPlacement, pod_status
 from devcluster.controllers.runtime import Controller, Key, Mapper, StoreKey, key_of
 from devcluster.controllers.scheduler import node_ready
 from devcluster.handlers import Api
+from devcluster.localpods import LocalPodOptions
 from devcluster.storage import Event
+
+if TYPE_CHECKING:
+    from devcluster.localpods.runtime import LocalRuntime
+    from devcluster.server import DevCluster
 
 __all__ = ["Kubelet"]
 
@@ -41,15 +51,32 @@ def _internal_ip(node: JSON) -> str:
     return "172.18.0.100"
 
 
+def _node_number(name: str) -> int:
+    """1 for the control-plane node, 2 for the worker (the local pods' 127.<n>.0.0/16)."""
+    for i, spec in enumerate(NODES):
+        if spec.name == name:
+            return i + 1
+    return len(NODES) + 1
+
+
 class Kubelet(Controller):
     """The kubelets of all Ready Nodes, on one worker."""
 
     name = "kubelet"
     manager = "kubelet"
 
-    def __init__(self, api: Api, *, pods_ready: bool = True) -> None:
+    def __init__(
+        self, api: Api, *, pods_ready: bool = True, local_pods: LocalPodOptions | None = None
+    ) -> None:
         super().__init__(api)
         self.pods_ready = pods_ready
+        self.local: LocalRuntime | None = None
+        if local_pods is not None:
+            # imported here: the runtime imports controller modules (this package's __init__)
+            from devcluster.localpods.runtime import LocalRuntime
+
+            self.local = LocalRuntime(api, self.writer, local_pods)
+            self.local.set_pods_ready(pods_ready)
         self._ips: dict[Key, tuple[str, str]] = {}  # pod -> (uid, ip)
         self._used: set[str] = set()
 
@@ -66,6 +93,16 @@ class Kubelet(Controller):
             if (pod.get("spec") or {}).get("nodeName"):
                 out.append(key_of(pod))
         return out
+
+    def stop(self) -> None:
+        """Stop the worker, then every local process (the node shuts down)."""
+        super().stop()
+        if self.local is not None:
+            self.local.stop()
+
+    def cluster_started(self, cluster: DevCluster) -> None:
+        if self.local is not None:
+            self.local.cluster_started(cluster)
 
     def _pod_keys(self, ev: Event) -> Iterable[Key]:
         return [key_of(ev.obj)]
@@ -87,6 +124,9 @@ class Kubelet(Controller):
     def set_pods_ready(self, ready: bool) -> None:
         """Switch readiness for every pod (running pods are updated)."""
         self.pods_ready = ready
+        if self.local is not None:
+            self.local.set_pods_ready(ready)
+            self.local.wake_all()
         for pod in self.store.list_objects(POD)[1]:
             self.queue.add(key_of(pod))
 
@@ -96,10 +136,16 @@ class Kubelet(Controller):
         pod = self.store.get(POD, *key)
         if pod is None:
             self._release(key)
+            if self.local is not None:
+                self.local.wake(*key)
             return
         node_name = (pod.get("spec") or {}).get("nodeName")
         node = self.store.get(NODE, "", node_name) if node_name else None
         if node is None or not node_ready(node):
+            return
+        if self.local is not None and self.local.sync(
+            pod, _node_number(str(node_name)), _internal_ip(node)
+        ):
             return
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):

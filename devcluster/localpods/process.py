@@ -1,0 +1,104 @@
+"""One run of one container: a process group whose output goes to the run's log file.
+
+The kubelet signals the whole group: SIGTERM to every member except a bubblewrap parent (bwrap
+dies of SIGTERM and ``--die-with-parent`` would SIGKILL the container at once, cutting its
+grace period short), then SIGKILL to the group when the grace period is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["ContainerProcess", "group_members"]
+
+
+def group_members(pgid: int) -> list[int]:
+    """The pids of process group ``pgid`` (from /proc)."""
+    out: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid):
+            out.append(int(entry))
+    return out
+
+
+class ContainerProcess:
+    """A started container run; ``sandboxed``: ``argv[0]`` is bwrap."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        log_file: Path,
+        *,
+        env: dict[str, str] | None,
+        cwd: str | None,
+        sandboxed: bool,
+    ) -> None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = log_file
+        self.sandboxed = sandboxed
+        self.started = time.time()
+        with open(log_file, "ab") as out:
+            self._popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        self.pid = self._popen.pid
+        self.finished: float | None = None
+
+    def poll(self) -> int | None:
+        """The exit code once the run is over (a signal N is 128+N, as a runtime reports)."""
+        code = self._popen.poll()
+        if code is None:
+            return None
+        if self.finished is None:
+            self.finished = time.time()
+        return 128 - code if code < 0 else code
+
+    def terminate(self) -> None:
+        """SIGTERM to the container's processes."""
+        members = group_members(self.pid) or [self.pid]
+        for pid in members:
+            if self.sandboxed and pid == self.pid:
+                continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group (the sandbox's PID namespace dies with bwrap)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def stop(self, grace: float) -> int:
+        """SIGTERM, up to ``grace`` seconds, then SIGKILL; returns the exit code."""
+        self.terminate()
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            code = self.poll()
+            if code is not None:
+                self.kill()  # stragglers of the group
+                return code
+            time.sleep(0.05)
+        self.kill()
+        self._popen.wait()
+        code = self.poll()
+        return 137 if code is None else code
