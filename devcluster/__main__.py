@@ -6,10 +6,13 @@ import argparse
 import contextlib
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 from devcluster.auth.service import AUTHORIZATION_MODES
+from devcluster.localpods import LocalPodOptions
+from devcluster.localpods.images import parse_image_mapping
 from devcluster.server import DevCluster
 
 
@@ -49,7 +52,40 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not evaluate CRD validation rules (x-kubernetes-validations); for comparisons",
     )
+    p.add_argument(
+        "--local-image",
+        action="append",
+        default=[],
+        metavar="PATTERN=COMMAND",
+        help="run the Pods whose every container image matches PATTERN (fnmatch, e.g. "
+        "'bifrost:*') as local processes: COMMAND is the image's entrypoint (repeatable)",
+    )
+    p.add_argument(
+        "--local-pods-dir",
+        type=Path,
+        default=None,
+        help="where local pods keep their volumes, tokens and logs (default: a temporary "
+        "directory, removed on exit)",
+    )
+    p.add_argument(
+        "--local-sandbox",
+        choices=("auto", "required", "off"),
+        default="auto",
+        help="confine local pods with bubblewrap: auto (where it works), required, off",
+    )
     args = p.parse_args(argv)
+    try:
+        images = tuple(parse_image_mapping(m) for m in args.local_image)
+    except ValueError as e:
+        p.error(str(e))
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    local_pods: LocalPodOptions | None = None
+    if images:
+        root = args.local_pods_dir
+        if root is None:
+            tmp = tempfile.TemporaryDirectory(prefix="devcluster-pods-")
+            root = Path(tmp.name)
+        local_pods = LocalPodOptions(images=images, root=root, sandbox=args.local_sandbox)
     cluster = DevCluster(
         host=args.host,
         port=args.port,
@@ -60,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         admin_token=args.admin_token,
         pods_ready=not args.pods_not_ready,
         validation_rules=not args.no_validation_rules,
+        local_pods=local_pods,
     )
     cluster.start()
     if args.kubeconfig_out:
@@ -70,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         done.wait()
     cluster.stop()
+    if tmp is not None:
+        tmp.cleanup()
     return 0
 
 
