@@ -264,3 +264,21 @@ def test_edit_may_evict_and_view_may_not(kubeconfig: Path, ns: str) -> None:
         return proc.stdout.strip()
 
     assert (can_i("edit-user"), can_i("view-user")) == ("yes", "no")
+
+
+def test_kubectl_drain_evicts_through_the_budget(
+    kubeconfig: Path, ns: str, api: client.ApiClient
+) -> None:
+    kubectl(kubeconfig, "-n", ns, "apply", "-f", "-", input=deployment_yaml("web", replicas=2))
+    _pdb(api, ns, "web", minAvailable=1)
+    wait_for(lambda: _numbers(api, ns, "web") == (2, 1, 2, 1), what="2 healthy pods, 1 allowed")
+    node = _live_pods(api, ns)[0].spec.node_name
+    try:
+        out = kubectl(
+            kubeconfig, "drain", node, "--pod-selector=app=web", "--timeout=30s", timeout=40
+        )
+        assert "evicting pod" in out.stderr + out.stdout
+        assert f"node/{node} drained" in out.stdout
+        assert all(p.spec.node_name != node for p in _live_pods(api, ns))
+    finally:
+        kubectl(kubeconfig, "uncordon", node)
