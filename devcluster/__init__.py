@@ -28,6 +28,10 @@ Layout:
 
 * the API server: ``server`` (HTTP and TLS, routing), ``handlers`` (the verbs), ``deletion``
   (what DELETE answers, graceful Pod deletion), ``scale`` (the ``scale`` subresource),
+  ``pod_logs`` (``pods/log``: a container's output from ``Api.pod_logs``, ``follow`` streamed;
+  a simulated pod's log is empty), ``eviction`` (``pods/eviction``: a graceful delete that a
+  PodDisruptionBudget may refuse with 429) and ``disruption_budget`` (what a PDB allows, for the
+  eviction and the disruption controller),
   ``patch`` and ``fieldmanager`` (patches, server-side apply), ``schema`` (structural schemas:
   defaulting, pruning, validation), ``validation_rules`` (CRD ``x-kubernetes-validations`` in
   CEL), ``watch``, ``storage`` and ``journal`` (objects, resourceVersion, history, the durable
@@ -42,7 +46,8 @@ Layout:
   RBAC with the bootstrap roles and ClusterRole aggregation, the access and token reviews;
 * in-process cluster controllers: ``gc`` and ``namespaces`` (garbage collection, namespace
   deletion) and ``controllers`` (Deployment, ReplicaSet/ReplicationController, StatefulSet,
-  DaemonSet, Job, a scheduler, a simulated kubelet and two Nodes);
+  DaemonSet, Job, the disruption controller writing PodDisruptionBudget status, a scheduler, a
+  simulated kubelet and two Nodes);
 * ``peers``: the simulated third-party controllers bifrost drives (issuer, load balancer,
   Crossplane-like provider, TLS data plane), ``client`` the plain-HTTP API client they talk
   through, and ``handshakes`` a loop of real TLS handshakes against the data plane that counts

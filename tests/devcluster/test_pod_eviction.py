@@ -1,6 +1,7 @@
 """``pods/eviction`` on the devcluster: a pod goes only when its PodDisruptionBudget allows it,
 with kube-apiserver's answers (201 Status Success; 429 with the ``DisruptionBudget`` cause; 500
-for two budgets) through the official client's ``create_namespaced_pod_eviction``.
+for two budgets) through the official client's ``create_namespaced_pod_eviction``, and
+``kubectl drain`` evicting through a budget.
 
 The scenario with a Deployment cordons the Nodes first, as ``kubectl drain`` does: the evicted
 pod's replacement then stays Pending (not healthy), as it would for a while on a real cluster,
