@@ -101,6 +101,13 @@ def run_probe(probe: JSON, container: JSON, pod_ip: str, timeout: float) -> tupl
                 conn.request("GET", path, headers=headers)
                 answer = conn.getresponse()
                 answer.read(10240)
+            except ConnectionRefusedError:
+                return False, f'Get "{url}": dial tcp {host}:{port}: connect: connection refused'
+            except TimeoutError:
+                return False, (
+                    f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while '
+                    "awaiting headers)"
+                )
             except OSError as e:
                 return False, f'Get "{url}": {e}'
             finally:
