@@ -15,6 +15,12 @@ deleted or the node shuts down.
   kubelet's final delete (``finish_pod_deletion``) once no finalizer is left. A Pod removed
   without grace, or the node's shutdown, stops the processes with a short grace.
 
+Not emulated: ``resources`` (no cgroup; ``limits.memory`` is not applied as RLIMIT_AS either,
+since that must be set between fork and exec, ``preexec_fn`` is unsafe in this multi-threaded
+server, and a threaded Python program reserves far more address space than it uses), exec
+probes (they fail, saying so), the pod's hostname (``HOSTNAME`` is set in the environment
+only), image pulls (``Pulled`` always says the image is present).
+
 The worker reads the Pod from the store and writes its status through the kubelet's Writer
 (retrying a conflict with the fresh object); it sleeps on an event that the kubelet sets on
 every change of the Pod, at most until the next probe or restart is due.
@@ -113,7 +119,6 @@ class PodWorker:
         self._wake = threading.Event()
         self._shutdown = threading.Event()
         self._token_refresh = 0.0
-        self._plan_error: str | None = None
         self._warned_unsandboxed = False
         self.thread = threading.Thread(
             target=self._run, name=f"devcluster-pod-{self.namespace}/{self.name}", daemon=True
