@@ -50,7 +50,7 @@ class Workloads:
         self.api = api
         self.enabled = enabled
         self.local_pods = local_pods
-        self.kubelet = Kubelet(api, pods_ready=pods_ready)
+        self.kubelet = Kubelet(api, pods_ready=pods_ready, local_pods=local_pods)
         self.controllers: list[Controller] = [
             Scheduler(api),
             self.kubelet,
@@ -67,6 +67,7 @@ class Workloads:
     def cluster_started(self, cluster: DevCluster) -> None:
         """The API server listens (its URL, CA and token authority are known): what the local
         kubelet needs to give its Pods an in-cluster config. Called before :meth:`start`."""
+        self.kubelet.cluster_started(cluster)
 
     def start(self) -> None:
         if self._started or not self.enabled:
