@@ -66,6 +66,7 @@ from bifrost.records import (
 from bifrost.steps.tls import attached_certificates
 from bifrost.store.errors import RecordNotFound
 from bifrost.store.interface import OperationStore
+from bifrost.triggers.forbidden_retry import forbidden_retry_in
 
 __all__ = ["Observer"]
 
@@ -222,6 +223,14 @@ class Observer:
                     actions.append("provision-started")
                 repairable = not started and requeue is None
         ops = self.store.list_operations(gateway_uid=uid, limit=100)
+        if repairable:
+            retry = self._retry_forbidden(gateway, uid, resolution, values, ops)
+            if retry is not None:
+                repairable = False  # a failed provision is no converged state to repair
+                started, requeue = retry
+                if started:
+                    actions.append("forbidden-retry-started")
+                    ops = self.store.list_operations(gateway_uid=uid, limit=100)
         operation = latest_operation(ops)
         try:
             children = tuple(self.store.list_children(uid))
@@ -310,6 +319,20 @@ class Observer:
             if row.outcome is JournalOutcome.ADMIN and (row.message or "").startswith("paused"):
                 return f"{row.message} (at {row.started_at:%Y-%m-%dT%H:%M:%SZ})"
         return None
+
+    def _retry_forbidden(
+        self, gateway: Obj, uid: str, resolution: ClassResolution, values: Mapping[str, Any],
+        ops: Sequence[OperationRecord],
+    ) -> tuple[bool, float | None] | None:
+        """The provision that failed on a 403 started again once its back-off passed
+        (:mod:`bifrost.triggers.forbidden_retry`): (started, look again in); ``None`` when the
+        latest provision did not fail on a 403."""
+        wait = forbidden_retry_in(ops, self.clock.now())
+        if wait is None:
+            return None
+        if wait > 0:
+            return False, wait
+        return self.starter.provision(gateway, uid, resolution, values, repair=True)
 
     def _repair_drift(
         self, gateway: Obj, uid: str, resolution: ClassResolution, values: Mapping[str, Any],

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from bifrost.kube.forbidden import forbidden_fix
+
 __all__ = [
     "DEFAULT_CONFLICT_DELAY",
     "DEFAULT_RETRY_DELAY",
@@ -126,7 +128,17 @@ class NotFound(KubeError):
 
 
 class Forbidden(KubeError):
-    """403: not allowed (RBAC, or creating in a terminating namespace)."""
+    """403: not allowed (RBAC, or creating in a terminating namespace). An RBAC denial's text
+    ends with what to grant (:mod:`bifrost.kube.forbidden`): ``...; fix: grant patch on
+    configmaps to ServiceAccount bifrost-system/bifrost, see deploy/base/rbac*.yaml``."""
+
+    @property
+    def fix(self) -> str | None:
+        return forbidden_fix(self.message)
+
+    def __str__(self) -> str:
+        fix = self.fix
+        return f"{super().__str__()}; fix: {fix}" if fix else super().__str__()
 
 
 class Invalid(KubeError):

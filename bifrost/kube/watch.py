@@ -18,6 +18,9 @@ A controller that misses one event can leave a Gateway unreconciled forever, so 
 5. on errors (5xx, 429, connection failures, streams that end at once without progress), **back
    off** exponentially with full jitter, honouring Retry-After; the backoff resets once a stream
    delivers events, so there is no busy loop even against a server that drops every stream.
+   A 403 (a missing ``list``/``watch`` permission) is retried the same way, so granting the
+   permission recovers the informer without a restart. Each failure is one WARNING line until
+   it changes or the request answers again (then one INFO line), not one per retry.
 
 API: iterate a :class:`Watcher` (``for event in watcher: ...``) in one thread and call
 :meth:`Watcher.stop` from any other to end the iteration; or call :meth:`Watcher.run` with a
@@ -137,6 +140,8 @@ class Watcher:
         self._stream_lock = threading.Lock()
         self._known: dict[Key, dict[str, Any]] = {}
         self._started = False
+        #: The failure last logged at WARNING (None: the last request answered).
+        self._failing: str | None = None
         #: The resourceVersion the next watch resumes from ("" before the first list).
         self.resource_version = ""
         #: Counters for observability and tests: lists, watches, relists, errors, sleeps.
@@ -220,9 +225,10 @@ class Watcher:
                 except KubeError as exc:
                     failures += 1
                     self.stats["errors"] += 1
-                    log.warning("list %s failed (%s); retrying", self.kind, exc)
+                    self._report_failure("list", exc, "retrying")
                     self._pause(self._failure_delay(failures, exc))
                     continue
+                self._report_recovery("list")
                 need_list = False
                 progress_since_list = False
                 yield from events
@@ -250,6 +256,22 @@ class Watcher:
                 failures += 1
                 self._pause(self._failure_delay(failures, None))
             # "ended": a stream that lived normally; resume at once.
+
+    def _report_failure(self, request: str, exc: KubeError, then: str) -> None:
+        """One WARNING per change of failure (a 403 retried with back-off for an hour is one
+        line, not one per retry); the repeats are DEBUG."""
+        text = f"{request} {self.kind} failed ({exc}); {then}"
+        if text == self._failing:
+            log.debug("%s (again)", text)
+            return
+        self._failing = text
+        log.warning("%s", text)
+
+    def _report_recovery(self, request: str) -> None:
+        """After a failure was reported: one INFO line when the request answers again."""
+        if self._failing is not None:
+            self._failing = None
+            log.info("%s %s works again", request, self.kind)
 
     def _metadata_kw(self) -> dict[str, Any]:
         return {"metadata_only": True} if self.metadata_only else {}
@@ -307,8 +329,9 @@ class Watcher:
         except Gone:
             return "expired", False, None
         except KubeError as exc:
-            log.warning("watch %s failed (%s); backing off", self.kind, exc)
+            self._report_failure("watch", exc, "backing off")
             return "error", False, exc
+        self._report_recovery("watch")
         with self._stream_lock:
             if self._stop.is_set():
                 stream.close()
