@@ -9,7 +9,8 @@ issues.
   ``https://kubernetes.default.svc.cluster.local``, ``sub`` ``system:serviceaccount:<ns>:<name>``,
   ``aud``, ``exp``/``iat``/``nbf``, ``jti`` and ``kubernetes.io`` (namespace, the ServiceAccount's
   name and uid, the bound Pod or Secret). A token is valid until it expires and while its
-  ServiceAccount (and bound object) exists with the same uid and is not being deleted; its
+  ServiceAccount (and bound object) exists with the same uid and its deletion time (if it is
+  being deleted) is less than a minute past, as upstream: a terminating Pod still acts; its
   audiences must include the API server's (the issuer) unless the caller names others
   (TokenReview).
 * **Legacy token Secrets** (``kubernetes.io/service-account-token``) get a JWT without expiry
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import hashlib
 import json
 import secrets
@@ -74,6 +76,9 @@ CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 _SA = ("", "serviceaccounts")
 _LEGACY = "kubernetes.io/serviceaccount/"
 _CACHE_LIMIT = 10_000
+#: How long past its ``deletionTimestamp`` a ServiceAccount or bound object keeps its tokens
+#: valid (upstream's serviceaccount token validator: one minute).
+DELETION_GRACE_SECONDS = 60
 
 
 class InvalidToken(Exception):
@@ -87,6 +92,15 @@ class BoundObject:
     kind: str  # Pod | Secret
     name: str
     uid: str
+
+
+def _epoch(rfc3339: str) -> float:
+    """``2026-01-02T03:04:05Z`` as seconds since the epoch (0 when unreadable: deleted)."""
+    try:
+        parsed = datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return parsed.timestamp()
 
 
 def _b64url(raw: bytes) -> str:
@@ -246,7 +260,10 @@ class TokenAuthority:
         meta = obj["metadata"]
         if uid and meta.get("uid") != uid:
             raise InvalidToken(f"{what} UID ({meta.get('uid')}) does not match claim ({uid})")
-        if meta.get("deletionTimestamp"):
+        deleted = meta.get("deletionTimestamp")
+        if deleted and _epoch(str(deleted)) < self._clock() - DELETION_GRACE_SECONDS:
+            # as upstream: a terminating Pod's processes keep their identity while they shut
+            # down (releasing a Lease, finishing a write) until a minute past the deletion time
             raise InvalidToken(f"{what} {ns}/{name} has been deleted")
         return obj
 

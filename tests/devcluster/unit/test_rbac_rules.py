@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from devcluster.auth import ANONYMOUS, UserInfo
 from devcluster.auth.aggregation import aggregated_rules, selector_matches
 from devcluster.auth.attributes import Attributes, forbidden, from_request
 from devcluster.auth.rbac import RbacAuthorizer, compile_rule
-from devcluster.auth.tokens import InvalidToken, TokenAuthority
+from devcluster.auth.tokens import BoundObject, InvalidToken, TokenAuthority
 from devcluster.faults import Request
 from devcluster.storage import Store
 
@@ -424,6 +425,28 @@ def test_bound_token_lives_until_it_expires_or_its_service_account_goes() -> Non
         tokens.authenticate(token)
     _service_account(store, uid="uid-2")  # same name, another object
     with pytest.raises(InvalidToken, match="does not match"):
+        tokens.authenticate(token)
+
+
+def test_a_pod_bound_token_outlives_the_pods_deletion_time_by_one_minute() -> None:
+    """As upstream: a terminating Pod's processes still authenticate (to release a Lease, say)
+    until a minute past its ``deletionTimestamp``, then not."""
+    store, clock = Store(), Clock()
+    tokens = TokenAuthority(store, clock=clock)
+    sa = _service_account(store)
+    pod = {"metadata": {"namespace": "ns", "name": "p", "uid": "pod-1"}}
+    store.commit(("", "pods"), "ADDED", pod, None)
+    token, _ = tokens.issue(sa, audiences=["https://kubernetes.default.svc.cluster.local"],
+                            expiration_seconds=3600, bound=BoundObject("Pod", "p", "pod-1"))
+    deleting = {"metadata": {**pod["metadata"], "deletionTimestamp": "1970-01-12T13:47:10Z"}}
+    assert deleting["metadata"]["deletionTimestamp"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_000_030))
+    store.commit(("", "pods"), "MODIFIED", deleting, pod)
+    assert tokens.authenticate(token).extra["authentication.kubernetes.io/pod-name"] == ("p",)
+    clock.now = 1_000_030 + 60  # exactly a minute past: still valid
+    assert tokens.authenticate(token).username == "system:serviceaccount:ns:sa"
+    clock.now += 1
+    with pytest.raises(InvalidToken, match="pods ns/p has been deleted"):
         tokens.authenticate(token)
 
 
