@@ -339,10 +339,27 @@ def register(app: typer.Typer) -> None:
                 help="Store URL (default: SQLite in BIFROST_DATA_DIR, else the XDG state dir).",
             ),
         ] = None,
-        timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 60.0,
+        timeout: Annotated[
+            float | None,
+            typer.Option(help="Give up after this many seconds (default: 60; 180 with "
+                         "--in-cluster).", show_default=False),
+        ] = None,
+        in_cluster: Annotated[
+            bool,
+            typer.Option("--in-cluster",
+                         help="Instead: install dist/install.yaml on the devcluster with its "
+                         "local kubelet (bifrost runs as the Deployment's Pod), apply "
+                         "examples/in-cluster, wait for apps/edge Programmed, print the Pods, "
+                         "the Gateway and the Pod's first log lines."),
+        ] = False,
     ) -> None:
         """Run the scripted tour on the devcluster and SQLite; exit 0 when it checked out."""
         from bifrost.store import StoreError
+
+        if in_cluster:
+            _in_cluster(as_json=as_json, timeout=timeout or 180.0)
+            return
+        timeout = timeout or 60.0
 
         url = database_url or Settings().resolved_database_url()
         try:
@@ -357,3 +374,27 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(report, indent=2))
         if not report["ok"]:
             raise typer.Exit(1)
+
+
+def _in_cluster(*, as_json: bool, timeout: float) -> None:
+    """``bifrost demo --in-cluster`` (:mod:`bifrost.cli.demo_in_cluster`): progress and tables
+    on stdout (stderr with ``--json``, whose report is then the only stdout)."""
+    from bifrost.cli.demo_in_cluster import (
+        InClusterError,
+        report_json,
+        report_lines,
+        run_in_cluster_demo,
+    )
+
+    try:
+        report = run_in_cluster_demo(timeout=timeout,
+                                     progress=lambda line: typer.echo(line, err=as_json))
+    except InClusterError as e:
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "error": " ".join(str(e).split())}, indent=2))
+        typer.echo("error: " + " ".join(str(e).split()), err=True)
+        raise typer.Exit(1) from None
+    for line in report_lines(report):
+        typer.echo(line, err=as_json)
+    if as_json:
+        typer.echo(report_json(report))
