@@ -266,7 +266,8 @@ def run_dev(
     ``kubelet``: Pods of image ``bifrost:*`` (and ``images``) run as local processes, with
     per-pod directories under ``pods_root`` (default: ``<state_file>.pods/`` beside a state
     file, else a temporary directory removed on exit); ``controller`` then defaults to false
-    (the install manifest's Deployment is the controller).
+    (the install manifest's Deployment is the controller) and bifrost's own CRDs are left to
+    the manifest.
     """
     from bifrost.cli.run import RunError, run_controller
     from bifrost.kube import KubeClient
@@ -276,8 +277,10 @@ def run_dev(
     if controller is None:
         controller = not kubelet
     crd_dirs = list(crds or [])
-    if default_crds:
-        crd_dirs.append(shipped("deploy/crds"))  # bifrost's own CRDs
+    if default_crds and (controller or not kubelet):
+        # bifrost's own CRDs; with the kubelet and no in-process controller the install
+        # manifest brings them (kubectl apply would warn about objects it did not create)
+        crd_dirs.append(shipped("deploy/crds"))
     settings = Settings()
     url = database_url or settings.resolved_database_url()
     if controller and database_url is None and url.startswith("sqlite:///"):

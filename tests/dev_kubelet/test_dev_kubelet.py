@@ -6,6 +6,7 @@ overrides the mapping, the in-process controller is off unless asked and the pri
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 import threading
 from contextlib import redirect_stdout
@@ -108,6 +109,9 @@ def test_kubelet_dev_prints_the_install_hint_and_starts_no_controller(tmp_path: 
         kube = KubeClient.from_kubeconfig(kubeconfig)
         try:
             assert kube.get("v1", "Namespace", "bifrost-system") is None
+            # bifrost's own CRDs are left to the install manifest
+            assert kube.get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+                            "gatewayclassblueprints.gateway.bifrost.dev") is None
         finally:
             kube.close()
     finally:
@@ -115,3 +119,34 @@ def test_kubelet_dev_prints_the_install_hint_and_starts_no_controller(tmp_path: 
         thread.join(60)
     assert not failure, failure
     assert not root.exists()
+
+
+@pytest.mark.slow
+def test_the_printed_kubectl_apply_runs_the_controller_as_a_pod(tmp_path: Path) -> None:
+    """The hint works as printed: kubectl apply of the shipped manifest, then the Deployment
+    rolls out with its Pod run by the local kubelet (this environment's bifrost)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    stop = threading.Event()
+    out = io.StringIO()
+    thread = threading.Thread(target=lambda: run_dev(kubeconfig, stop=stop, kubelet=True,
+                                                     pods_root=tmp_path / "pods"), daemon=True)
+    with redirect_stdout(out):
+        thread.start()
+        try:
+            line = wait_for(lambda: next((x for x in out.getvalue().splitlines()
+                                          if x.startswith("local kubelet on")), None),
+                            what="the kubelet hint", timeout=60)
+            command = line.split("`")[1].split()
+            assert command[0] == "kubectl"
+            kubectl = str(Path(sys.executable).parent / "kubectl")
+            subprocess.run([kubectl, *command[1:]], check=True, capture_output=True,
+                           timeout=120)
+            done = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "rollout",
+                                   "status", "-n", "bifrost-system", "deployment/bifrost",
+                                   "--timeout=120s"], capture_output=True, text=True,
+                                  timeout=150, check=False)
+            assert done.returncode == 0, done.stderr
+            assert any((tmp_path / "pods").iterdir()), "no per-pod directory under pods_root"
+        finally:
+            stop.set()
+            thread.join(60)
