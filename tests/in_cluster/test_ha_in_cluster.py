@@ -7,20 +7,25 @@ both Pods as processes. One Pod leads (its name holds the Lease); the other is a
 - The leader Pod is deleted while a TLS rotation is in flight: the standby takes the Lease
   within the Lease duration, the rotation finishes exactly once (one ``done`` journal row per
   step), and a client handshaking with the data plane the whole time sees no failure.
+- The leader's processes are SIGKILLed while a rotation drains: a leader holds the Lease again
+  within the Lease duration + a retry, and the rotation finishes exactly once, 0 failures.
 - ``kubectl rollout restart`` replaces both Pods one at a time; sampled every 100 ms, the Lease
   is held and fresh (renewed within its duration) except while the old leader, deleted, has
   released it and the new one has not yet taken it: at most the retry period (2 s) + 1 s.
 - The PodDisruptionBudget (``minAvailable: 1``): evicting one Pod is allowed, evicting the
   second right after is refused (429, "disruption budget").
 
-The three share one install (module fixture), in this order.
+The four share one install (module fixture), in this order.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -29,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -194,6 +199,91 @@ def test_leader_pod_deleted_mid_rotation_hands_over_and_finishes_exactly_once(ha
     assert report.handshakes > 0 and len(report.fingerprints) == 2, report
     print(f"handover {handover:.2f}s, {report.handshakes} handshakes, "
           f"{report.failures} failed, longest gap {report.longest_gap:.3f}s")
+    lc.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/bifrost", "--timeout=120s",
+               timeout=150)
+
+
+def pod_processes(pod: str) -> list[int]:
+    """The pids of the processes a local Pod runs (their environment names the Pod)."""
+    marker = f"POD_NAME={pod}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if environ.startswith(marker) or b"\0" + marker in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def test_leader_sigkilled_mid_rotation_a_leader_is_back_within_the_lease(ha: Ha) -> None:
+    """SIGKILL releases nothing: the Lease is taken again (by the standby, or by the killed
+    Pod's restarted container under the same name) within the Lease duration + a retry, and the
+    rotation the dead process was running finishes exactly once."""
+    lc, store = ha.lc, ha.store
+    lc.wait_programmed("apps", "edge", timeout=120)
+    pods = {p["metadata"]["name"] for p in lc.pods()}
+    leader = wait_for(lambda: (h := lc.lease_holder()) in pods and h, timeout=60,
+                      what="one of the two Pods leading")
+    gw = lc.kube.get(GATEWAY_API, "Gateway", "edge", "apps")
+    assert gw is not None
+    uid = gw["metadata"]["uid"]
+    (old,) = wait_for(lambda: len(a := attached(store, uid)) == 1 and a, timeout=60,
+                      what="one attached certificate")
+    loop = handshakes(lc, old).start()
+    try:
+        record = store.get_gateway(uid)
+        op = start_operation(store, rotation_spec(), gateway_uid=uid,
+                             namespace=record.namespace, name=record.name,
+                             context=RotationContext.for_renewal(old, reason="ha kill test"),
+                             clock=SystemClock(), actor="ha-test")
+        wait_for(lambda: store.get_operation(op.id).step == DRAIN
+                 or store.get_operation(op.id).status.terminal,
+                 timeout=120, interval=0.05, what="the rotation draining")
+        assert not store.get_operation(op.id).status.terminal
+        pids = pod_processes(str(leader))
+        assert pids, f"no process of Pod {leader} found"
+        killed, killed_at = time.monotonic(), datetime.now(UTC)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+        def renewed_after_kill() -> str | None:
+            """The holder, once a live process renewed the Lease after the kill (the dead one
+            renews nothing; its last renewal may be just before the kill)."""
+            lease = lc.kube.get("coordination.k8s.io/v1", "Lease", "bifrost-controller",
+                                NAMESPACE) or {}
+            spec = lease.get("spec") or {}
+            if not spec.get("holderIdentity") or not spec.get("renewTime"):
+                return None
+            renewed = datetime.fromisoformat(str(spec["renewTime"]).replace("Z", "+00:00"))
+            return str(spec["holderIdentity"]) if renewed > killed_at + timedelta(
+                seconds=0.5) else None
+
+        back = wait_for(renewed_after_kill, timeout=LEASE_DURATION_S + 20, interval=0.1,
+                        what="a leader after the SIGKILL")
+        again = time.monotonic() - killed
+        done = wait_for(lambda: (o := store.get_operation(op.id)).status.terminal and o,
+                        timeout=180, what="the rotation finishing")
+    finally:
+        report = loop.stop()
+    assert done.status is OperationStatus.SUCCEEDED, done.last_error
+    assert again <= LEASE_DURATION_S + RETRY_PERIOD_S + 1.0, again
+    journal = store.journal(operation_id=op.id, limit=100_000)
+    done_steps = Counter(j.step for j in journal if j.outcome is JournalOutcome.DONE)
+    assert done_steps and max(done_steps.values()) == 1, done_steps
+    assert report.failures == 0, report.errors
+    restarted = lc.kube.get("v1", "Pod", str(leader), NAMESPACE)
+    if restarted is not None:  # the killed container was restarted in place
+        wait_for(lambda: (lc.kube.get("v1", "Pod", str(leader), NAMESPACE) or {}).get(
+            "status", {}).get("containerStatuses", [{}])[0].get("restartCount", 0) >= 1,
+            timeout=60, what="the killed container's restart counted")
+    print(f"SIGKILL: leader back after {again:.2f}s ({back}, killed {leader}), "
+          f"{report.handshakes} handshakes, "
+          f"{report.failures} failed")
     lc.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/bifrost", "--timeout=120s",
                timeout=150)
 
