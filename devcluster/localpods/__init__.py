@@ -34,10 +34,20 @@ class LocalPodOptions:
     """``root``: per-pod directories (volumes, the ServiceAccount token, log files).
     ``sandbox``: ``"auto"`` (bubblewrap where it works), ``"required"`` (a Pod that cannot be
     sandboxed fails to start) or ``"off"``. ``backoff_base``/``backoff_cap``: the restart
-    back-off, in seconds (the kubelet's 10 s doubling to 300 s)."""
+    back-off, in seconds (the kubelet's 10 s doubling to 300 s). ``memory_limits``: ``"auto"``
+    (a container's ``resources.limits.memory`` is enforced by a memory cgroup where this
+    machine has a writable one, v2 or v1; elsewhere not, with a ``MemoryLimitNotEnforced``
+    Warning Event on the Pod) or ``"off"`` (never applied, no Event)."""
 
     images: tuple[ImageCommand, ...]
     root: Path
     sandbox: str = "auto"
     backoff_base: float = 10.0
     backoff_cap: float = 300.0
+    memory_limits: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.memory_limits not in ("auto", "off"):
+            raise ValueError(
+                f"LocalPodOptions.memory_limits: {self.memory_limits!r} is not 'auto' or 'off'"
+            )

@@ -15,11 +15,19 @@ deleted or the node shuts down.
   kubelet's final delete (``finish_pod_deletion``) once no finalizer is left. A Pod removed
   without grace, or the node's shutdown, stops the processes with a short grace.
 
-Not emulated: ``resources`` (no cgroup; ``limits.memory`` is not applied as RLIMIT_AS either,
-since that must be set between fork and exec, ``preexec_fn`` is unsafe in this multi-threaded
-server, and a threaded Python program reserves far more address space than it uses), exec
-probes (they fail, saying so), the pod's hostname (``HOSTNAME`` is set in the environment
-only), image pulls (``Pulled`` always says the image is present).
+* ``resources.limits.memory`` is enforced with a memory cgroup per container run
+  (:mod:`devcluster.localpods.cgroups`; cgroup v2 or v1, with swap counted against it): past
+  the limit the kernel's OOM killer ends the container, which then shows
+  ``reason: OOMKilled`` (exit code 137) and is restarted as above. Where no memory cgroup can be
+  made (or ``LocalPodOptions.memory_limits`` is ``"off"``) the limit is not applied; with
+  ``"auto"`` the Pod then gets one ``MemoryLimitNotEnforced`` Warning Event.
+
+Not emulated: the other ``resources`` (requests, CPU, ephemeral storage; a memory limit is not
+applied as RLIMIT_AS either where there is no cgroup, since that must be set between fork and
+exec, ``preexec_fn`` is unsafe in this multi-threaded server, and a threaded Python program
+reserves far more address space than it uses), exec probes (they fail, saying so), the pod's
+hostname (``HOSTNAME`` is set in the environment only), image pulls (``Pulled`` always says the
+image is present).
 
 The worker reads the Pod from the store and writes its status through the kubelet's Writer
 (retrying a conflict with the fresh object); it sleeps on an event that the kubelet sets on
@@ -41,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from devcluster.errors import ApiError
 from devcluster.handlers import now_rfc3339
-from devcluster.localpods import ImageCommand
+from devcluster.localpods import ImageCommand, cgroups
 from devcluster.localpods.environment import (
     ContainerConfigError,
     PodNetwork,
@@ -51,7 +59,7 @@ from devcluster.localpods.environment import (
 from devcluster.localpods.probes import ProbeState, run_probe
 from devcluster.localpods.process import ContainerProcess
 from devcluster.localpods.sandbox import SandboxSpec, bwrap_argv
-from devcluster.localpods.status import ContainerView, pod_status
+from devcluster.localpods.status import ContainerView, exit_reason, pod_status
 from devcluster.localpods.volumes import plan_volumes, write_files
 
 if TYPE_CHECKING:
@@ -86,6 +94,7 @@ class _Container:
     finished: bool = False  # terminated for good (init done, or not to be restarted)
     probes: dict[str, ProbeState] | None = None
     started_mono: float = 0.0
+    cgroup: cgroups.ContainerCgroup | None = None  # the current run's memory cgroup
 
 
 class PodWorker:
@@ -120,6 +129,7 @@ class PodWorker:
         self._shutdown = threading.Event()
         self._token_refresh = 0.0
         self._warned_unsandboxed = False
+        self._warned_memory = False
         self.thread = threading.Thread(
             target=self._run, name=f"devcluster-pod-{self.namespace}/{self.name}", daemon=True
         )
@@ -220,7 +230,7 @@ class PodWorker:
         c.probes = None
         terminated = {
             "exitCode": code,
-            "reason": "Completed" if code == 0 else "Error",
+            "reason": exit_reason(code, oom_killed=self._release_cgroup(c, code)),
             "startedAt": c.view.running_since,
             "finishedAt": now_rfc3339(),
             "containerID": c.view.container_id,
@@ -268,18 +278,35 @@ class PodWorker:
             c.view.waiting = ("CreateContainerError", str(e))
             c.backoff_until = time.monotonic() + 1.0
             return
+        try:
+            cgroup = self._memory_cgroup(pod, c)
+        except ContainerConfigError as e:
+            c.view.waiting = ("CreateContainerConfigError", str(e))
+            c.backoff_until = time.monotonic() + 1.0
+            return
+        except OSError as e:
+            c.view.waiting = ("CreateContainerError", f"cannot create the memory cgroup: {e}")
+            c.backoff_until = time.monotonic() + 1.0
+            return
         if c.runs > 0:
             c.view.restart_count += 1
         run = c.runs
         c.runs += 1
         try:
             c.process = ContainerProcess(
-                argv, self._log_path(c.view.name, run), env=env, cwd=cwd, sandboxed=sandboxed
+                cgroup.wrap(argv) if cgroup is not None else argv,
+                self._log_path(c.view.name, run),
+                env=env,
+                cwd=cwd,
+                sandboxed=sandboxed,
             )
         except OSError as e:
+            if cgroup is not None:
+                cgroup.remove()
             c.view.waiting = ("CreateContainerError", f"cannot start {argv[0]}: {e}")
             c.backoff_until = time.monotonic() + 1.0
             return
+        c.cgroup = cgroup
         c.started_mono = time.monotonic()
         c.backoff_until = 0.0
         c.view.waiting = None
@@ -344,6 +371,44 @@ class PodWorker:
         assert proc is not None
         code = proc.stop(self._grace(pod))
         self._exited(pod, c, code, killed=True)
+
+    # ---------------------------------------------------------------- memory limit
+
+    def _memory_cgroup(self, pod: JSON, c: _Container) -> cgroups.ContainerCgroup | None:
+        """The cgroup enforcing the container's ``limits.memory`` for its next run; None when
+        it has no limit, limits are off, or this machine has no usable memory cgroup (then one
+        Warning Event per Pod says so)."""
+        limits = (c.spec.get("resources") or {}).get("limits") or {}
+        quantity = limits.get("memory")
+        if quantity is None or self.runtime.options.memory_limits == "off":
+            return None
+        try:
+            limit = cgroups.memory_bytes(str(quantity))
+        except ValueError as e:
+            raise ContainerConfigError(
+                f"container {c.view.name}: resources.limits.memory: {e}"
+            ) from None
+        if cgroups.hierarchy() is None:
+            if not self._warned_memory:
+                self._warned_memory = True
+                self.runtime.event(
+                    pod,
+                    "MemoryLimitNotEnforced",
+                    f"container {c.view.name}: resources.limits.memory ({quantity}) is not "
+                    "enforced on this machine (no writable memory cgroup, v2 or v1)",
+                    "Warning",
+                )
+            return None
+        return cgroups.create(self.uid, c.view.name, c.runs, limit)
+
+    def _release_cgroup(self, c: _Container, code: int) -> bool:
+        """Remove the ended run's cgroup; whether the OOM killer fired in it."""
+        cg, c.cgroup = c.cgroup, None
+        if cg is None:
+            return False
+        oom = cg.oom_killed(code)
+        cg.remove()
+        return oom
 
     # ---------------------------------------------------------------- configuration
 
@@ -506,9 +571,10 @@ class PodWorker:
             code = c.process.poll()
             c.process = None
             c.view.running_since = None
+            exit_code = 137 if code is None else code
             c.view.terminated = {
-                "exitCode": 137 if code is None else code,
-                "reason": "Completed" if code == 0 else "Error",
+                "exitCode": exit_code,
+                "reason": exit_reason(exit_code, oom_killed=self._release_cgroup(c, exit_code)),
                 "finishedAt": now_rfc3339(),
                 "containerID": c.view.container_id,
             }

@@ -14,9 +14,17 @@ from typing import Any
 
 from devcluster.controllers.podstatus import normalize_image, qos_class
 
-__all__ = ["ContainerView", "pod_status"]
+__all__ = ["ContainerView", "exit_reason", "pod_status"]
 
 JSON = dict[str, Any]
+
+
+def exit_reason(code: int, *, oom_killed: bool = False) -> str:
+    """A terminated container's ``reason``: ``OOMKilled`` when the kernel's OOM killer ended it
+    (in its memory cgroup), else ``Completed`` (exit 0) or ``Error``, as upstream reports."""
+    if oom_killed:
+        return "OOMKilled"
+    return "Completed" if code == 0 else "Error"
 
 
 @dataclass

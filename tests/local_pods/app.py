@@ -3,7 +3,8 @@ local kubelet, whose behaviour the test Pod's env switches.
 
 Env: ``APP_PORT`` (8080; it binds 0.0.0.0, which the netshim rewrites to the pod IP),
 ``APP_MODE`` (``serve``; ``crash``: print and exit 3 at once; ``ignore-term``: serve and ignore
-SIGTERM), ``APP_STATE`` (a directory: the file ``unhealthy`` there fails /healthz, ``unready``
+SIGTERM; ``allocate``: first fill ``APP_ALLOCATE_MB`` MB of memory, every page touched, then
+serve), ``APP_STATE`` (a directory: the file ``unhealthy`` there fails /healthz, ``unready``
 fails /readyz). Routes: /healthz, /readyz, /env (JSON), /id (uid, gid), /write?path= (write a
 file: ``ok`` or the error), /read?path=, /touch?path= (create a file), /k8s (list ConfigMaps of
 the pod's namespace with the in-cluster config: ``{"status": 200, "names": [...]}`` or the
@@ -85,6 +86,10 @@ def main() -> int:
     if mode == "crash":
         print("app crashing", flush=True)
         return 3
+    if mode == "allocate":
+        megabytes = int(os.environ.get("APP_ALLOCATE_MB", "100"))
+        held = [b"\x01" * (1 << 20) for _ in range(megabytes)]
+        print(f"app allocated {len(held)} MB", flush=True)
     if mode == "ignore-term":
         signal.signal(signal.SIGTERM, lambda *_: print("app ignores SIGTERM", flush=True))
     else:
