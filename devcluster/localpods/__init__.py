@@ -2,8 +2,26 @@
 
 The simulated kubelet (:mod:`devcluster.controllers.kubelet`) gives every other Pod a status
 and nothing more; a Pod whose every container's image matches one of
-:attr:`LocalPodOptions.images` is started here instead, as processes on this machine (see
-``devcluster-spec.md``, "Local pods"). Off unless ``DevCluster(local_pods=...)`` is given.
+:attr:`LocalPodOptions.images` is started here instead, as processes on this machine. Off
+unless ``DevCluster(local_pods=...)`` is given (``python -m devcluster --local-image``).
+
+What a Pod gets, and where it lives:
+
+* ``images``: which images run, and as what command (ENTRYPOINT, CMD, ENV, WORKDIR);
+* ``environment``: the container's env (``valueFrom``, ``envFrom``, ``$(VAR)``), the in-cluster
+  variables (``KUBERNETES_SERVICE_HOST``/``PORT``: the devcluster's TLS port on 127.0.0.1);
+* ``volumes``: emptyDir, Secret, ConfigMap, projected, downwardAPI and PVC volumes as per-pod
+  (per-claim) directories, and the ServiceAccount token, ``ca.crt`` and ``namespace`` at
+  ``/var/run/secrets/kubernetes.io/serviceaccount`` (a 1 h token bound to the Pod, renewed);
+* ``sandbox``: bubblewrap — a read-only root when ``readOnlyRootFilesystem``, the volumes bound
+  at their mount paths, ``runAsUser``/``runAsGroup`` in a user namespace, a PID namespace;
+* ``cgroups``: ``limits.memory`` in a memory cgroup per run (OOMKilled reported);
+* ``netshim``: each Pod's own loopback address (127.n.x.y) as its pod IP; a Python program's
+  listeners on the wildcard or 127.0.0.1 are bound there, so replicas share port numbers (an
+  emulated network namespace: Python programs only; the network itself is the host's);
+* ``process``, ``probes``, ``runner``, ``status``, ``runtime``: a run's process and log file,
+  HTTP/TCP probes, the per-pod worker (restarts with back-off, graceful deletion), the status it
+  reports, and the node's set of workers (also the ``pods/log`` source).
 """
 
 from __future__ import annotations

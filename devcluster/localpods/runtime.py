@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from devcluster.auth.tokens import ISSUER, BoundObject
 from devcluster.controllers.runtime import Writer
 from devcluster.handlers import Api
-from devcluster.localpods import LocalPodOptions
+from devcluster.localpods import LocalPodOptions, cgroups
 from devcluster.localpods.environment import ContainerConfigError
 from devcluster.localpods.images import local_images
 from devcluster.localpods.process import group_members
@@ -141,6 +141,7 @@ class LocalRuntime:
                             "local pod %s/%s: killing leftover pid %d", w.namespace, w.name, pid
                         )
                     c.process.kill()
+        cgroups.remove_parent()  # the node's memory cgroups (each run removed its own)
 
     # ---------------------------------------------------------------- pod IPs
 
