@@ -250,6 +250,21 @@ def run_in_cluster_demo(*, timeout: float, progress: Callable[[str], None],
     return report
 
 
+def _pod_warnings(kube: Any, pod: str | None) -> str:
+    """The Pod's Warning Events (``Unsandboxed: …``, ``BackOff: …``), for a failure's line."""
+    if pod is None:
+        return ""
+    events, _ = kube.list("v1", "Event", NAMESPACE)
+    notes = []
+    for event in events:
+        involved = event.get("involvedObject") or event.get("regarding") or {}
+        if event.get("type") == "Warning" and involved.get("name") == pod:
+            text = f"{event.get('reason')}: {event.get('message') or event.get('note') or ''}"
+            if text not in notes:
+                notes.append(text.strip())
+    return f"; Pod warnings: {' | '.join(notes)}" if notes else ""
+
+
 def _controller_pod(kube: Any) -> dict[str, Any] | None:
     pods, _ = kube.list("v1", "Pod", NAMESPACE,
                         label_selector="app.kubernetes.io/name=bifrost")
@@ -264,9 +279,11 @@ def _wait_available(kube: Any, deadline: float, progress: Callable[[str], None])
         return _condition(dep, "Available").get("status") == "True"
 
     if not _wait(available, deadline):
+        pod = _controller_pod(kube)
+        name = str(pod["metadata"]["name"]) if pod else None
         raise InClusterError(
             f"Deployment {NAMESPACE}/{DEPLOYMENT} did not become Available in time: "
-            f"{pod_status_reason(_controller_pod(kube))} "
+            f"{pod_status_reason(pod)}{_pod_warnings(kube, name)} "
             f"(kubectl logs -n {NAMESPACE} deploy/{DEPLOYMENT} shows why)")
     pod = _controller_pod(kube)
     assert pod is not None
@@ -288,7 +305,9 @@ def _wait_programmed(kube: Any, deadline: float, pod: str) -> dict[str, Any]:
         raise InClusterError(
             f"Gateway {namespace}/{name} was not Programmed in time: "
             f"{cond.get('reason') or 'no status'} {cond.get('message') or ''}".strip()
-            + f" (controller Pod {NAMESPACE}/{pod})")
+            + f" (controller Pod {NAMESPACE}/{pod}: "
+            + f"{pod_status_reason(_controller_pod(kube))}{_pod_warnings(kube, pod)}; "
+            + f"kubectl logs -n {NAMESPACE} deploy/{DEPLOYMENT} shows why)")
     return dict(gateway)
 
 
