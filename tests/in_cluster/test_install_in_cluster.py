@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from in_cluster_kit import EXAMPLE, INSTALL, NAMESPACE, local_cluster
+from in_cluster_kit import EXAMPLE, INSTALL, NAMESPACE, LocalCluster, local_cluster
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -45,3 +46,66 @@ def test_install_manifest_runs_the_controller_pod_which_programs_the_example(
         assert any("edge" in str(line.get("gateway", "")) for line in lines), messages[:2000]
         table = lc.kubectl("get", "pods,gateways", "-A").stdout
         assert name in table and "edge" in table
+
+
+def test_a_permission_removed_from_the_pods_role_shows_and_recovers_without_restart(
+        tmp_path: Path) -> None:
+    """The controller Pod authenticates as its ServiceAccount: with ``create``/``patch`` on
+    ConfigMaps taken out of the aggregated child ClusterRole, a new Gateway's provision fails
+    with the documented Forbidden message (condition and Event); put back, the Gateway is
+    programmed by the same container — no restart."""
+    with local_cluster(tmp_path) as lc:
+        lc.kubectl("apply", "-f", str(INSTALL))
+        lc.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/bifrost",
+                   "--timeout=120s", timeout=150)
+        lc.kubectl("apply", "-f", str(EXAMPLE))
+        lc.wait_programmed("apps", "edge")
+        role = lc.kube.get("rbac.authorization.k8s.io/v1", "ClusterRole",
+                           "bifrost-children-in-cluster")
+        assert role is not None
+        narrowed = json.loads(json.dumps(role))
+        for rule in narrowed["rules"]:
+            if rule.get("resources") == ["configmaps"]:
+                rule["verbs"] = [v for v in rule["verbs"] if v not in ("create", "patch")]
+        lc.kubectl("apply", "-f", "-", stdin=json.dumps(strip_server_fields(narrowed)))
+        wait_for(lambda: not can_i(lc, "create", "configmaps"), timeout=30,
+                 what="the aggregated ClusterRole without create on configmaps")
+
+        second = json.loads(json.dumps(lc.kube.get(
+            "gateway.networking.k8s.io/v1", "Gateway", "edge", "apps")))
+        second = {"apiVersion": second["apiVersion"], "kind": "Gateway",
+                  "metadata": {"name": "edge-two", "namespace": "apps"},
+                  "spec": second["spec"]}
+        for listener in second["spec"]["listeners"]:
+            if listener.get("hostname"):
+                listener["hostname"] = "two.example.com"
+        lc.kubectl("apply", "-f", "-", stdin=json.dumps(second))
+
+        def forbidden() -> str | None:
+            c = lc.gateway_condition("apps", "edge-two", "Programmed")
+            message = str((c or {}).get("message", ""))
+            return message if c and c["status"] == "False" and "fix: grant" in message else None
+
+        message = wait_for(forbidden, timeout=90, what="edge-two's Forbidden condition")
+        assert "configmaps" in message and "bifrost-system/bifrost" in message, message
+        events = lc.kubectl("get", "events", "-n", "apps", "-o", "json").stdout
+        assert any("fix: grant" in str(e.get("message", "")) and e.get("type") == "Warning"
+                   for e in json.loads(events)["items"]), events[:2000]
+
+        lc.kubectl("apply", "-f", "-", stdin=json.dumps(strip_server_fields(role)))
+        lc.wait_programmed("apps", "edge-two", timeout=120)
+        (pod,) = lc.pods()
+        assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in obj["metadata"].items()
+            if k in ("name", "namespace", "labels", "annotations")}
+    return {**{k: v for k, v in obj.items() if k not in ("metadata", "status")},
+            "metadata": meta}
+
+
+def can_i(lc: LocalCluster, verb: str, resource: str) -> bool:
+    done = lc.kubectl("auth", "can-i", verb, resource, "-n", "apps",
+                      "--as=system:serviceaccount:bifrost-system:bifrost", check=False)
+    return done.stdout.strip() == "yes"
