@@ -91,6 +91,9 @@ def bifrost_image_command(entrypoint: tuple[str, ...] | None = None) -> ImageCom
         entrypoint=entrypoint or (str(bifrost_executable()),),
         cmd=_IMAGE_CMD,
         env=dict(_IMAGE_ENV),
+        # this environment is the image's filesystem: visible even when it lies under /tmp
+        # (the Pod's own /tmp volume would hide it)
+        paths=(sys.prefix,),
     )
 
 

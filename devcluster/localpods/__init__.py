@@ -38,13 +38,17 @@ class ImageCommand:
     """What a container image is on this machine: ``pattern`` is matched (``fnmatch``) against
     the container's ``image`` as written in the Pod (``bifrost:*``); ``entrypoint`` and
     ``cmd`` are the image's ENTRYPOINT and CMD (a container's ``command`` replaces the first,
-    its ``args`` the second); ``env`` the image's ENV; ``working_dir`` its WORKDIR."""
+    its ``args`` the second); ``env`` the image's ENV; ``working_dir`` its WORKDIR. ``paths``:
+    host directories that are the image's files (e.g. the venv the entrypoint lives in), bound
+    read-only at the same path in the sandbox on top of the Pod's volumes — needed only where
+    they lie under a volume's mount path such as ``/tmp``."""
 
     pattern: str
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     working_dir: str | None = None
+    paths: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

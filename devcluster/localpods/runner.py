@@ -60,7 +60,7 @@ from devcluster.localpods.probes import ProbeState, run_probe
 from devcluster.localpods.process import ContainerProcess
 from devcluster.localpods.sandbox import SandboxSpec, bwrap_argv
 from devcluster.localpods.status import ContainerView, exit_reason, pod_status
-from devcluster.localpods.volumes import plan_volumes, write_files
+from devcluster.localpods.volumes import Mount, plan_volumes, write_files
 
 if TYPE_CHECKING:
     from devcluster.localpods.runtime import LocalRuntime
@@ -435,6 +435,9 @@ class PodWorker:
         write_files(plan)
         self._token_refresh = time.monotonic() + TOKEN_SECONDS * 0.8
         mounts = plan.mounts(c.spec, service_account=automount)
+        # the image's own files (its venv) stay visible where they are, even under a volume's
+        # mount path (a venv under /tmp would otherwise be hidden by the Pod's /tmp)
+        mounts += [Mount(Path(p), p, True) for p in c.image.paths]
         pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
         sc = c.spec.get("securityContext") or {}
         uid = sc.get("runAsUser", pod_sc.get("runAsUser"))

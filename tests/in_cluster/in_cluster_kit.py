@@ -20,7 +20,7 @@ from typing import Any
 
 from support.waiting import wait_for
 
-from bifrost.cli.dev import register_child_kinds
+from bifrost.cli.dev import bifrost_image_command, register_child_kinds
 from bifrost.kube import KubeClient
 from devcluster import DevCluster
 from devcluster.bundle import upstream_crd_dirs
@@ -36,15 +36,9 @@ GATEWAY_API = "gateway.networking.k8s.io/v1"
 
 
 def bifrost_image() -> ImageCommand:
-    """``bifrost:*`` is this environment's bifrost, run as the image runs it."""
-    return ImageCommand(
-        pattern="bifrost:*",
-        entrypoint=(str(Path(sys.executable).parent / "bifrost"),),
-        cmd=("run", "--health-port", "8080"),
-        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
-             "BIFROST_DATA_DIR": "/var/lib/bifrost"},
-        working_dir="/tmp",
-    )
+    """``bifrost:*`` is this environment's bifrost, run as the image runs it (what
+    ``bifrost dev --kubelet`` maps)."""
+    return bifrost_image_command()
 
 
 def kubectl_path() -> str:
