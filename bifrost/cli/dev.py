@@ -97,6 +97,14 @@ def bifrost_image_command(entrypoint: tuple[str, ...] | None = None) -> ImageCom
     )
 
 
+def sandbox_available() -> bool:
+    """Whether the local kubelet can sandbox Pods here (a working bubblewrap): without it a
+    Pod's volumes are not mounted at their paths (no ServiceAccount token for bifrost)."""
+    from devcluster.localpods.sandbox import find_bwrap
+
+    return find_bwrap() is not None
+
+
 def parse_image_mapping(text: str) -> ImageCommand:
     """``--image PATTERN=COMMAND``: Pods whose image matches ``PATTERN`` (fnmatch) run
     ``COMMAND`` (split like a shell, the image's ENTRYPOINT; the container's ``args`` follow
@@ -312,6 +320,10 @@ def run_dev(
         if kubelet:
             print(f"local kubelet on (pods under {root}): install bifrost into the devcluster "
                   f"with `{install_manifest_hint(kubeconfig_out)}`", flush=True)
+            if not sandbox_available():
+                print("warning: no working bubblewrap: Pods run unsandboxed, their volumes (the "
+                      "ServiceAccount token, /var/lib/bifrost) are not mounted and bifrost's "
+                      "Pod cannot start; pip install 'bifrost-gateway[kubelet]'", flush=True)
         thread: threading.Thread | None = None
         if controller:
             # Where in-cluster installs put the controller (deploy/): class-wide

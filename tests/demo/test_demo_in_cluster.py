@@ -51,3 +51,13 @@ def test_a_deployment_never_available_is_one_line_naming_the_pods_status() -> No
     assert text.startswith("Deployment bifrost-system/bifrost did not become Available in "
                            "time: Pod bifrost-system/bifrost-"), text
     assert "exit 1" in text or "CrashLoopBackOff" in text or "Error" in text, text
+
+
+def test_without_bubblewrap_the_in_cluster_demo_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import devcluster.localpods.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "find_bwrap", lambda: None)
+    with pytest.raises(InClusterError, match=r"bifrost-gateway\[kubelet\]"):
+        run_in_cluster_demo(timeout=5, progress=lambda _line: None)
