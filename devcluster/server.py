@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from devcluster.auth import AUTHENTICATED, Auth, UserInfo
+from devcluster.auth.create_on_write import CreateOnWriteCheck
 from devcluster.auth.enforcing import RbacAuth
 from devcluster.auth.escalation import EscalationCheck
 from devcluster.auth.service import AuthService
@@ -829,6 +830,8 @@ class DevCluster:
         self.auth: Auth = self.auth_service.auth
         if isinstance(self.auth, RbacAuth):  # nobody grants what they do not hold
             self.api.admission.append(EscalationCheck(self.api, self.auth.decide))
+            # an apply or update that creates the object needs create too
+            self.api.admission.append(CreateOnWriteCheck(self.auth.decide))
         self.request_log: RequestLog = RequestLog()
         self.last_error: Exception | None = None
         self.url = ""

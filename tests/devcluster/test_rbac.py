@@ -325,6 +325,47 @@ def test_server_side_apply_is_the_patch_verb(robot: Robot) -> None:
     assert 'cannot patch resource "configmaps"' in answer["message"]
 
 
+def test_an_apply_that_creates_needs_create_too(devcluster: DevCluster) -> None:
+    """As upstream: PATCH (server-side apply) is authorized as ``patch`` from the URL, and when
+    it creates the object, ``create`` is checked as well; an apply of an existing object needs
+    only ``patch``."""
+    admin = _admin(devcluster)
+    core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
+    ns = f"apply-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "there"}})
+    rules = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]}]
+    rbac.create_namespaced_role(ns, {"metadata": {"name": "applier"}, "rules": rules})
+    rbac.create_namespaced_role_binding(ns, {
+        "metadata": {"name": "applier"},
+        "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "applier"},
+        "subjects": [{"kind": "ServiceAccount", "name": "applier", "namespace": ns}],
+    })
+    token = service_account_token(admin, ns, "applier")
+
+    def apply(name: str) -> tuple[int, dict[str, Any]]:
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+                "data": {"k": "v"}}
+        return call(devcluster, "PATCH",
+                    f"/api/v1/namespaces/{ns}/configmaps/{name}?fieldManager=applier",
+                    token=token, body=body, content_type="application/apply-patch+yaml")
+
+    try:
+        assert apply("there")[0] == 200
+        status, answer = apply("new")
+        assert status == 403, answer
+        assert answer["message"] == (
+            f'configmaps "new" is forbidden: User "system:serviceaccount:{ns}:applier" '
+            f'cannot create resource "configmaps" in API group "" in the namespace "{ns}"')
+        assert core.list_namespaced_config_map(ns, field_selector="metadata.name=new").items == []
+        rules[0]["verbs"].append("create")
+        rbac.patch_namespaced_role("applier", ns, {"rules": rules})
+        assert apply("new")[0] == 201
+    finally:
+        core.delete_namespace(ns)
+        admin.close()
+
+
 def test_the_403_reaches_the_official_client_as_the_real_status(robot: Robot) -> None:
     core = client.CoreV1Api(api_client(robot.cluster, robot.token))
     assert [p.metadata.name for p in core.list_namespaced_pod(robot.ns).items] == ["p"]
