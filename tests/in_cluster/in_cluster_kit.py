@@ -45,6 +45,31 @@ def kubectl_path() -> str:
     return str(Path(sys.executable).parent / "kubectl")
 
 
+def pod_processes(pod: str) -> list[int]:
+    """The pids of the processes a local Pod runs (their environment names the Pod), oldest
+    (lowest) first."""
+    marker = f"POD_NAME={pod}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if environ.startswith(marker) or b"\0" + marker in environ:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def exec_in(pid: int, uid: int, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` inside a local Pod's sandbox (its mount and user namespaces, as ``uid``),
+    like ``kubectl exec`` (which the devcluster does not serve)."""
+    return subprocess.run(["nsenter", "-t", str(pid), "-U", "-m", "-S", str(uid), "-G",
+                           str(uid), "--", *argv],
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
 @dataclass
 class LocalCluster:
     cluster: DevCluster

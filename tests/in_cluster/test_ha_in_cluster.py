@@ -47,6 +47,7 @@ from in_cluster_kit import (
     LocalCluster,
     kubectl_path,
     local_cluster,
+    pod_processes,
 )
 from support.waiting import wait_for
 
@@ -201,22 +202,6 @@ def test_leader_pod_deleted_mid_rotation_hands_over_and_finishes_exactly_once(ha
           f"{report.failures} failed, longest gap {report.longest_gap:.3f}s")
     lc.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/bifrost", "--timeout=120s",
                timeout=150)
-
-
-def pod_processes(pod: str) -> list[int]:
-    """The pids of the processes a local Pod runs (their environment names the Pod)."""
-    marker = f"POD_NAME={pod}".encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if environ.startswith(marker) or b"\0" + marker in environ:
-            found.append(int(entry.name))
-    return found
 
 
 def test_leader_sigkilled_mid_rotation_a_leader_is_back_within_the_lease(ha: Ha) -> None:
