@@ -12,6 +12,7 @@ deadline, a retry) is re-queued with a delay.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import json
@@ -43,6 +44,8 @@ Mapper = Callable[[Event], Iterable[Key]]
 CONFLICT_DELAY = 0.02
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
+#: How many (object, reason, message) Events a writer remembers to count repeats on.
+_EVENT_CACHE = 4096
 
 
 class WorkQueue:
@@ -113,6 +116,11 @@ class Writer:
     def __init__(self, api: Api, manager: str) -> None:
         self.api = api
         self.manager = manager
+        # the last Event written per (object, type, reason, message, component): a repeat
+        # counts up on it, as client-go's event correlator does (a failing probe every second
+        # is one Event with a growing count, not one Event a second)
+        self._events: dict[tuple[str, ...], tuple[str, str]] = {}
+        self._events_lock = threading.Lock()
 
     def rt(self, key: StoreKey) -> ResourceType:
         rt = self.api.registry.by_key(key)
@@ -171,10 +179,38 @@ class Writer:
             "reportingComponent": component,
             "reportingInstance": "",
         }
+        key = (str(meta.get("uid") or meta["name"]), namespace, type_, reason, message, component)
         try:
-            self.create(EVENTS, namespace, body)
+            if self._count_up(key, now):
+                return
+            created = self.create(EVENTS, namespace, body)
+            with self._events_lock:
+                if len(self._events) >= _EVENT_CACHE:
+                    self._events.clear()
+                self._events[key] = (namespace, created["metadata"]["name"])
         except ApiError as e:
             log.debug("event %s on %s dropped: %s", reason, meta["name"], e)
+
+    def _count_up(self, key: tuple[str, ...], now: str) -> bool:
+        """Count a repeat on the Event written for ``key`` before; False if there is none
+        (never written, or deleted since: then a new one is written)."""
+        with self._events_lock:
+            known = self._events.get(key)
+        if known is None:
+            return False
+        current = self.api.store.get(EVENTS, known[0], known[1])
+        if current is None:
+            return False
+        new = copy.deepcopy(current)
+        new["count"] = int(new.get("count") or 1) + 1
+        new["lastTimestamp"] = now
+        try:
+            self.update(EVENTS, new)
+        except ApiError as e:
+            if e.code not in (404, 409):
+                raise
+            return False
+        return True
 
     def delete(
         self,
