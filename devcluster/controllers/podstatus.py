@@ -15,7 +15,7 @@ from typing import Any
 
 from devcluster.handlers import now_rfc3339
 
-__all__ = ["PodPlacement", "normalize_image", "pod_status", "qos_class"]
+__all__ = ["PodPlacement", "normalize_image", "pod_condition", "pod_status", "qos_class"]
 
 JSON = dict[str, Any]
 
@@ -71,7 +71,10 @@ def qos_class(spec: JSON) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-def _condition(type_: str, ok: bool, old: dict[str, JSON], now: str, reason: str, msg: str) -> JSON:
+def pod_condition(
+    type_: str, ok: bool, old: dict[str, JSON], now: str, reason: str, msg: str
+) -> JSON:
+    """One Pod condition; its ``lastTransitionTime`` kept while its status does not change."""
     status = "True" if ok else "False"
     prev = old.get(type_)
     c: JSON = {"type": type_, "status": status, "lastProbeTime": None}
@@ -194,11 +197,11 @@ def pod_status(pod: JSON, placement: PodPlacement, *, ready: bool, finish: bool)
     )
     old_conds = {c.get("type"): c for c in old.get("conditions") or []}
     conditions = [
-        _condition("PodReadyToStartContainers", True, old_conds, now, "", ""),
-        _condition("Initialized", True, old_conds, now, "", ""),
-        _condition("Ready", all_ready, old_conds, now, reason, msg),
-        _condition("ContainersReady", all_ready, old_conds, now, reason, msg),
-        _condition("PodScheduled", True, old_conds, now, "", ""),
+        pod_condition("PodReadyToStartContainers", True, old_conds, now, "", ""),
+        pod_condition("Initialized", True, old_conds, now, "", ""),
+        pod_condition("Ready", all_ready, old_conds, now, reason, msg),
+        pod_condition("ContainersReady", all_ready, old_conds, now, reason, msg),
+        pod_condition("PodScheduled", True, old_conds, now, "", ""),
     ]
     if finish:
         for c in conditions:

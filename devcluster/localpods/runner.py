@@ -60,7 +60,7 @@ from devcluster.localpods.probes import ProbeState, run_probe
 from devcluster.localpods.process import ContainerProcess
 from devcluster.localpods.sandbox import SandboxSpec, bwrap_argv
 from devcluster.localpods.status import ContainerView, exit_reason, pod_status
-from devcluster.localpods.volumes import Mount, plan_volumes, write_files
+from devcluster.localpods.volumes import Mount, VolumePlan, plan_volumes, write_files
 
 if TYPE_CHECKING:
     from devcluster.localpods.runtime import LocalRuntime
@@ -412,6 +412,22 @@ class PodWorker:
 
     # ---------------------------------------------------------------- configuration
 
+    def _write_volumes(self, pod: JSON, net: PodNetwork) -> VolumePlan:
+        """Plan the Pod's volumes and write their files (the token among them)."""
+        rt = self.runtime
+        plan = plan_volumes(
+            pod,
+            self.dir,
+            rt.options.root,
+            rt.lookup,
+            net=net,
+            ca_pem=rt.ca_pem,
+            token=lambda proj: rt.token(pod, proj),
+            automount=rt.automount(pod),
+        )
+        write_files(plan)
+        return plan
+
     def _prepare(self, pod: JSON, c: _Container) -> tuple[list[str], dict[str, str], str, bool]:
         rt = self.runtime
         net = PodNetwork(self.pod_ip, self.host_ip, rt.api_host, rt.api_port)
@@ -422,17 +438,7 @@ class PodWorker:
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         argv = command_line(c.spec, c.image, env)
         automount = rt.automount(pod)
-        plan = plan_volumes(
-            pod,
-            self.dir,
-            rt.options.root,
-            rt.lookup,
-            net=net,
-            ca_pem=rt.ca_pem,
-            token=lambda proj: rt.token(pod, proj),
-            automount=automount,
-        )
-        write_files(plan)
+        plan = self._write_volumes(pod, net)
         self._token_refresh = time.monotonic() + TOKEN_SECONDS * 0.8
         mounts = plan.mounts(c.spec, service_account=automount)
         # the image's own files (its venv) stay visible where they are, even under a volume's
@@ -477,17 +483,7 @@ class PodWorker:
         rt = self.runtime
         net = PodNetwork(self.pod_ip, self.host_ip, rt.api_host, rt.api_port)
         try:
-            plan = plan_volumes(
-                pod,
-                self.dir,
-                rt.options.root,
-                rt.lookup,
-                net=net,
-                ca_pem=rt.ca_pem,
-                token=lambda proj: rt.token(pod, proj),
-                automount=rt.automount(pod),
-            )
-            write_files(plan)
+            self._write_volumes(pod, net)
         except (ContainerConfigError, OSError) as e:
             log.warning("local pod %s/%s: refreshing volumes: %s", self.namespace, self.name, e)
         self._token_refresh = time.monotonic() + TOKEN_SECONDS * 0.8

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from devcluster.controllers.podstatus import normalize_image, qos_class
+from devcluster.controllers.podstatus import normalize_image, pod_condition, qos_class
 
 __all__ = ["ContainerView", "exit_reason", "pod_status"]
 
@@ -69,20 +69,6 @@ class ContainerView:
         return out
 
 
-def _condition(type_: str, ok: bool, old: dict[str, JSON], now: str, reason: str, msg: str) -> JSON:
-    status = "True" if ok else "False"
-    prev = old.get(type_)
-    c: JSON = {"type": type_, "status": status, "lastProbeTime": None}
-    if prev is not None and prev.get("status") == status and prev.get("lastTransitionTime"):
-        c["lastTransitionTime"] = prev["lastTransitionTime"]
-    else:
-        c["lastTransitionTime"] = now
-    if not ok and reason:
-        c["reason"] = reason
-        c["message"] = msg
-    return c
-
-
 def pod_status(
     pod: JSON,
     inits: list[ContainerView],
@@ -115,8 +101,8 @@ def pod_status(
     old_conds = {c.get("type"): c for c in old.get("conditions") or []}
     pending_inits = [c.name for c in inits if c.terminated is None or c.running_since]
     conditions = [
-        _condition("PodReadyToStartContainers", True, old_conds, now, "", ""),
-        _condition(
+        pod_condition("PodReadyToStartContainers", True, old_conds, now, "", ""),
+        pod_condition(
             "Initialized",
             initialized,
             old_conds,
@@ -124,9 +110,9 @@ def pod_status(
             "ContainersNotInitialized",
             f"containers with incomplete status: [{' '.join(pending_inits)}]",
         ),
-        _condition("Ready", all_ready, old_conds, now, reason, msg),
-        _condition("ContainersReady", all_ready, old_conds, now, reason, msg),
-        _condition("PodScheduled", True, old_conds, now, "", ""),
+        pod_condition("Ready", all_ready, old_conds, now, reason, msg),
+        pod_condition("ContainersReady", all_ready, old_conds, now, reason, msg),
+        pod_condition("PodScheduled", True, old_conds, now, "", ""),
     ]
     status: JSON = {
         "phase": phase,

@@ -54,7 +54,7 @@ from support.waiting import wait_for
 from bifrost.clock import SystemClock
 from bifrost.engine import start_operation
 from bifrost.machines.rotation import DRAIN, RotationContext, rotation_spec
-from bifrost.records import CertificateRecord, JournalOutcome, OperationStatus
+from bifrost.records import CertificateRecord, JournalOutcome, OperationRecord, OperationStatus
 from bifrost.store import SqlStore, migrate, open_store
 from devcluster.handshakes import HandshakeLoop, Target
 
@@ -153,30 +153,44 @@ def attached(store: SqlStore, uid: str) -> list[CertificateRecord]:
     return [c for c in store.list_certificates(gateway_uid=uid) if c.attached]
 
 
+def leader_and_certificate(lc: LocalCluster, store: SqlStore) -> tuple[str, str, CertificateRecord]:
+    """Once apps/edge is programmed: the leading Pod, the Gateway's uid and its listener's one
+    attached certificate."""
+    lc.wait_programmed("apps", "edge", timeout=120)
+    pods = {p["metadata"]["name"] for p in lc.pods()}
+    leader = wait_for(lambda: (h := lc.lease_holder()) in pods and h, timeout=60,
+                      what="one of the Pods leading")
+    gw = lc.kube.get(GATEWAY_API, "Gateway", "edge", "apps")
+    assert gw is not None
+    uid = str(gw["metadata"]["uid"])
+    (old,) = wait_for(lambda: len(a := attached(store, uid)) == 1 and a, timeout=60,
+                      what="one attached certificate")
+    return str(leader), uid, old
+
+
+def rotation_draining(store: SqlStore, uid: str, old: CertificateRecord) -> OperationRecord:
+    """A rotation of ``old`` started in the store, once it drains (both certificates served,
+    the operation waiting: a leader may go now)."""
+    record = store.get_gateway(uid)
+    op = start_operation(store, rotation_spec(), gateway_uid=uid, namespace=record.namespace,
+                         name=record.name,
+                         context=RotationContext.for_renewal(old, reason="ha test"),
+                         clock=SystemClock(), actor="ha-test")
+    wait_for(lambda: store.get_operation(op.id).step == DRAIN
+             or store.get_operation(op.id).status.terminal,
+             timeout=120, interval=0.05, what="the rotation draining")
+    assert not store.get_operation(op.id).status.terminal
+    return op
+
+
 def test_leader_pod_deleted_mid_rotation_hands_over_and_finishes_exactly_once(ha: Ha) -> None:
     lc, store = ha.lc, ha.store
     pods = {p["metadata"]["name"] for p in lc.pods()}
     assert len(pods) == 2
-    leader = wait_for(lambda: (h := lc.lease_holder()) in pods and h, timeout=60,
-                      what="one of the two Pods leading")
-    lc.wait_programmed("apps", "edge", timeout=120)
-    gw = lc.kube.get(GATEWAY_API, "Gateway", "edge", "apps")
-    assert gw is not None
-    uid = gw["metadata"]["uid"]
-    (old,) = wait_for(lambda: attached(store, uid), timeout=30,
-                      what="the listener's certificate recorded")
-
+    leader, uid, old = leader_and_certificate(lc, store)
     loop = handshakes(lc, old).start()
     try:
-        record = store.get_gateway(uid)
-        op = start_operation(store, rotation_spec(), gateway_uid=uid,
-                             namespace=record.namespace, name=record.name,
-                             context=RotationContext.for_renewal(old, reason="ha test"),
-                             clock=SystemClock(), actor="ha-test")
-        wait_for(lambda: store.get_operation(op.id).step == DRAIN
-                 or store.get_operation(op.id).status.terminal,
-                 timeout=120, interval=0.05, what="the rotation draining")
-        assert not store.get_operation(op.id).status.terminal
+        op = rotation_draining(store, uid, old)
         deleted = time.monotonic()
         lc.kubectl("delete", "pod", "-n", NAMESPACE, str(leader), "--wait=false")
         new_leader = wait_for(lambda: (h := lc.lease_holder()) not in (None, leader) and h,
@@ -209,26 +223,10 @@ def test_leader_sigkilled_mid_rotation_a_leader_is_back_within_the_lease(ha: Ha)
     Pod's restarted container under the same name) within the Lease duration + a retry, and the
     rotation the dead process was running finishes exactly once."""
     lc, store = ha.lc, ha.store
-    lc.wait_programmed("apps", "edge", timeout=120)
-    pods = {p["metadata"]["name"] for p in lc.pods()}
-    leader = wait_for(lambda: (h := lc.lease_holder()) in pods and h, timeout=60,
-                      what="one of the two Pods leading")
-    gw = lc.kube.get(GATEWAY_API, "Gateway", "edge", "apps")
-    assert gw is not None
-    uid = gw["metadata"]["uid"]
-    (old,) = wait_for(lambda: len(a := attached(store, uid)) == 1 and a, timeout=60,
-                      what="one attached certificate")
+    leader, uid, old = leader_and_certificate(lc, store)
     loop = handshakes(lc, old).start()
     try:
-        record = store.get_gateway(uid)
-        op = start_operation(store, rotation_spec(), gateway_uid=uid,
-                             namespace=record.namespace, name=record.name,
-                             context=RotationContext.for_renewal(old, reason="ha kill test"),
-                             clock=SystemClock(), actor="ha-test")
-        wait_for(lambda: store.get_operation(op.id).step == DRAIN
-                 or store.get_operation(op.id).status.terminal,
-                 timeout=120, interval=0.05, what="the rotation draining")
-        assert not store.get_operation(op.id).status.terminal
+        op = rotation_draining(store, uid, old)
         pids = pod_processes(str(leader))
         assert pids, f"no process of Pod {leader} found"
         killed, killed_at = time.monotonic(), datetime.now(UTC)
