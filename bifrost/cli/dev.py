@@ -91,10 +91,23 @@ def bifrost_image_command(entrypoint: tuple[str, ...] | None = None) -> ImageCom
         entrypoint=entrypoint or (str(bifrost_executable()),),
         cmd=_IMAGE_CMD,
         env=dict(_IMAGE_ENV),
-        # this environment is the image's filesystem: visible even when it lies under /tmp
-        # (the Pod's own /tmp volume would hide it)
-        paths=(sys.prefix,),
+        paths=image_paths(),
     )
+
+
+def image_paths() -> tuple[str, ...]:
+    """What the ``bifrost:*`` image's files are here: this environment (``sys.prefix``), the
+    interpreter it was made from and the folder bifrost is imported from (a checkout, for an
+    editable install). They must stay visible in the Pod's sandbox even where they lie under a
+    volume's mount path such as ``/tmp`` (a CI checkout, a venv in a temporary directory)."""
+    import bifrost
+
+    found: list[str] = []
+    for path in (sys.prefix, sys.base_prefix, str(Path(bifrost.__file__).resolve().parents[1])):
+        resolved = str(Path(path).resolve())
+        if not any(resolved == p or resolved.startswith(p + "/") for p in found):
+            found = [p for p in found if not p.startswith(resolved + "/")] + [resolved]
+    return tuple(found)
 
 
 def sandbox_available() -> bool:

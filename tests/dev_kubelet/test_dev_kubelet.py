@@ -42,6 +42,13 @@ def test_bifrost_image_runs_this_environments_bifrost_as_the_dockerfile_does(
                                "PYTHONDONTWRITEBYTECODE": "1"}
     assert options.root == tmp_path
     assert options.sandbox == "auto"
+    # what the image is made of stays visible in the sandbox, even under the Pod's /tmp (a CI
+    # checkout or a venv in a temporary directory): this environment, its interpreter and
+    # where bifrost is imported from (the checkout, for an editable install)
+    import bifrost
+
+    for needed in (sys.prefix, sys.base_prefix, Path(bifrost.__file__).parent):
+        assert any(Path(needed).resolve().is_relative_to(p) for p in image.paths), needed
 
 
 def test_image_option_overrides_the_bifrost_mapping_and_adds_others(tmp_path: Path) -> None:
