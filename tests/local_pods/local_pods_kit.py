@@ -18,7 +18,10 @@ from devcluster.localpods import ImageCommand
 
 JSON = dict[str, Any]
 APP = Path(__file__).with_name("app.py")
-IMAGE = ImageCommand("probe-app:*", entrypoint=(sys.executable, str(APP)))
+#: the app, this interpreter and its packages stay visible in the sandbox even when they lie
+#: under /tmp (a CI checkout), where the Pod's own /tmp would hide them
+IMAGE = ImageCommand("probe-app:*", entrypoint=(sys.executable, str(APP)),
+                     paths=(str(APP.parent), sys.prefix, sys.base_prefix))
 
 
 def pod_body(
