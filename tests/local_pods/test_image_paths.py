@@ -6,6 +6,7 @@ the image's ``paths`` are bound on top of the volumes."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,8 @@ def run(image: Path, volume: Path, *, image_paths: bool) -> subprocess.Completed
         mounts.append(Mount(image, str(image), True))
     spec = SandboxSpec(mounts, read_only_root=True, uid=65532, gid=65532,
                        env={"PATH": "/usr/bin:/bin"}, cwd="/")
-    argv = bwrap_argv(bwrap, spec, [sys.executable, str(image / "hello.py")])
+    # the interpreter itself, not this venv's link to it (the venv may lie under /tmp too)
+    argv = bwrap_argv(bwrap, spec, [os.path.realpath(sys.executable), str(image / "hello.py")])
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
 
 
