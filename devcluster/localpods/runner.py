@@ -444,6 +444,8 @@ class PodWorker:
         # the image's own files (its venv) stay visible where they are, even under a volume's
         # mount path (a venv under /tmp would otherwise be hidden by the Pod's /tmp)
         mounts += [Mount(Path(p), p, True) for p in c.image.paths]
+        # the bind shim is the kubelet's own file: visible wherever the kubelet is installed
+        mounts.append(Mount(Path(NETSHIM), NETSHIM, True))
         pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
         sc = c.spec.get("securityContext") or {}
         uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
