@@ -522,9 +522,14 @@ def register(app: typer.Typer) -> None:
         from bifrost.cli.logs import log_handler, quiet_third_parties
         from bifrost.cli.run import RunError
 
+        if image and not kubelet:
+            raise typer.BadParameter("--image needs --kubelet", param_hint="--image")
+        images = [parse_image_mapping(i) for i in image or []]
         root = logging.getLogger()
+        level = root.level
         root.setLevel(log_level.upper())
-        root.addHandler(log_handler(log_format or "text", sys.stderr))
+        handler = log_handler(log_format or "text", sys.stderr)
+        root.addHandler(handler)
         # transitions logs every state callback at INFO (noise next to the journal), alembic
         # narrates the migration on every start, APScheduler each run of its jobs.
         quiet_third_parties()
@@ -533,32 +538,34 @@ def register(app: typer.Typer) -> None:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             stop.set()
 
-        if image and not kubelet:
-            raise typer.BadParameter("--image needs --kubelet", param_hint="--image")
-        images = [parse_image_mapping(i) for i in image or []]
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
         try:
-            run_dev(
-                kubeconfig_out,
-                port=port,
-                crds=crds,
-                state_file=state_file,
-                default_crds=not no_default_crds,
-                peers=not no_peers,
-                dataplane=not no_dataplane,
-                issuance_delay=issuance_delay,
-                failure_rate=failure_rate,
-                seed=seed,
-                cert_lifetime=timedelta(hours=cert_lifetime_hours),
-                child_gateway_classes=child_gateway_class,
-                stop=stop,
-                controller=controller,
-                database_url=database_url,
-                kubelet=kubelet,
-                images=images,
-            )
-        except (RunError, ValueError, OSError) as exc:
-            print("bifrost dev: " + " ".join(str(exc).split()), file=sys.stderr)
-            raise typer.Exit(1) from None
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+            try:
+                run_dev(
+                    kubeconfig_out,
+                    port=port,
+                    crds=crds,
+                    state_file=state_file,
+                    default_crds=not no_default_crds,
+                    peers=not no_peers,
+                    dataplane=not no_dataplane,
+                    issuance_delay=issuance_delay,
+                    failure_rate=failure_rate,
+                    seed=seed,
+                    cert_lifetime=timedelta(hours=cert_lifetime_hours),
+                    child_gateway_classes=child_gateway_class,
+                    stop=stop,
+                    controller=controller,
+                    database_url=database_url,
+                    kubelet=kubelet,
+                    images=images,
+                )
+            except (RunError, ValueError, OSError) as exc:
+                print("bifrost dev: " + " ".join(str(exc).split()), file=sys.stderr)
+                raise typer.Exit(1) from None
+        finally:
+            # the process may go on (an in-process caller, a test): leave logging as found
+            root.removeHandler(handler)
+            root.setLevel(level)
         print("devcluster stopped", flush=True)

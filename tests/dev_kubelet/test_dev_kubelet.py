@@ -6,6 +6,7 @@ overrides the mapping, the in-process controller is off unless asked and the pri
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 import threading
@@ -70,10 +71,15 @@ def test_a_malformed_image_mapping_is_a_bad_parameter(value: str) -> None:
 
 
 def test_image_without_kubelet_is_a_usage_error(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     result = CliRunner().invoke(app, ["dev", "--kubeconfig-out", str(tmp_path / "k"),
                                       "--image", "bifrost:*=/bin/true"])
     assert result.exit_code == 2
     assert "--image needs --kubelet" in result.output
+    # in-process, dev leaves logging as it found it: a handler left on the root logger would
+    # write every later log line of the process into this invocation's closed output
+    assert (root.handlers, root.level) == (handlers, level)
 
 
 def test_help_describes_kubelet_image_and_controller() -> None:
