@@ -102,12 +102,8 @@ def image_paths() -> tuple[str, ...]:
     volume's mount path such as ``/tmp`` (a CI checkout, a venv in a temporary directory)."""
     import bifrost
 
-    found: list[str] = []
-    for path in (sys.prefix, sys.base_prefix, str(Path(bifrost.__file__).resolve().parents[1])):
-        resolved = str(Path(path).resolve())
-        if not any(resolved == p or resolved.startswith(p + "/") for p in found):
-            found = [p for p in found if not p.startswith(resolved + "/")] + [resolved]
-    return tuple(found)
+    paths = (sys.prefix, sys.base_prefix, Path(bifrost.__file__).parents[1])
+    return tuple(dict.fromkeys(str(Path(p).resolve()) for p in paths))
 
 
 def sandbox_available() -> bool:

@@ -183,6 +183,16 @@ def rotation_draining(store: SqlStore, uid: str, old: CertificateRecord) -> Oper
     return op
 
 
+def finished_exactly_once(store: SqlStore, op: OperationRecord) -> None:
+    """The rotation succeeds, and every step it ran is done exactly once (one journal row)."""
+    done = wait_for(lambda: (o := store.get_operation(op.id)).status.terminal and o,
+                    timeout=180, what="the rotation finishing")
+    assert done.status is OperationStatus.SUCCEEDED, done.last_error
+    journal = store.journal(operation_id=op.id, limit=100_000)
+    done_steps = Counter(j.step for j in journal if j.outcome is JournalOutcome.DONE)
+    assert done_steps and max(done_steps.values()) == 1, done_steps
+
+
 def test_leader_pod_deleted_mid_rotation_hands_over_and_finishes_exactly_once(ha: Ha) -> None:
     lc, store = ha.lc, ha.store
     pods = {p["metadata"]["name"] for p in lc.pods()}
@@ -197,17 +207,12 @@ def test_leader_pod_deleted_mid_rotation_hands_over_and_finishes_exactly_once(ha
                               timeout=LEASE_DURATION_S + 15, interval=0.05,
                               what="a new leader")
         handover = time.monotonic() - deleted
-        done = wait_for(lambda: (o := store.get_operation(op.id)).status.terminal and o,
-                        timeout=180, what="the rotation finishing")
+        finished_exactly_once(store, op)
     finally:
         report = loop.stop()
-    assert done.status is OperationStatus.SUCCEEDED, done.last_error
     # the standby, or the Deployment's replacement Pod if it asked first: a live Pod either way
     assert new_leader in {p["metadata"]["name"] for p in lc.pods()} - {leader}, new_leader
     assert handover <= LEASE_DURATION_S, handover
-    journal = store.journal(operation_id=op.id, limit=100_000)
-    done_steps = Counter(j.step for j in journal if j.outcome is JournalOutcome.DONE)
-    assert done_steps and max(done_steps.values()) == 1, done_steps
     (new,) = attached(store, uid)
     assert new.fingerprint_sha256 != old.fingerprint_sha256
     assert report.failures == 0, report.errors
@@ -249,15 +254,10 @@ def test_leader_sigkilled_mid_rotation_a_leader_is_back_within_the_lease(ha: Ha)
         back = wait_for(renewed_after_kill, timeout=LEASE_DURATION_S + 20, interval=0.1,
                         what="a leader after the SIGKILL")
         again = time.monotonic() - killed
-        done = wait_for(lambda: (o := store.get_operation(op.id)).status.terminal and o,
-                        timeout=180, what="the rotation finishing")
+        finished_exactly_once(store, op)
     finally:
         report = loop.stop()
-    assert done.status is OperationStatus.SUCCEEDED, done.last_error
     assert again <= LEASE_DURATION_S + RETRY_PERIOD_S + 1.0, again
-    journal = store.journal(operation_id=op.id, limit=100_000)
-    done_steps = Counter(j.step for j in journal if j.outcome is JournalOutcome.DONE)
-    assert done_steps and max(done_steps.values()) == 1, done_steps
     assert report.failures == 0, report.errors
     restarted = lc.kube.get("v1", "Pod", str(leader), NAMESPACE)
     if restarted is not None:  # the killed container was restarted in place
