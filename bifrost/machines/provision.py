@@ -118,7 +118,8 @@ def provision_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> Machin
                 steps=(StepSpec(name=WAIT_READY, retry=act),),
                 on_done="prune",
                 description="every rendered child (route children too) satisfies its "
-                "readyWhen",
+                "readyWhen; a child deleted meanwhile is applied again (one apply pass per "
+                "run) instead of being waited for",
             ),
             StateSpec(
                 name="prune",

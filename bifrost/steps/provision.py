@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -792,20 +792,32 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
 
 
 class ChildrenReady(StepOutput):
-    """``wait_ready``: the child keys found ready."""
+    """``wait_ready``: the child keys found ready; ``recreated``: those it applied again because
+    they were gone (deleted after ``apply_children`` last saw them)."""
 
     ready: tuple[str, ...]
+    recreated: tuple[str, ...] = ()
 
 
 class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
     """``wait_ready``: every wanted child — the Gateway's and each attached route's — exists
     (ours) and satisfies its ``readyWhen``; the inventory's ``ready`` flag follows (written only
-    when it changes)."""
+    when it changes).
+
+    A wanted child that is gone cannot become ready by waiting: it was deleted after
+    ``apply_children`` last read it (by hand, or just before that read reached the watch cache,
+    whose delete event then wakes this step). The step then runs the apply pass once more, which
+    re-creates it (at most one pass per run), and goes on waiting for the re-created object."""
 
     input_model = NoInput
 
     def execute(self, ctx: StepContext[ProvisionContext],
                 input: NoInput) -> Outcome[ChildrenReady]:
+        return self._check(ctx, recreated=None)
+
+    def _check(self, ctx: StepContext[ProvisionContext],
+               recreated: tuple[str, ...] | None) -> Outcome[ChildrenReady]:
+        """``recreated``: the keys this run re-applied (None: it has not run the apply pass)."""
         c = ctx.context
         blueprint = load_blueprint(self.blueprints, c.blueprint)
         if not isinstance(blueprint, Blueprint):
@@ -819,6 +831,7 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
         waiting: list[str] = []
         on: list[str] = []
         ready: list[str] = []
+        gone: list[str] = []
         for cid, route_key in wanted:
             key = child_key(cid, route_key)
             record = inventories.get(route_key, {}).get(cid)
@@ -829,7 +842,9 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
                 obj = observe(self.kube, record)
             except KubeError as e:
                 return outcome_for(e, doing=f"reading child {key!r} ({describe_record(record)})")
-            if obj is not None and not owned_by(obj, c.gateway_uid):
+            if obj is None:
+                gone.append(key)
+            elif not owned_by(obj, c.gateway_uid):
                 obj = None
             template = templates.get(cid) or RenderChild(id=cid, template="")
             try:
@@ -846,11 +861,30 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
                 reason = "missing" if obj is None else Redactor.of(obj).text(readiness.reason)
                 waiting.append(f"{key} ({reason})")
                 on.append(record_wait_key(record))
+        if gone and recreated is None:
+            return self._recreate(ctx, gone)
         context = c.model_copy(update={"ready": tuple(ready)})
+        again = f"re-created {', '.join(recreated)}; " if recreated else ""
         if waiting:
-            return Wait("children not ready: " + "; ".join(waiting), self.recheck,
+            return Wait(again + "children not ready: " + "; ".join(waiting), self.recheck,
                         context=context, on=tuple(sorted(set(on))))
-        return Done(output=ChildrenReady(ready=tuple(ready)), context=context)
+        return Done(output=ChildrenReady(ready=tuple(ready), recreated=recreated or ()),
+                    context=context)
+
+    def _recreate(self, ctx: StepContext[ProvisionContext],
+                  gone: Sequence[str]) -> Outcome[ChildrenReady]:
+        """Run the apply pass for the ``gone`` children, then check readiness again."""
+        applied = ApplyChildren(self.kube, self.store, blueprints=self.blueprints,
+                                recheck=self.recheck).execute(ctx, NoInput())
+        if isinstance(applied, Done):
+            assert isinstance(applied.context, ProvisionContext)
+            output = applied.output
+            again = tuple(k for k in output.applied if k in gone) if output is not None else ()
+            return self._check(replace(ctx, context=applied.context), recreated=again)
+        if isinstance(applied, Wait):
+            return Wait(f"re-applying {', '.join(gone)} (gone): {applied.reason}",
+                        applied.recheck_after, context=applied.context, on=applied.on)
+        return applied
 
 
 class NothingStale(StepOutput):

@@ -74,8 +74,13 @@ def test_unready_pods_keep_a_deployment_unavailable_until_they_are_ready(
     assert (available.status, available.reason) == ("False", "MinimumReplicasUnavailable")
     assert d.status.ready_replicas is None and d.status.unavailable_replicas == 2
     core = client.CoreV1Api(apps.api_client)
-    for pod in core.list_namespaced_pod("default", label_selector="app=web").items:
-        assert pod.status.phase == "Running"
+
+    def running() -> list[Any]:
+        # The ReplicaSet counts a Pod once created; the kubelet starts it a moment later.
+        pods = core.list_namespaced_pod("default", label_selector="app=web").items
+        return pods if len(pods) == 2 and all(p.status.phase == "Running" for p in pods) else []
+
+    for pod in wait_for(running, what="both web Pods running"):
         assert pod.status.container_statuses[0].ready is False
         ready = next(c for c in pod.status.conditions if c.type == "Ready")
         assert (ready.status, ready.reason) == ("False", "ContainersNotReady")

@@ -412,3 +412,48 @@ def test_teardown_waits_for_each_group_to_be_gone_before_the_next(harness: Harne
     assert deletes == [("gateways", "edge-child"), ("lbs", lb_name),
                        ("certificates", "edge-cert"), ("configmaps", "edge-config")]
     assert h.store.list_children(uid) == []
+
+
+def test_wait_ready_re_creates_a_child_deleted_while_it_waits(harness: Harness) -> None:
+    """A child deleted after ``apply_children`` read it (by hand, or before the watch cache saw
+    the deletion) cannot become ready by waiting: ``wait_ready`` applies it again, once, and
+    waits for the new object."""
+    h = harness
+    children = [c for c in blueprint_children() if c["id"] == "config"]
+    children[0]["readyWhen"] = 'has(object.metadata.annotations) && ' \
+        '"example.com/ready" in object.metadata.annotations'
+    h.set_blueprint(children)
+    gw = h.create_gateway()
+    uid = gw["metadata"]["uid"]
+    op = h.start_provision(gw)
+    runner = h.runner()
+
+    def waits() -> list[str]:
+        return [j.message or "" for j in h.store.journal(operation_id=op.id)
+                if j.step == "wait_ready" and j.outcome.value == "wait"]
+
+    def run_until(done: Any, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not done():
+            assert time.monotonic() < deadline, f"{what}: {waits()[-3:]}"
+            runner.run_once()
+            time.sleep(0.02)  # poll: the waiting step is due again after its recheck
+
+    run_until(lambda: waits(), "wait_ready waiting")
+    [first] = live(h, "config", uid)
+    h.kube.delete("v1", "ConfigMap", first["metadata"]["name"], h.namespace)
+    run_until(lambda: any(m.startswith("re-created config;") for m in waits()),
+              "the deleted child re-created")
+    [second] = live(h, "config", uid)
+    assert second["metadata"]["uid"] != first["metadata"]["uid"]
+    [record] = h.store.list_children(uid)
+    assert record.uid == second["metadata"]["uid"]
+    assert h.store.get_operation(op.id).state == "wait_ready"
+
+    h.kube.patch("v1", "ConfigMap", second["metadata"]["name"], h.namespace,
+                 {"metadata": {"annotations": {"example.com/ready": "yes"}}})
+    done = h.drive(op.id)
+    assert done.status is OperationStatus.SUCCEEDED, done.last_error
+    assert [w for w in child_writes(h) if w[1] == "configmaps"] == [
+        ("apply", "configmaps", "edge-config"), ("delete", "configmaps", "edge-config"),
+        ("apply", "configmaps", "edge-config"), ("patch", "configmaps", "edge-config")]
