@@ -263,6 +263,9 @@ class Controller:
         self.scheduler: RenewalScheduler | None = None
         #: Counters for tests and metrics.
         self.stats: dict[str, int] = {"observed": 0, "errors": 0, "terms": 0}
+        #: key → the failure last logged at WARNING for it (a key is observed by one worker
+        #: at a time; it leaves once observed again)
+        self._failing: dict[WorkKey, str] = {}
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -582,13 +585,13 @@ class Controller:
             self.stats["errors"] += 1
             at_least = exc.delay if isinstance(exc, Retryable) else 0.0
             delay = self.queue.add_rate_limited(key, at_least=at_least)
-            log.warning("%s: %s (retrying in %.1fs)", key, exc, delay)
+            self._report_failure(key, exc, delay)
             self.metrics.reconcile.reconciled(key.kind, "error", began)
             return
         except KubeError as exc:
             self.stats["errors"] += 1
             delay = self.queue.add_rate_limited(key)
-            log.warning("%s: %s (retrying in %.1fs)", key, exc, delay)
+            self._report_failure(key, exc, delay)
             self.metrics.reconcile.reconciled(key.kind, "error", began)
             return
         except Exception:
@@ -599,6 +602,8 @@ class Controller:
             return
         self.stats["observed"] += 1
         self.queue.forget(key)
+        if self._failing.pop(key, None) is not None:
+            log.info("%s: observed again", key)
         if result.actions:
             log.info("%s: %s", key, ", ".join(result.actions))
         if result.requeue_after is not None:
@@ -606,3 +611,12 @@ class Controller:
         self.metrics.reconcile.reconciled(
             key.kind, "success" if result.requeue_after is None else "requeue_after", began)
 
+    def _report_failure(self, key: WorkKey, exc: Exception, delay: float) -> None:
+        """One WARNING per key and change of failure (a status write denied by RBAC is retried
+        with back-off for as long as the permission is missing); the repeats are DEBUG."""
+        text = f"{key}: {exc}"
+        if self._failing.get(key) == text:
+            log.debug("%s (again; retrying in %.1fs)", text, delay)
+            return
+        self._failing[key] = text
+        log.warning("%s (retrying in %.1fs)", text, delay)

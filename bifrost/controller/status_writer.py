@@ -47,6 +47,7 @@ from bifrost.controller.informers import (
 )
 from bifrost.controller.route_parents import route_render_errors
 from bifrost.kube import Conflict, NotFound
+from bifrost.kube.forbidden import is_forbidden_text
 from bifrost.kube.ports import Kube
 from bifrost.machines.provision import PROVISION_MACHINE
 from bifrost.machines.rotation import ROTATION_MACHINE
@@ -57,6 +58,7 @@ from bifrost.sandbox import evaluate_addresses
 from bifrost.status import Readiness, attached_routes, gateway_status, route_status
 from bifrost.status import status_changed as _status_changed
 from bifrost.status._util import merge_conditions
+from bifrost.triggers.forbidden_retry import FORBIDDEN_RETRY_CAP, FORBIDDEN_RETRY_FIRST
 
 __all__ = [
     "CachedServices",
@@ -86,6 +88,11 @@ def _describe_op(op: OperationRecord) -> str:
     )
 
 
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds} s"
+
+
 def gateway_readiness(
     operation: OperationRecord | None, children: Sequence[ChildRecord]
 ) -> Readiness:
@@ -95,12 +102,17 @@ def gateway_readiness(
     if operation.status.active:
         return Readiness(False, GatewayReason.PENDING, _describe_op(operation))
     if operation.status is not OperationStatus.SUCCEEDED:
-        return Readiness(
-            False,
-            GatewayReason.INVALID,
-            f"{_describe_op(operation)} {operation.status.value}: "
-            f"{operation.last_error or 'no detail'}"[:1024],
-        )
+        failed = f"{_describe_op(operation)} {operation.status.value}: " \
+            f"{operation.last_error or 'no detail'}"
+        if operation.status is OperationStatus.FAILED and is_forbidden_text(
+                operation.last_error or ""):
+            # Not the Gateway's fault, and tried again by itself once the permission is there
+            # (bifrost.triggers.forbidden_retry): Pending, with the permission to grant.
+            retried = f" (tried again every {_span(FORBIDDEN_RETRY_FIRST)} doubling to " \
+                f"{_span(FORBIDDEN_RETRY_CAP)})"
+            return Readiness(False, GatewayReason.PENDING,
+                             failed[:1024 - len(retried)] + retried)
+        return Readiness(False, GatewayReason.INVALID, failed[:1024])
     if operation.machine != PROVISION_MACHINE:
         return Readiness(False, GatewayReason.PENDING, f"last {_describe_op(operation)}")
     # Certificate objects are not children that serve traffic: their readiness is the

@@ -34,6 +34,7 @@ from typing import Any
 from bifrost.clock import Clock, SystemClock
 from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import AlreadyExists, Conflict, KubeError
+from bifrost.kube.failure_log import FailureLog
 from bifrost.kube.identity import default_identity
 from bifrost.kube.times import format_micro_time
 
@@ -89,6 +90,8 @@ class LeaderElector:
         self._leading = False
         self._last_renew: datetime | None = None
         self._last_leader: str | None = None
+        #: A Lease request failing the same way on every retry is one WARNING, not one per try.
+        self._failures = FailureLog(log)
         #: When the loop last finished an attempt (by its clock): its liveness, for /healthz.
         self.last_step_at: datetime | None = None
 
@@ -204,7 +207,11 @@ class LeaderElector:
                 error: KubeError | None = None
             except KubeError as exc:
                 held, error = False, exc
-                log.warning("lease %s/%s: %s", self.namespace, self.lease_name, exc)
+                self._failures.failed(f"lease {self.namespace}/{self.lease_name}: {exc} "
+                                      f"(retrying every {self.retry_period:g}s)")
+            else:
+                self._failures.recovered(
+                    f"lease {self.namespace}/{self.lease_name} answers again")
             now = self._clock.now()
             self.last_step_at = now
             if held:

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from bifrost.kube.client import KubeClient, WatchStream, metadata_view
 from bifrost.kube.errors import Gone, KubeError, Retryable, map_error
+from bifrost.kube.failure_log import FailureLog
 
 __all__ = ["Backoff", "WatchEvent", "Watcher"]
 
@@ -140,8 +141,7 @@ class Watcher:
         self._stream_lock = threading.Lock()
         self._known: dict[Key, dict[str, Any]] = {}
         self._started = False
-        #: The failure last logged at WARNING (None: the last request answered).
-        self._failing: str | None = None
+        self._failures = FailureLog(log)
         #: The resourceVersion the next watch resumes from ("" before the first list).
         self.resource_version = ""
         #: Counters for observability and tests: lists, watches, relists, errors, sleeps.
@@ -260,18 +260,11 @@ class Watcher:
     def _report_failure(self, request: str, exc: KubeError, then: str) -> None:
         """One WARNING per change of failure (a 403 retried with back-off for an hour is one
         line, not one per retry); the repeats are DEBUG."""
-        text = f"{request} {self.kind} failed ({exc}); {then}"
-        if text == self._failing:
-            log.debug("%s (again)", text)
-            return
-        self._failing = text
-        log.warning("%s", text)
+        self._failures.failed(f"{request} {self.kind} failed ({exc}); {then}")
 
     def _report_recovery(self, request: str) -> None:
         """After a failure was reported: one INFO line when the request answers again."""
-        if self._failing is not None:
-            self._failing = None
-            log.info("%s %s works again", request, self.kind)
+        self._failures.recovered(f"{request} {self.kind} works again")
 
     def _metadata_kw(self) -> dict[str, Any]:
         return {"metadata_only": True} if self.metadata_only else {}

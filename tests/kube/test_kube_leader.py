@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 from typing import Any
@@ -251,3 +252,25 @@ def test_renew_time_moves_with_the_clock(kube: KubeClient, namespace: str) -> No
     spec = lease(kube, namespace)
     assert spec["acquireTime"] == acquired
     assert spec["renewTime"] == "2026-01-01T00:00:03.000250Z"
+
+
+def test_a_lease_failing_the_same_way_is_one_warning_until_it_answers_again(
+    kube: KubeClient, namespace: str, faults: FaultInjector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bifrost.kube.leader")
+    clock = ManualClock()
+    a = elector(kube, namespace, "a", clock)
+    rule = faults.add_rule(resources=["leases"], error_rate=1.0, status=403)
+    for _ in range(4):
+        assert a.step() is False
+        clock.advance(2)
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if "lease " in r.getMessage()]
+    assert [level for level, _ in lines] == [logging.WARNING] + [logging.DEBUG] * 3, lines
+    assert lines[0][1].startswith(f"lease {namespace}/bifrost-leader: ")
+    assert lines[0][1].endswith("(retrying every 2s)")
+    faults.remove_rule(rule)
+    caplog.clear()
+    assert a.step() is True
+    assert [(r.levelno, r.getMessage()) for r in caplog.records
+            if r.getMessage().startswith("lease ")] == [
+        (logging.INFO, f"lease {namespace}/bifrost-leader answers again")]

@@ -70,6 +70,9 @@ def test_forbidden_child_write_is_named_with_its_fix_and_recovers_once_granted(
 
         programmed = wait_for(failed, what="Programmed=False naming the 403", timeout=60)
         assert DENIAL in programmed["message"]
+        # not the Gateway's fault, and tried again by itself: Pending, not Invalid
+        assert programmed["reason"] == "Pending"
+        assert programmed["message"].endswith("(tried again every 10 s doubling to 5 min)")
         events = wait_for(lambda: [e for e in _warning_events(admin)
                                    if FIX in str(e.get("message") or e.get("note"))],
                           what="a Warning Event with the fix", timeout=30)

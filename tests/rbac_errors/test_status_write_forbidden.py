@@ -1,7 +1,7 @@
 """A status write bifrost's ServiceAccount may not make (``gateways/status`` taken out of the
 ``bifrost`` ClusterRole) is logged at WARNING naming the verb, the subresource, the namespace,
-the identity and the fix, and retried with back-off; granting it back, the Gateway's status is
-written by the same controller."""
+the identity and the fix, and retried with back-off — one WARNING, the retries at DEBUG; granting
+it back, the Gateway's status is written by the same controller (one INFO line)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def test_forbidden_status_write_is_logged_with_its_fix_and_written_once_granted(
     admin: KubeClient, sa_kubeconfig: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="bifrost")
+    caplog.set_level(logging.DEBUG, logger="bifrost.controller.manager")
     role = controller_role()
     admin.apply(without_resource(role, "gateways/status"))
     try:
@@ -47,9 +48,19 @@ def test_forbidden_status_write_is_logged_with_its_fix_and_written_once_granted(
             assert condition(admin.get(GATEWAY_API, "Gateway", "edge", "apps"),
                              "Programmed").get("status") != "True"
 
+            def denied() -> list[logging.LogRecord]:
+                return [r for r in caplog.records if FIX in r.getMessage()]
+
+            wait_for(lambda: len(denied()) >= 3, what="three denied status writes", timeout=60)
+            assert [r.levelno for r in denied()[:3]] == [
+                logging.WARNING, logging.DEBUG, logging.DEBUG], [r.getMessage() for r in denied()]
+
             admin.apply(role)
             wait_for(lambda: condition(admin.get(GATEWAY_API, "Gateway", "edge", "apps"),
                                        "Programmed").get("status") == "True",
                      what="Programmed=True once the status write is granted", timeout=90)
+            assert any(r.levelno == logging.INFO and r.getMessage().endswith(
+                "apps/edge: observed again") for r in caplog.records), \
+                [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     finally:
         admin.apply(role)
