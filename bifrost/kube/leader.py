@@ -13,7 +13,9 @@ client-go's ``leaderelection`` algorithm on a ``coordination.k8s.io/v1`` Lease t
 - the leader renews every ``retry_period``; if it cannot renew for ``renew_deadline`` it steps down
   (``on_stopped_leading``) before anyone else can take over (``renew_deadline < lease_duration``);
 - :meth:`LeaderElector.stop` releases the Lease (empty holder) so a successor need not wait, unless
-  told not to (a crash, as tests simulate, releases nothing).
+  told not to (a crash, as tests simulate, releases nothing);
+- between attempts a standby waits on a watch of the Lease (:mod:`bifrost.kube.lease_release`),
+  so it tries again as soon as the leader releases it instead of at its next poll.
 
 Expiry decisions read an injectable :class:`~bifrost.clock.Clock`; :meth:`LeaderElector.step`
 performs one attempt, so tests can drive an election deterministically with a ``ManualClock``.
@@ -36,6 +38,7 @@ from bifrost.kube.client import KubeClient
 from bifrost.kube.errors import AlreadyExists, Conflict, KubeError
 from bifrost.kube.failure_log import FailureLog
 from bifrost.kube.identity import default_identity
+from bifrost.kube.lease_release import ReleaseWatch
 from bifrost.kube.times import format_micro_time
 
 __all__ = ["LEASE_API_VERSION", "LeaderElector"]
@@ -64,6 +67,7 @@ class LeaderElector:
         on_new_leader: Callable[[str], None] | None = None,
         release_on_stop: bool = True,
         rng: random.Random | None = None,
+        watch_release: bool = True,
     ) -> None:
         if not 0 < retry_period < renew_deadline < lease_duration:
             raise ValueError("need 0 < retry_period < renew_deadline < lease_duration")
@@ -92,6 +96,10 @@ class LeaderElector:
         self._last_leader: str | None = None
         #: A Lease request failing the same way on every retry is one WARNING, not one per try.
         self._failures = FailureLog(log)
+        #: A standby's wait between attempts, ended early when the Lease is released.
+        self._release_watch = ReleaseWatch(
+            client, api_version=LEASE_API_VERSION, namespace=namespace, name=lease_name,
+        ) if watch_release else None
         #: When the loop last finished an attempt (by its clock): its liveness, for /healthz.
         self.last_step_at: datetime | None = None
 
@@ -287,9 +295,14 @@ class LeaderElector:
         while not self._stop.is_set():
             leading = self.step()
             wait = self.retry_period
-            if not leading:
-                wait *= 1.0 + 0.2 * self._rng.random()  # jitter the candidates apart
-            self._stop.wait(wait)
+            if leading or self._release_watch is None:
+                self._stop.wait(wait)
+                continue
+            wait *= 1.0 + 0.2 * self._rng.random()  # jitter the candidates apart
+            with self._lock:
+                version = self._observed_rv
+            # A standby tries again as soon as the leader releases the Lease (a rollout).
+            self._release_watch.wait(wait, resource_version=version)
 
     def start(self) -> threading.Thread:
         """Run :meth:`run` on a daemon thread."""
@@ -304,6 +317,8 @@ class LeaderElector:
     def stop(self, *, release: bool | None = None, timeout: float = 10.0) -> None:
         """Stop campaigning; release the Lease (default ``release_on_stop``) or just walk away."""
         self._stop.set()
+        if self._release_watch is not None:
+            self._release_watch.interrupt()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if self.release_on_stop if release is None else release:

@@ -109,8 +109,8 @@ def test_leases_only_through_a_role_in_the_controller_namespace(rendered: list[O
     assert lease_rules and all(r.namespace == CONTROLLER_NAMESPACE for r in lease_rules)
     assert {r.source for r in lease_rules} == {"Role bifrost-leader-election"}
     verbs = {v for r in lease_rules for v in r.verbs}
-    assert verbs == {"create", "get", "update"}
-    # get/update only of bifrost's own Lease (create cannot be limited to a name)
+    assert verbs == {"create", "get", "update", "watch"}
+    # get/update/watch only of bifrost's own Lease (create cannot be limited to a name)
     for r in lease_rules:
         assert r.verbs == {"create"} or r.names == {LEASE_NAME}, r
     # the Lease is where the controller looks for it: POD_NAMESPACE is the pod's namespace

@@ -274,3 +274,59 @@ def test_a_lease_failing_the_same_way_is_one_warning_until_it_answers_again(
     assert [(r.levelno, r.getMessage()) for r in caplog.records
             if r.getMessage().startswith("lease ")] == [
         (logging.INFO, f"lease {namespace}/bifrost-leader answers again")]
+
+
+def _slow_poller(kube: KubeClient, namespace: str, identity: str) -> LeaderElector:
+    """A candidate that polls every 20 s: only the release watch can make it lead sooner."""
+    return LeaderElector(kube, lease_name="bifrost-leader", namespace=namespace,
+                         identity=identity, lease_duration=60, renew_deadline=40,
+                         retry_period=20)
+
+
+def test_a_standby_takes_over_as_soon_as_the_leader_releases_the_lease(
+    kube: KubeClient, namespace: str
+) -> None:
+    a, b = _slow_poller(kube, namespace, "a"), _slow_poller(kube, namespace, "b")
+    a.start()
+    try:
+        wait_for(lambda: a.is_leader, what="a leads")
+        b.start()
+        wait_for(lambda: b.leader == "a", what="b has seen a lead")
+        a.stop()  # a rollout: a releases the Lease
+        # b's next poll is 20 s away; the watch wakes it at once
+        wait_for(lambda: b.is_leader, timeout=10, what="b leading after a released the Lease")
+        assert lease(kube, namespace)["holderIdentity"] == "b"
+    finally:
+        a.stop()
+        b.stop(timeout=5)
+
+
+def test_without_watch_on_the_lease_a_standby_polls_and_says_so_once(
+    kube: KubeClient, namespace: str, faults: FaultInjector, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bifrost.kube.lease_release")
+    faults.add_rule(verbs=["watch"], resources=["leases"], error_rate=1.0, status=403)
+
+    def poller(identity: str) -> LeaderElector:
+        return LeaderElector(kube, lease_name="bifrost-leader", namespace=namespace,
+                             identity=identity, lease_duration=3, renew_deadline=2,
+                             retry_period=0.2)
+
+    a, b = poller("a"), poller("b")
+    a.start()
+    try:
+        wait_for(lambda: a.is_leader, what="a leads")
+        b.start()
+        wait_for(lambda: len([r for r in caplog.records
+                              if r.getMessage().startswith("watching lease")]) >= 3,
+                 what="three polls without the watch")
+        a.stop()
+        wait_for(lambda: b.is_leader, timeout=10, what="b leading by polling")
+        lines = [r for r in caplog.records if r.getMessage().startswith("watching lease")]
+        assert [r.levelno for r in lines[:3]] == [logging.WARNING, logging.DEBUG,
+                                                  logging.DEBUG]
+        assert "403" in lines[0].getMessage()
+        assert lines[0].getMessage().endswith("instead")
+    finally:
+        a.stop()
+        b.stop(timeout=5)
