@@ -263,3 +263,26 @@ def test_exposing_metrics_opens_them_to_labelled_namespaces_only(with_metrics: l
     assert scrape["from"] == [{"namespaceSelector": {"matchLabels": {
         "gateway.bifrost.dev/metrics-scraper": "true"}}}]
     assert len(rules) == 2
+
+
+def test_the_postgres_overlay_keeps_a_standby_through_rollouts_drains_and_node_loss() -> None:
+    docs = kustomize(DEPLOY / "overlays" / "postgres")
+    [dep] = by_kind(docs, "Deployment").values()
+    spec = dep["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    [pdb] = by_kind(docs, "PodDisruptionBudget").values()
+    labels = spec["template"]["metadata"]["labels"]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # on different nodes where there are several; a one-node cluster still runs both
+    [spread] = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway" and spread["maxSkew"] == 1
+    assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
+    assert spread["matchLabelKeys"] == ["pod-template-hash"]
+    # the sqlite overlay (one replica, one volume) has nothing to spread
+    [single] = by_kind(kustomize(DEPLOY / "overlays" / "sqlite"), "Deployment").values()
+    assert single["spec"]["replicas"] == 1
+    assert "topologySpreadConstraints" not in single["spec"]["template"]["spec"]
