@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from typing import Any
 
 from bifrost.kube.client import KubeClient, WatchStream
@@ -78,6 +79,7 @@ class ReleaseWatch:
             self._interrupted.wait(seconds)
             return False
         self._failures.recovered(f"watching {where} works again")
+        deadline = time.monotonic() + seconds
         with self._lock:
             self._stream = stream
         if self._interrupted.is_set():
@@ -96,4 +98,7 @@ class ReleaseWatch:
             stream.close()
             with self._lock:
                 self._stream = None
+        # A stream the server ended early (an expired resourceVersion, a restart) is no
+        # release: the rest of the wait is slept, never a tight loop of attempts.
+        self._interrupted.wait(max(0.0, deadline - time.monotonic()))
         return False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from support.waiting import wait_for
 from bifrost.clock import ManualClock
 from bifrost.kube.client import KubeClient
 from bifrost.kube.leader import LEASE_API_VERSION, LeaderElector
+from bifrost.kube.lease_release import ReleaseWatch
 from devcluster.faults import FaultInjector
 
 
@@ -330,3 +332,37 @@ def test_without_watch_on_the_lease_a_standby_polls_and_says_so_once(
     finally:
         a.stop()
         b.stop(timeout=5)
+
+
+def test_a_watch_the_server_ends_at_once_is_no_release_and_the_wait_is_slept_out(
+    kube: KubeClient, namespace: str, faults: FaultInjector
+) -> None:
+    a = elector(kube, namespace, "a", ManualClock())
+    assert a.step() is True
+    found = kube.get(LEASE_API_VERSION, "Lease", "bifrost-leader", namespace)
+    assert found is not None
+    faults.add_rule(resources=["leases"], expire_watch=True)  # every watch: 410 at once
+    waiting = ReleaseWatch(kube, api_version=LEASE_API_VERSION, namespace=namespace,
+                           name="bifrost-leader")
+    began = time.monotonic()
+    assert waiting.wait(0.5, resource_version=found["metadata"]["resourceVersion"]) is False
+    # not a tight loop of attempts: the standby sleeps what is left of its retry period
+    assert time.monotonic() - began >= 0.5
+    assert faults.snapshot()[0]["fired"] >= 1
+
+
+def test_interrupting_a_release_watch_ends_the_wait(kube: KubeClient, namespace: str) -> None:
+    a = elector(kube, namespace, "a", ManualClock())
+    assert a.step() is True
+    found = kube.get(LEASE_API_VERSION, "Lease", "bifrost-leader", namespace)
+    assert found is not None
+    waiting = ReleaseWatch(kube, api_version=LEASE_API_VERSION, namespace=namespace,
+                           name="bifrost-leader")
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(
+        waiting.wait(60, resource_version=found["metadata"]["resourceVersion"])))
+    thread.start()
+    wait_for(lambda: waiting._stream is not None, what="the watch open")
+    waiting.interrupt()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and result == [False]
