@@ -19,9 +19,13 @@ What a Pod gets, and where it lives:
 * ``netshim``: each Pod's own loopback address (127.n.x.y) as its pod IP; a Python program's
   listeners on the wildcard or 127.0.0.1 are bound there, so replicas share port numbers (an
   emulated network namespace: Python programs only; the network itself is the host's);
-* ``process``, ``probes``, ``runner``, ``status``, ``runtime``: a run's process and log file,
-  HTTP/TCP probes, the per-pod worker (restarts with back-off, graceful deletion), the status it
-  reports, and the node's set of workers (also the ``pods/log`` source).
+* ``runner``: the per-pod worker, its loop and the supervision of its containers (exits,
+  restarts, probes); ``container``: one container's state there; ``backoff``: the restart
+  back-off; ``launch``: starting a container's run (volumes written, env and command, sandbox,
+  memory cgroup); ``termination``: stopping runs and graceful deletion; ``publish``: the status
+  written to the Pod, made by ``status``;
+* ``process``, ``probes``, ``runtime``: a run's process and log file, HTTP/TCP probes, and the
+  node's set of workers (also the ``pods/log`` source).
 """
 
 from __future__ import annotations
