@@ -106,11 +106,13 @@ Handler = Callable[[RequestContext], "tuple[int, JSON | RawBody]"]
 
 
 class PodLogSource(Protocol):
-    """Where ``pods/log`` reads a container's output (the local kubelet's log files)."""
+    """Where ``pods/log`` reads a container's output (the local kubelet's log files), as a
+    container runtime writes it: the CRI format of :mod:`devcluster.localpods.logs` (each line
+    stamped with its time and stream), which ``pods/log`` reads as the kubelet does."""
 
     def read(self, namespace: str, name: str, container: str, *, previous: bool) -> bytes | None:
-        """The container's log (``previous``: of its last terminated run), or None when this
-        source does not run that pod."""
+        """The container's log file in the CRI format (``previous``: of its last terminated
+        run), or None when this source does not run that pod."""
         ...
 Admission = Callable[[Target, JSON, "JSON | None", UserInfo], None]
 """Answers a subresource (``deployments/scale``, ``serviceaccounts/token``) or a create-only

@@ -1,13 +1,19 @@
 """``GET .../pods/<name>/log``: a container's output, as kube-apiserver proxies it from the
 kubelet (``kubectl logs``, the client's ``read_namespaced_pod_log``).
 
-The bytes come from :attr:`Api.pod_logs <devcluster.handlers.Api.pod_logs>` (the local kubelet
-of :mod:`devcluster.localpods`). A simulated pod (no source, or the source does not run it)
-prints nothing: its log is empty.
+The log comes from :attr:`Api.pod_logs <devcluster.handlers.Api.pod_logs>` (the local kubelet
+of :mod:`devcluster.localpods`) as the container runtime wrote it: the CRI format of
+:mod:`devcluster.localpods.logs`, one entry per line with its time and stream. It is read as the
+kubelet's ``ReadLogs`` reads it: the answer is the entries' contents (exactly what the program
+printed, stdout and stderr interleaved in the order they were written). A simulated pod (no
+source, or the source does not run it) prints nothing: its log is empty.
 
-As upstream (``LogLocation`` in the pod registry, ``validateContainerLogStatus`` in the
-kubelet):
+As upstream (``ValidatePodLogOptions`` and ``LogLocation`` in the pod registry,
+``validateContainerLogStatus`` and ``ReadLogs`` in the kubelet):
 
+* the options are checked first, a 422 ``PodLogOptions "X" is invalid``: ``tailLines`` must not
+  be negative, ``limitBytes`` and ``sinceSeconds`` must be greater than 0, and at most one of
+  ``sinceTime`` or ``sinceSeconds`` may be given; a value that does not parse is a 400;
 * the pod must exist (404 as for the pod); ``container`` may be left out only when the pod has
   one container (400 ``a container name must be specified for pod X, choose one of: [a b]``,
   plus ``or one of the init containers: [...]`` when it has some); an unknown one is 400
@@ -17,13 +23,18 @@ kubelet):
   (400 ``previous terminated container "c" in pod "X" not found``); a waiting container is 400
   ``container "c" in pod "X" is waiting to start: <reason>``, one without a status is 400
   ``container "c" in pod "X" is not available``;
-* ``tailLines`` keeps the last N lines, then ``limitBytes`` the first N bytes;
+* ``tailLines`` keeps the last N entries of the file (a line cut into parts counts each part);
+  ``sinceSeconds`` / ``sinceTime`` keep the entries written at or after that time;
+  ``timestamps=true`` puts an entry's RFC3339Nano time and a space before each line (a line
+  cut into parts gets the time of its first part); ``limitBytes`` keeps the first N bytes of
+  the answer, the timestamps included;
 * ``follow=true`` streams: what exists, then what the container appends, until its log stops
   growing and the pod is gone, being deleted, finished or the container no longer runs, or the
-  client hangs up (a chunked answer, see :class:`StreamingBody`).
+  client hangs up (a chunked answer, see :class:`StreamingBody`). Entries are read whole (a
+  line the runtime is still writing waits for its newline); the options apply to them as above.
 
-Not implemented: ``timestamps`` (lines are sent without the RFC3339 prefix), ``sinceSeconds`` and
-``sinceTime`` (the whole log is sent), ``insecureSkipTLSVerifyBackend`` (no backend TLS).
+Not implemented: ``insecureSkipTLSVerifyBackend`` (no backend TLS), ``stream`` (stdout or stderr
+only: the answer has both).
 """
 
 from __future__ import annotations
@@ -35,8 +46,10 @@ from typing import Any
 
 from devcluster.errors import ApiError
 from devcluster.handlers import Api, RawBody, RequestContext, Target
+from devcluster.localpods.logs import LogEntry, format_time, parse_entries, parse_time
+from devcluster.schema import FieldError, format_value, invalid_message
 
-__all__ = ["FOLLOW_POLL_SECONDS", "StreamingBody", "register_pod_logs"]
+__all__ = ["FOLLOW_POLL_SECONDS", "LogOptions", "LogRenderer", "StreamingBody", "register_pod_logs"]
 
 JSON = dict[str, Any]
 
@@ -132,37 +145,113 @@ def _check_status(pod: JSON, container: str, previous: bool) -> None:
     raise _bad_request(f'container "{container}" in pod "{name}" is waiting to start - no logs yet')
 
 
-def _non_negative(query: dict[str, str], key: str) -> int | None:
+def _integer(query: dict[str, str], key: str) -> int | None:
     raw = query.get(key)
     if raw is None or raw == "":
         return None
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError as e:
         raise _bad_request(f"{key}: invalid value {raw!r}: must be an integer") from e
-    if value < 0:
+
+
+def _since_time(query: dict[str, str]) -> int | None:
+    raw = query.get("sinceTime")
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_time(raw)
+    except ValueError as e:
+        raise _bad_request(f"sinceTime: invalid value {raw!r}: must be an RFC3339 time") from e
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """What of the log is sent (``PodLogOptions``, times in nanoseconds since the epoch)."""
+
+    timestamps: bool = False
+    since_ns: int | None = None
+    tail_lines: int | None = None
+    limit_bytes: int | None = None
+
+
+def _options(query: dict[str, str], name: str, now_ns: int) -> LogOptions:
+    """``ValidatePodLogOptions``, then the kubelet's ``NewLogOptions``: ``sinceSeconds`` is
+    counted back from ``now_ns``."""
+    tail_lines = _integer(query, "tailLines")
+    limit_bytes = _integer(query, "limitBytes")
+    since_seconds = _integer(query, "sinceSeconds")
+    since_ns = _since_time(query)
+    errors: list[FieldError] = []
+    if tail_lines is not None and tail_lines < 0:
+        errors.append(_invalid_value("tailLines", tail_lines, "must be greater than or equal to 0"))
+    if limit_bytes is not None and limit_bytes < 1:
+        errors.append(_invalid_value("limitBytes", limit_bytes, "must be greater than 0"))
+    if since_seconds is not None and since_ns is not None:
+        errors.append(
+            FieldError(
+                "FieldValueForbidden",
+                "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
+                "",
+            )
+        )
+    elif since_seconds is not None:
+        if since_seconds < 1:
+            errors.append(_invalid_value("sinceSeconds", since_seconds, "must be greater than 0"))
+        since_ns = now_ns - since_seconds * 1_000_000_000
+    if errors:
         raise ApiError(
             422,
-            f'PodLogOptions "" is invalid: {key}: Invalid value: {value}: must be greater than '
-            "or equal to 0",
+            invalid_message("PodLogOptions", name, errors),
             "Invalid",
+            name=name,
             kind="PodLogOptions",
+            causes=[{"reason": e.reason, "message": e.message, "field": e.field} for e in errors],
         )
-    return value
+    return LogOptions(_true(query, "timestamps"), since_ns, tail_lines, limit_bytes)
 
 
-def tail(data: bytes, lines: int | None, limit: int | None) -> bytes:
-    """The last ``lines`` lines of ``data`` (a last line without a newline counts), then its
-    first ``limit`` bytes."""
-    if lines is not None:
-        if lines == 0:
-            data = b""
-        else:
-            parts = data.splitlines(keepends=True)
-            data = b"".join(parts[-lines:])
-    if limit is not None:
-        data = data[:limit]
-    return data
+def _invalid_value(key: str, value: int, detail: str) -> FieldError:
+    return FieldError("FieldValueInvalid", f"Invalid value: {format_value(value)}: {detail}", key)
+
+
+def tail(entries: list[LogEntry], lines: int | None) -> list[LogEntry]:
+    """The last ``lines`` entries (all when None)."""
+    if lines is None:
+        return entries
+    return entries[len(entries) - lines :] if lines else []
+
+
+class LogRenderer:
+    """The kubelet's ``logWriter``: entries to the bytes sent, across the calls of a followed
+    log (whether the next entry starts a line, how many bytes may still be sent)."""
+
+    def __init__(self, options: LogOptions) -> None:
+        self.options = options
+        self.remaining = options.limit_bytes
+        self._new_line = True
+
+    @property
+    def done(self) -> bool:
+        """``limitBytes`` bytes have been sent."""
+        return self.remaining is not None and self.remaining <= 0
+
+    def render(self, entries: list[LogEntry]) -> bytes:
+        out: list[bytes] = []
+        for entry in entries:
+            if self.done:
+                break
+            content = entry.content
+            if self.options.since_ns is None or entry.time_ns >= self.options.since_ns:
+                line = content
+                if self.options.timestamps and self._new_line:
+                    line = format_time(entry.time_ns).encode() + b" " + content
+                if self.remaining is not None:
+                    line = line[: self.remaining]
+                    self.remaining -= len(line)
+                out.append(line)
+            self._new_line = not content or content.endswith(b"\n")
+        return b"".join(out)
 
 
 def _true(query: dict[str, str], key: str) -> bool:
@@ -175,27 +264,29 @@ def handle(ctx: RequestContext) -> tuple[int, RawBody]:
     api = ctx.api
     t = ctx.target
     ns, name = t.namespace or "", t.name or ""
+    options = _options(ctx.query, name, time.time_ns())
     pod = api.get(Target(t.rt, "v1", t.namespace, name))  # 404 as for the pod
     container = _container(pod, ctx.query.get("container", ""))
     previous = _true(ctx.query, "previous")
-    lines = _non_negative(ctx.query, "tailLines")
-    limit = _non_negative(ctx.query, "limitBytes")
     if not (pod.get("spec") or {}).get("nodeName"):
         return 200, RawBody(b"")  # not scheduled: no kubelet to ask
     _check_status(pod, container, previous)
     source = api.pod_logs
     data = source.read(ns, name, container, previous=previous) if source is not None else None
-    first = tail(data or b"", lines, limit)
-    if not _true(ctx.query, "follow") or previous:
+    follow = _true(ctx.query, "follow") and not previous
+    entries, used = parse_entries(data or b"", final=not follow)
+    renderer = LogRenderer(options)
+    first = renderer.render(tail(entries, options.tail_lines))
+    if not follow:
         return 200, RawBody(first)
     uid = pod["metadata"].get("uid")
-    follower = _Follower(api, ns, name, uid, container, len(data or b""), limit, len(first))
+    follower = _Follower(api, ns, name, uid, container, used, renderer)
     return 200, StreamingBody(first, more=follower.chunks)
 
 
 @dataclass
 class _Follower:
-    """``follow=true``: what the container appends after ``offset``, until it is done."""
+    """``follow=true``: the entries the container appends after ``offset``, until it is done."""
 
     api: Api
     namespace: str
@@ -203,8 +294,7 @@ class _Follower:
     uid: str | None
     container: str
     offset: int
-    limit: int | None
-    sent: int
+    renderer: LogRenderer
 
     def _running(self) -> bool:
         pod = self.api.store.get(("", "pods"), self.namespace, self.name)
@@ -225,18 +315,16 @@ class _Follower:
 
     def chunks(self, client_gone: ClientGone) -> Iterator[bytes]:
         while not client_gone():
-            if self.limit is not None and self.sent >= self.limit:
+            if self.renderer.done:
                 return
             running = self._running()  # before reading: what it wrote before it stopped counts
             data = self._read()
             if len(data) < self.offset:  # a new run (or a truncated file): start over
                 self.offset = 0
-            new = data[self.offset :]
+            entries, used = parse_entries(data[self.offset :], final=False)
+            self.offset += used
+            new = self.renderer.render(entries)
             if new:
-                if self.limit is not None:
-                    new = new[: self.limit - self.sent]
-                self.offset += len(new)
-                self.sent += len(new)
                 yield new
                 continue
             if not running:

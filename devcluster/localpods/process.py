@@ -1,5 +1,13 @@
 """One run of one container: a process group whose output goes to the run's log file.
 
+The output is written as a container runtime writes it (the CRI format of :mod:`.logs`): stdout
+and stderr are pipes drained by :class:`~.logs_capture.StreamCapture`; the pipes are the
+process's fds 1 and 2, inherited through bubblewrap like any fd. When the run is over,
+:meth:`ContainerProcess.poll` waits (at most :data:`DRAIN_SECONDS`) for the pipes to be drained,
+so the log is complete once the exit is reported; a process of the group that outlives the main
+one and keeps the pipes open keeps the readers going (and its output logged) until it exits or
+is killed with the group (:meth:`ContainerProcess.kill`).
+
 The kubelet signals the whole group: SIGTERM to every member except a bubblewrap parent (bwrap
 dies of SIGTERM and ``--die-with-parent`` would SIGKILL the container at once, cutting its
 grace period short), then SIGKILL to the group when the grace period is over.
@@ -15,7 +23,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["ContainerProcess", "group_members"]
+from devcluster.localpods.logs import MAX_LINE
+from devcluster.localpods.logs_capture import Clock, LogFile, StreamCapture
+
+__all__ = ["DRAIN_SECONDS", "ContainerProcess", "group_members"]
+
+DRAIN_SECONDS = 2.0
+"""How long an exit waits for the rest of the output to reach the log file."""
 
 
 def group_members(pgid: int) -> list[int]:
@@ -36,7 +50,8 @@ def group_members(pgid: int) -> list[int]:
 
 
 class ContainerProcess:
-    """A started container run; ``sandboxed``: ``argv[0]`` is bwrap."""
+    """A started container run; ``sandboxed``: ``argv[0]`` is bwrap. ``clock`` stamps the log
+    entries (nanoseconds since the epoch); ``max_line``: the longest line written as one."""
 
     def __init__(
         self,
@@ -46,24 +61,37 @@ class ContainerProcess:
         env: dict[str, str] | None,
         cwd: str | None,
         sandboxed: bool,
+        clock: Clock = time.time_ns,
+        max_line: int = MAX_LINE,
     ) -> None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         self.log_file = log_file
         self.sandboxed = sandboxed
         self.started = time.time()
-        with open(log_file, "ab") as out:
+        out = LogFile(log_file, clock)
+        try:
             self._popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
                 close_fds=True,
             )
+        except BaseException:
+            out.close()
+            raise
+        assert self._popen.stdout is not None and self._popen.stderr is not None
         self.pid = self._popen.pid
         self.finished: float | None = None
+        self._capture = StreamCapture(
+            {"stdout": self._popen.stdout, "stderr": self._popen.stderr},
+            out,
+            max_line=max_line,
+            name=str(self.pid),
+        )
 
     def poll(self) -> int | None:
         """The exit code once the run is over (a signal N is 128+N, as a runtime reports)."""
@@ -72,7 +100,13 @@ class ContainerProcess:
             return None
         if self.finished is None:
             self.finished = time.time()
+            self._capture.wait(DRAIN_SECONDS)
         return 128 - code if code < 0 else code
+
+    def output_done(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the output to be all in the log file (the pipes
+        closed); True when it is."""
+        return self._capture.wait(timeout)
 
     def terminate(self) -> None:
         """SIGTERM to the container's processes."""

@@ -222,8 +222,9 @@ class LocalRuntime:
     # ---------------------------------------------------------------- logs
 
     def read(self, namespace: str, name: str, container: str, *, previous: bool) -> bytes | None:
-        """The container's log file (``previous``: of the run before the current one; empty
-        when there was none); None when no local pod of that name runs here."""
+        """The container's log file, in the CRI format :class:`~.process.ContainerProcess`
+        writes (``previous``: of the run before the current one; empty when there was none);
+        None when no local pod of that name runs here."""
         with self._lock:
             workers = [
                 w for w in self._workers.values() if (w.namespace, w.name) == (namespace, name)
