@@ -60,7 +60,10 @@ class LocalPodOptions:
     """``root``: per-pod directories (volumes, the ServiceAccount token, log files).
     ``sandbox``: ``"auto"`` (bubblewrap where it works), ``"required"`` (a Pod that cannot be
     sandboxed fails to start) or ``"off"``. ``backoff_base``/``backoff_cap``: the restart
-    back-off, in seconds (the kubelet's 10 s doubling to 300 s). ``memory_limits``: ``"auto"``
+    back-off, in seconds, as the kubelet's (10 s doubling to 300 s): a container that exits is
+    restarted at once the first time, then after ``backoff_base * 2**n`` capped at
+    ``backoff_cap`` (n: 0 for the second restart in a row, 1 for the third, ...); a run that
+    lasted more than ``2 * backoff_cap`` starts the series again. ``memory_limits``: ``"auto"``
     (a container's ``resources.limits.memory`` is enforced by a memory cgroup where this
     machine has a writable one, v2 or v1; elsewhere not, with a ``MemoryLimitNotEnforced``
     Warning Event on the Pod) or ``"off"`` (never applied, no Event)."""

@@ -1,18 +1,22 @@
 """The restart back-off of a container that keeps exiting, and how the kubelet words it.
 
-A container that exits (or is killed by its liveness probe) and is to be restarted waits
-``backoff_base * 2**n`` seconds capped at ``backoff_cap`` (n: the restarts in a row), reset once
-a run lasted 10 minutes; meanwhile its status says ``CrashLoopBackOff`` with upstream's message
-(:func:`crash_loop_message`). Pure: the worker measures the run and keeps the time.
+As upstream's kubelet (its ``flowcontrol.Backoff`` per container): the first restart of a
+container after it exits (or is killed by its liveness probe) is immediate — the kubelet's
+back-off entry only exists once it restarted it — and the following ones wait
+``backoff_base * 2**n`` seconds capped at ``backoff_cap`` (n: 0 for the second restart in a row,
+1 for the third, ...); meanwhile its status says ``CrashLoopBackOff`` with upstream's message
+(:func:`crash_loop_message`). A run that lasted more than twice the cap (upstream: 10 minutes
+with its 5-minute cap) ends the series: its restart is immediate again. Pure: the worker
+measures the run and keeps the time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["RESET_AFTER", "RestartBackoff", "crash_loop_message", "go_duration"]
+__all__ = ["RestartBackoff", "crash_loop_message", "go_duration"]
 
-RESET_AFTER = 600.0  # a run this long resets the back-off
+MAX_DOUBLINGS = 1000  # 2.0**1024 overflows; the cap is reached long before
 
 
 @dataclass
@@ -21,15 +25,18 @@ class RestartBackoff:
 
     base: float
     cap: float
-    crashes: int = 0  # restarts in a row
+    restarts: int = 0  # restarts in a row
 
     def next_delay(self, ran: float) -> float:
-        """The seconds to wait before restarting a container whose run lasted ``ran`` seconds;
-        counts the restart."""
-        if ran >= RESET_AFTER:
-            self.crashes = 0
-        delay = min(self.cap, self.base * 2.0**self.crashes)
-        self.crashes += 1
+        """The seconds to wait before restarting a container whose run lasted ``ran`` seconds
+        (0: restart at once); counts the restart."""
+        if ran > 2 * self.cap:
+            self.restarts = 0
+        if self.restarts == 0:
+            delay = 0.0
+        else:
+            delay = min(self.cap, self.base * 2.0 ** min(self.restarts - 1, MAX_DOUBLINGS))
+        self.restarts += 1
         return delay
 
 

@@ -5,8 +5,9 @@ deleted or the node shuts down.
 * Init containers run one after the other to completion before the containers start; a failed
   one is restarted unless ``restartPolicy`` is ``Never`` (then the Pod fails).
 * A container that exits is restarted per ``restartPolicy`` (Always; OnFailure: non-zero exit;
-  Never), after the back-off of :mod:`devcluster.localpods.backoff`; meanwhile it waits in
-  ``CrashLoopBackOff`` with upstream's message and a ``BackOff`` Event.
+  Never): the first time at once, the following times after the back-off of
+  :mod:`devcluster.localpods.backoff`, while it waits in ``CrashLoopBackOff`` with upstream's
+  message and a ``BackOff`` Event.
 * A liveness (or startup) probe past its failure threshold kills the container
   (``Unhealthy`` and ``Killing`` Events) and it is restarted as above; readiness sets
   ``ready`` and the Pod's Ready/ContainersReady conditions. Exec probes fail, saying so.
@@ -190,8 +191,10 @@ class PodWorker:
         if c.process is not None:
             code = c.process.poll()
             if code is None:
-                self._probe(pod, c)
-                return
+                failed = self._probe(pod, c)
+                if failed is None:
+                    return
+                code = self._kill_for_probe(pod, c, failed)
             self._exited(pod, c, code)
         if c.finished or now < c.backoff_until:
             return
@@ -223,6 +226,9 @@ class PodWorker:
             return
         c.view.last_terminated = terminated
         delay = c.backoff.next_delay(time.monotonic() - c.started_mono)
+        if delay == 0:
+            c.backoff_until = 0.0  # restarted at once
+            return
         c.backoff_until = time.monotonic() + delay
         c.view.waiting = (
             "CrashLoopBackOff",
@@ -238,7 +244,9 @@ class PodWorker:
 
     # ---------------------------------------------------------------- probes
 
-    def _probe(self, pod: JSON, c: Container) -> None:
+    def _probe(self, pod: JSON, c: Container) -> str | None:
+        """Run the probes of ``c`` that are due; the kind of the one past its failure
+        threshold, if any."""
         probes = c.probes or {}
         now = time.monotonic()
         startup = probes.get("startup")
@@ -265,10 +273,11 @@ class PodWorker:
             if kind == "readiness":
                 c.view.ready = p.result and self.runtime.pods_ready()
             if p.failed:
-                self._kill_for_probe(pod, c, kind)
-                return
+                return kind
+        return None
 
-    def _kill_for_probe(self, pod: JSON, c: Container, kind: str) -> None:
+    def _kill_for_probe(self, pod: JSON, c: Container, kind: str) -> int:
+        """Stop ``c`` for its failed ``kind`` probe; its exit code."""
         self.runtime.event(
             pod,
             "Killing",
@@ -276,5 +285,4 @@ class PodWorker:
         )
         proc = c.process
         assert proc is not None
-        code = proc.stop(grace_period(pod))
-        self._exited(pod, c, code)
+        return proc.stop(grace_period(pod))

@@ -1,5 +1,6 @@
 """A devcluster whose local kubelet runs ``probe-app:*`` Pods (tests/local_pods/app.py) as
-processes (restart back-off 0.2 s doubling to 1 s), a kubernetes client on it as the admin, and
+processes (restart back-off 0.2 s doubling to 1 s, unless a module overrides
+``local_pod_options``), a kubernetes client on it as the admin, and
 a fresh namespace with a ``default`` ServiceAccount per test."""
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ def pods_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster(pods_root: Path) -> Iterator[DevCluster]:
-    options = LocalPodOptions(images=(IMAGE,), root=pods_root, backoff_base=0.2, backoff_cap=1.0)
-    dc = DevCluster(local_pods=options, bookmark_interval=0.5)
+def local_pod_options(pods_root: Path) -> LocalPodOptions:
+    """The local kubelet's options; a test module may override this fixture."""
+    return LocalPodOptions(images=(IMAGE,), root=pods_root, backoff_base=0.2, backoff_cap=1.0)
+
+
+@pytest.fixture(scope="module")
+def cluster(local_pod_options: LocalPodOptions, pods_root: Path) -> Iterator[DevCluster]:
+    dc = DevCluster(local_pods=local_pod_options, bookmark_interval=0.5)
     dc.start()
     try:
         yield dc
