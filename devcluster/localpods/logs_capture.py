@@ -10,6 +10,7 @@ the pipe; the last one to end closes the log file.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,8 @@ from devcluster.localpods.logs import MAX_LINE, encode_entry
 
 __all__ = ["LineSplitter", "LogFile", "StreamCapture"]
 
+log = logging.getLogger(__name__)
+
 READ_SIZE = 64 * 1024
 
 Clock = Callable[[], int]
@@ -29,12 +32,14 @@ Clock = Callable[[], int]
 
 class LogFile:
     """A run's log file, open for appending. Each entry is one ``write`` under one lock: the
-    two streams' entries never interleave, and the file is in the order of its timestamps."""
+    two streams' entries never interleave, and the file is in the order of its timestamps. A
+    failed write is logged (once) and the entry dropped, as containerd does."""
 
     def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
+        self._failed = False
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def write(self, stream: str, partial: bool, content: bytes) -> None:
@@ -42,8 +47,13 @@ class LogFile:
             if self._fd is None:
                 raise ValueError(f"log file {self.path} is closed")
             data = memoryview(encode_entry(self._clock(), stream, partial, content))
-            while data:
-                data = data[os.write(self._fd, data) :]
+            try:
+                while data:
+                    data = data[os.write(self._fd, data) :]
+            except OSError as e:  # keep draining the pipes: the program must not block on them
+                if not self._failed:
+                    log.warning("cannot write the container log %s: %s", self.path, e)
+                self._failed = True
 
     def close(self) -> None:
         with self._lock:

@@ -245,3 +245,17 @@ def test_the_renderer_keeps_its_state_across_a_followed_log() -> None:
     assert not renderer.done
     assert renderer.render(entries[4:]) == b"2026-01-01T00"  # 87 sent before
     assert renderer.done
+
+
+def test_a_log_that_cannot_be_written_does_not_block_the_program(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Writes to /dev/full fail (ENOSPC): the output is dropped, the pipes still drained."""
+    code = "for i in range(20000): print('line', i, 'x' * 40)"
+    proc = ContainerProcess(_python(code), Path("/dev/full"), env=None, cwd=None, sandboxed=False)
+    assert _exit_code(proc) == 0
+    assert proc.output_done(0)
+    warnings = [r.getMessage() for r in caplog.records if "cannot write" in r.getMessage()]
+    assert warnings == [
+        "cannot write the container log /dev/full: [Errno 28] No space left on device"
+    ]
