@@ -8,6 +8,11 @@ deleted or the node shuts down.
   Never): the first time at once, the following times after the back-off of
   :mod:`devcluster.localpods.backoff`, while it waits in ``CrashLoopBackOff`` with upstream's
   message and a ``BackOff`` Event.
+* ``restartCount`` survives the local kubelet: a worker started for a Pod whose status shows a
+  container that ran (a devcluster restarted over its state, a worker that failed) continues
+  its count, and its first run there is a restart (a new process after the one that ran, as
+  upstream counts a container recreated after a node reboot), numbered on from the last run so
+  that the ``previous`` log is that run's, where the Pod's directory was kept.
 * A liveness (or startup) probe past its failure threshold kills the container
   (``Unhealthy`` and ``Killing`` Events) and it is restarted as above; readiness sets
   ``ready`` and the Pod's Ready/ContainersReady conditions. Exec probes fail, saying so.
@@ -81,6 +86,7 @@ class PodWorker:
 
         self.inits = [make(c, True) for c in spec.get("initContainers") or []]
         self.containers = [make(c, False) for c in spec.get("containers") or []]
+        _continue_counts(pod, self.inits + self.containers)
         self.launcher = Launcher(
             runtime,
             namespace=self.namespace,
@@ -286,3 +292,23 @@ class PodWorker:
         proc = c.process
         assert proc is not None
         return proc.stop(grace_period(pod))
+
+
+def _continue_counts(pod: JSON, containers: list[Container]) -> None:
+    """Take over the restart counts of the containers that ran before this worker, from the
+    Pod's status (see the module docstring)."""
+    status = pod.get("status") or {}
+    before = {
+        str(cs.get("name")): cs
+        for cs in [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]
+    }
+    for c in containers:
+        cs = before.get(c.view.name) or {}
+        if not cs.get("containerID"):
+            continue  # never started
+        count = int(cs.get("restartCount") or 0)
+        c.view.restart_count = count
+        c.runs = count + 1  # the run that ran last was run ``count``
