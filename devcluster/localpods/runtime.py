@@ -3,7 +3,10 @@ Pod, their loopback pod IPs, the ServiceAccount tokens and CA they get, and thei
 ``pods/log`` source of the :class:`~devcluster.handlers.Api`).
 
 Pod IPs: node number *n* (1, 2, ...) gives its pods ``127.n.x.y`` (all of 127/8 is loopback on
-Linux), so each replica can listen on the same port (see :mod:`.netshim`). In-cluster config:
+Linux), so each replica can listen on the same port (see :mod:`.netshim`). The host's network
+is shared by every devcluster on the machine, so each runtime starts its addresses at a random
+``x`` and skips any address something already listens on (``/proc/net/tcp``): two test runs
+side by side do not reach each other's Pods. In-cluster config:
 ``KUBERNETES_SERVICE_HOST`` is ``127.0.0.1`` (the serving certificate covers it) and the port the
 API server's TLS port; tokens are bound to the Pod (they die with it), valid one hour and
 rewritten at 80 % of that.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +59,8 @@ class LocalRuntime:
         self._workers: dict[str, PodWorker] = {}  # uid -> worker
         self._node_numbers: dict[str, int] = {}
         self._used_ips: set[str] = set()
+        #: where this runtime's addresses start (random: see the module docstring)
+        self._ip_offset = random.randrange(1, 255) * 256
         self._stopped = False
 
     # ---------------------------------------------------------------- wiring
@@ -151,9 +157,10 @@ class LocalRuntime:
         if current.startswith(f"127.{node_number}.") and current not in self._used_ips:
             self._used_ips.add(current)
             return current
-        for i in range(1, 65535):
-            ip = str(base + i)
-            if ip.endswith((".0", ".255")) or ip in self._used_ips:
+        busy = listening_addresses()
+        for i in range(65536):
+            ip = str(base + (self._ip_offset + i) % 65536)
+            if ip.endswith((".0", ".255")) or ip in self._used_ips or ip in busy:
                 continue
             self._used_ips.add(ip)
             return ip
@@ -240,3 +247,20 @@ class LocalRuntime:
             except FileNotFoundError:
                 return b""
         return None
+
+
+def listening_addresses() -> set[str]:
+    """The IPv4 addresses some socket of this network namespace listens on (from
+    ``/proc/net/tcp``; empty where it cannot be read)."""
+    out: set[str] = set()
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as f:
+            next(f, None)  # the header
+            for line in f:
+                fields = line.split()
+                if len(fields) > 3 and fields[3] == "0A":  # TCP_LISTEN
+                    address = fields[1].partition(":")[0]
+                    out.add(str(ipaddress.IPv4Address(int(address, 16).to_bytes(4, "little"))))
+    except (OSError, ValueError):
+        return set()
+    return out

@@ -202,3 +202,18 @@ def test_probe_state_machine() -> None:
     assert not startup.result
     startup.record(False, "x", 0.0)
     assert startup.failed
+
+
+def test_listening_addresses_finds_a_listener_on_a_loopback_address() -> None:
+    """Pod IPs skip what something on the machine already listens on (another devcluster's
+    Pods): the listeners are read from /proc/net/tcp."""
+    import socket
+
+    from devcluster.localpods.runtime import listening_addresses
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.3.4.5", 0))
+        assert "127.3.4.5" not in listening_addresses()  # bound, not listening
+        s.listen()
+        assert "127.3.4.5" in listening_addresses()
+    assert "127.3.4.5" not in listening_addresses()
