@@ -24,8 +24,11 @@ What a Pod gets, and where it lives:
   back-off; ``launch``: starting a container's run (volumes written, env and command, sandbox,
   memory cgroup); ``termination``: stopping runs and graceful deletion; ``publish``: the status
   written to the Pod, made by ``status``;
-* ``process``, ``probes``, ``runtime``: a run's process and log file, HTTP/TCP probes, and the
-  node's set of workers (also the ``pods/log`` source).
+* ``process``, ``probes``, ``runtime``: a run's process, HTTP/TCP probes, and the node's set of
+  workers and their pod IPs (also the ``pods/log`` source);
+* ``logs_capture``, ``logs``: a run's stdout and stderr piped into its log file in the CRI
+  format a container runtime writes (timestamped, per stream), and that format read back for
+  ``kubectl logs`` (``--timestamps``, ``--since``).
 """
 
 from __future__ import annotations
