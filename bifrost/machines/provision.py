@@ -69,6 +69,9 @@ class ProvisionContext(BaseModel):
     pruned: tuple[str, ...] = ()
     certificates: tuple[str, ...] = ()  # certificates this operation requested
     certificates_since: str | None = None  # when it first waited for one to be issued
+    #: ``wait_ready``'s re-applies of children gone while it waited, and when the last was
+    recreations: int = 0
+    recreated_at: str | None = None
 
 
 def provision_spec(*, wait_timeout: timedelta = timedelta(minutes=10)) -> MachineSpec:

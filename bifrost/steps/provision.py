@@ -30,7 +30,7 @@ import copy
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bifrost.api.blueprint import API_VERSION as BLUEPRINT_API_VERSION
@@ -807,7 +807,10 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
     A wanted child that is gone cannot become ready by waiting: it was deleted after
     ``apply_children`` last read it (by hand, or just before that read reached the watch cache,
     whose delete event then wakes this step). The step then runs the apply pass once more, which
-    re-creates it (at most one pass per run), and goes on waiting for the re-created object."""
+    re-creates it (at most one pass per run), and goes on waiting for the re-created object.
+    Something that deletes it again and again (another controller) is not fought in a tight
+    loop: the n-th re-apply of an operation waits :func:`recreate_spacing` after the one
+    before (1 s, doubling, at most 5 minutes); the step's timeout still bounds the wait."""
 
     input_model = NoInput
 
@@ -862,7 +865,15 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
                 waiting.append(f"{key} ({reason})")
                 on.append(record_wait_key(record))
         if gone and recreated is None:
-            return self._recreate(ctx, gone)
+            due = _recreate_due(c, ctx.now())
+            if due is None:
+                return self._recreate(ctx, gone)
+            pause = recreate_spacing(c.recreations).total_seconds()
+            waiting.append(f"gone again after {c.recreations} re-apply(s) in this operation "
+                           f"(something deletes it): re-applied after a pause of {pause:g}s")
+            return Wait("children not ready: " + "; ".join(waiting), due,
+                        context=c.model_copy(update={"ready": tuple(ready)}),
+                        on=tuple(sorted(set(on))))
         context = c.model_copy(update={"ready": tuple(ready)})
         again = f"re-created {', '.join(recreated)}; " if recreated else ""
         if waiting:
@@ -874,8 +885,12 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
     def _recreate(self, ctx: StepContext[ProvisionContext],
                   gone: Sequence[str]) -> Outcome[ChildrenReady]:
         """Run the apply pass for the ``gone`` children, then check readiness again."""
+        c = ctx.context
+        counted = c.model_copy(update={"recreations": c.recreations + 1,
+                                       "recreated_at": ctx.now().isoformat()})
         applied = ApplyChildren(self.kube, self.store, blueprints=self.blueprints,
-                                recheck=self.recheck).execute(ctx, NoInput())
+                                recheck=self.recheck).execute(replace(ctx, context=counted),
+                                                              NoInput())
         if isinstance(applied, Done):
             assert isinstance(applied.context, ProvisionContext)
             output = applied.output
@@ -885,6 +900,22 @@ class WaitReady(_ProvisionStep, Step[NoInput, ChildrenReady]):
             return Wait(f"re-applying {', '.join(gone)} (gone): {applied.reason}",
                         applied.recheck_after, context=applied.context, on=applied.on)
         return applied
+
+
+def recreate_spacing(recreations: int) -> timedelta:
+    """How long after its ``recreations``-th re-apply ``wait_ready`` may re-apply again: 1 s,
+    doubling, at most 5 minutes (none before the first)."""
+    if recreations <= 0:
+        return timedelta(0)
+    return min(timedelta(seconds=2 ** min(recreations - 1, 16)), timedelta(minutes=5))
+
+
+def _recreate_due(c: ProvisionContext, now: datetime) -> timedelta | None:
+    """How long until ``wait_ready`` may re-apply gone children (None: now)."""
+    if not c.recreations or not c.recreated_at:
+        return None
+    remaining = datetime.fromisoformat(c.recreated_at) + recreate_spacing(c.recreations) - now
+    return remaining if remaining > timedelta(0) else None
 
 
 class NothingStale(StepOutput):

@@ -12,6 +12,7 @@ from typing import Any
 
 from provision_kit import LB_API, VALUES, Harness, OffsetClock, blueprint_children
 
+from bifrost.clock import ManualClock, SystemClock
 from bifrost.records import ChildRecord, OperationStatus
 from bifrost.render import Blueprint
 from bifrost.steps.ownership import GATEWAY_UID_LABEL
@@ -457,3 +458,52 @@ def test_wait_ready_re_creates_a_child_deleted_while_it_waits(harness: Harness) 
     assert [w for w in child_writes(h) if w[1] == "configmaps"] == [
         ("apply", "configmaps", "edge-config"), ("delete", "configmaps", "edge-config"),
         ("apply", "configmaps", "edge-config"), ("patch", "configmaps", "edge-config")]
+
+
+def test_a_child_deleted_again_and_again_is_re_applied_with_growing_pauses(
+        harness: Harness) -> None:
+    """Something that keeps deleting a child (another controller) is not fought in a tight
+    loop: after the first re-apply, the next waits 1 s, then 2 s … (the operation's clock)."""
+    h = harness
+    children = [c for c in blueprint_children() if c["id"] == "config"]
+    children[0]["readyWhen"] = 'has(object.metadata.annotations) && ' \
+        '"example.com/ready" in object.metadata.annotations'
+    h.set_blueprint(children)
+    gw = h.create_gateway()
+    uid = gw["metadata"]["uid"]
+    clock = ManualClock(SystemClock().now())
+    op = h.start_provision(gw)
+    runner = h.runner(clock=clock)
+
+    def waits() -> list[str]:
+        return [j.message or "" for j in h.store.journal(operation_id=op.id)
+                if j.step == "wait_ready" and j.outcome.value == "wait"]
+
+    def settle(what: str, done: Any) -> None:
+        deadline = time.monotonic() + 10
+        while not done():
+            assert time.monotonic() < deadline, f"{what}: {waits()[-3:]}"
+            clock.advance(0.2)  # the waiting step's recheck, on the operation's clock
+            runner.run_once()
+            time.sleep(0.02)  # poll: the cluster's watch events reach the cache meanwhile
+
+    def delete_config() -> str:
+        [obj] = live(h, "config", uid)
+        h.kube.delete("v1", "ConfigMap", obj["metadata"]["name"], h.namespace)
+        return str(obj["metadata"]["uid"])
+
+    settle("wait_ready waiting", lambda: waits())
+    first = delete_config()
+    settle("re-created once", lambda: any(m.startswith("re-created config;") for m in waits()))
+    second = delete_config()
+    settle("paused", lambda: "after a pause of 1s" in waits()[-1])
+    assert waits()[-1] == ("children not ready: config (missing); gone again after 1 "
+                           "re-apply(s) in this operation (something deletes it): re-applied "
+                           "after a pause of 1s")
+    assert live(h, "config", uid) == []  # not yet: the pause is on the operation's clock
+    settle("re-created after the pause",
+           lambda: len([m for m in waits() if m.startswith("re-created config;")]) == 2)
+    [third] = live(h, "config", uid)
+    assert len({first, second, third["metadata"]["uid"]}) == 3
+    context = h.store.get_operation(op.id).context or {}
+    assert context["recreations"] == 2
