@@ -415,45 +415,59 @@ def test_teardown_waits_for_each_group_to_be_gone_before_the_next(harness: Harne
     assert h.store.list_children(uid) == []
 
 
+class _ConfigWaiting:
+    """A provision of one ConfigMap child that is ready only once annotated
+    ``example.com/ready`` (by the test), driven by one runner on ``clock``."""
+
+    def __init__(self, h: Harness, clock: ManualClock | None = None) -> None:
+        children = [c for c in blueprint_children() if c["id"] == "config"]
+        children[0]["readyWhen"] = 'has(object.metadata.annotations) && ' \
+            '"example.com/ready" in object.metadata.annotations'
+        h.set_blueprint(children)
+        self.h, self.clock = h, clock
+        self.gateway = h.create_gateway()
+        self.uid = self.gateway["metadata"]["uid"]
+        self.op = h.start_provision(self.gateway)
+        self.runner = h.runner(clock=clock) if clock is not None else h.runner()
+
+    def waits(self) -> list[str]:
+        return [j.message or "" for j in self.h.store.journal(operation_id=self.op.id)
+                if j.step == "wait_ready" and j.outcome.value == "wait"]
+
+    def run_until(self, done: Any, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not done():
+            assert time.monotonic() < deadline, f"{what}: {self.waits()[-3:]}"
+            if self.clock is not None:
+                self.clock.advance(0.2)  # the waiting step's recheck, on the operation's clock
+            self.runner.run_once()
+            time.sleep(0.02)  # poll: the waiting step is due again after its recheck
+
+    def delete_config(self) -> str:
+        [obj] = live(self.h, "config", self.uid)
+        self.h.kube.delete("v1", "ConfigMap", obj["metadata"]["name"], self.h.namespace)
+        return str(obj["metadata"]["uid"])
+
+
 def test_wait_ready_re_creates_a_child_deleted_while_it_waits(harness: Harness) -> None:
     """A child deleted after ``apply_children`` read it (by hand, or before the watch cache saw
     the deletion) cannot become ready by waiting: ``wait_ready`` applies it again, once, and
     waits for the new object."""
     h = harness
-    children = [c for c in blueprint_children() if c["id"] == "config"]
-    children[0]["readyWhen"] = 'has(object.metadata.annotations) && ' \
-        '"example.com/ready" in object.metadata.annotations'
-    h.set_blueprint(children)
-    gw = h.create_gateway()
-    uid = gw["metadata"]["uid"]
-    op = h.start_provision(gw)
-    runner = h.runner()
-
-    def waits() -> list[str]:
-        return [j.message or "" for j in h.store.journal(operation_id=op.id)
-                if j.step == "wait_ready" and j.outcome.value == "wait"]
-
-    def run_until(done: Any, what: str) -> None:
-        deadline = time.monotonic() + 10
-        while not done():
-            assert time.monotonic() < deadline, f"{what}: {waits()[-3:]}"
-            runner.run_once()
-            time.sleep(0.02)  # poll: the waiting step is due again after its recheck
-
-    run_until(lambda: waits(), "wait_ready waiting")
-    [first] = live(h, "config", uid)
-    h.kube.delete("v1", "ConfigMap", first["metadata"]["name"], h.namespace)
-    run_until(lambda: any(m.startswith("re-created config;") for m in waits()),
-              "the deleted child re-created")
-    [second] = live(h, "config", uid)
-    assert second["metadata"]["uid"] != first["metadata"]["uid"]
-    [record] = h.store.list_children(uid)
+    p = _ConfigWaiting(h)
+    p.run_until(p.waits, "wait_ready waiting")
+    first = p.delete_config()
+    p.run_until(lambda: any(m.startswith("re-created config;") for m in p.waits()),
+                "the deleted child re-created")
+    [second] = live(h, "config", p.uid)
+    assert second["metadata"]["uid"] != first
+    [record] = h.store.list_children(p.uid)
     assert record.uid == second["metadata"]["uid"]
-    assert h.store.get_operation(op.id).state == "wait_ready"
+    assert h.store.get_operation(p.op.id).state == "wait_ready"
 
     h.kube.patch("v1", "ConfigMap", second["metadata"]["name"], h.namespace,
                  {"metadata": {"annotations": {"example.com/ready": "yes"}}})
-    done = h.drive(op.id)
+    done = h.drive(p.op.id)
     assert done.status is OperationStatus.SUCCEEDED, done.last_error
     assert [w for w in child_writes(h) if w[1] == "configmaps"] == [
         ("apply", "configmaps", "edge-config"), ("delete", "configmaps", "edge-config"),
@@ -465,45 +479,20 @@ def test_a_child_deleted_again_and_again_is_re_applied_with_growing_pauses(
     """Something that keeps deleting a child (another controller) is not fought in a tight
     loop: after the first re-apply, the next waits 1 s, then 2 s … (the operation's clock)."""
     h = harness
-    children = [c for c in blueprint_children() if c["id"] == "config"]
-    children[0]["readyWhen"] = 'has(object.metadata.annotations) && ' \
-        '"example.com/ready" in object.metadata.annotations'
-    h.set_blueprint(children)
-    gw = h.create_gateway()
-    uid = gw["metadata"]["uid"]
-    clock = ManualClock(SystemClock().now())
-    op = h.start_provision(gw)
-    runner = h.runner(clock=clock)
-
-    def waits() -> list[str]:
-        return [j.message or "" for j in h.store.journal(operation_id=op.id)
-                if j.step == "wait_ready" and j.outcome.value == "wait"]
-
-    def settle(what: str, done: Any) -> None:
-        deadline = time.monotonic() + 10
-        while not done():
-            assert time.monotonic() < deadline, f"{what}: {waits()[-3:]}"
-            clock.advance(0.2)  # the waiting step's recheck, on the operation's clock
-            runner.run_once()
-            time.sleep(0.02)  # poll: the cluster's watch events reach the cache meanwhile
-
-    def delete_config() -> str:
-        [obj] = live(h, "config", uid)
-        h.kube.delete("v1", "ConfigMap", obj["metadata"]["name"], h.namespace)
-        return str(obj["metadata"]["uid"])
-
-    settle("wait_ready waiting", lambda: waits())
-    first = delete_config()
-    settle("re-created once", lambda: any(m.startswith("re-created config;") for m in waits()))
-    second = delete_config()
-    settle("paused", lambda: "after a pause of 1s" in waits()[-1])
-    assert waits()[-1] == ("children not ready: config (missing); gone again after 1 "
-                           "re-apply(s) in this operation (something deletes it): re-applied "
-                           "after a pause of 1s")
-    assert live(h, "config", uid) == []  # not yet: the pause is on the operation's clock
-    settle("re-created after the pause",
-           lambda: len([m for m in waits() if m.startswith("re-created config;")]) == 2)
-    [third] = live(h, "config", uid)
+    p = _ConfigWaiting(h, ManualClock(SystemClock().now()))
+    p.run_until(p.waits, "wait_ready waiting")
+    first = p.delete_config()
+    p.run_until(lambda: any(m.startswith("re-created config;") for m in p.waits()),
+                "re-created once")
+    second = p.delete_config()
+    p.run_until(lambda: "after a pause of 1s" in p.waits()[-1], "paused")
+    assert p.waits()[-1] == ("children not ready: config (missing); gone again after 1 "
+                             "re-apply(s) in this operation (something deletes it): re-applied "
+                             "after a pause of 1s")
+    assert live(h, "config", p.uid) == []  # not yet: the pause is on the operation's clock
+    p.run_until(lambda: len([m for m in p.waits() if m.startswith("re-created config;")]) == 2,
+                "re-created after the pause")
+    [third] = live(h, "config", p.uid)
     assert len({first, second, third["metadata"]["uid"]}) == 3
-    context = h.store.get_operation(op.id).context or {}
+    context = h.store.get_operation(p.op.id).context or {}
     assert context["recreations"] == 2
