@@ -51,11 +51,13 @@ from devcluster.handlers import Api, RawBody, RequestContext, Target, parse_body
 from devcluster.kubeconfig import write_kubeconfig
 from devcluster.localpods import LocalPodOptions
 from devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
+from devcluster.pod_exec import register_pod_exec
 from devcluster.pod_logs import StreamingBody, register_pod_logs
 from devcluster.registry import Registry
 from devcluster.scale import register as register_scale
 from devcluster.storage import Store
 from devcluster.watch import serve_watch
+from devcluster.websocket import Takeover
 
 __all__ = ["DevCluster"]
 
@@ -612,6 +614,10 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(body, StreamingBody):
             self._stream(code, body, headers)
             return
+        if isinstance(body, Takeover):  # the handler answers on the connection, then it closes
+            self.close_connection = True
+            body.run(self.path, self.request_headers, self.connection)
+            return
         if isinstance(body, RawBody):
             self._send(code, body.data, body.content_type, headers)
             return
@@ -828,6 +834,7 @@ class DevCluster:
             self.api, authorization=authorization, admin_token=admin_token, state_file=state_file
         )
         self.auth: Auth = self.auth_service.auth
+        register_pod_exec(self.api, self.auth, self.workloads.kubelet.local)
         if isinstance(self.auth, RbacAuth):  # nobody grants what they do not hold
             self.api.admission.append(EscalationCheck(self.api, self.auth.decide))
             # an apply or update that creates the object needs create too

@@ -26,6 +26,7 @@ from devcluster.controllers.runtime import Writer
 from devcluster.handlers import Api
 from devcluster.localpods import LocalPodOptions, cgroups
 from devcluster.localpods.environment import ContainerConfigError
+from devcluster.localpods.exec import ContainerNotRunning, ExecPlan, plan_exec
 from devcluster.localpods.images import local_images
 from devcluster.localpods.process import group_members
 from devcluster.localpods.runner import TOKEN_SECONDS, PodWorker
@@ -246,6 +247,28 @@ class LocalRuntime:
                 return Path(path).read_bytes()
             except FileNotFoundError:
                 return b""
+        return None
+
+    # ---------------------------------------------------------------- exec
+
+    def exec_plan(
+        self, namespace: str, name: str, container: str, command: list[str]
+    ) -> ExecPlan | None:
+        """How to run ``command`` in ``container``'s current run (``pods/exec``, see
+        :mod:`.exec`); None when no local pod of that name runs here. Raises
+        :class:`~.exec.ContainerNotRunning` when the container has no running process."""
+        with self._lock:
+            workers = [
+                w for w in self._workers.values() if (w.namespace, w.name) == (namespace, name)
+            ]
+        for w in workers:
+            for c in w.inits + w.containers:
+                if c.view.name == container:
+                    process = c.process
+                    if process is None or process.finished is not None:
+                        raise ContainerNotRunning(f"container {container} is not running")
+                    return plan_exec(process.pid, process.sandboxed, command)
+            raise ContainerNotRunning(f"container {container} is not running")
         return None
 
 
