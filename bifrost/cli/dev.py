@@ -64,6 +64,8 @@ BIFROST_IMAGE = "bifrost:*"
 _IMAGE_CMD = ("run", "--health-port", "8080")
 _IMAGE_ENV = {"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "BIFROST_DATA_DIR": "/var/lib/bifrost",
               "PYTHONDONTWRITEBYTECODE": "1"}
+#: The base image's PATH, after which the Dockerfile puts the venv's bin/.
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def bifrost_executable() -> Path:
@@ -86,11 +88,18 @@ def bifrost_image_command(entrypoint: tuple[str, ...] | None = None) -> ImageCom
     or ``entrypoint``), CMD ``run --health-port 8080``, its ENV."""
     from devcluster.localpods import ImageCommand
 
+    entrypoint = entrypoint or (str(bifrost_executable()),)
+    # The image's PATH starts with its venv's bin/ (``kubectl exec … -- bifrost db vacuum``).
+    first = Path(entrypoint[0])
+    env = {**_IMAGE_ENV, "PATH": (f"{first.parent}:{_DEFAULT_PATH}" if first.is_absolute()
+                                  else _DEFAULT_PATH)}
+    if sys.prefix != sys.base_prefix:
+        env["VIRTUAL_ENV"] = sys.prefix
     return ImageCommand(
         pattern=BIFROST_IMAGE,
-        entrypoint=entrypoint or (str(bifrost_executable()),),
+        entrypoint=entrypoint,
         cmd=_IMAGE_CMD,
-        env=dict(_IMAGE_ENV),
+        env=env,
         paths=image_paths(),
     )
 

@@ -38,9 +38,13 @@ def test_bifrost_image_runs_this_environments_bifrost_as_the_dockerfile_does(
     assert image.entrypoint == (str(Path(sys.executable).parent / "bifrost"),)
     assert image.entrypoint == (str(bifrost_executable()),)
     assert image.cmd == ("run", "--health-port", "8080")
+    # the Dockerfile's ENV, its venv's bin/ first on PATH (here: this environment's)
+    venv = {"VIRTUAL_ENV": sys.prefix} if sys.prefix != sys.base_prefix else {}
     assert dict(image.env) == {"HOME": "/tmp", "PYTHONUNBUFFERED": "1",
                                "BIFROST_DATA_DIR": "/var/lib/bifrost",
-                               "PYTHONDONTWRITEBYTECODE": "1"}
+                               "PYTHONDONTWRITEBYTECODE": "1",
+                               "PATH": f"{Path(sys.executable).parent}:/usr/local/sbin:"
+                               "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **venv}
     assert options.root == tmp_path
     assert options.sandbox == "auto"
     # what the image is made of stays visible in the sandbox, even under the Pod's /tmp (a CI

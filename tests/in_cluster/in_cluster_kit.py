@@ -63,8 +63,8 @@ def pod_processes(pod: str) -> list[int]:
 
 
 def exec_in(pid: int, uid: int, *argv: str) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` inside a local Pod's sandbox (its mount and user namespaces, as ``uid``),
-    like ``kubectl exec`` (which the devcluster does not serve)."""
+    """Run ``argv`` inside a local Pod's sandbox (its mount and user namespaces, as ``uid``)
+    from its pid, without the API server (``kubectl exec`` is served too: devcluster/pod_exec)."""
     return subprocess.run(["nsenter", "-t", str(pid), "-U", "-m", "-S", str(uid), "-G",
                            str(uid), "--", *argv],
                           capture_output=True, text=True, timeout=30, check=False)
