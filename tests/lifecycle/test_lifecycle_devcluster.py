@@ -188,10 +188,17 @@ def test_every_lifecycle_transition_through_the_controller(env: Env) -> None:
     env.admin("resume", str(rotation.id))
     env.wait_state("edge", "ready")
 
-    # ready → deleting (held by pausing the teardown) → deleted
+    # ready → deleting (held by pausing the teardown) → deleted. A finalizer on a child keeps
+    # the teardown waiting for that child to go, so it is still active when it is paused (on
+    # the simulated cluster it may otherwise end before the pause).
+    hold = "test.example.com/hold"
+    env.kube.patch("v1", "ConfigMap", "edge-settings", ns,
+                   {"metadata": {"finalizers": [hold]}}, field_manager="lifecycle-test")
     env.kube.delete(GATEWAY_API, "Gateway", "edge", ns)
     teardown = env.hold("edge", uid, "teardown")
     env.wait_state("edge", "deleting")
+    env.kube.patch("v1", "ConfigMap", "edge-settings", ns,
+                   {"metadata": {"finalizers": None}}, field_manager="lifecycle-test")
     env.admin("resume", str(teardown.id))
     row = env.wait_state("edge", "deleted")
     assert row["deleted_at"] is not None
