@@ -59,8 +59,9 @@ def test_forbidden_status_write_is_logged_with_its_fix_and_written_once_granted(
             wait_for(lambda: condition(admin.get(GATEWAY_API, "Gateway", "edge", "apps"),
                                        "Programmed").get("status") == "True",
                      what="Programmed=True once the status write is granted", timeout=90)
-            assert any(r.levelno == logging.INFO and r.getMessage().endswith(
-                "apps/edge: observed again") for r in caplog.records), \
-                [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+            # logged once that pass returned (just after its status write became visible)
+            wait_for(lambda: any(r.levelno == logging.INFO and r.getMessage().endswith(
+                "apps/edge: observed again") for r in caplog.records),
+                what="one INFO line saying the Gateway is observed again", timeout=10)
     finally:
         admin.apply(role)
