@@ -295,10 +295,11 @@ class LeaderElector:
         while not self._stop.is_set():
             leading = self.step()
             wait = self.retry_period
+            if not leading:
+                wait *= 1.0 + 0.2 * self._rng.random()  # jitter the candidates apart
             if leading or self._release_watch is None:
                 self._stop.wait(wait)
                 continue
-            wait *= 1.0 + 0.2 * self._rng.random()  # jitter the candidates apart
             with self._lock:
                 version = self._observed_rv
             # A standby tries again as soon as the leader releases the Lease (a rollout).
