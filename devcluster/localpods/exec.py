@@ -19,6 +19,8 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from devcluster.localpods.process import proc_stats
+
 __all__ = ["ContainerNotRunning", "ExecPlan", "plan_exec", "sandboxed_command"]
 
 
@@ -38,19 +40,7 @@ class ExecPlan:
 
 def _children(pid: int) -> list[int]:
     """The pids whose parent is ``pid`` (from /proc), lowest first."""
-    out: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and fields[1] == str(pid):
-            out.append(int(entry))
-    return sorted(out)
+    return sorted(p for p, fields in proc_stats() if len(fields) > 1 and fields[1] == str(pid))
 
 
 def sandboxed_command(bwrap_pid: int) -> int | None:

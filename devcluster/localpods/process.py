@@ -20,7 +20,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from devcluster.localpods.logs import MAX_LINE
@@ -32,9 +32,9 @@ DRAIN_SECONDS = 2.0
 """How long an exit waits for the rest of the output to reach the log file."""
 
 
-def group_members(pgid: int) -> list[int]:
-    """The pids of process group ``pgid`` (from /proc)."""
-    out: list[int] = []
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """Each process's pid and the fields of its /proc stat after the command name (state,
+    ppid, pgrp, ...)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -43,10 +43,12 @@ def group_members(pgid: int) -> list[int]:
                 stat = f.read().decode("ascii", "replace")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid):
-            out.append(int(entry))
-    return out
+        yield int(entry), stat[stat.rfind(")") + 2 :].split()
+
+
+def group_members(pgid: int) -> list[int]:
+    """The pids of process group ``pgid`` (from /proc)."""
+    return [pid for pid, fields in proc_stats() if len(fields) > 2 and fields[2] == str(pgid)]
 
 
 class ContainerProcess:
