@@ -25,6 +25,7 @@ from support.builders import (
     gateway_class,
     namespace_object,
 )
+from support.editing import edit
 from support.inprocess import running_controller, sqlite_store
 from support.waiting import wait_for
 
@@ -89,11 +90,9 @@ def test_a_literal_namespace_makes_the_blueprint_invalid(
         "child 'leak' (Secret in namespace kube-system) is outside the Gateway's namespace: add "
         '{group: "", kind: Secret, namespaces: [kube-system]} to spec.confinement.allow')
     # The platform team opts in: valid again.
-    obj = kube.get(BIFROST_API, "GatewayClassBlueprint", name)
-    assert obj is not None
-    obj["spec"]["confinement"] = {"allow": [
-        {"group": "", "kind": "Secret", "namespaces": ["kube-system"]}]}
-    kube.replace(obj)
+    edit(kube, BIFROST_API, "GatewayClassBlueprint", name, None,
+         lambda obj: obj["spec"].update(confinement={"allow": [
+             {"group": "", "kind": "Secret", "namespaces": ["kube-system"]}]}))
     wait_for(lambda: (c := valid()) and c["status"] == "True", what=f"{name} Valid=True",
              timeout=TIMEOUT)
 

@@ -17,6 +17,7 @@ import pytest
 from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE, blueprint
 from pydantic import BaseModel, ConfigDict, Field
 from support.builders import gateway, gateway_class
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.informers import Cache
@@ -300,10 +301,8 @@ def test_provision_teardown_hooks(
     wait_for(lambda: len(provision.contexts) == 2, timeout=15, what="re-provision on secret")
 
     # A policy change that changes the merged values starts a new provision.
-    policy = kube.get(BIFROST_API, "GatewayConfig", "gw", namespace)
-    assert policy is not None
-    policy["spec"]["default"] = {"size": "xl"}
-    kube.replace(policy)
+    edit(kube, BIFROST_API, "GatewayConfig", "gw", namespace,
+         lambda policy: policy["spec"].update(default={"size": "xl"}))
     wait_for(lambda: len(provision.contexts) == 3, timeout=15, what="re-provision on policy")
     assert provision.contexts[2].values == {"size": "xl", "tags": {"a": 1, "locked": True}}
 
@@ -380,10 +379,8 @@ def test_restarted_controller_does_not_provision_an_unchanged_gateway(
         assert store.get_gateway(uid) == recorded
 
         # A changed input still provisions, and the new hash is recorded.
-        live = kube.get(GATEWAY_API, "Gateway", "edge", namespace)
-        assert live is not None
-        live["spec"]["listeners"][0]["port"] = 8080
-        kube.replace(live)
+        edit(kube, GATEWAY_API, "Gateway", "edge", namespace,
+             lambda live: live["spec"]["listeners"][0].update(port=8080))
         wait_for(lambda: len(second.contexts) == 1, timeout=15, what="re-provision on change")
         wait_for(
             lambda: store.get_gateway(uid).input_hash not in (None, recorded.input_hash),

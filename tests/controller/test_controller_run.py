@@ -14,9 +14,9 @@ from pathlib import Path
 from controller_kit import BIFROST_API, GATEWAY_API, REPO, accepted, blueprint
 from support.builders import gateway, gateway_class
 from support.controller_process import ControllerProcess
+from support.editing import edit
 from support.waiting import wait_for
 
-from bifrost.kube import Conflict
 from bifrost.kube.client import KubeClient
 from bifrost.store import open_store
 
@@ -68,17 +68,8 @@ def test_class_status_follows_the_blueprint(kube: KubeClient, start_controller) 
     # Fixing the blueprint flips the class to Accepted=True (watch-driven). The controller
     # writes the blueprint's own status meanwhile: read-modify-write retries on a conflict, as
     # any client of a controller-updated object must.
-    for _ in range(10):
-        live = kube.get(BIFROST_API, "GatewayClassBlueprint", bp)
-        assert live is not None
-        live["spec"]["children"][0].pop("dependsOn", None)
-        try:
-            kube.replace(live)
-            break
-        except Conflict:
-            continue
-    else:
-        raise AssertionError("the blueprint could not be updated")
+    edit(kube, BIFROST_API, "GatewayClassBlueprint", bp, None,
+         lambda live: live["spec"]["children"][0].pop("dependsOn", None))
     cond = wait_for(
         lambda: (
             (c := accepted(kube.get(GATEWAY_API, "GatewayClass", cls)))

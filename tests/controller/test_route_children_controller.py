@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE
 from support.builders import gateway_class
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller, ControllerOptions
@@ -169,10 +170,8 @@ def test_route_children_follow_attachment_and_teardown(
              timeout=TIMEOUT, what="route c not accepted")
 
     # route a detaches (its sectionName stops matching): its shadow is pruned, b's stays
-    route = kube.get(GATEWAY_API, "HTTPRoute", "a", ns)
-    assert route is not None
-    route["spec"]["parentRefs"] = [{"name": "web", "sectionName": "nope"}]
-    kube.replace(route)
+    edit(kube, GATEWAY_API, "HTTPRoute", "a", ns,
+         lambda route: route["spec"].update(parentRefs=[{"name": "web", "sectionName": "nope"}]))
     wait_for(lambda: set(_shadows(kube, ns, uid)) == {f"{ns}-b-shadow"}, timeout=TIMEOUT,
              what="shadow of the detached route a pruned")
     wait_for(lambda: _accepted(kube, ns, "a") == [("False", "NoMatchingParent")],

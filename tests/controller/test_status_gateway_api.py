@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from support.builders import gateway_class
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller, ControllerOptions
@@ -316,9 +317,8 @@ def test_listener_refs_protocols_and_observed_generation(
 
     # Spec change (drop the TCP listener): observedGeneration follows, the Gateway is accepted
     # and programmed (the address comes from the blueprint's expression over the live child).
-    gw = _gw(kube, namespace, "edge")
-    gw["spec"]["listeners"] = listeners[:3]
-    kube.replace(gw)
+    edit(kube, GATEWAY_API, "Gateway", "edge", namespace,
+         lambda gw: gw["spec"].update(listeners=listeners[:3]))
     generation = _gw(kube, namespace, "edge")["metadata"]["generation"]
     assert generation >= 2
 
@@ -412,10 +412,8 @@ def test_route_parents_attachment_and_stale_entries(
         timeout=TIMEOUT,
         what="second route accepted",
     )
-    route = kube.get(GATEWAY_API, "HTTPRoute", "second", namespace)
-    assert route is not None
-    route["spec"]["parentRefs"] = [{"name": "elsewhere"}]  # not one of ours
-    kube.replace(route)
+    edit(kube, GATEWAY_API, "HTTPRoute", "second", namespace,  # to a Gateway not ours
+         lambda route: route["spec"].update(parentRefs=[{"name": "elsewhere"}]))
     wait_for(
         lambda: _route_parents(kube, namespace, "second") == [],
         timeout=TIMEOUT,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from controller_kit import BIFROST_API, GATEWAY_API, SYSTEM_NAMESPACE, blueprint
 from support.builders import gateway, gateway_class
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller, ControllerOptions
@@ -178,10 +179,8 @@ def test_gateway_policy_attaches_when_its_gateway_appears(
         {"group": GROUP, "kind": "Gateway", "namespace": namespace, "name": "web"}
     ]
     # A spec change: a new generation, observed.
-    obj = kube.get(BIFROST_API, "GatewayConfig", "tune", namespace)
-    assert obj is not None
-    obj["spec"]["default"] = {"replicas": 3}
-    kube.replace(obj)
+    edit(kube, BIFROST_API, "GatewayConfig", "tune", namespace,
+         lambda obj: obj["spec"].update(default={"replicas": 3}))
     gen = _generation(kube, "GatewayConfig", "tune", namespace)
     assert gen >= 2
     wait_for(lambda: _status(kube, "GatewayConfig", "tune", namespace)
@@ -271,10 +270,8 @@ def test_blueprint_with_a_bad_template_and_its_fix(kube: KubeClient, running: Co
         kube, "GatewayClassBlueprint", name)
 
     # Fixed, but no bifrost GatewayClass uses it yet: Valid, not Accepted (NotReferenced).
-    live = kube.get(BIFROST_API, "GatewayClassBlueprint", name)
-    assert live is not None
-    live["spec"] = good["spec"]
-    kube.replace(live)
+    edit(kube, BIFROST_API, "GatewayClassBlueprint", name, None,
+         lambda live: live.update(spec=good["spec"]))
     wait_for(lambda: (conds("Valid") or ())[:2] == ("True", "Valid"), timeout=TIMEOUT,
              what="blueprint Valid=True after the fix")
     assert (conds("Accepted") or ())[:2] == ("False", "NotReferenced")
@@ -285,10 +282,8 @@ def test_blueprint_with_a_bad_template_and_its_fix(kube: KubeClient, running: Co
              what="blueprint Accepted=True")
     assert f'used by GatewayClass "{cls}"' in (conds("Accepted") or ("", "", ""))[2]
     # A bad CEL expression: InvalidExpression, naming child and field.
-    live = kube.get(BIFROST_API, "GatewayClassBlueprint", name)
-    assert live is not None
-    live["spec"]["children"][0]["readyWhen"] = "object.data.ready =="
-    kube.replace(live)
+    edit(kube, BIFROST_API, "GatewayClassBlueprint", name, None,
+         lambda live: live["spec"]["children"][0].update(readyWhen="object.data.ready =="))
     wait_for(lambda: (conds("Accepted") or ())[:2] == ("False", "InvalidExpression"),
              timeout=TIMEOUT, what="blueprint Accepted=False/InvalidExpression")
     assert "spec.children[config].readyWhen" in (conds("Accepted") or ("", "", ""))[2]

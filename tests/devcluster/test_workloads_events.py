@@ -51,11 +51,17 @@ def test_a_rollout_and_a_scale_down_are_told_by_events(
         "Pulled", "Created", "Started"}
 
     kubectl(kubeconfig_path, "-n", namespace, "scale", "deployment/web", "--replicas=1")
-    wait_for(lambda: any(e[1] == "SuccessfulDelete" for e in _reasons(api_client, namespace)),
-             what="the ReplicaSet's SuccessfulDelete event", timeout=10)
-    got = _reasons(api_client, namespace)
-    assert ("Deployment", "ScalingReplicaSet", "deployment-controller",
-            f"Scaled down replica set {rs_name} from 2 to 1") in got
+    # The Deployment's event and the ReplicaSet's are written by two controllers, in either
+    # order (the ReplicaSet may delete its Pod before the Deployment's event is posted).
+    scaled_down = ("Deployment", "ScalingReplicaSet", "deployment-controller",
+                   f"Scaled down replica set {rs_name} from 2 to 1")
+    got = wait_for(lambda: (g := _reasons(api_client, namespace)) and scaled_down in g
+                   and any(e[1] == "SuccessfulDelete" for e in g) and g,
+                   what="the Deployment's scale-down and the ReplicaSet's SuccessfulDelete events",
+                   timeout=10)
+    deleted = [e for e in got if e[1] == "SuccessfulDelete"]
+    assert len(deleted) == 1 and deleted[0][:3] == ("ReplicaSet", "SuccessfulDelete",
+                                                    "replicaset-controller")
 
     described = kubectl(kubeconfig_path, "-n", namespace, "describe", "deployment", "web").stdout
     assert "ScalingReplicaSet" in described and f"Scaled down replica set {rs_name}" in described

@@ -21,10 +21,10 @@ from acceptance_kit import (
     wait_condition,
 )
 from support.builders import BIFROST_API, gateway
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
-from bifrost.kube import Conflict
 from bifrost.kube.client import KubeClient
 from bifrost.store import SqlStore
 
@@ -73,15 +73,8 @@ def test_a_missing_gateway_config_is_invalid_parameters_until_it_exists(
     wait_condition(kube, namespace, "Programmed", "True", "Programmed")
 
     # Editing the referenced config re-renders the child.
-    for _ in range(20):
-        live = kube.get(BIFROST_API, "GatewayConfig", "edge-params", namespace)
-        assert live is not None
-        live["spec"]["default"] = {"tier": "silver"}
-        try:
-            kube.replace(live)
-            break
-        except Conflict:
-            continue  # its status was written meanwhile
+    edit(kube, BIFROST_API, "GatewayConfig", "edge-params", namespace,
+         lambda live: live["spec"].update(default={"tier": "silver"}))
     wait_for(lambda: (c := child(kube, namespace)) is not None
              and c["data"]["tier"] == "silver",
              what="the child re-rendered after the GatewayConfig changed", timeout=TIMEOUT)

@@ -17,10 +17,10 @@ from acceptance_kit import (
     wait_condition,
 )
 from support.builders import GATEWAY_API, gateway
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
-from bifrost.kube import Conflict
 from bifrost.kube.client import KubeClient
 from bifrost.store import SqlStore
 
@@ -33,14 +33,9 @@ def _https(name: str, host: str) -> dict[str, Any]:
 
 
 def _set_listeners(kube: KubeClient, ns: str, listeners: list[dict[str, Any]]) -> int:
-    for _ in range(20):
-        live = gw(kube, ns)
-        live["spec"]["listeners"] = listeners
-        try:
-            return int(kube.replace(live)["metadata"]["generation"])
-        except Conflict:
-            continue  # the controller wrote status meanwhile
-    raise AssertionError("20 conflicts in a row replacing the Gateway")
+    changed = edit(kube, GATEWAY_API, "Gateway", "edge", ns,
+                   lambda live: live["spec"].update(listeners=listeners))
+    return int(changed["metadata"]["generation"])
 
 
 def test_a_gateway_without_a_valid_listener_gets_no_children(

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 from support.builders import blueprint, gateway, gateway_class
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.class_finalizer import GATEWAY_EXISTS_FINALIZER
@@ -97,10 +98,9 @@ def test_a_class_whose_blueprint_does_not_compile_is_not_accepted(
     # not provisioned: the valid sibling child was not created either
     assert kube.get("v1", "ConfigMap", "web-config", namespace) is None
 
-    fixed = copy.deepcopy(kube.get(BIFROST_API, "GatewayClassBlueprint", bp_name))
-    assert fixed is not None
-    fixed["spec"]["children"][1]["template"] = BROKEN.replace(" | shout", " | upper")
-    kube.replace(fixed)
+    edit(kube, BIFROST_API, "GatewayClassBlueprint", bp_name, None,
+         lambda bp: bp["spec"]["children"][1].update(
+             template=BROKEN.replace(" | shout", " | upper")))
     wait_for(lambda: _when(kube.get(GATEWAY_API, "GatewayClass", cls), "Accepted", "True"),
              timeout=TIMEOUT, what="the class accepted once the blueprint is fixed")
     wait_for(lambda: kube.get("v1", "ConfigMap", "web-config", namespace),

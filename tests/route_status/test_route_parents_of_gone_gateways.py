@@ -11,6 +11,7 @@ from typing import Any
 
 from route_status_kit import CONFIG, bifrost_class, parents
 from support.builders import CONTROLLER_NAME, GATEWAY_API, gateway
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
@@ -103,9 +104,7 @@ def test_entries_for_a_gateway_that_is_not_bifrosts_leave_the_route(
     wait_for(lambda: parents(kube, ns, "moved") == [
         (CONTROLLER_NAME, "web", "True", "Accepted")] or None,
         timeout=TIMEOUT, what="route 'moved' accepted by web")
-    obj = kube.get(GATEWAY_API, "HTTPRoute", "moved", ns)
-    assert obj is not None
-    obj["spec"]["parentRefs"] = [{"name": "plain"}]
-    kube.replace(obj)
+    edit(kube, GATEWAY_API, "HTTPRoute", "moved", ns,
+         lambda obj: obj["spec"].update(parentRefs=[{"name": "plain"}]))
     wait_for(lambda: parents(kube, ns, "moved") == [] or None, timeout=TIMEOUT,
              what="bifrost's entry removed once the parentRef names a foreign Gateway")

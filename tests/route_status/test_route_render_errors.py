@@ -14,6 +14,7 @@ from typing import Any
 
 from route_status_kit import ADDRESSES, CONFIG, accepted_message, bifrost_class, condition, parents
 from support.builders import CONTROLLER_NAME, GATEWAY_API, gateway
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
@@ -73,10 +74,8 @@ def test_a_route_that_cannot_be_rendered_is_reported_on_that_route_alone(
     assert parents(kube, ns, "bad") == [(CONTROLLER_NAME, "web", "False", "UnsupportedValue")]
 
     # the route is fixed: its child appears and it is accepted
-    bad = kube.get(GATEWAY_API, "HTTPRoute", "bad", ns)
-    assert bad is not None
-    bad["spec"]["hostnames"] = ["bad.example.com"]
-    kube.replace(bad)
+    edit(kube, GATEWAY_API, "HTTPRoute", "bad", ns,
+         lambda bad: bad["spec"].update(hostnames=["bad.example.com"]))
     wait_for(lambda: set(route_children(kube, ns, uid)) == {"good-route", "bad-route"} or None,
              timeout=TIMEOUT, what="the fixed route's child applied")
     wait_for(lambda: parents(kube, ns, "bad") == [

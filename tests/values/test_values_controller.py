@@ -22,10 +22,10 @@ from support.builders import (
     gateway_class,
     namespace_policy,
 )
+from support.editing import edit
 from support.waiting import wait_for
 
 from bifrost.controller.manager import Controller
-from bifrost.kube import Conflict
 from bifrost.kube.client import KubeClient
 from bifrost.store import SqlStore
 
@@ -81,17 +81,11 @@ def _accepted(kube: KubeClient, ns: str, name: str) -> tuple[str, str, str, int 
 
 def _set_policy(kube: KubeClient, ns: str, default: dict[str, Any]) -> int:
     """Create or update the tenant's namespace policy; its new generation."""
-    for _ in range(20):
-        obj = kube.get(BIFROST_API, "GatewayConfig", "team", ns)
-        if obj is None:
-            obj = kube.create(namespace_policy(ns, "team", default))
-            return int(obj["metadata"]["generation"])
-        obj["spec"]["default"] = default
-        try:
-            return int(kube.replace(obj)["metadata"]["generation"])
-        except Conflict:
-            continue  # the controller wrote its status meanwhile: read it again
-    raise AssertionError("could not update the GatewayConfig: 20 conflicts in a row")
+    if kube.get(BIFROST_API, "GatewayConfig", "team", ns) is None:
+        return int(kube.create(namespace_policy(ns, "team", default))["metadata"]["generation"])
+    changed = edit(kube, BIFROST_API, "GatewayConfig", "team", ns,
+                   lambda obj: obj["spec"].update(default=default))
+    return int(changed["metadata"]["generation"])
 
 
 def _wait_policy(kube: KubeClient, ns: str, generation: int, status: str,
