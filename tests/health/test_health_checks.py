@@ -90,6 +90,8 @@ def test_heartbeats_report_stalled_and_dead_threads_and_forget_ended_ones() -> N
     alive = threading.Thread(target=worker, name="worker-0")
     doomed = threading.Thread(target=dies, name="engine-0")
     alive.start()
+    # worker-0 tracks itself on its own thread: the checks below must not run before it did
+    wait_for(lambda: beats.check(timedelta(seconds=10))["tracked"] == 1, what="worker-0 tracked")
     doomed.start()
     doomed.join()
     beats.beat()  # an untracked thread's beat is ignored
