@@ -307,6 +307,21 @@ def test_paused_deployment_waits_for_resume(kubeconfig_path, namespace, api_clie
     assert len(_replica_sets(api_client, namespace)) == 2
 
 
+def _replace_scale(apps: client.AppsV1Api, ns: str, name: str, replicas: int) -> Any:
+    """Replace the Deployment's Scale from a fresh read, reading again on a 409: the
+    deployment controller writes the Deployment's status (which moves the Scale's
+    resourceVersion) while its Pods become ready, as any client of a live object must expect."""
+    for _ in range(20):
+        fresh = apps.read_namespaced_deployment_scale(name, ns)
+        fresh.spec.replicas = replicas
+        try:
+            return apps.replace_namespaced_deployment_scale(name, ns, fresh)
+        except client.ApiException as e:
+            if e.status != 409:
+                raise
+    raise AssertionError(f"cannot replace the Scale of {ns}/{name}: 20 conflicts in a row")
+
+
 def test_scale_subresource(api_client, namespace) -> None:
     apps = client.AppsV1Api(api_client)
     _body = {
@@ -349,9 +364,7 @@ def test_scale_subresource(api_client, namespace) -> None:
     assert ei.value.status == 422
     assert body_of(ei.value)["details"]["causes"][0]["field"] == "spec.replicas"
 
-    fresh = apps.read_namespaced_deployment_scale("web", namespace)
-    fresh.spec.replicas = 3
-    out = apps.replace_namespaced_deployment_scale("web", namespace, fresh)
+    out = _replace_scale(apps, namespace, "web", 3)
     assert out.spec.replicas == 3
     d = apps.read_namespaced_deployment("web", namespace)
     assert d.spec.replicas == 3 and d.metadata.generation == created.metadata.generation + 1
