@@ -401,7 +401,9 @@ def test_follow_with_timestamps_joins_a_line_written_in_parts(
     conn.close()
 
 
-def test_view_may_read_logs_and_others_may_not(kubeconfig_path: Path, namespace: str) -> None:
+def test_view_may_read_logs_and_others_may_not(
+    kubeconfig_path: Path, namespace: str, api_client: client.ApiClient
+) -> None:
     kubectl(
         kubeconfig_path,
         "-n",
@@ -423,6 +425,13 @@ def test_view_may_read_logs_and_others_may_not(kubeconfig_path: Path, namespace:
     assert can_i("viewer", "get", "pods", "--subresource=log") == "yes"
     assert can_i("stranger", "get", "pods/log") == "no"
     kubectl(kubeconfig_path, "-n", namespace, "run", "p", "--image=nginx")
+    # the scheduler and the simulated kubelet start the Pod a moment later; until its
+    # container runs, pods/log answers 400 "is not available" to anyone
+    core = client.CoreV1Api(api_client)
+    wait_for(
+        lambda: core.read_namespaced_pod("p", namespace).status.phase == "Running",
+        what="pod p running",
+    )
     out = kubectl(kubeconfig_path, "-n", namespace, "--as", "viewer", "logs", "p")
     assert out.stdout == ""
     # a user who may read pods but not their logs is refused the subresource itself
