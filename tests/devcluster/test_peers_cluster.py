@@ -253,6 +253,10 @@ def test_each_child_has_its_own_port_closed_on_deletion(
     assert try_handshake(pa, "b.example.com", ca) is None
     kube.delete(GW, "Gateway", "ga", ns)
     wait_for(lambda: peers.port(GW, "Gateway", ns, "ga") is None, what="ga's server stopped")
+    # the data plane forgets the child's port before it stops its server (remove_child pops it,
+    # then stops the serving thread and closes the socket): wait for the handshake to fail
+    wait_for(lambda: try_handshake(pa, "a.example.com", ca) is None,
+             what="ga's port no longer serving a.example.com")
     with pytest.raises(HandshakeFailed):
         handshake(pa, "a.example.com", ca)
 
