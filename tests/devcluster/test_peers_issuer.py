@@ -198,11 +198,16 @@ def test_issuance_waits_for_the_configured_delay(
     issuer = make_issuer(issuance_delay=0.8)
     created = datetime.now(UTC)
     kube.create(certificate(ns, "slow", "slow-tls", ["slow.example.com"], ns))
-    pending = wait_for(
-        lambda: condition(kube.get(CM, "Certificate", "slow", ns), "Issuing"), what="Issuing"
+    # both conditions from the one read that showed Issuing: a second read may come after the
+    # 0.8 s delay, when the issuer has made the Certificate Ready
+    issuing = wait_for(
+        lambda: (c := kube.get(CM, "Certificate", "slow", ns)) and condition(c, "Issuing") and c,
+        what="Issuing",
     )
-    assert (pending["status"], pending["reason"]) == ("True", "DoesNotExist")
-    ready = condition(kube.get(CM, "Certificate", "slow", ns), "Ready")
+    pending = condition(issuing, "Issuing")
+    assert pending is not None and (pending["status"], pending["reason"]) == (
+        "True", "DoesNotExist")
+    ready = condition(issuing, "Ready")
     assert ready is not None and (ready["status"], ready["reason"]) == ("False", "DoesNotExist")
     ready_cert(kube, ns, "slow")
     [attempt] = issuer.attempts
