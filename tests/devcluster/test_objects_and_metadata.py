@@ -150,9 +150,16 @@ def test_namespace_deletion_terminates_then_removes_contents(api_client) -> None
     with pytest.raises(client.ApiException) as ei:
         core.create_namespaced_config_map(ns, {"metadata": {"name": "late"}})
     assert ei.value.status == 403
-    wait_for(lambda: len(core.list_namespaced_config_map(ns).items) == 1)
-    held = core.read_namespaced_config_map("held", ns)
-    assert held.metadata.deletion_timestamp is not None
+    # the namespace controller deletes the contents one by one ("a", then "held" marked
+    # deleting): wait for the end state itself, not for the count that "a" alone brings down
+    wait_for(
+        lambda: [
+            (cm.metadata.name, cm.metadata.deletion_timestamp is not None)
+            for cm in core.list_namespaced_config_map(ns).items
+        ]
+        == [("held", True)],
+        what="only 'held' left, being deleted",
+    )
     assert core.read_namespace(ns).status.phase == "Terminating"
     core.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}})
 
