@@ -211,13 +211,13 @@ def test_threads_elect_one_leader_and_fail_over_after_a_crash(
     a.start()
     b.start()
     try:
-        wait_for(watch_exclusive, timeout=5, what="one leader")
+        wait_for(watch_exclusive, timeout=15, what="one leader")
         first = a if a.is_leader else b
         second = b if first is a else a
         for _ in range(10):  # stays exclusive while renewing
             assert watch_exclusive()
         first.stop(release=False)  # crash: the lease is left held
-        wait_for(lambda: second.is_leader, timeout=5, what="failover")
+        wait_for(lambda: second.is_leader, timeout=15, what="failover")
         assert lease(kube, namespace)["holderIdentity"] == second.identity
         assert not both_led.is_set()
     finally:
