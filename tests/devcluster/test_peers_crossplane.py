@@ -231,6 +231,27 @@ def test_ready_delay_shows_creating_first(tmp_path: Any) -> None:
         dc.stop()
 
 
+def _changes_until_deleted(own: Client, obj: dict[str, Any]) -> list[tuple[str, bool, list[str]]]:
+    """(type, marked for deletion, finalizers) of each change of ``obj`` after the version read,
+    up to its deletion."""
+    meta = obj["metadata"]
+    stream = own.watch(EC2, "SecurityGroup", resource_version=meta["resourceVersion"],
+                       timeout_seconds=5)
+    changes: list[tuple[str, bool, list[str]]] = []
+    try:
+        for event in stream:
+            got = event.get("object") or {}
+            if event.get("type") == "BOOKMARK" or got["metadata"].get("uid") != meta["uid"]:
+                continue
+            changes.append((str(event["type"]), bool(got["metadata"].get("deletionTimestamp")),
+                            list(got["metadata"].get("finalizers") or [])))
+            if event["type"] == "DELETED":
+                break
+    finally:
+        stream.close()
+    return changes
+
+
 def test_the_finalizer_holds_a_deleted_object_until_the_provider_releases_it(
     tmp_path: Any,
 ) -> None:
@@ -246,12 +267,16 @@ def test_the_finalizer_holds_a_deleted_object_until_the_provider_releases_it(
                 client.apply(managed(EC2, "SecurityGroup", "held"))
                 obj = wait_for(lambda: ready(client, EC2, "SecurityGroup", "held"), what="ready")
                 assert obj["metadata"]["finalizers"] == [FINALIZER]
-                client.delete(EC2, "SecurityGroup", "held")
-                marked = client.get(EC2, "SecurityGroup", "held")
-                assert marked is not None and marked["metadata"].get("deletionTimestamp")
+                # (timed from before the delete: the provider's delay starts when it sees the
+                # deletion mark, after the delete)
                 started = time.monotonic()
+                client.delete(EC2, "SecurityGroup", "held")
                 wait_for(lambda: client.get(EC2, "SecurityGroup", "held") is None, what="gone")
-                assert time.monotonic() - started >= 0.3
+                assert time.monotonic() - started >= opts.deletion_delay
+                # it lingered marked, its finalizer held, until the provider released it: read
+                # from the watch history (a get after the delete may come after the release)
+                assert _changes_until_deleted(own, obj) == [
+                    ("MODIFIED", True, [FINALIZER]), ("DELETED", True, [])]
             finally:
                 xp.stop()
     finally:
