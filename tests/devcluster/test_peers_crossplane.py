@@ -215,20 +215,42 @@ def test_ready_delay_shows_creating_first(tmp_path: Any) -> None:
         with KubeClient.from_kubeconfig(path) as client, Client.from_kubeconfig(path) as own:
             xp = Crossplane(own, options=CrossplaneOptions(ready_delay=0.5)).start()
             try:
-                client.apply(managed(EC2, "SecurityGroup", "slow"))
-
-                def creating() -> dict[str, Any] | None:
-                    r = condition(client.get(EC2, "SecurityGroup", "slow"), "Ready")
-                    return r if r and r["reason"] == "Creating" else None
-
-                assert wait_for(creating, what="Creating")["status"] == "False"
+                created = client.apply(managed(EC2, "SecurityGroup", "slow"))
                 obj = wait_for(lambda: ready(client, EC2, "SecurityGroup", "slow"),
                                what="ready after the delay")
                 assert obj["status"]["atProvider"]["id"].startswith("sg-")
+                # Creating came first, for the delay: read from the watch history (polling for
+                # it could miss a state that lasts 0.5 s on a loaded machine)
+                assert _ready_states(own, created, until=obj) == [
+                    ("False", "Creating"), ("True", "Available")]
             finally:
                 xp.stop()
     finally:
         dc.stop()
+
+
+def _ready_states(own: Client, created: dict[str, Any],
+                  until: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (status, reason) of the Ready condition each time it changed, from the version
+    ``created`` to the version ``until``."""
+    meta = created["metadata"]
+    stream = own.watch(EC2, "SecurityGroup", resource_version=meta["resourceVersion"],
+                       timeout_seconds=5)
+    states: list[tuple[str, str]] = []
+    try:
+        for event in stream:
+            got = event.get("object") or {}
+            if event.get("type") == "BOOKMARK" or got["metadata"].get("uid") != meta["uid"]:
+                continue
+            cond = condition(got, "Ready")
+            state = (str(cond["status"]), str(cond["reason"])) if cond else None
+            if state is not None and (not states or states[-1] != state):
+                states.append(state)
+            if got["metadata"]["resourceVersion"] == until["metadata"]["resourceVersion"]:
+                break
+    finally:
+        stream.close()
+    return states
 
 
 def _changes_until_deleted(own: Client, obj: dict[str, Any]) -> list[tuple[str, bool, list[str]]]:
