@@ -49,6 +49,7 @@ from bifrost.kube.errors import (
     Gone,
     KubeError,
     NotFound,
+    PathNotServed,
     UnknownKind,
     translate_errors,
 )
@@ -448,22 +449,28 @@ class KubeClient:
         content_type: str | None = None,
         **params: Any,
     ) -> Obj:
-        with self._observed(method, path), translate_errors(kind=kind, name=name,
-                                                             namespace=namespace):
-            response = self._dyn().request(
-                method,
-                path,
-                body=body,
-                content_type=content_type,
-                serialize=False,
-                _request_timeout=self.request_timeout,
-                **{k: v for k, v in params.items() if v is not None},
-            )
-            try:
-                data = response.data
-            finally:
-                with contextlib.suppress(Exception):
-                    response.release_conn()
+        try:
+            with self._observed(method, path), translate_errors(kind=kind, name=name,
+                                                                 namespace=namespace):
+                response = self._dyn().request(
+                    method,
+                    path,
+                    body=body,
+                    content_type=content_type,
+                    serialize=False,
+                    _request_timeout=self.request_timeout,
+                    **{k: v for k, v in params.items() if v is not None},
+                )
+                try:
+                    data = response.data
+                finally:
+                    with contextlib.suppress(Exception):
+                        response.release_conn()
+        except PathNotServed:
+            # The kind is gone (its CRD deleted): the next use of it reads discovery again and
+            # raises UnknownKind, instead of requesting a path the server no longer serves.
+            self.forget_discovery()
+            raise
         if not data:
             return {}
         decoded = json.loads(data)

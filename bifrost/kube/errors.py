@@ -43,6 +43,7 @@ __all__ = [
     "Invalid",
     "KubeError",
     "NotFound",
+    "PathNotServed",
     "Retryable",
     "ServerError",
     "TooManyRequests",
@@ -125,6 +126,12 @@ class ConnectionFailed(Retryable):
 
 class NotFound(KubeError):
     """404: the object (or its namespace) does not exist."""
+
+
+class PathNotServed(NotFound):
+    """A 404 without a Status body: the server serves no such path, so the object's kind itself
+    is gone (its CRD was deleted after discovery was read). Still a :class:`NotFound` (the
+    object does not exist either); the client forgets the kind's discovery when it sees one."""
 
 
 class Forbidden(KubeError):
@@ -287,6 +294,8 @@ def map_error(
             message, delay=after if after is not None else DEFAULT_RETRY_DELAY, **common
         )
     if status == 404:
+        if body.get("kind") != "Status":  # the plain-text "404 page not found" of an unserved path
+            return PathNotServed(message, **common)
         return NotFound(message, **common)
     if status == 403:
         return Forbidden(message, **common)

@@ -52,7 +52,15 @@ from bifrost.engine import (
     Wait,
 )
 from bifrost.engine.step import wait_key
-from bifrost.kube import Invalid, Kube, KubeError, KubeReader, Retryable, UnknownKind
+from bifrost.kube import (
+    Invalid,
+    Kube,
+    KubeError,
+    KubeReader,
+    PathNotServed,
+    Retryable,
+    UnknownKind,
+)
 from bifrost.machines.provision import ProvisionContext
 from bifrost.records import CertificateRecord, ChildRecord
 from bifrost.render import (
@@ -746,6 +754,10 @@ class ApplyChildren(_ProvisionStep, Step[NoInput, ChildrenApplied]):
         except Retryable as e:
             return Retry(f"applying child {key!r} ({kind} {where}): {e}",
                          backoff=timedelta(seconds=e.delay))
+        except PathNotServed:
+            return Fail(f"child {key!r} ({source}): the cluster no longer serves {api_version} "
+                        f"{kind} (its CRD was deleted?): reinstall the CRD, then change the "
+                        "Gateway or run bifrost-admin retry NS/NAME")
         except KubeError as e:
             return Fail(
                 f"child {key!r} ({kind} {where}, from {source}) "
