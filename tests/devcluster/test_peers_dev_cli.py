@@ -28,6 +28,14 @@ def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
+def _drained(*pumps: threading.Thread) -> None:
+    """Wait for the pumps to reach the end of the exited process's output: its last lines are
+    in the pipe, not yet in the queue, when ``wait`` returns."""
+    for pump in pumps:
+        pump.join(timeout=10)
+        assert not pump.is_alive(), "the process's output did not end"
+
+
 def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(KUBECTL), "--kubeconfig", str(kubeconfig), *args],
@@ -56,7 +64,8 @@ def test_bifrost_dev_serves_kubectl_and_stops_on_sigint(tmp_path: Path) -> None:
     )
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None and proc.stderr is not None
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    pump = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+    pump.start()
     try:
         try:
             first = lines.get(timeout=30)
@@ -103,6 +112,7 @@ def test_bifrost_dev_serves_kubectl_and_stops_on_sigint(tmp_path: Path) -> None:
         assert rc == 0, stderr
         assert "Traceback" not in stderr, stderr
         print(f"bifrost dev stopped {stopped_in:.2f}s after SIGINT")
+        _drained(pump)
         rest = ""
         while not lines.empty():
             rest += lines.get()
@@ -133,8 +143,10 @@ def test_bifrost_dev_runs_the_controller(tmp_path: Path) -> None:
     lines: queue.Queue[str] = queue.Queue()
     errors: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None and proc.stderr is not None
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    threading.Thread(target=_pump, args=(proc.stderr, errors), daemon=True).start()
+    pumps = [threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True),
+             threading.Thread(target=_pump, args=(proc.stderr, errors), daemon=True)]
+    for pump in pumps:
+        pump.start()
 
     def stderr() -> str:
         out = ""
@@ -187,6 +199,7 @@ def test_bifrost_dev_runs_the_controller(tmp_path: Path) -> None:
 
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=30)
+        _drained(*pumps)
         err = stderr()
         assert rc == 0, err
         assert "Traceback" not in err, err
