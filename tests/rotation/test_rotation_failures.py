@@ -103,9 +103,20 @@ def test_changed_listener_hostname_rotates_to_a_covering_certificate(env: Env) -
     (new,) = env.attached(uid, "https-0")
     assert new.dns_names == ("new.example.com",)
     assert [o["metadata"]["name"] for o in env.certificate_objects(uid)] == [new.object_name]
-    # the child serves the new hostname with the new certificate
-    wait_for(lambda: env.child_gateway("rename")["spec"]["listeners"][0]["hostname"]
-             == "new.example.com", timeout=30, what="the child to follow the hostname")
+    # the child serves the new hostname with the new certificate. The provision that follows
+    # the changed Gateway writes the child's hostname; the load balancer peer hands it to the
+    # data plane on its own watch, then reports it in the child's status with that generation:
+    # only then does the data plane select by the new hostname.
+    def child_followed() -> bool:
+        child = env.child_gateway("rename")
+        generation = child["metadata"].get("generation")
+        conditions = (child.get("status") or {}).get("conditions") or []
+        return (child["spec"]["listeners"][0]["hostname"] == "new.example.com"
+                and bool(conditions)
+                and all(c.get("observedGeneration") == generation for c in conditions))
+
+    wait_for(child_followed, timeout=30,
+             what="the child to follow the hostname, observed by the load balancer")
     loop = env.handshakes("rename", ("new.example.com",), new)
     assert loop.handshake(loop.targets[0]) == new.fingerprint_sha256
 
