@@ -139,6 +139,17 @@ class Env:
                 if o.machine == ROTATION_MACHINE]
 
 
+def resync_observed(controller: Controller, *, timeout: float = 30) -> None:
+    """Enqueue every known key again (``Controller.resync``) and wait until at least that many
+    observations finished after it and no key is ready in the queue. A check that a pass did
+    nothing (no write, no operation started) then runs after the pass, not before it: the
+    resync only enqueues, the workers observe later."""
+    before = controller.stats["observed"]
+    keys = controller.resync()
+    wait_for(lambda: controller.stats["observed"] >= before + keys and not len(controller.queue),
+             timeout=timeout, what=f"the resync's {keys} keys observed")
+
+
 @contextmanager
 def running_controller(kube: KubeClient, store: SqlStore, *, identity: str = "rotation-test",
                        lease_namespace: str = "bifrost-system") -> Iterator[Controller]:

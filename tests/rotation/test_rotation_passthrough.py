@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from rotation_kit import Env, example_blueprint, https_gateway
+from rotation_kit import Env, example_blueprint, https_gateway, resync_observed
 from support.builders import gateway_class
 from support.waiting import wait_for
 
@@ -70,5 +70,8 @@ def test_user_secret_change_rotates_to_a_new_copy_without_downtime(env: Env) -> 
     assert new.fingerprint_sha256 == second.fingerprint_sha256
     assert not env.secret_exists(old.object_name)  # the old copy is gone
     assert env.secret_exists("pass-user-tls")  # the user's Secret is never touched
-    # no second rotation: the attached copy now matches the user's Secret
+    # no second rotation: the attached copy now matches the user's Secret (checked once the
+    # Gateway was observed again after the rotation: the observer is what would start one)
+    assert env.controller is not None
+    resync_observed(env.controller)
     assert len(env.rotations(uid)) == 1
