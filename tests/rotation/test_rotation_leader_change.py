@@ -282,7 +282,10 @@ def scene(rotation_cluster: Path, tmp_path: Path) -> Iterator[Scene]:
                    lease_duration=LEASE_DURATION_S, environment=CONTROLLER_ENVIRONMENT)
     loop: HandshakeLoop | None = None
     try:
-        kube.apply(example_blueprint(f"bp-{namespace}", drainSeconds=3))
+        # the paused-leader test resumes the old leader during the drain and needs its late
+        # commit and its step-down (a renew period) to happen before the drain ends: 8 s leaves
+        # room on a loaded machine
+        kube.apply(example_blueprint(f"bp-{namespace}", drainSeconds=8))
         kube.apply(gateway_class(f"gc-{namespace}", f"bp-{namespace}"))
         kube.apply(https_gateway(namespace, "edge", f"gc-{namespace}", HOSTNAMES))
         a.start()
