@@ -178,6 +178,18 @@ def _programmed(obj: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _wait_accepted(
+    kube: KubeClient, api_version: str, kind: str, name: str, namespace: str | None
+) -> None:
+    def accepted() -> bool:
+        conditions = ((kube.get(api_version, kind, name, namespace) or {}).get("status")
+                      or {}).get("conditions") or []
+        return any(c.get("type") == "Accepted" and c.get("status") == "True"
+                   for c in conditions)
+
+    wait_for(accepted, timeout=15, what=f"{kind} {namespace or ''}/{name} Accepted=True")
+
+
 def test_provision_teardown_hooks(
     cluster: DevCluster,
     kube: KubeClient,
@@ -276,6 +288,18 @@ def test_provision_teardown_hooks(
         timeout=10,
         what="operation Events on the Gateway",
     )
+
+    # Converged first: the class, the blueprint and both policies have their status written on
+    # their own keys, by the other worker as well, and the blueprint's and the GatewayConfig's
+    # once more when the class and the Gateway appear (NotReferenced, TargetNotFound ->
+    # Accepted). Nothing orders those writes before the Gateway's Programmed and Events.
+    for api_version, kind, name, ns in (
+        (GATEWAY_API, "GatewayClass", cls, None),
+        (BIFROST_API, "GatewayClassBlueprint", bp, None),
+        (BIFROST_API, "GatewayClassConfig", f"class-{suffix}", SYSTEM_NAMESPACE),
+        (BIFROST_API, "GatewayConfig", "gw", namespace),
+    ):
+        _wait_accepted(kube, api_version, kind, name, ns)
 
     # A resync of a converged Gateway writes nothing: no API write (leases aside), no new
     # operation, no store update.
