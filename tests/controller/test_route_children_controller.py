@@ -177,18 +177,20 @@ def test_route_children_follow_attachment_and_teardown(
     wait_for(lambda: _accepted(kube, ns, "a") == [("False", "NoMatchingParent")],
              timeout=TIMEOUT, what="route a's status agrees: not accepted")
 
-    # route c is fixed and attaches; route b is deleted
-    route = kube.get(GATEWAY_API, "HTTPRoute", "c", ns)
-    assert route is not None
-    route["spec"]["parentRefs"] = [{"name": "web"}]
-    kube.replace(route)
+    # route c is fixed and attaches (the controller writes its status: edit, not replace);
+    # route b is deleted
+    edit(kube, GATEWAY_API, "HTTPRoute", "c", ns,
+         lambda route: route["spec"].update(parentRefs=[{"name": "web"}]))
     kube.delete(GATEWAY_API, "HTTPRoute", "b", ns)
     wait_for(lambda: set(_shadows(kube, ns, uid)) == {f"{ns}-c-shadow"}, timeout=TIMEOUT,
              what="shadow of c created, shadow of the deleted route b pruned")
     wait_for(lambda: _programmed(kube, ns, "web") == "True", timeout=TIMEOUT,
              what="Gateway programmed with its route children")
-    assert {(r.child_id, r.route_key) for r in running.store.list_children(uid)} == {
-        ("config", None), ("shadow", f"{ns}/c")}
+    # the provision changes the inventory after the cluster (a child is created, then
+    # recorded; deleted, then its row goes), and Programmed may be the True of before
+    wait_for(lambda: {(r.child_id, r.route_key) for r in running.store.list_children(uid)} == {
+        ("config", None), ("shadow", f"{ns}/c")}, timeout=TIMEOUT,
+        what="the inventory: the config and c's shadow")
 
     # the Gateway goes: every child goes, then the finalizer
     kube.delete(GATEWAY_API, "Gateway", "web", ns)
