@@ -372,14 +372,19 @@ def test_route_parents_attachment_and_stale_entries(
     kube.create(_route(namespace, "wrong-section", [{"name": "web", "sectionName": "nope"}]))
     kube.create(_route(other, "foreign", [{"name": "web", "namespace": namespace}]))
 
-    wait_for(
-        lambda: _route_accepted(kube, namespace, "good") == [("True", "Accepted")],
-        timeout=TIMEOUT,
-        what="route accepted",
-    )
-    good = _route_parents(kube, namespace, "good")[0]
+    # Accepted and ResolvedRefs together: the Service and the route reach the controller's
+    # cache on two watch streams, so the route may first be judged without its backend
+    # (Accepted, BackendNotFound) and again once the Service arrives.
+    def good_parent() -> dict[str, Any] | None:
+        parents = _route_parents(kube, namespace, "good")
+        return parents[0] if [
+            (_state(_cond(p.get("conditions"), "Accepted")),
+             _state(_cond(p.get("conditions"), "ResolvedRefs"))) for p in parents
+        ] == [(("True", "Accepted"), ("True", "ResolvedRefs"))] else None
+
+    good = wait_for(good_parent, timeout=TIMEOUT, what="route accepted, its backend resolved")
+    assert good is not None
     assert good["parentRef"]["name"] == "web"
-    assert _state(_cond(good["conditions"], "ResolvedRefs")) == ("True", "ResolvedRefs")
     assert all(c.get("observedGeneration") == 1 for c in good["conditions"])
     wait_for(
         lambda: (
