@@ -65,7 +65,7 @@ def test_one_leader_and_takeover_after_kill(kube: KubeClient, start_controller) 
     # The follower may take over once it has seen the Lease unchanged for a lease duration,
     # observed from its last read (retry period apart): allow one retry period of slack.
     assert took <= LEASE_DURATION + 2.0, f"takeover took {took:.1f}s"
-    wait_for(lambda: _leading(follower) is True, timeout=5, what="follower reports leading")
+    wait_for(lambda: _leading(follower) is True, timeout=15, what="follower reports leading")
 
 
 def test_sigterm_shuts_down_cleanly_and_releases_the_lease(  # type: ignore[no-untyped-def]
