@@ -158,8 +158,12 @@ def test_logs_of_the_current_run(
     ip = wait_ready(core, namespace, "talk")["podIP"]
     logs = cluster.api.pod_logs
     assert logs is not None
-    current = logs.read(namespace, "talk", "app", previous=False) or b""
-    assert f"app listening on {ip}:8080".encode() in current
+    # the app prints the line before it serves, but a pipe-draining thread of the runtime
+    # writes it to the log file: it may land after the readiness probe passed
+    listening = f"app listening on {ip}:8080".encode()
+    wait_for(lambda: listening in (logs.read(namespace, "talk", "app", previous=False) or b""),
+             what=lambda: f"{listening!r} in the log: "
+             f"{logs.read(namespace, 'talk', 'app', previous=False)!r}", timeout=10)
     assert logs.read(namespace, "talk", "app", previous=True) == b""
 
 
