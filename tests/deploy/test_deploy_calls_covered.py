@@ -101,9 +101,11 @@ def whoami(kubeconfig: Path) -> str:
     return done.stdout.strip()
 
 
-def aggregated(admin: KubeClient, name: str) -> dict[str, Any] | None:
-    role = admin.get("rbac.authorization.k8s.io/v1", "ClusterRole", name)
-    return role if role and role.get("rules") else None
+def aggregated(admin: KubeClient, name: str, wanted: list[dict[str, Any]]) -> bool:
+    """Whether ClusterRole ``name`` holds every rule of the ClusterRoles ``wanted``."""
+    role = admin.get("rbac.authorization.k8s.io/v1", "ClusterRole", name) or {}
+    rules = role.get("rules") or []
+    return all(rule in rules for doc in wanted for rule in doc.get("rules") or [])
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +126,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         admin.apply(UNRELATED)
         for doc in [*rbac, *(d for d in examples if d["kind"] in RBAC_KINDS)]:
             admin.apply(doc)
-        wait_for(lambda: aggregated(admin, "bifrost-children"),
+        # every example's rules: the aggregation controller passes as the roles arrive, so
+        # bifrost-children may hold the first example's rules before the second's
+        example_roles = [d for d in examples if d["kind"] == "ClusterRole"
+                         and (d["metadata"].get("labels") or {}).get(
+                             "gateway.bifrost.dev/aggregate-to-controller") == "true"]
+        assert len(example_roles) == 2
+        wait_for(lambda: aggregated(admin, "bifrost-children", example_roles),
                  what="the examples' rules aggregated into bifrost-children", timeout=TIMEOUT)
         as_sa = service_account_kubeconfig(workdir / "kubeconfig", workdir / "sa-kubeconfig")
         kube = KubeClient.from_kubeconfig(as_sa)
