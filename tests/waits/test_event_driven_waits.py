@@ -12,7 +12,7 @@ from support.inprocess import running_controller, sqlite_store
 from support.waiting import wait_for
 
 from bifrost.kube import KubeClient
-from bifrost.records import JournalOutcome, OperationStatus
+from bifrost.records import JournalOutcome, OperationRecord, OperationStatus
 
 READY_WHEN = "has(object.data.ready)"
 
@@ -28,15 +28,20 @@ def test_the_childs_event_wakes_the_waiting_provision(kube: KubeClient, namespac
     kube.create(gateway_class(f"gc-{suffix}", f"bp-{suffix}"))
     uid = kube.create(gateway(namespace, "edge", f"gc-{suffix}"))["metadata"]["uid"]
     with sqlite_store(tmp_path) as store, running_controller(kube, store, name="waits"):
-        def waiting_row() -> object:
+        def waiting() -> OperationRecord | None:
             rows = [j for j in store.journal(gateway_uid=uid)
                     if j.step == "wait_ready" and j.outcome is JournalOutcome.WAIT]
-            return rows[-1] if rows and rows[-1].repeats >= 4 else None
+            if not rows or rows[-1].repeats < 4:
+                return None
+            # read after the journal: each recheck begins the step again (status running)
+            # before it waits once more, so a read of the operation may fall in between
+            op = next(o for o in store.list_operations(gateway_uid=uid)
+                      if o.machine == "provision")
+            return op if op.status is OperationStatus.WAITING else None
 
         # the recheck backs off: 0.2 s, 0.4, 0.8, 1.6 s ... (one row, its repeats counted)
-        wait_for(waiting_row, timeout=20, what="the provision waiting for its child, repeatedly")
-        op = next(o for o in store.list_operations(gateway_uid=uid) if o.machine == "provision")
-        assert op.status is OperationStatus.WAITING
+        op = wait_for(waiting, timeout=20, what="the provision waiting for its child, repeatedly")
+        assert op is not None
         assert op.bookkeeping.wait_on == (f"ConfigMap/{namespace}/edge-settings",)
         rows = [j for j in store.journal(gateway_uid=uid) if j.step == "wait_ready"]
         assert sum(1 for j in rows if j.outcome is JournalOutcome.WAIT) == 1
