@@ -146,7 +146,8 @@ def test_a_pod_that_never_restarts_fails(core: client.CoreV1Api, namespace: str)
     env = [{"name": "APP_MODE", "value": "crash"}]
     body = pod_body("once", env=env, probes={}, spec={"restartPolicy": "Never"})
     core.create_namespaced_pod(namespace, body)
-    wait_for(lambda: status_of(core, namespace, "once").get("phase") == "Failed")
+    wait_for(lambda: status_of(core, namespace, "once").get("phase") == "Failed",
+             what="the pod that never restarts to fail", timeout=20)
     cs = container_status(core, namespace, "once")
     assert cs["restartCount"] == 0 and cs["state"]["terminated"]["exitCode"] == 3
 

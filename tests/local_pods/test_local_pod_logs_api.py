@@ -38,6 +38,7 @@ def test_a_local_pods_log_keeps_its_streams_and_times(
     wait_for(
         lambda: status_of(core, namespace, "printer").get("phase") == "Succeeded",
         what=lambda: f"the pod to succeed: {status_of(core, namespace, 'printer')}",
+        timeout=20,
     )
 
     source = cluster.api.pod_logs

@@ -52,7 +52,7 @@ def _app_cgroup(uid: str) -> Path:
                 return p
         return None
 
-    return wait_for(find, what=f"a process of pod {uid} in its cgroup", timeout=10)
+    return wait_for(find, what=f"a process of pod {uid} in its cgroup", timeout=20)
 
 
 def _limit_of(path: Path) -> int:
