@@ -248,8 +248,10 @@ def test_both_classes_converge_to_a_programmed_gateway_on_its_load_balancer(
     internal: dict[str, bool] = {}
     for name, gw in converged.items():
         cls = gw["spec"]["gatewayClassName"]
-        gclass = edge.kube.get(GATEWAY_API, "GatewayClass", cls)
-        assert status_of(gclass, "Accepted") == "True"
+        # the class's status is its own queue key's write: not ordered before the Gateway's
+        wait_for(lambda c=cls: status_of(edge.kube.get(GATEWAY_API, "GatewayClass", c),
+                                         "Accepted") == "True",
+                 what=f"GatewayClass {cls} Accepted", timeout=TIMEOUT)
         assert status_of(gw, "Accepted") == "True"
         assert FINALIZER in gw["metadata"]["finalizers"]
         [listener] = gw["status"]["listeners"]
