@@ -1,19 +1,29 @@
 """Container probes: when a probe is due and what its results mean (a pure state machine on an
-injected clock), and the prober that runs one (HTTP GET, TCP connect).
+injected clock), and the prober that runs one (HTTP GET, TCP connect, exec).
 
 Upstream's semantics: the first probe runs ``initialDelaySeconds`` after the container started,
 then every ``periodSeconds`` (10); a probe that does not answer within ``timeoutSeconds`` (1)
 failed; the result flips after ``successThreshold`` (1) successes or ``failureThreshold`` (3)
 failures in a row. A readiness result starts False, a liveness result True; the startup probe
 starts False and, once it succeeded, is never run again; until then neither liveness nor
-readiness is probed. Exec probes are not supported (they fail, saying so).
+readiness is probed. An exec probe runs its command in the container's current run, as
+``kubectl exec`` does (:mod:`.exec`): exit code 0 succeeds; otherwise the command's output
+(stdout and stderr together) is the failure message, and a command still running after
+``timeoutSeconds`` is killed and fails with ``command "<argv>" timed out``, as upstream's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import os
+import signal
 import socket
+import subprocess
+from collections.abc import Callable
 from typing import Any
+
+from devcluster.localpods.exec import ContainerNotRunning, ExecPlan
 
 __all__ = ["ProbeState", "run_probe"]
 
@@ -77,8 +87,41 @@ def _port(container: JSON, port: object) -> int:
     raise ValueError(f"port {text!r} is not a named port of the container")
 
 
-def run_probe(probe: JSON, container: JSON, pod_ip: str, timeout: float) -> tuple[bool, str]:
-    """Run ``probe`` against the container at ``pod_ip``: (success, failure message)."""
+#: How to run a command in the probed container's current run (raises ContainerNotRunning).
+ExecPlanner = Callable[[list[str]], ExecPlan]
+
+
+def run_exec(command: list[str], plan: ExecPlanner, timeout: float) -> tuple[bool, str]:
+    """Run an exec probe's ``command``: (exit code 0, its output or the timeout message)."""
+    if not command:
+        return False, "exec probe has no command"
+    try:
+        how = plan(command)
+    except ContainerNotRunning as e:
+        return False, str(e)
+    try:
+        proc = subprocess.Popen(how.argv, env=how.env, cwd=how.cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    except OSError as e:
+        return False, f"exec {command[0]!r}: {e}"
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # its own session: nsenter's forked child and anything it started go too
+        with contextlib.suppress(ProcessLookupError):  # it ended by itself meanwhile
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return False, f'command "{" ".join(command)}" timed out'
+    if proc.returncode == 0:
+        return True, ""
+    return False, output.decode("utf-8", "replace")
+
+
+def run_probe(probe: JSON, container: JSON, pod_ip: str, timeout: float,
+              exec_plan: ExecPlanner | None = None) -> tuple[bool, str]:
+    """Run ``probe`` against the container at ``pod_ip`` (``exec_plan``: how to run an exec
+    probe's command in it; None: it has no running process): (success, failure message)."""
     try:
         if "httpGet" in probe:
             get = probe["httpGet"]
@@ -125,7 +168,10 @@ def run_probe(probe: JSON, container: JSON, pod_ip: str, timeout: float) -> tupl
                 return False, f"dial tcp {host}:{port}: {e}"
             return True, ""
         if "exec" in probe:
-            return False, "exec probes are not supported by the devcluster's local kubelet"
+            if exec_plan is None:
+                return False, "the container is not running"
+            command = [str(x) for x in (probe["exec"] or {}).get("command") or []]
+            return run_exec(command, exec_plan, timeout)
         return False, "probe has no handler"
     except ValueError as e:
         return False, str(e)

@@ -15,7 +15,8 @@ deleted or the node shuts down.
   that the ``previous`` log is that run's, where the Pod's directory was kept.
 * A liveness (or startup) probe past its failure threshold kills the container
   (``Unhealthy`` and ``Killing`` Events) and it is restarted as above; readiness sets
-  ``ready`` and the Pod's Ready/ContainersReady conditions. Exec probes fail, saying so.
+  ``ready`` and the Pod's Ready/ContainersReady conditions. An exec probe runs its command in
+  the container's current run, as ``kubectl exec`` does (:mod:`.probes`).
 
 Where the rest lives: starting a run (volumes, env, command, sandbox, memory cgroup) in
 :mod:`.launch`, stopping and graceful deletion in :mod:`.termination`, the status written in
@@ -28,6 +29,7 @@ probe or restart is due.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -38,6 +40,7 @@ from devcluster.handlers import now_rfc3339
 from devcluster.localpods import ImageCommand
 from devcluster.localpods.backoff import RestartBackoff, crash_loop_message
 from devcluster.localpods.container import Container, run_log
+from devcluster.localpods.exec import plan_exec
 from devcluster.localpods.launch import TOKEN_SECONDS, Launcher
 from devcluster.localpods.probes import run_probe
 from devcluster.localpods.publish import containers_status, publish_status
@@ -268,7 +271,10 @@ class PodWorker:
             p = probes.get(kind)
             if p is None or not p.due(now):
                 continue
-            ok, message = run_probe(p.probe, c.spec, self.pod_ip, p.timeout)
+            process = c.process
+            planner = None if process is None or process.finished is not None else (
+                functools.partial(plan_exec, process.pid, process.sandboxed))
+            ok, message = run_probe(p.probe, c.spec, self.pod_ip, p.timeout, planner)
             p.record(ok, message, time.monotonic())
             if not ok:
                 self.runtime.event(
