@@ -192,12 +192,14 @@ def test_deletion_sends_sigterm_then_sigkill_after_the_grace_period(
                 name not in [p.metadata.name for p in core.list_namespaced_pod(namespace).items]
             ),
             what=f"pod {name} gone",
-            timeout=15,
+            timeout=25,
         )
         return time.monotonic() - started
 
-    assert gone_after("polite") < 5  # exits on SIGTERM, long before its 30 s grace
-    assert 2 <= gone_after("stubborn") < 6  # ignores SIGTERM: killed after 2 s
+    # the bounds leave room for a loaded machine and still tell the cases apart: 30 s is the
+    # polite pod's grace (it exits on SIGTERM, long before), 2 s the stubborn one's (SIGKILL)
+    assert gone_after("polite") < 15
+    assert 2 <= gone_after("stubborn") < 15
     for name, uid in uids.items():
         assert processes_mentioning(f"{namespace}_{name}_{uid}") == []
 
