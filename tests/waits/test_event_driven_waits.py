@@ -5,6 +5,7 @@ child becomes ready its event wakes the operation — long before the recheck wa
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from support.builders import blueprint, gateway, gateway_class
@@ -37,7 +38,10 @@ def test_the_childs_event_wakes_the_waiting_provision(kube: KubeClient, namespac
             # before it waits once more, so a read of the operation may fall in between
             op = next(o for o in store.list_operations(gateway_uid=uid)
                       if o.machine == "provision")
-            return op if op.status is OperationStatus.WAITING else None
+            # and a recheck at least 2 s away, so a slow test thread cannot reach it first
+            due = op.next_run_at
+            return op if (op.status is OperationStatus.WAITING and due is not None
+                          and due - datetime.now(UTC) >= timedelta(seconds=2)) else None
 
         # the recheck backs off: 0.2 s, 0.4, 0.8, 1.6 s ... (one row, its repeats counted)
         op = wait_for(waiting, timeout=20, what="the provision waiting for its child, repeatedly")
