@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from support.builders import widget_crd
 from support.waiting import wait_for
 
 from bifrost.kube import NotFound, PathNotServed, UnknownKind
@@ -35,24 +36,11 @@ def test_a_plain_404_is_a_path_not_served_and_a_status_404_is_not() -> None:
     assert type(status) is NotFound and status.reason == "NotFound"
 
 
-def _crd(group: str) -> dict[str, Any]:
-    return {
-        "apiVersion": CRD_API, "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                           "listKind": "WidgetList"},
-                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                     "openAPIV3Schema": {"type": "object",
-                                         "x-kubernetes-preserve-unknown-fields": True}}}]},
-    }
-
-
 def test_a_deleted_crd_s_kind_becomes_unknown_after_one_plain_404(
         kube: KubeClient, namespace: str) -> None:
     group = f"k{uuid.uuid4().hex[:8]}.example.com"
     api_version = f"{group}/v1"
-    kube.create(_crd(group))
+    kube.create(widget_crd(group))
     widget = {"apiVersion": api_version, "kind": "Widget",
               "metadata": {"name": "w", "namespace": namespace}}
     wait_for(lambda: _created(kube, widget), what="the new kind served", timeout=10)

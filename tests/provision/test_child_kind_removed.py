@@ -5,33 +5,20 @@ step's timeout for an object that cannot come back."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from provision_kit import Harness
+from support.builders import widget_crd
 
 from bifrost.records import OperationStatus
 
 CRD_API = "apiextensions.k8s.io/v1"
 
 
-def _crd(group: str) -> dict[str, Any]:
-    return {
-        "apiVersion": CRD_API, "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
-                           "listKind": "WidgetList"},
-                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
-                     "openAPIV3Schema": {"type": "object",
-                                         "x-kubernetes-preserve-unknown-fields": True}}}]},
-    }
-
-
 def test_a_child_whose_crd_is_deleted_while_it_waits_fails_the_provision_clearly(
         harness: Harness) -> None:
     h = harness
     group = f"{h.namespace}.example.com"
-    h.kube.create(_crd(group))
+    h.kube.create(widget_crd(group))
     h.set_blueprint([{
         "id": "widget",
         "template": f"apiVersion: {group}/v1\nkind: Widget\nmetadata: {{name: w}}\n",

@@ -87,3 +87,18 @@ def namespace_policy(namespace: str, name: str, default: dict[str, Any]) -> Obj:
         "spec": {"targetRef": {"group": "", "kind": "Namespace", "name": namespace},
                  "default": default},
     }
+
+
+def widget_crd(group: str) -> Obj:
+    """A namespaced ``Widget`` kind in ``group`` (``v1``, any fields): a CRD a test may install
+    and delete on a shared cluster (use a group of its own)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget",
+                           "listKind": "WidgetList"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                     "openAPIV3Schema": {"type": "object",
+                                         "x-kubernetes-preserve-unknown-fields": True}}}]},
+    }
