@@ -87,6 +87,9 @@ def _port(container: JSON, port: object) -> int:
     raise ValueError(f"port {text!r} is not a named port of the container")
 
 
+#: The most of an exec probe's output kept as its message (upstream's kubelet keeps 10 KiB).
+MAX_EXEC_OUTPUT = 10 * 1024
+
 #: How to run a command in the probed container's current run (raises ContainerNotRunning).
 ExecPlanner = Callable[[list[str]], ExecPlan]
 
@@ -115,7 +118,7 @@ def run_exec(command: list[str], plan: ExecPlanner, timeout: float) -> tuple[boo
         return False, f'command "{" ".join(command)}" timed out'
     if proc.returncode == 0:
         return True, ""
-    return False, output.decode("utf-8", "replace")
+    return False, output[:MAX_EXEC_OUTPUT].decode("utf-8", "replace")
 
 
 def run_probe(probe: JSON, container: JSON, pod_ip: str, timeout: float,
