@@ -12,7 +12,9 @@ deleted or the node shuts down.
   container that ran (a devcluster restarted over its state, a worker that failed) continues
   its count, and its first run there is a restart (a new process after the one that ran, as
   upstream counts a container recreated after a node reboot), numbered on from the last run so
-  that the ``previous`` log is that run's, where the Pod's directory was kept.
+  that the ``previous`` log is that run's, where the Pod's directory was kept; its
+  ``lastState`` is the run before (one that was running then: exit code 255, ``Unknown``, as
+  upstream shows a container lost in a reboot).
 * A liveness (or startup) probe past its failure threshold kills the container
   (``Unhealthy`` and ``Killing`` Events) and it is restarted as above; readiness sets
   ``ready`` and the Pod's Ready/ContainersReady conditions. An exec probe runs its command in
@@ -301,8 +303,8 @@ class PodWorker:
 
 
 def _continue_counts(pod: JSON, containers: list[Container]) -> None:
-    """Take over the restart counts of the containers that ran before this worker, from the
-    Pod's status (see the module docstring)."""
+    """Take over the restart counts and last states of the containers that ran before this
+    worker, from the Pod's status (see the module docstring)."""
     status = pod.get("status") or {}
     before = {
         str(cs.get("name")): cs
@@ -318,3 +320,18 @@ def _continue_counts(pod: JSON, containers: list[Container]) -> None:
         count = int(cs.get("restartCount") or 0)
         c.view.restart_count = count
         c.runs = count + 1  # the run that ran last was run ``count``
+        c.view.last_terminated = _last_state(cs)
+
+
+def _last_state(cs: JSON) -> JSON | None:
+    """The ``lastState.terminated`` a container's next run shows, from its status before this
+    worker: a run that was still running ended unseen (the node went down under it), which
+    upstream reports as exit code 255, reason ``Unknown``; a run that had ended, as it ended."""
+    state = cs.get("state") or {}
+    running = state.get("running")
+    if running is not None:
+        return {"exitCode": 255, "reason": "Unknown",
+                "startedAt": running.get("startedAt") or now_rfc3339(),
+                "finishedAt": now_rfc3339(), "containerID": str(cs.get("containerID") or "")}
+    ended = state.get("terminated") or (cs.get("lastState") or {}).get("terminated")
+    return dict(ended) if ended else None

@@ -74,3 +74,46 @@ def test_a_restarted_devcluster_continues_the_restart_counts(tmp_path: Path) -> 
     finally:
         second.stop()
     assert processes_mentioning(str(root)) == []
+
+
+def _running_after(core: client.CoreV1Api, name: str, after: str) -> dict[str, Any] | None:
+    """The container's status once it runs in a run other than ``after`` (a containerID)."""
+    cs = container_status(core, "default", name)
+    if "running" not in (cs.get("state") or {}) or cs.get("containerID") == after:
+        return None
+    return cs
+
+
+def test_a_run_lost_with_the_devcluster_is_the_next_run_s_unknown_last_state(
+        tmp_path: Path) -> None:
+    """A container still running when the devcluster stopped ended unseen, as in a node reboot:
+    its next run shows it as ``lastState.terminated`` exit code 255, reason ``Unknown``."""
+    options = LocalPodOptions(images=(IMAGE,), root=tmp_path / "local-pods")
+    state = tmp_path / "state.json"
+    first = DevCluster(local_pods=options, state_file=state)
+    first.start()
+    try:
+        core = _core(first, tmp_path / "kubeconfig-1")
+        if not core.list_namespaced_service_account("default").items:
+            core.create_namespaced_service_account("default", {"metadata": {"name": "default"}})
+        core.create_namespaced_pod("default", pod_body("serving"))
+        before = wait_for(lambda: _running_after(core, "serving", after=""), what="running",
+                          timeout=20)
+        assert before["restartCount"] == 0 and before["lastState"] == {}
+    finally:
+        first.stop()
+
+    second = DevCluster(local_pods=options, state_file=state)
+    second.start()
+    try:
+        core = _core(second, tmp_path / "kubeconfig-2")
+        after = wait_for(lambda: _running_after(core, "serving", str(before["containerID"])),
+                         what="running again on the restarted devcluster", timeout=20)
+        assert after["restartCount"] == 1, after
+        lost = after["lastState"]["terminated"]
+        assert (lost["exitCode"], lost["reason"]) == (255, "Unknown"), lost
+        assert lost["startedAt"] == before["state"]["running"]["startedAt"]
+        assert lost["containerID"] == before["containerID"]
+    finally:
+        second.stop()
+    assert processes_mentioning(str(tmp_path / "local-pods")) == []
