@@ -53,6 +53,7 @@ from devcluster.localpods import LocalPodOptions
 from devcluster.openapi import openapi_v3_discovery, openapi_v3_group_version
 from devcluster.pod_exec import register_pod_exec
 from devcluster.pod_logs import StreamingBody, register_pod_logs
+from devcluster.pod_portforward import register_pod_portforward
 from devcluster.registry import Registry
 from devcluster.scale import register as register_scale
 from devcluster.storage import Store
@@ -835,6 +836,7 @@ class DevCluster:
         )
         self.auth: Auth = self.auth_service.auth
         register_pod_exec(self.api, self.auth, self.workloads.kubelet.local)
+        register_pod_portforward(self.api, self.auth, self.workloads.kubelet.local)
         if isinstance(self.auth, RbacAuth):  # nobody grants what they do not hold
             self.api.admission.append(EscalationCheck(self.api, self.auth.decide))
             # an apply or update that creates the object needs create too
