@@ -20,11 +20,14 @@ open the server connects to the port: upstream the runtime connects to localhost
 pod's network namespace; here a local Pod has no namespace of its own but its own loopback
 address (``status.podIP``, 127.x.y.z), which its listeners bind instead of ``127.0.0.1`` or
 the wildcard (see :mod:`devcluster.localpods.netshim`), so the server connects to the pod's
-IP and the port. Bytes are then relayed both ways; the client's ``FIN`` on the data stream
-closes the pod connection's write side; when the pod closes its side the server ends both
-streams (``FIN``). A connection that fails is reported as text on the error stream, in
-upstream's words (``error forwarding port 8080 to pod <pod uid>, uid : ...``, the pod's uid
-standing for the sandbox id) and both streams end: kubectl logs it and closes the session.
+IP and the port (a listener on the wildcard is reached there too; one a non-Python program
+binds to ``127.0.0.1`` itself is not: the netshim rewrites Python's binds only). Bytes are
+then relayed both ways; the client's ``FIN`` on the data stream closes the pod connection's
+write side; when the pod closes its side the server ends both streams (``FIN``). A
+connection that fails is reported as text on the error stream, in upstream's words (``error
+forwarding port 8080 to pod <pod uid>, uid : ...``, the pod's uid standing for the sandbox id)
+and both streams end: kubectl logs it, closes the session and exits (``error: lost connection
+to pod``), as with a kubelet.
 
 One thread per session (the HTTP server's connection thread) does everything with
 ``select``: a TLS socket must not be read and written by two threads at once. There is no
