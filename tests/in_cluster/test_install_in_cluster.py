@@ -11,6 +11,9 @@ of ``deploy/`` are what allows it.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +23,15 @@ from in_cluster_kit import (
     INSTALL,
     NAMESPACE,
     LocalCluster,
+    kubectl_path,
     local_cluster,
 )
+from support.port_forward import PortForward
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
+
+ADMIN = str(Path(sys.executable).parent / "bifrost-admin")
 
 
 def test_install_manifest_runs_the_controller_pod_which_programs_the_example(
@@ -75,6 +82,22 @@ def test_install_manifest_runs_the_controller_pod_which_programs_the_example(
         assert any("edge" in str(line.get("gateway", "")) for line in lines), messages[:2000]
         table = lc.kubectl("get", "pods,gateways", "-A").stdout
         assert name in table and "edge" in table
+
+        # docs/admin-remote.md's path: kubectl port-forward to the Deployment's admin port,
+        # then bifrost-admin --server with the caller's own token (the admin kubeconfig's),
+        # which the Pod checks with a TokenReview and a SubjectAccessReview
+        env = {**os.environ, "KUBECONFIG": str(lc.admin)}
+        forward = PortForward([kubectl_path(), "-n", NAMESPACE, "port-forward",
+                               "deploy/bifrost", ":8082"], env)
+        try:
+            server = f"http://127.0.0.1:{forward.local_port()}"
+            admin = subprocess.run([ADMIN, "--server", server, "gateways", "-n", "apps"],
+                                   capture_output=True, text=True, timeout=60, env=env,
+                                   check=False)
+        finally:
+            forward.stop()
+        assert admin.returncode == 0, (admin.stdout, admin.stderr, forward.output())
+        assert "edge" in admin.stdout, admin.stdout
 
 
 def test_a_permission_removed_from_the_pods_role_shows_and_recovers_without_restart(
