@@ -36,10 +36,9 @@ from typing import Any, Protocol
 
 from devcluster.auth import Auth
 from devcluster.errors import ApiError
-from devcluster.faults import Request
-from devcluster.handlers import Api, RawBody, RequestContext, Target
-from devcluster.kinds.resource_type import Subresource
+from devcluster.handlers import Api, RawBody, RequestContext
 from devcluster.localpods.exec import ContainerNotRunning, ExecPlan
+from devcluster.pod_streams import bad_request, pod_to_stream, register_pod_stream, require_node
 from devcluster.websocket import (
     OP_BINARY,
     OP_CLOSE,
@@ -78,14 +77,7 @@ class ExecSource(Protocol):
 def register_pod_exec(api: Api, auth: Auth, source: ExecSource | None) -> None:
     """Answer ``pods/exec`` on ``api`` (and list it in discovery, verbs ``create`` and
     ``get`` as upstream), running commands with ``source`` (None: every pod is simulated)."""
-    pods = api.registry.get("", "v1", "pods")
-    assert pods is not None
-    pods.subresources["exec"] = Subresource(("create", "get"), "PodExecOptions")
-    api.handlers[("", "pods", "exec")] = lambda ctx: _handle(ctx, auth, source)
-
-
-def _bad_request(message: str) -> ApiError:
-    return ApiError(400, message, "BadRequest")
+    register_pod_stream(api, "exec", "PodExecOptions", lambda ctx: _handle(ctx, auth, source))
 
 
 def _true(query: Mapping[str, str], key: str) -> bool:
@@ -101,35 +93,29 @@ def _container(pod: JSON, asked: str) -> str:
     if not asked:
         if len(containers) == 1:
             return containers[0]
-        raise _bad_request(
+        raise bad_request(
             f"a container name must be specified for pod {name}, choose one of: "
             f"[{' '.join(containers)}]"
         )
     if asked not in every:
-        raise _bad_request(f"container {asked} is not valid for pod {name}")
+        raise bad_request(f"container {asked} is not valid for pod {name}")
     return asked
 
 
 def _handle(ctx: RequestContext, auth: Auth, source: ExecSource | None) -> tuple[int, RawBody]:
-    t = ctx.target
-    ns, name = t.namespace or "", t.name or ""
-    if ctx.verb == "get":  # a WebSocket upgrade: it must also be allowed to create
-        auth.authorize(ctx.user, Request("create", "", "v1", "pods", "exec", ns, name))
-    elif ctx.verb != "create":
-        raise ApiError(405, "method not allowed", "MethodNotAllowed")
-    pod = ctx.api.get(Target(t.rt, "v1", t.namespace, name))  # 404 as for the pod
+    ns, name = ctx.target.namespace or "", ctx.target.name or ""
+    pod = pod_to_stream(ctx, auth, "exec")
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise _bad_request(
+        raise bad_request(
             f"cannot exec into a container in a completed pod; current phase is {phase}"
         )
     container = _container(pod, ctx.query.get("container", ""))
-    if not (pod.get("spec") or {}).get("nodeName"):
-        raise _bad_request(f"pod {name} does not have a host assigned")
+    require_node(pod)
     if _true(ctx.query, "stdin") or _true(ctx.query, "tty"):
-        raise _bad_request("stdin and tty are not supported by the devcluster's pods/exec")
+        raise bad_request("stdin and tty are not supported by the devcluster's pods/exec")
     if not (_true(ctx.query, "stdout") or _true(ctx.query, "stderr")):
-        raise _bad_request("you must specify at least 1 of stdin, stdout, stderr")
+        raise bad_request("you must specify at least 1 of stdin, stdout, stderr")
 
     def run(path: str, headers: Mapping[str, str], sock: socket.socket) -> None:
         with contextlib.suppress(OSError):  # the client hung up: not a server error
@@ -151,22 +137,22 @@ def _serve(
     command = query.get("command") or []
     try:
         if not command:
-            raise _bad_request("you must specify at least one command for the container")
+            raise bad_request("you must specify at least one command for the container")
         plan = source.exec_plan(ns, name, container, command) if source is not None else None
         if plan is None:
-            raise _bad_request(
+            raise bad_request(
                 f"container {container} is not running: the devcluster does not run pod "
                 f"{ns}/{name} (it is simulated: no local image runs its containers)"
             )
         try:
             answer = handshake("GET", headers, PROTOCOLS)
         except HandshakeError as e:
-            raise _bad_request(
+            raise bad_request(
                 f"the devcluster serves pods/exec over a WebSocket "
                 f"({', '.join(PROTOCOLS)}) only: {e}"
             ) from e
     except ContainerNotRunning as e:
-        sock.sendall(error_answer(_bad_request(f"{e} (pod {ns}/{name})")))
+        sock.sendall(error_answer(bad_request(f"{e} (pod {ns}/{name})")))
         return
     except ApiError as e:
         sock.sendall(error_answer(e))

@@ -46,9 +46,8 @@ from typing import Any, Protocol
 
 from devcluster.auth import Auth
 from devcluster.errors import ApiError
-from devcluster.faults import Request
-from devcluster.handlers import Api, RawBody, RequestContext, Target
-from devcluster.kinds.resource_type import Subresource
+from devcluster.handlers import Api, RawBody, RequestContext
+from devcluster.pod_streams import bad_request, pod_to_stream, register_pod_stream, require_node
 from devcluster.portforward_relay import Forwarder, Transport
 from devcluster.websocket import (
     OP_BINARY,
@@ -87,34 +86,22 @@ def register_pod_portforward(api: Api, auth: Auth, source: ForwardSource | None)
     """Answer ``pods/portforward`` on ``api`` (and list it in discovery, verbs ``create`` and
     ``get`` as upstream), relaying to the pods ``source`` runs (None: every pod is
     simulated)."""
-    pods = api.registry.get("", "v1", "pods")
-    assert pods is not None
-    pods.subresources["portforward"] = Subresource(("create", "get"), "PodPortForwardOptions")
-    api.handlers[("", "pods", "portforward")] = lambda ctx: _handle(ctx, auth, source)
-
-
-def _bad_request(message: str) -> ApiError:
-    return ApiError(400, message, "BadRequest")
+    register_pod_stream(api, "portforward", "PodPortForwardOptions",
+                        lambda ctx: _handle(ctx, auth, source))
 
 
 def _handle(ctx: RequestContext, auth: Auth, source: ForwardSource | None) -> tuple[int, RawBody]:
-    t = ctx.target
-    ns, name = t.namespace or "", t.name or ""
-    if ctx.verb == "get":  # a WebSocket upgrade: it must also be allowed to create
-        auth.authorize(ctx.user, Request("create", "", "v1", "pods", "portforward", ns, name))
-    elif ctx.verb != "create":
-        raise ApiError(405, "method not allowed", "MethodNotAllowed")
-    pod = ctx.api.get(Target(t.rt, "v1", t.namespace, name))  # 404 as for the pod
-    if not (pod.get("spec") or {}).get("nodeName"):
-        raise _bad_request(f"pod {name} does not have a host assigned")
+    ns, name = ctx.target.namespace or "", ctx.target.name or ""
+    pod = pod_to_stream(ctx, auth, "portforward")
+    require_node(pod)
     if source is None or source.handles(pod) is None:
-        raise _bad_request(
+        raise bad_request(
             f"the devcluster does not run pod {ns}/{name} (it is simulated: no local image runs "
             "its containers), so it has no port to forward to"
         )
     ip = str((pod.get("status") or {}).get("podIP") or "")
     if not ip:
-        raise _bad_request(f"pod {ns}/{name} has no IP yet: its sandbox is not running")
+        raise bad_request(f"pod {ns}/{name} has no IP yet: its sandbox is not running")
     uid = str(pod["metadata"].get("uid") or "")
     websocket = ctx.verb == "get"
 
@@ -139,7 +126,7 @@ def spdy_upgrade(headers: Mapping[str, str]) -> bytes:
     connection = {v.lower() for v in _header_values(headers, "connection")}
     upgrade = {v.lower() for v in _header_values(headers, "upgrade")}
     if "upgrade" not in connection or "spdy/3.1" not in upgrade:
-        raise _bad_request(
+        raise bad_request(
             "the devcluster serves pods/portforward over a WebSocket "
             f"({TUNNELED_PROTOCOL}) or a SPDY/3.1 upgrade; this request asks for neither"
         )
@@ -169,7 +156,7 @@ def _serve(
             try:
                 answer = handshake("GET", headers, (TUNNELED_PROTOCOL,))
             except HandshakeError as e:
-                raise _bad_request(
+                raise bad_request(
                     f"the devcluster serves pods/portforward over a WebSocket "
                     f"({TUNNELED_PROTOCOL}) or a SPDY/3.1 upgrade: {e}"
                 ) from e
