@@ -108,3 +108,20 @@ def processes_mentioning(text: str) -> list[int]:
 def events_of(core: client.CoreV1Api, namespace: str, name: str) -> list[tuple[str, str]]:
     items = core.list_namespaced_event(namespace).items
     return [(e.reason, e.message) for e in items if e.involved_object.name == name]
+
+
+def token_allowed(core: client.CoreV1Api, namespace: str, name: str,
+                  rules: list[JSON]) -> str:
+    """A token of a new ServiceAccount ``name`` in ``namespace`` that holds exactly ``rules``
+    there (a Role and its RoleBinding of the same name)."""
+    rbac = client.RbacAuthorizationV1Api(core.api_client)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": rules})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    })
+    token = core.create_namespaced_service_account_token(
+        name, namespace, {"spec": {"audiences": []}}).status.token
+    return str(token)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client  # type: ignore[import-untyped]
-from local_pods_kit import pod_body, wait_ready
+from local_pods_kit import pod_body, token_allowed, wait_ready
 
 from devcluster.server import DevCluster
 
@@ -143,26 +143,8 @@ def test_exec_into_a_missing_container_or_a_simulated_pod_is_an_error(
 def test_exec_needs_create_on_pods_exec(
     cluster: DevCluster, core: client.CoreV1Api, pods_root: Path, namespace: str, shell_pod: str
 ) -> None:
-    rbac = client.RbacAuthorizationV1Api(core.api_client)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "viewer"}})
-    rbac.create_namespaced_role(
-        namespace,
-        {
-            "metadata": {"name": "viewer"},
-            "rules": [{"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["get"]}],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "viewer"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
-            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}],
-        },
-    )
-    token = core.create_namespaced_service_account_token(
-        "viewer", namespace, {"spec": {"audiences": []}}
-    ).status.token
+    token = token_allowed(core, namespace, "viewer", [
+        {"apiGroups": [""], "resources": ["pods", "pods/exec"], "verbs": ["get"]}])
     refused = _kubectl(
         cluster, pods_root, "-n", namespace, "exec", shell_pod, "--", "true", token=token
     )

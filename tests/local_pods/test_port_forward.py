@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client  # type: ignore[import-untyped]
-from local_pods_kit import pod_body, wait_ready
+from local_pods_kit import pod_body, token_allowed, wait_ready
 from support.port_forward import PortForward
 from support.waiting import wait_for
 
@@ -175,28 +175,8 @@ def test_port_forward_needs_create_on_pods_portforward(
     web_pod: str,
     forward: list[PortForward],
 ) -> None:
-    rbac = client.RbacAuthorizationV1Api(core.api_client)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "viewer"}})
-    rbac.create_namespaced_role(
-        namespace,
-        {
-            "metadata": {"name": "viewer"},
-            "rules": [
-                {"apiGroups": [""], "resources": ["pods", "pods/portforward"], "verbs": ["get"]}
-            ],
-        },
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": "viewer"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "viewer"},
-            "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": namespace}],
-        },
-    )
-    token = core.create_namespaced_service_account_token(
-        "viewer", namespace, {"spec": {"audiences": []}}
-    ).status.token
+    token = token_allowed(core, namespace, "viewer", [
+        {"apiGroups": [""], "resources": ["pods", "pods/portforward"], "verbs": ["get"]}])
     pf = _start(forward, cluster, pods_root, namespace, f"pod/{web_pod}", ":8080", token=token)
     wait_for(lambda: pf.exited() is not None, what=pf.output, timeout=30)
     assert pf.process.returncode == 1
