@@ -18,6 +18,13 @@ STATE = {
 }
 
 
+def _serving(ip: str) -> bool:
+    try:
+        return http(ip, "/healthz")[0] == 200
+    except OSError:  # not listening yet (URLError is an OSError)
+        return False
+
+
 def _ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
     statuses = status_of(core, namespace, name).get("containerStatuses") or [{}]
     return bool(statuses[0].get("ready"))
@@ -26,22 +33,30 @@ def _ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
 def test_exec_probes_run_in_the_container_and_say_what_the_command_printed(
     core: client.CoreV1Api, namespace: str
 ) -> None:
+    # timeoutSeconds 10: starting a command in the sandbox (nsenter, sh) can take longer than
+    # the default 1 s on a loaded machine, and a liveness probe that timed out twice would
+    # restart the container before the test means it to
     probes = {
         "readinessProbe": {
             "exec": {"command": ["sh", "-c", "if [ -e /state/unready ]; then "
                                              "echo not ready yet; exit 1; fi"]},
             "periodSeconds": 1,
+            "timeoutSeconds": 10,
         },
         "livenessProbe": {
             "exec": {"command": ["sh", "-c", "test ! -e /state/unhealthy"]},
             "periodSeconds": 1,
             "failureThreshold": 2,
+            "timeoutSeconds": 10,
         },
     }
     body = pod_body("probed", probes=probes, **STATE)
     body["spec"]["terminationGracePeriodSeconds"] = 5
     core.create_namespaced_pod(namespace, body)
     ip = wait_ready(core, namespace, "probed")["podIP"]
+    # the exec probe says nothing of the app's port (unlike the kit's HTTP probe): ready may
+    # come before the app listens
+    wait_for(lambda: _serving(ip), what="the app serving", timeout=20)
 
     # the readiness command sees the file the app writes into its own volume
     assert http(ip, "/touch?path=/state/unready") == (200, "ok")
