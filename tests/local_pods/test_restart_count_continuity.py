@@ -21,7 +21,12 @@ pytestmark = pytest.mark.slow
 
 
 def _core(dc: DevCluster, where: Path) -> client.CoreV1Api:
-    return client.CoreV1Api(config.new_client_from_config(str(dc.write_kubeconfig(where))))
+    """A client of ``dc`` as its admin, its ``default`` namespace able to run Pods (the
+    ServiceAccount ``default`` exists)."""
+    core = client.CoreV1Api(config.new_client_from_config(str(dc.write_kubeconfig(where))))
+    if not core.list_namespaced_service_account("default").items:
+        core.create_namespaced_service_account("default", {"metadata": {"name": "default"}})
+    return core
 
 
 def _backing_off(core: client.CoreV1Api, after: str) -> dict[str, Any] | None:
@@ -43,8 +48,6 @@ def test_a_restarted_devcluster_continues_the_restart_counts(tmp_path: Path) -> 
     first.start()
     try:
         core = _core(first, tmp_path / "kubeconfig-1")
-        if not core.list_namespaced_service_account("default").items:
-            core.create_namespaced_service_account("default", {"metadata": {"name": "default"}})
         env = [{"name": "APP_MODE", "value": "crash"}]  # exits 3 at once
         core.create_namespaced_pod("default", pod_body("crash", env=env, probes={}))
         uid = core.read_namespaced_pod("crash", "default").metadata.uid
@@ -94,8 +97,6 @@ def test_a_run_lost_with_the_devcluster_is_the_next_run_s_unknown_last_state(
     first.start()
     try:
         core = _core(first, tmp_path / "kubeconfig-1")
-        if not core.list_namespaced_service_account("default").items:
-            core.create_namespaced_service_account("default", {"metadata": {"name": "default"}})
         core.create_namespaced_pod("default", pod_body("serving"))
         before = wait_for(lambda: _running_after(core, "serving", after=""), what="running",
                           timeout=20)
